@@ -1,0 +1,505 @@
+/**
+ * Typed errors. Every failure the library reports is a {@link MailboxAuthError} subclass with a stable
+ * {@link MailboxAuthErrorCode}, the original `cause` kept (non-enumerable), and a message that never
+ * contains a token, refresh token, authorization code, PKCE verifier or key.
+ *
+ * `JSON.stringify(err)` and `util.inspect(err)` show the code, message and a one-line summary of each
+ * cause (name, code, message, HTTP status) but never the cause's own properties, which for third-party
+ * errors (an OAuth response body, a driver error) can hold secrets.
+ *
+ * @module
+ */
+
+import { inspect } from 'node:util';
+
+/**
+ * Every stable error code. Group them with {@link errorCategory}:
+ * - transient (retry later): `ERR_TOKEN_REFRESH_FAILED`, `ERR_PROVIDER_UNAVAILABLE`, `ERR_STORAGE`,
+ *   `ERR_VERSION_CONFLICT`
+ * - re-authorization (ask the user to reconnect): `ERR_REAUTHORIZATION_REQUIRED`, `ERR_TOKEN_EXPIRED`,
+ *   `ERR_MAIL_AUTHENTICATION_FAILED`
+ * - configuration (tell the operator): `ERR_CONFIGURATION`, `ERR_UNKNOWN_PROVIDER`, `ERR_CRYPTO`
+ * - request (the caller or the end user sent something wrong): `ERR_INVALID_ARGUMENT`, `ERR_INVALID_STATE`,
+ *   `ERR_AUTHORIZATION_DENIED`, `ERR_AUTHORIZATION_RESPONSE_INVALID`, `ERR_TOKEN_EXCHANGE_FAILED`,
+ *   `ERR_ACCOUNT_NOT_FOUND`
+ *
+ * @example
+ * ```ts
+ * import { isMailboxAuthError } from 'oauth-mailbox';
+ * try { await auth.getAccessToken(id) } catch (err) {
+ *   if (isMailboxAuthError(err, 'ERR_REAUTHORIZATION_REQUIRED')) askUserToReconnect();
+ * }
+ * ```
+ */
+export type MailboxAuthErrorCode =
+  | 'ERR_CONFIGURATION'
+  | 'ERR_INVALID_ARGUMENT'
+  | 'ERR_UNKNOWN_PROVIDER'
+  | 'ERR_INVALID_STATE'
+  | 'ERR_AUTHORIZATION_DENIED'
+  | 'ERR_AUTHORIZATION_RESPONSE_INVALID'
+  | 'ERR_TOKEN_EXCHANGE_FAILED'
+  | 'ERR_TOKEN_EXPIRED'
+  | 'ERR_TOKEN_REFRESH_FAILED'
+  | 'ERR_REAUTHORIZATION_REQUIRED'
+  | 'ERR_PROVIDER_UNAVAILABLE'
+  | 'ERR_STORAGE'
+  | 'ERR_VERSION_CONFLICT'
+  | 'ERR_CRYPTO'
+  | 'ERR_ACCOUNT_NOT_FOUND'
+  | 'ERR_MAIL_AUTHENTICATION_FAILED';
+
+/**
+ * What a caller should do about an error, derived from its code.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof MailboxAuthError && err.category === 'transient') scheduleRetry(err.retryAfterMs);
+ * ```
+ */
+export type ErrorCategory = 'transient' | 'reauthorization' | 'configuration' | 'request';
+
+const CATEGORY: Readonly<Record<MailboxAuthErrorCode, ErrorCategory>> = {
+  ERR_CONFIGURATION: 'configuration',
+  ERR_INVALID_ARGUMENT: 'request',
+  ERR_UNKNOWN_PROVIDER: 'configuration',
+  ERR_INVALID_STATE: 'request',
+  ERR_AUTHORIZATION_DENIED: 'request',
+  ERR_AUTHORIZATION_RESPONSE_INVALID: 'request',
+  ERR_TOKEN_EXCHANGE_FAILED: 'request',
+  ERR_TOKEN_EXPIRED: 'reauthorization',
+  ERR_TOKEN_REFRESH_FAILED: 'transient',
+  ERR_REAUTHORIZATION_REQUIRED: 'reauthorization',
+  ERR_PROVIDER_UNAVAILABLE: 'transient',
+  ERR_STORAGE: 'transient',
+  ERR_VERSION_CONFLICT: 'transient',
+  ERR_CRYPTO: 'configuration',
+  ERR_ACCOUNT_NOT_FOUND: 'request',
+  ERR_MAIL_AUTHENTICATION_FAILED: 'reauthorization',
+};
+
+/**
+ * The category of an error code.
+ *
+ * @example
+ * ```ts
+ * errorCategory('ERR_PROVIDER_UNAVAILABLE'); // 'transient'
+ * ```
+ */
+export function errorCategory(code: MailboxAuthErrorCode): ErrorCategory {
+  return CATEGORY[code];
+}
+
+/** Options shared by every error constructor. */
+export interface MailboxAuthErrorOptions {
+  /** The underlying error. Kept as a non-enumerable `cause`; only summarized when serialized. */
+  readonly cause?: unknown;
+  /** The account the failure concerns, when there is one. */
+  readonly accountId?: string;
+  /** The provider id the failure concerns, when there is one. */
+  readonly providerId?: string;
+}
+
+/** A summary of a cause that is safe to log: no properties beyond these are ever read. */
+export interface CauseSummary {
+  readonly name?: string;
+  readonly code?: string;
+  readonly message?: string;
+  readonly status?: number;
+}
+
+function summarizeCause(cause: unknown, depth = 0): CauseSummary[] {
+  if (cause === undefined || cause === null || depth > 4) return [];
+  if (cause instanceof MailboxAuthError) {
+    return [
+      { name: cause.name, code: cause.code, message: cause.message },
+      ...summarizeCause(cause.cause, depth + 1),
+    ];
+  }
+  if (cause instanceof Error) {
+    const rec = cause as Error & { code?: unknown; status?: unknown };
+    const summary: { name: string; message: string; code?: string; status?: number } = {
+      name: cause.name,
+      message: cause.message,
+    };
+    if (typeof rec.code === 'string') summary.code = rec.code;
+    if (typeof rec.status === 'number') summary.status = rec.status;
+    return [summary, ...summarizeCause((cause as { cause?: unknown }).cause, depth + 1)];
+  }
+  return [{ name: typeof cause }];
+}
+
+/**
+ * The base class of every error this library throws. Catch it, then switch on `code`.
+ *
+ * @example
+ * ```ts
+ * import { MailboxAuthError } from 'oauth-mailbox';
+ * try { await persistence.load(id) } catch (err) {
+ *   if (err instanceof MailboxAuthError) console.error(err.code, err.message); // never a secret
+ * }
+ * ```
+ */
+export abstract class MailboxAuthError extends Error {
+  /** The stable code of this failure. */
+  abstract readonly code: MailboxAuthErrorCode;
+  /** Whether repeating the same call later may succeed. */
+  readonly retryable: boolean = false;
+  /** The account concerned, if any. */
+  readonly accountId: string | undefined;
+  /** The provider concerned, if any. */
+  readonly providerId: string | undefined;
+
+  constructor(message: string, options: MailboxAuthErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.accountId = options.accountId;
+    this.providerId = options.providerId;
+  }
+
+  /** What the caller should do: retry, ask the user to reconnect, fix configuration, or fix the request. */
+  get category(): ErrorCategory {
+    return errorCategory(this.code);
+  }
+
+  /** A JSON view with the code, message and a summary of causes; never a secret. */
+  toJSON(): Record<string, unknown> {
+    const out: Record<string, unknown> = {
+      name: this.name,
+      code: this.code,
+      category: this.category,
+      message: this.message,
+      retryable: this.retryable,
+    };
+    for (const [key, value] of Object.entries(this)) {
+      if (value !== undefined && !(key in out)) out[key] = value;
+    }
+    const causes = summarizeCause(this.cause);
+    if (causes.length > 0) out.causes = causes;
+    return out;
+  }
+
+  /** @internal */
+  [inspect.custom](): string {
+    const head = `${this.stack ?? `${this.name}: ${this.message}`}`;
+    const fields = { ...this.toJSON() };
+    delete fields.name;
+    delete fields.message;
+    return `${head}\n  ${inspect(fields, { depth: 4, breakLength: 100 }).replace(/\n/g, '\n  ')}`;
+  }
+}
+
+/**
+ * Is `err` a {@link MailboxAuthError}, optionally with the given code?
+ *
+ * @example
+ * ```ts
+ * if (isMailboxAuthError(err, 'ERR_VERSION_CONFLICT')) retryWithFreshRecord();
+ * ```
+ */
+export function isMailboxAuthError<C extends MailboxAuthErrorCode>(
+  err: unknown,
+  code?: C,
+): err is MailboxAuthError & { readonly code: C } {
+  return err instanceof MailboxAuthError && (code === undefined || err.code === code);
+}
+
+/**
+ * The library is configured wrongly (bad key, missing option, invalid redirect URI, OAuth client rejected
+ * by the provider). Tell the operator; retrying will not help.
+ *
+ * @example
+ * ```ts
+ * aesGcmCipher({ keys: { k1: 'short' }, current: 'k1' }); // throws ConfigurationError
+ * ```
+ */
+export class ConfigurationError extends MailboxAuthError {
+  readonly code = 'ERR_CONFIGURATION' as const;
+}
+
+/**
+ * A function was called with an invalid argument. Nothing stored was changed.
+ *
+ * @example
+ * ```ts
+ * await store.listAccounts({}, { limit: -1 }); // throws InvalidArgumentError
+ * ```
+ */
+export class InvalidArgumentError extends MailboxAuthError {
+  readonly code = 'ERR_INVALID_ARGUMENT' as const;
+}
+
+/**
+ * No provider is registered under the requested id.
+ *
+ * @example
+ * ```ts
+ * throw new UnknownProviderError('No provider is registered as "gmail"', { providerId: 'gmail' });
+ * ```
+ */
+export class UnknownProviderError extends MailboxAuthError {
+  readonly code = 'ERR_UNKNOWN_PROVIDER' as const;
+}
+
+/** Why an authorization `state` was refused. */
+export type InvalidStateReason =
+  | 'missing'
+  | 'malformed'
+  | 'not_found'
+  | 'expired'
+  | 'owner_mismatch'
+  | 'provider_mismatch';
+
+/**
+ * The `state` of an authorization callback is missing, malformed, unknown, expired, already used, or
+ * belongs to another owner or provider. Restart the authorization.
+ *
+ * @example
+ * ```ts
+ * throw new InvalidStateError('The state is unknown, expired or already used', { reason: 'not_found' });
+ * ```
+ */
+export class InvalidStateError extends MailboxAuthError {
+  readonly code = 'ERR_INVALID_STATE' as const;
+  /** Why the state was refused. */
+  readonly reason: InvalidStateReason;
+  constructor(message: string, options: MailboxAuthErrorOptions & { readonly reason: InvalidStateReason }) {
+    super(message, options);
+    this.reason = options.reason;
+  }
+}
+
+/**
+ * The user declined consent (`error=access_denied`). Show a friendly message; nothing was stored.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof AuthorizationDeniedError) redirect('/settings?status=cancelled');
+ * ```
+ */
+export class AuthorizationDeniedError extends MailboxAuthError {
+  readonly code = 'ERR_AUTHORIZATION_DENIED' as const;
+}
+
+/**
+ * The provider's authorization response is invalid: an OAuth error other than `access_denied`, a
+ * missing code, a mismatched `iss`, or oversized parameters.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof AuthorizationResponseError) console.warn(err.oauthError); // e.g. 'invalid_scope'
+ * ```
+ */
+export class AuthorizationResponseError extends MailboxAuthError {
+  readonly code = 'ERR_AUTHORIZATION_RESPONSE_INVALID' as const;
+  /** The OAuth `error` parameter, when the provider sent one. */
+  readonly oauthError: string | undefined;
+  constructor(message: string, options: MailboxAuthErrorOptions & { readonly oauthError?: string } = {}) {
+    super(message, options);
+    this.oauthError = options.oauthError;
+  }
+}
+
+/**
+ * Exchanging the authorization code for tokens failed (token endpoint error, invalid id_token, missing
+ * refresh token or email). Restart the authorization; check configuration if it persists.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof TokenExchangeError) console.warn(err.oauthError, err.status);
+ * ```
+ */
+export class TokenExchangeError extends MailboxAuthError {
+  readonly code = 'ERR_TOKEN_EXCHANGE_FAILED' as const;
+  /** The OAuth `error` code from the token endpoint, when there was one. */
+  readonly oauthError: string | undefined;
+  /** The HTTP status of the token endpoint, when there was one. */
+  readonly status: number | undefined;
+  constructor(
+    message: string,
+    options: MailboxAuthErrorOptions & { readonly oauthError?: string; readonly status?: number } = {},
+  ) {
+    super(message, options);
+    this.oauthError = options.oauthError;
+    this.status = options.status;
+  }
+}
+
+/**
+ * The access token has expired and cannot be renewed here (no refresh token is stored).
+ *
+ * @example
+ * ```ts
+ * throw new TokenExpiredError('The access token expired and no refresh token is stored', { accountId });
+ * ```
+ */
+export class TokenExpiredError extends MailboxAuthError {
+  readonly code = 'ERR_TOKEN_EXPIRED' as const;
+}
+
+/**
+ * A token refresh failed for a transient reason (network, timeout, HTTP 5xx or 429). Retry later, after
+ * `retryAfterMs` when it is known.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof TokenRefreshError) setTimeout(retry, err.retryAfterMs ?? 30_000);
+ * ```
+ */
+export class TokenRefreshError extends MailboxAuthError {
+  readonly code = 'ERR_TOKEN_REFRESH_FAILED' as const;
+  override readonly retryable = true;
+  /** How long the provider asked us to wait, in milliseconds, when it said (`Retry-After`). */
+  readonly retryAfterMs: number | undefined;
+  /** The HTTP status of the token endpoint, when there was one. */
+  readonly status: number | undefined;
+  constructor(
+    message: string,
+    options: MailboxAuthErrorOptions & { readonly retryAfterMs?: number; readonly status?: number } = {},
+  ) {
+    super(message, options);
+    this.retryAfterMs = options.retryAfterMs;
+    this.status = options.status;
+  }
+}
+
+/**
+ * The refresh token was revoked or expired (`invalid_grant`): the user must connect the mailbox again.
+ * Later calls fail fast with this error until the account is reconnected.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof ReauthorizationRequiredError) notifyUser(err.accountId);
+ * ```
+ */
+export class ReauthorizationRequiredError extends MailboxAuthError {
+  readonly code = 'ERR_REAUTHORIZATION_REQUIRED' as const;
+}
+
+/**
+ * The provider is considered down (its circuit breaker is open); the call was not attempted.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof ProviderUnavailableError) retryIn(err.retryAfterMs);
+ * ```
+ */
+export class ProviderUnavailableError extends MailboxAuthError {
+  readonly code = 'ERR_PROVIDER_UNAVAILABLE' as const;
+  override readonly retryable = true;
+  /** Milliseconds until the provider will be tried again, when known. */
+  readonly retryAfterMs: number | undefined;
+  constructor(message: string, options: MailboxAuthErrorOptions & { readonly retryAfterMs?: number } = {}) {
+    super(message, options);
+    this.retryAfterMs = options.retryAfterMs;
+  }
+}
+
+/**
+ * The store failed (connection lost, query error). Never reported as "not found". Usually transient.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof StorageError) console.error('store down', err.operation);
+ * ```
+ */
+export class StorageError extends MailboxAuthError {
+  readonly code = 'ERR_STORAGE' as const;
+  override readonly retryable = true;
+  /** The store operation that failed, such as `getAccount`. */
+  readonly operation: string | undefined;
+  constructor(message: string, options: MailboxAuthErrorOptions & { readonly operation?: string } = {}) {
+    super(message, options);
+    this.operation = options.operation;
+  }
+}
+
+/**
+ * A write lost an optimistic-concurrency race: the record changed since it was read (or a record with the
+ * same id or mailbox identity already exists). Re-read and try again.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof VersionConflictError) { const fresh = await store.getAccount(id); ... }
+ * ```
+ */
+export class VersionConflictError extends MailboxAuthError {
+  readonly code = 'ERR_VERSION_CONFLICT' as const;
+  override readonly retryable = true;
+  /** The version the writer expected (`null`: it expected no record). */
+  readonly expectedVersion: number | null | undefined;
+  /** The version found in the store (`null`: no record), when known. */
+  readonly actualVersion: number | null | undefined;
+  constructor(
+    message: string,
+    options: MailboxAuthErrorOptions & {
+      readonly expectedVersion?: number | null;
+      readonly actualVersion?: number | null;
+    } = {},
+  ) {
+    super(message, options);
+    this.expectedVersion = options.expectedVersion;
+    this.actualVersion = options.actualVersion;
+  }
+}
+
+/** Why a cipher refused a value. */
+export type CryptoErrorReason = 'invalid_key' | 'unknown_key' | 'malformed' | 'decrypt_failed' | 'expired';
+
+/**
+ * A value could not be decrypted: unknown key id, wrong key, tampered or truncated envelope, or a value
+ * bound to another account. Never garbage plaintext.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof CryptoError && err.reason === 'unknown_key') alertOperator('a decryption key is missing');
+ * ```
+ */
+export class CryptoError extends MailboxAuthError {
+  readonly code = 'ERR_CRYPTO' as const;
+  /** What went wrong. */
+  readonly reason: CryptoErrorReason;
+  /** The key id named by the envelope, when it could be read. */
+  readonly keyId: string | undefined;
+  constructor(
+    message: string,
+    options: MailboxAuthErrorOptions & { readonly reason: CryptoErrorReason; readonly keyId?: string },
+  ) {
+    super(message, options);
+    this.reason = options.reason;
+    this.keyId = options.keyId;
+  }
+}
+
+/**
+ * No account exists with this id.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof AccountNotFoundError) res.status(404).end();
+ * ```
+ */
+export class AccountNotFoundError extends MailboxAuthError {
+  readonly code = 'ERR_ACCOUNT_NOT_FOUND' as const;
+}
+
+/**
+ * The IMAP or SMTP server rejected the OAuth access token even after a forced refresh.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof MailAuthenticationError) console.warn(err.protocol, err.accountId);
+ * ```
+ */
+export class MailAuthenticationError extends MailboxAuthError {
+  readonly code = 'ERR_MAIL_AUTHENTICATION_FAILED' as const;
+  /** Which protocol refused the login. */
+  readonly protocol: 'imap' | 'smtp' | undefined;
+  constructor(
+    message: string,
+    options: MailboxAuthErrorOptions & { readonly protocol?: 'imap' | 'smtp' } = {},
+  ) {
+    super(message, options);
+    this.protocol = options.protocol;
+  }
+}

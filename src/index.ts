@@ -1,0 +1,63 @@
+/**
+ * oauth-mailbox: connect users' mailboxes with OAuth, keep their tokens encrypted and fresh, and use them
+ * for IMAP and SMTP.
+ *
+ * @packageDocumentation
+ */
+
+export { AesGcmCipher, type AesGcmCipherOptions, aesGcmCipher } from './crypto/aes-gcm.js';
+export type { Cipher } from './crypto/cipher.js';
+export { FernetCipher, type FernetCipherOptions, fernetCipher } from './crypto/fernet.js';
+export type { KeyInput } from './crypto/keys.js';
+export {
+  AccountNotFoundError,
+  AuthorizationDeniedError,
+  AuthorizationResponseError,
+  type CauseSummary,
+  ConfigurationError,
+  CryptoError,
+  type CryptoErrorReason,
+  type ErrorCategory,
+  errorCategory,
+  InvalidArgumentError,
+  InvalidStateError,
+  type InvalidStateReason,
+  isMailboxAuthError,
+  MailAuthenticationError,
+  MailboxAuthError,
+  type MailboxAuthErrorCode,
+  type MailboxAuthErrorOptions,
+  ProviderUnavailableError,
+  ReauthorizationRequiredError,
+  StorageError,
+  TokenExchangeError,
+  TokenExpiredError,
+  TokenRefreshError,
+  UnknownProviderError,
+  VersionConflictError,
+} from './errors.js';
+export {
+  ACCOUNT_STATUSES,
+  type AccountErrorInfo,
+  type AccountFilter,
+  type AccountPage,
+  type AccountRecord,
+  type AccountStatus,
+  type AccountStore,
+  type JsonValue,
+  type Lease,
+  type ListOptions,
+} from './storage/account-store.js';
+export { type IterateAccountsOptions, iterateAccounts } from './storage/iterate.js';
+export { MemoryStore, type MemoryStoreOptions, memoryStore } from './storage/memory.js';
+export type { PutStateOptions, StateStore, StoredState } from './storage/state-store.js';
+export { type MailboxAccount, toMailboxAccount } from './tokens/account.js';
+export {
+  type ConnectAccountInput,
+  type FailureInfo,
+  type SaveTokensOptions,
+  type StoredAccount,
+  TokenPersistence,
+  type TokenPersistenceOptions,
+} from './tokens/persistence.js';
+export { TokenSet, type TokenSetInput } from './tokens/token-set.js';

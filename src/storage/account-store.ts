@@ -1,0 +1,156 @@
+/**
+ * The account storage contract. Every adapter (memory, PostgreSQL, Redis, yours) implements it and
+ * passes the shared conformance suite.
+ *
+ * @module
+ */
+
+/** JSON-compatible values, for host metadata. */
+export type JsonValue =
+  | string
+  | number
+  | boolean
+  | null
+  | readonly JsonValue[]
+  | { readonly [key: string]: JsonValue };
+
+/**
+ * The life-cycle status of a connected account.
+ * - `active`: tokens are usable or refreshable.
+ * - `reauth_required`: the refresh token was revoked or expired; the user must reconnect.
+ * - `error`: the last attempts failed for another reason (see `lastError`).
+ * - `revoked`: the host disconnected the account; tokens were cleared.
+ */
+export type AccountStatus = 'active' | 'reauth_required' | 'error' | 'revoked';
+
+/** Every status, for validation and iteration. */
+export const ACCOUNT_STATUSES: readonly AccountStatus[] = ['active', 'reauth_required', 'error', 'revoked'];
+
+/** The last failure recorded on an account. The message never holds a secret. */
+export interface AccountErrorInfo {
+  /** A stable error code, such as `ERR_REAUTHORIZATION_REQUIRED`. */
+  readonly code: string;
+  /** A human-readable message without secrets. */
+  readonly message: string;
+  /** When it happened, in epoch milliseconds. */
+  readonly at: number;
+}
+
+/**
+ * One connected mailbox as a store keeps it. Times are epoch milliseconds. The tokens live only in
+ * `secret`, encrypted by the configured cipher and bound to `id`.
+ */
+export interface AccountRecord {
+  /** Stable unique id, chosen by the library (or the host) at creation. */
+  readonly id: string;
+  /** The provider key in the registry, such as `google`. */
+  readonly provider: string;
+  /** The host's owner of this mailbox (a user or tenant id). */
+  readonly owner: string;
+  /** The mailbox address. Unique per (provider, owner), compared case-insensitively. */
+  readonly email: string;
+  /** Granted scopes. */
+  readonly scopes: readonly string[];
+  /** Life-cycle status. */
+  readonly status: AccountStatus;
+  /** When the access token expires (epoch ms), or `null` when unknown or cleared. */
+  readonly tokenExpiresAt: number | null;
+  /** Optimistic-concurrency version, set by the store: 1 on creation, +1 on every write. */
+  readonly version: number;
+  /** Creation time (epoch ms). */
+  readonly createdAt: number;
+  /** Last write time (epoch ms). */
+  readonly updatedAt: number;
+  /** Last successful token refresh or exchange (epoch ms), or `null`. */
+  readonly lastRefreshedAt: number | null;
+  /** Last recorded failure, or `null`. */
+  readonly lastError: AccountErrorInfo | null;
+  /** Failures since the last success. */
+  readonly consecutiveFailures: number;
+  /** Host data (JSON). */
+  readonly metadata: { readonly [key: string]: JsonValue };
+  /** The encrypted token blob (a cipher envelope). */
+  readonly secret: string;
+}
+
+/** Filters of {@link AccountStore.listAccounts}; all given filters must match. */
+export interface AccountFilter {
+  readonly provider?: string;
+  readonly owner?: string;
+  /** One status or any of several. */
+  readonly status?: AccountStatus | readonly AccountStatus[];
+  /** Only records whose `tokenExpiresAt` is set and earlier than this (epoch ms). */
+  readonly expiresBefore?: number;
+}
+
+/** Paging of {@link AccountStore.listAccounts}. */
+export interface ListOptions {
+  /** The `nextCursor` of the previous page. */
+  readonly cursor?: string | null;
+  /**
+   * Page size, 1 to 1000.
+   * @default 100
+   */
+  readonly limit?: number;
+}
+
+/** One page of records, ordered by `id`. */
+export interface AccountPage {
+  readonly records: readonly AccountRecord[];
+  /** Pass it back for the next page; `null` when this was the last one. */
+  readonly nextCursor: string | null;
+}
+
+/** A held refresh lease. */
+export interface Lease {
+  readonly holder: string;
+  /** When it lapses (epoch ms). */
+  readonly expiresAt: number;
+}
+
+/**
+ * Where connected accounts live. Rules (checked by the conformance suite in `tests/conformance/`):
+ * - `putAccount` is optimistic: `expectedVersion: null` creates (fails with `VersionConflictError` when the
+ *   id or the (provider, owner, email) identity exists); a number updates only if the stored version equals
+ *   it, else `VersionConflictError`. The store sets `version` and `updatedAt`; it never silently overwrites.
+ * - Reads return copies: mutating a returned record changes nothing stored.
+ * - A failure of the engine is a `StorageError`, never `null`/"not found".
+ * - `listAccounts` orders by id and pages with an opaque cursor, so a full scan runs in constant memory.
+ * - Leases are exclusive per account until they lapse or their holder releases them.
+ *
+ * @example
+ * ```ts
+ * import { memoryStore, iterateAccounts } from 'oauth-mailbox';
+ * const store = memoryStore();
+ * for await (const record of iterateAccounts(store, { status: 'active' })) console.log(record.email);
+ * ```
+ */
+export interface AccountStore {
+  /** The record, or `null` when no account has this id. */
+  getAccount(id: string): Promise<AccountRecord | null>;
+  /** The record for a mailbox identity (email compared case-insensitively), or `null`. */
+  findAccountByIdentity(identity: {
+    readonly provider: string;
+    readonly owner: string;
+    readonly email: string;
+  }): Promise<AccountRecord | null>;
+  /** Create (`expectedVersion: null`) or update (`expectedVersion: n`) a record; returns what was stored. */
+  putAccount(
+    record: Omit<AccountRecord, 'version' | 'updatedAt'>,
+    options: { readonly expectedVersion: number | null },
+  ): Promise<AccountRecord>;
+  /**
+   * Delete a record; `true` if one was deleted. With `expectedVersion`, deletes only that version
+   * (else `VersionConflictError`).
+   */
+  deleteAccount(id: string, options?: { readonly expectedVersion?: number }): Promise<boolean>;
+  /** One page of records matching `filter`, ordered by id. */
+  listAccounts(filter?: AccountFilter, options?: ListOptions): Promise<AccountPage>;
+  /**
+   * Take (or extend, for the same holder) the refresh lease of an account for `ttlMs`. Returns the lease,
+   * or `null` if another holder has an unexpired one. Works whether or not the account exists.
+   */
+  acquireLease(id: string, holder: string, ttlMs: number): Promise<Lease | null>;
+  /** Release a lease if `holder` holds it; `true` if released. */
+  releaseLease(id: string, holder: string): Promise<boolean>;
+}

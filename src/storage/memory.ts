@@ -1,0 +1,228 @@
+import { VersionConflictError } from '../errors.js';
+import type {
+  AccountFilter,
+  AccountPage,
+  AccountRecord,
+  AccountStore,
+  Lease,
+  ListOptions,
+} from './account-store.js';
+import type { PutStateOptions, StateStore, StoredState } from './state-store.js';
+import {
+  assertAccountInput,
+  assertExpectedVersion,
+  assertId,
+  assertStateInput,
+  assertTtl,
+  encodeCursor,
+  identityKey,
+  matchesFilter,
+  normalizeList,
+} from './validate.js';
+
+/** Options of {@link memoryStore}. */
+export interface MemoryStoreOptions {
+  /** The clock, in epoch milliseconds (for leases and state expiry). @default Date.now */
+  readonly now?: () => number;
+}
+
+/**
+ * An in-process {@link AccountStore} and {@link StateStore}.
+ * @internal Construct with {@link memoryStore}.
+ */
+export class MemoryStore implements AccountStore, StateStore {
+  readonly #accounts = new Map<string, AccountRecord>();
+  readonly #identities = new Map<string, string>();
+  readonly #leases = new Map<string, Lease>();
+  readonly #states = new Map<string, StoredState>();
+  readonly #statesByOwner = new Map<string, Set<string>>();
+  readonly #now: () => number;
+  #sweepAt = 1024;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.#now = options.now ?? Date.now;
+  }
+
+  async getAccount(id: string): Promise<AccountRecord | null> {
+    assertId(id);
+    const found = this.#accounts.get(id);
+    return found === undefined ? null : structuredClone(found);
+  }
+
+  async findAccountByIdentity(identity: {
+    readonly provider: string;
+    readonly owner: string;
+    readonly email: string;
+  }): Promise<AccountRecord | null> {
+    assertId(identity?.provider, 'provider');
+    assertId(identity.owner, 'owner');
+    assertId(identity.email, 'email');
+    const id = this.#identities.get(identityKey(identity));
+    return id === undefined ? null : this.getAccount(id);
+  }
+
+  async putAccount(
+    record: Omit<AccountRecord, 'version' | 'updatedAt'>,
+    options: { readonly expectedVersion: number | null },
+  ): Promise<AccountRecord> {
+    assertAccountInput(record);
+    const expectedVersion = options?.expectedVersion;
+    assertExpectedVersion(expectedVersion);
+    const existing = this.#accounts.get(record.id);
+    const actualVersion = existing?.version ?? null;
+    if (actualVersion !== expectedVersion) {
+      throw new VersionConflictError(
+        expectedVersion === null
+          ? 'An account with this id already exists'
+          : 'The account changed since it was read (or no longer exists)',
+        { accountId: record.id, expectedVersion, actualVersion },
+      );
+    }
+    const identity = identityKey(record);
+    const holder = this.#identities.get(identity);
+    if (holder !== undefined && holder !== record.id) {
+      throw new VersionConflictError('Another account already holds this provider, owner and email', {
+        accountId: record.id,
+        expectedVersion,
+        actualVersion: null,
+      });
+    }
+    const stored: AccountRecord = structuredClone({
+      ...record,
+      createdAt: existing?.createdAt ?? record.createdAt,
+      version: (expectedVersion ?? 0) + 1,
+      updatedAt: this.#now(),
+    });
+    if (existing !== undefined) this.#identities.delete(identityKey(existing));
+    this.#identities.set(identity, stored.id);
+    this.#accounts.set(stored.id, stored);
+    return structuredClone(stored);
+  }
+
+  async deleteAccount(id: string, options: { readonly expectedVersion?: number } = {}): Promise<boolean> {
+    assertId(id);
+    const existing = this.#accounts.get(id);
+    if (existing === undefined) {
+      if (options.expectedVersion !== undefined) {
+        throw new VersionConflictError('The account no longer exists', {
+          accountId: id,
+          expectedVersion: options.expectedVersion,
+          actualVersion: null,
+        });
+      }
+      return false;
+    }
+    if (options.expectedVersion !== undefined && options.expectedVersion !== existing.version) {
+      throw new VersionConflictError('The account changed since it was read', {
+        accountId: id,
+        expectedVersion: options.expectedVersion,
+        actualVersion: existing.version,
+      });
+    }
+    this.#accounts.delete(id);
+    this.#identities.delete(identityKey(existing));
+    this.#leases.delete(id);
+    return true;
+  }
+
+  async listAccounts(filter?: AccountFilter, options?: ListOptions): Promise<AccountPage> {
+    const f = normalizeList(filter, options);
+    const ids = [...this.#accounts.keys()].filter((id) => f.after === undefined || id > f.after).sort();
+    const records: AccountRecord[] = [];
+    let last: string | undefined;
+    for (const id of ids) {
+      const record = this.#accounts.get(id) as AccountRecord;
+      last = id;
+      if (!matchesFilter(record, f)) continue;
+      records.push(structuredClone(record));
+      if (records.length === f.limit) break;
+    }
+    const more = last !== undefined && last !== ids[ids.length - 1];
+    return { records, nextCursor: more ? encodeCursor(last as string) : null };
+  }
+
+  async acquireLease(id: string, holder: string, ttlMs: number): Promise<Lease | null> {
+    assertId(id);
+    assertId(holder, 'holder');
+    assertTtl(ttlMs);
+    const now = this.#now();
+    const current = this.#leases.get(id);
+    if (current !== undefined && current.expiresAt > now && current.holder !== holder) return null;
+    const lease = { holder, expiresAt: now + ttlMs };
+    this.#leases.set(id, lease);
+    return { ...lease };
+  }
+
+  async releaseLease(id: string, holder: string): Promise<boolean> {
+    assertId(id);
+    assertId(holder, 'holder');
+    const current = this.#leases.get(id);
+    if (current === undefined || current.holder !== holder) return false;
+    this.#leases.delete(id);
+    return current.expiresAt > this.#now();
+  }
+
+  async putState(key: string, state: StoredState, options: PutStateOptions): Promise<void> {
+    assertStateInput(key, state, options?.maxPerOwner);
+    const now = this.#now();
+    if (this.#states.size >= this.#sweepAt) {
+      for (const [k, s] of this.#states) if (s.expiresAt <= now) this.#dropState(k, s);
+      this.#sweepAt = Math.max(1024, this.#states.size * 2);
+    }
+    const previous = this.#states.get(key);
+    if (previous !== undefined) this.#dropState(key, previous);
+    let keys = this.#statesByOwner.get(state.owner);
+    if (keys === undefined) {
+      keys = new Set();
+      this.#statesByOwner.set(state.owner, keys);
+    }
+    for (const k of keys) {
+      const s = this.#states.get(k) as StoredState;
+      if (s.expiresAt <= now) this.#dropState(k, s);
+    }
+    const copy = structuredClone(state);
+    this.#states.set(key, copy);
+    keys.add(key);
+    // Sets iterate in insertion order: the first keys are the oldest states.
+    for (const k of keys) {
+      if (keys.size <= options.maxPerOwner) break;
+      this.#dropState(k, this.#states.get(k) as StoredState);
+    }
+  }
+
+  async takeState(key: string): Promise<StoredState | null> {
+    assertId(key, 'state key');
+    const state = this.#states.get(key);
+    if (state === undefined) return null;
+    this.#dropState(key, state);
+    return state.expiresAt > this.#now() ? state : null;
+  }
+
+  #dropState(key: string, state: StoredState): void {
+    this.#states.delete(key);
+    const keys = this.#statesByOwner.get(state.owner);
+    keys?.delete(key);
+    if (keys?.size === 0) this.#statesByOwner.delete(state.owner);
+  }
+
+  /** Counts, for tests and health checks. */
+  get size(): { readonly accounts: number; readonly states: number; readonly leases: number } {
+    return { accounts: this.#accounts.size, states: this.#states.size, leases: this.#leases.size };
+  }
+}
+
+/**
+ * An in-process store for accounts, refresh leases and pending authorizations: the embedded default for
+ * a single process and for tests. Nothing survives a restart; share a PostgreSQL or Redis store between
+ * processes.
+ *
+ * @example
+ * ```ts
+ * import { memoryStore, TokenPersistence, aesGcmCipher } from 'oauth-mailbox';
+ * const store = memoryStore();
+ * const persistence = new TokenPersistence({ store, cipher: aesGcmCipher({ keys: { k1: key }, current: 'k1' }) });
+ * ```
+ */
+export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
+  return new MemoryStore(options);
+}

@@ -1,0 +1,192 @@
+import { describeType } from '../crypto/keys.js';
+import { InvalidArgumentError } from '../errors.js';
+import {
+  ACCOUNT_STATUSES,
+  type AccountFilter,
+  type AccountRecord,
+  type AccountStatus,
+  type ListOptions,
+} from './account-store.js';
+import type { StoredState } from './state-store.js';
+
+/** Largest page {@link AccountStore.listAccounts} serves. */
+export const MAX_PAGE_SIZE = 1000;
+/** Page size when none is given. */
+export const DEFAULT_PAGE_SIZE = 100;
+const MAX_ID = 255;
+const MAX_TEXT = 1024;
+
+function text(value: unknown, name: string, max = MAX_TEXT): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > max) {
+    throw new InvalidArgumentError(`${name} must be a non-empty string of at most ${max} characters`);
+  }
+  return value;
+}
+
+function epoch(value: unknown, name: string, nullable: boolean): void {
+  if (nullable && value === null) return;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidArgumentError(
+      `${name} must be ${nullable ? 'null or ' : ''}a non-negative integer (epoch ms)`,
+    );
+  }
+}
+
+/**
+ * Check an account record before it is written. Adapters call it so that bad input changes nothing.
+ * @internal
+ */
+export function assertAccountInput(
+  record: unknown,
+): asserts record is Omit<AccountRecord, 'version' | 'updatedAt'> {
+  if (typeof record !== 'object' || record === null) {
+    throw new InvalidArgumentError(`account record must be an object (got ${describeType(record)})`);
+  }
+  const r = record as Record<string, unknown>;
+  text(r.id, 'record.id', MAX_ID);
+  text(r.provider, 'record.provider', MAX_ID);
+  text(r.owner, 'record.owner', MAX_ID);
+  text(r.email, 'record.email', 320);
+  if (!Array.isArray(r.scopes) || !r.scopes.every((s) => typeof s === 'string')) {
+    throw new InvalidArgumentError('record.scopes must be an array of strings');
+  }
+  if (!ACCOUNT_STATUSES.includes(r.status as AccountStatus)) {
+    throw new InvalidArgumentError(`record.status must be one of ${ACCOUNT_STATUSES.join(', ')}`);
+  }
+  epoch(r.tokenExpiresAt, 'record.tokenExpiresAt', true);
+  epoch(r.createdAt, 'record.createdAt', false);
+  epoch(r.lastRefreshedAt, 'record.lastRefreshedAt', true);
+  if (!Number.isSafeInteger(r.consecutiveFailures) || (r.consecutiveFailures as number) < 0) {
+    throw new InvalidArgumentError('record.consecutiveFailures must be a non-negative integer');
+  }
+  if (r.lastError !== null) {
+    const e = r.lastError as Record<string, unknown> | undefined;
+    if (typeof e !== 'object' || e === null || typeof e.code !== 'string' || typeof e.message !== 'string') {
+      throw new InvalidArgumentError('record.lastError must be null or { code, message, at }');
+    }
+    epoch(e.at, 'record.lastError.at', false);
+  }
+  if (typeof r.metadata !== 'object' || r.metadata === null || Array.isArray(r.metadata)) {
+    throw new InvalidArgumentError('record.metadata must be a plain object');
+  }
+  try {
+    JSON.stringify(r.metadata);
+  } catch (cause) {
+    throw new InvalidArgumentError('record.metadata must be JSON-serializable', { cause });
+  }
+  if (typeof r.secret !== 'string') throw new InvalidArgumentError('record.secret must be a string');
+}
+
+/** @internal */
+export function assertExpectedVersion(value: unknown): asserts value is number | null {
+  if (value !== null && (!Number.isSafeInteger(value) || (value as number) < 1)) {
+    throw new InvalidArgumentError('expectedVersion must be null (create) or a positive integer (update)');
+  }
+}
+
+/** @internal */
+export function assertId(id: unknown, name = 'id'): asserts id is string {
+  text(id, name, MAX_ID);
+}
+
+/** @internal */
+export function assertTtl(ttlMs: unknown): asserts ttlMs is number {
+  if (typeof ttlMs !== 'number' || !Number.isSafeInteger(ttlMs) || ttlMs <= 0) {
+    throw new InvalidArgumentError('ttlMs must be a positive integer (milliseconds)');
+  }
+}
+
+/** Normalized list arguments. @internal */
+export interface NormalizedList {
+  readonly provider: string | undefined;
+  readonly owner: string | undefined;
+  readonly statuses: readonly AccountStatus[] | undefined;
+  readonly expiresBefore: number | undefined;
+  readonly after: string | undefined;
+  readonly limit: number;
+}
+
+/** Validate and normalize list arguments. @internal */
+export function normalizeList(filter: AccountFilter = {}, options: ListOptions = {}): NormalizedList {
+  if (typeof filter !== 'object' || filter === null)
+    throw new InvalidArgumentError('filter must be an object');
+  const statuses =
+    filter.status === undefined ? undefined : Array.isArray(filter.status) ? filter.status : [filter.status];
+  for (const s of statuses ?? []) {
+    if (!ACCOUNT_STATUSES.includes(s)) {
+      throw new InvalidArgumentError(`filter.status must be one of ${ACCOUNT_STATUSES.join(', ')}`);
+    }
+  }
+  if (filter.provider !== undefined) text(filter.provider, 'filter.provider', MAX_ID);
+  if (filter.owner !== undefined) text(filter.owner, 'filter.owner', MAX_ID);
+  if (filter.expiresBefore !== undefined) epoch(filter.expiresBefore, 'filter.expiresBefore', false);
+  const limit = options.limit ?? DEFAULT_PAGE_SIZE;
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
+    throw new InvalidArgumentError(`limit must be an integer from 1 to ${MAX_PAGE_SIZE}`);
+  }
+  return {
+    provider: filter.provider,
+    owner: filter.owner,
+    statuses,
+    expiresBefore: filter.expiresBefore,
+    after: options.cursor == null ? undefined : decodeCursor(options.cursor),
+    limit,
+  };
+}
+
+/** Encode the id a page ended on. @internal */
+export function encodeCursor(lastId: string): string {
+  return Buffer.from(JSON.stringify({ a: lastId }), 'utf8').toString('base64url');
+}
+
+/** @internal */
+export function decodeCursor(cursor: unknown): string {
+  if (typeof cursor === 'string') {
+    try {
+      const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { a?: unknown };
+      if (typeof parsed.a === 'string' && parsed.a.length > 0) return parsed.a;
+    } catch {
+      // fall through to the typed error
+    }
+  }
+  throw new InvalidArgumentError('cursor is not a cursor returned by listAccounts');
+}
+
+/** Does a record match a normalized filter? @internal */
+export function matchesFilter(record: AccountRecord, f: NormalizedList): boolean {
+  return (
+    (f.provider === undefined || record.provider === f.provider) &&
+    (f.owner === undefined || record.owner === f.owner) &&
+    (f.statuses === undefined || f.statuses.includes(record.status)) &&
+    (f.expiresBefore === undefined ||
+      (record.tokenExpiresAt !== null && record.tokenExpiresAt < f.expiresBefore))
+  );
+}
+
+/** @internal */
+export function assertStateInput(
+  key: unknown,
+  state: unknown,
+  maxPerOwner: unknown,
+): asserts state is StoredState {
+  text(key, 'state key', 512);
+  if (typeof state !== 'object' || state === null) throw new InvalidArgumentError('state must be an object');
+  const s = state as Record<string, unknown>;
+  text(s.owner, 'state.owner', MAX_ID);
+  text(s.provider, 'state.provider', MAX_ID);
+  if (typeof s.payload !== 'string') throw new InvalidArgumentError('state.payload must be a string');
+  epoch(s.createdAt, 'state.createdAt', false);
+  epoch(s.expiresAt, 'state.expiresAt', false);
+  if (!Number.isSafeInteger(maxPerOwner) || (maxPerOwner as number) < 1) {
+    throw new InvalidArgumentError('maxPerOwner must be a positive integer');
+  }
+}
+
+/** The identity key of a mailbox: provider, owner and lower-cased email. @internal */
+export function identityKey(r: {
+  readonly provider: string;
+  readonly owner: string;
+  readonly email: string;
+}): string {
+  return JSON.stringify([r.provider, r.owner, r.email.toLowerCase()]);
+}

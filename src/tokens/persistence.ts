@@ -1,0 +1,446 @@
+import { randomUUID } from 'node:crypto';
+import { inspect } from 'node:util';
+import type { Cipher } from '../crypto/cipher.js';
+import { describeType } from '../crypto/keys.js';
+import {
+  AccountNotFoundError,
+  ConfigurationError,
+  CryptoError,
+  InvalidArgumentError,
+  MailboxAuthError,
+  StorageError,
+  VersionConflictError,
+} from '../errors.js';
+import {
+  ACCOUNT_STATUSES,
+  type AccountRecord,
+  type AccountStatus,
+  type AccountStore,
+  type JsonValue,
+} from '../storage/account-store.js';
+import { type MailboxAccount, toMailboxAccount } from './account.js';
+import { TokenSet, type TokenSetInput } from './token-set.js';
+
+/** Options of {@link TokenPersistence}. */
+export interface TokenPersistenceOptions {
+  /** Where records live. */
+  readonly store: AccountStore;
+  /** Encrypts the token blob of every record. */
+  readonly cipher: Cipher;
+  /** The clock, in epoch milliseconds. @default Date.now */
+  readonly now?: () => number;
+  /** Makes ids for new accounts. @default crypto.randomUUID */
+  readonly generateId?: () => string;
+}
+
+/** An account with its decrypted tokens (`null` once cleared). */
+export interface StoredAccount {
+  readonly account: MailboxAccount;
+  readonly tokens: TokenSet | null;
+}
+
+/** What {@link TokenPersistence.connect} needs to store a newly authorized mailbox. */
+export interface ConnectAccountInput {
+  /** The provider key, such as `google`. */
+  readonly provider: string;
+  /** The host's owner of the mailbox. */
+  readonly owner: string;
+  /** The mailbox address (the identity; with provider and owner it finds an existing account). */
+  readonly email: string;
+  /** Granted scopes. @default [] */
+  readonly scopes?: readonly string[];
+  /** The tokens from the code exchange. */
+  readonly tokens: TokenSetInput;
+  /** Host data. On reconnect, omitted keeps the stored metadata. */
+  readonly metadata?: { readonly [key: string]: JsonValue };
+  /** Id for a new account. @default a random UUID */
+  readonly id?: string;
+}
+
+/** Options of {@link TokenPersistence.saveTokens}. */
+export interface SaveTokensOptions {
+  /** Write only if the record is still at this version (else `VersionConflictError`). */
+  readonly expectedVersion?: number;
+  /** Replace the granted scopes. */
+  readonly scopes?: readonly string[];
+}
+
+/** A failure to record on an account; the message must not hold a secret (typed errors never do). */
+export interface FailureInfo {
+  readonly code: string;
+  readonly message: string;
+}
+
+const MAX_CONFLICT_RETRIES = 5;
+const MAX_ERROR_MESSAGE = 500;
+const AAD_PREFIX = 'oauth-mailbox/account/';
+
+/**
+ * The single place tokens are read and written. It encrypts the token blob of each record with the
+ * cipher, bound to the account id; keeps the stored refresh token when new tokens come without one;
+ * writes with optimistic concurrency; and turns every store failure into a `StorageError`.
+ *
+ * @example
+ * ```ts
+ * import { TokenPersistence, memoryStore, aesGcmCipher } from 'oauth-mailbox';
+ * const persistence = new TokenPersistence({
+ *   store: memoryStore(),
+ *   cipher: aesGcmCipher({ keys: { k1: process.env.TOKEN_KEY! }, current: 'k1' }),
+ * });
+ * const { account } = await persistence.connect({
+ *   provider: 'google', owner: 'user-1', email: 'ada@example.com',
+ *   tokens: { accessToken, refreshToken, expiresAt: Date.now() + 3600_000 },
+ * });
+ * const { tokens } = await persistence.load(account.id);
+ * ```
+ */
+export class TokenPersistence {
+  readonly #store: AccountStore;
+  readonly #cipher: Cipher;
+  readonly #now: () => number;
+  readonly #generateId: () => string;
+
+  constructor(options: TokenPersistenceOptions) {
+    if (typeof options !== 'object' || options === null) {
+      throw new ConfigurationError('TokenPersistence: options must be an object with `store` and `cipher`');
+    }
+    const { store, cipher } = options;
+    if (typeof store?.getAccount !== 'function' || typeof store.putAccount !== 'function') {
+      throw new ConfigurationError('TokenPersistence: `store` must implement AccountStore');
+    }
+    if (typeof cipher?.encrypt !== 'function' || typeof cipher.decrypt !== 'function') {
+      throw new ConfigurationError('TokenPersistence: `cipher` must implement Cipher (encrypt and decrypt)');
+    }
+    this.#store = store;
+    this.#cipher = cipher;
+    this.#now = options.now ?? Date.now;
+    this.#generateId = options.generateId ?? randomUUID;
+  }
+
+  /** The account without decrypting anything; `AccountNotFoundError` if none. */
+  async getAccount(id: string): Promise<MailboxAccount> {
+    return toMailboxAccount(await this.#get(id));
+  }
+
+  /**
+   * The account and its decrypted tokens. Throws `AccountNotFoundError`, `CryptoError` (wrong or missing
+   * key, tampered record, record copied from another account) or `StorageError`.
+   */
+  async load(id: string): Promise<StoredAccount> {
+    const record = await this.#get(id);
+    return { account: toMailboxAccount(record), tokens: await this.#decrypt(record) };
+  }
+
+  /**
+   * Store a newly authorized mailbox. If the same (provider, owner, email) is already connected, that
+   * account is updated in place (same id, status back to `active`, failures reset) instead of duplicated.
+   * When the new tokens carry no refresh token, the stored one is kept.
+   */
+  async connect(input: ConnectAccountInput): Promise<StoredAccount & { readonly created: boolean }> {
+    if (typeof input !== 'object' || input === null) {
+      throw new InvalidArgumentError(`connect input must be an object (got ${describeType(input)})`);
+    }
+    const tokens = new TokenSet(input.tokens);
+    const scopes = checkScopes(input.scopes ?? []);
+    for (const [name, value] of [
+      ['provider', input.provider],
+      ['owner', input.owner],
+      ['email', input.email],
+    ] as const) {
+      if (typeof value !== 'string' || value.length === 0) {
+        throw new InvalidArgumentError(`${name} must be a non-empty string`);
+      }
+    }
+    const identity = { provider: input.provider, owner: input.owner, email: input.email };
+    for (let attempt = 0; ; attempt++) {
+      const existing = await this.#call('findAccountByIdentity', undefined, () =>
+        this.#store.findAccountByIdentity(identity),
+      );
+      const now = this.#now();
+      try {
+        if (existing === null) {
+          const id = input.id ?? this.#generateId();
+          const record = await this.#put(
+            {
+              id,
+              ...identity,
+              scopes,
+              status: 'active',
+              tokenExpiresAt: tokens.expiresAt?.getTime() ?? null,
+              createdAt: now,
+              lastRefreshedAt: now,
+              lastError: null,
+              consecutiveFailures: 0,
+              metadata: input.metadata ?? {},
+              secret: await this.#encrypt(id, tokens),
+            },
+            null,
+          );
+          return { account: toMailboxAccount(record), tokens, created: true };
+        }
+        const merged =
+          tokens.refreshToken === null ? await this.#mergeWithStored(existing, input.tokens) : tokens;
+        const record = await this.#put(
+          {
+            ...existing,
+            email: input.email,
+            scopes,
+            status: 'active',
+            tokenExpiresAt: merged.expiresAt?.getTime() ?? null,
+            lastRefreshedAt: now,
+            lastError: null,
+            consecutiveFailures: 0,
+            metadata: input.metadata ?? existing.metadata,
+            secret: await this.#encrypt(existing.id, merged),
+          },
+          existing.version,
+        );
+        return { account: toMailboxAccount(record), tokens: merged, created: false };
+      } catch (err) {
+        if (!(err instanceof VersionConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw err;
+      }
+    }
+  }
+
+  /**
+   * Save tokens from a refresh. Keeps the stored refresh token when `tokens.refreshToken` is absent, sets
+   * status `active`, and clears the failure count. Without `expectedVersion` it re-reads and retries on a
+   * concurrent write; with it, a concurrent write is a `VersionConflictError`.
+   */
+  async saveTokens(
+    id: string,
+    tokens: TokenSetInput,
+    options: SaveTokensOptions = {},
+  ): Promise<StoredAccount> {
+    const candidate = new TokenSet(tokens);
+    const scopes = options.scopes === undefined ? undefined : checkScopes(options.scopes);
+    const { expectedVersion } = options;
+    if (expectedVersion !== undefined && (!Number.isSafeInteger(expectedVersion) || expectedVersion < 1)) {
+      throw new InvalidArgumentError('expectedVersion must be a positive integer');
+    }
+    return this.#update(id, expectedVersion, async (record) => {
+      const next = candidate.refreshToken === null ? await this.#mergeWithStored(record, tokens) : candidate;
+      const updated = await this.#put(
+        {
+          ...record,
+          scopes: scopes ?? record.scopes,
+          status: 'active',
+          tokenExpiresAt: next.expiresAt?.getTime() ?? null,
+          lastRefreshedAt: this.#now(),
+          lastError: null,
+          consecutiveFailures: 0,
+          secret: await this.#encrypt(record.id, next),
+        },
+        record.version,
+      );
+      return { account: toMailboxAccount(updated), tokens: next };
+    });
+  }
+
+  /**
+   * Forget the tokens of an account (after a disconnect or a revocation) and set its status.
+   * @param status @default 'revoked'
+   */
+  async clearTokens(id: string, options: { readonly status?: AccountStatus } = {}): Promise<MailboxAccount> {
+    const status = checkStatus(options.status ?? 'revoked');
+    return this.#update(id, undefined, async (record) =>
+      toMailboxAccount(
+        await this.#put({ ...record, status, tokenExpiresAt: null, secret: '' }, record.version),
+      ),
+    );
+  }
+
+  /**
+   * Record a failure: sets `lastError`, increments `consecutiveFailures`, and optionally the status
+   * (`reauth_required` after `invalid_grant`, say).
+   */
+  async recordFailure(
+    id: string,
+    failure: FailureInfo,
+    options: { readonly status?: AccountStatus } = {},
+  ): Promise<MailboxAccount> {
+    if (typeof failure?.code !== 'string' || typeof failure.message !== 'string') {
+      throw new InvalidArgumentError('failure must be { code: string, message: string }');
+    }
+    const status = options.status === undefined ? undefined : checkStatus(options.status);
+    const lastError = {
+      code: failure.code.slice(0, 100),
+      message: failure.message.slice(0, MAX_ERROR_MESSAGE),
+      at: this.#now(),
+    };
+    return this.#update(id, undefined, async (record) =>
+      toMailboxAccount(
+        await this.#put(
+          {
+            ...record,
+            status: status ?? record.status,
+            lastError,
+            consecutiveFailures: record.consecutiveFailures + 1,
+          },
+          record.version,
+        ),
+      ),
+    );
+  }
+
+  /**
+   * Whether the account can be used: status `active`, tokens stored, and either a refresh token or an
+   * unexpired access token. `false` when no account has this id; store and crypto failures still throw.
+   */
+  async isAuthenticated(id: string): Promise<boolean> {
+    let loaded: StoredAccount;
+    try {
+      loaded = await this.load(id);
+    } catch (err) {
+      if (err instanceof AccountNotFoundError) return false;
+      throw err;
+    }
+    const { account, tokens } = loaded;
+    if (account.status !== 'active' || tokens === null) return false;
+    return tokens.refreshToken !== null || !tokens.isExpired(0, this.#now());
+  }
+
+  /** Delete the account and its tokens; `true` if it existed. */
+  async deleteAccount(id: string): Promise<boolean> {
+    checkId(id);
+    return this.#call('deleteAccount', id, () => this.#store.deleteAccount(id));
+  }
+
+  /**
+   * Re-encrypt the account's tokens with the cipher's current key if `cipher.needsReencryption` says so.
+   * Returns `true` if the record was rewritten.
+   */
+  async reencrypt(id: string): Promise<boolean> {
+    return this.#update(id, undefined, async (record) => {
+      if (record.secret === '' || this.#cipher.needsReencryption?.(record.secret) !== true) return false;
+      const tokens = (await this.#decrypt(record)) as TokenSet;
+      await this.#put({ ...record, secret: await this.#encrypt(record.id, tokens) }, record.version);
+      return true;
+    });
+  }
+
+  async #update<T>(
+    id: string,
+    expectedVersion: number | undefined,
+    write: (record: AccountRecord) => Promise<T>,
+  ): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const record = await this.#get(id);
+      if (expectedVersion !== undefined && record.version !== expectedVersion) {
+        throw new VersionConflictError('The account changed since it was read', {
+          accountId: id,
+          expectedVersion,
+          actualVersion: record.version,
+        });
+      }
+      try {
+        return await write(record);
+      } catch (err) {
+        if (
+          !(err instanceof VersionConflictError) ||
+          expectedVersion !== undefined ||
+          attempt >= MAX_CONFLICT_RETRIES
+        ) {
+          throw err;
+        }
+      }
+    }
+  }
+
+  async #get(id: string): Promise<AccountRecord> {
+    checkId(id);
+    const record = await this.#call('getAccount', id, () => this.#store.getAccount(id));
+    if (record === null) throw new AccountNotFoundError('No account has this id', { accountId: id });
+    return record;
+  }
+
+  #put(
+    record: Omit<AccountRecord, 'version' | 'updatedAt'>,
+    expectedVersion: number | null,
+  ): Promise<AccountRecord> {
+    return this.#call('putAccount', record.id, () => this.#store.putAccount(record, { expectedVersion }));
+  }
+
+  async #call<T>(operation: string, accountId: string | undefined, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (cause) {
+      if (cause instanceof MailboxAuthError) throw cause;
+      throw new StorageError(`The account store failed (${operation})`, { operation, accountId, cause });
+    }
+  }
+
+  async #mergeWithStored(record: AccountRecord, input: TokenSetInput): Promise<TokenSet> {
+    const stored = await this.#decrypt(record);
+    return stored === null ? new TokenSet(input) : stored.merge(input);
+  }
+
+  async #encrypt(id: string, tokens: TokenSet): Promise<string> {
+    try {
+      return await this.#cipher.encrypt(tokens.toSecretJSON(), AAD_PREFIX + id);
+    } catch (cause) {
+      if (cause instanceof CryptoError) throw cause;
+      throw new CryptoError('The cipher failed to encrypt the tokens', {
+        reason: 'invalid_key',
+        accountId: id,
+        cause,
+      });
+    }
+  }
+
+  async #decrypt(record: AccountRecord): Promise<TokenSet | null> {
+    if (record.secret === '') return null;
+    let json: string;
+    try {
+      json = await this.#cipher.decrypt(record.secret, AAD_PREFIX + record.id);
+    } catch (cause) {
+      const reason = cause instanceof CryptoError ? cause.reason : 'decrypt_failed';
+      const keyId = cause instanceof CryptoError ? cause.keyId : undefined;
+      throw new CryptoError(`The tokens of this account cannot be decrypted (${reason})`, {
+        reason,
+        ...(keyId === undefined ? {} : { keyId }),
+        accountId: record.id,
+        cause,
+      });
+    }
+    try {
+      return TokenSet.fromSecretJSON(json, record.tokenExpiresAt);
+    } catch {
+      // No cause: the parse error could quote the plaintext.
+      throw new CryptoError('The decrypted token blob is not in a known format', {
+        reason: 'malformed',
+        accountId: record.id,
+      });
+    }
+  }
+
+  /** @internal */
+  [inspect.custom](): string {
+    return 'TokenPersistence {}';
+  }
+
+  /** @internal */
+  toJSON(): Record<string, never> {
+    return {};
+  }
+}
+
+function checkId(id: unknown): asserts id is string {
+  if (typeof id !== 'string' || id.length === 0) {
+    throw new InvalidArgumentError(`account id must be a non-empty string (got ${describeType(id)})`);
+  }
+}
+
+function checkScopes(scopes: unknown): readonly string[] {
+  if (!Array.isArray(scopes) || !scopes.every((s) => typeof s === 'string' && s.length > 0)) {
+    throw new InvalidArgumentError('scopes must be an array of non-empty strings');
+  }
+  return [...scopes];
+}
+
+function checkStatus(status: unknown): AccountStatus {
+  if (!ACCOUNT_STATUSES.includes(status as AccountStatus)) {
+    throw new InvalidArgumentError(`status must be one of ${ACCOUNT_STATUSES.join(', ')}`);
+  }
+  return status as AccountStatus;
+}
