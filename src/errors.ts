@@ -190,17 +190,45 @@ export abstract class MailboxAuthError extends Error {
 }
 
 /**
- * Is `err` a {@link MailboxAuthError}, optionally with the given code?
+ * The error class behind each code, for narrowing with {@link isMailboxAuthError}.
  *
  * @example
  * ```ts
- * if (isMailboxAuthError(err, 'ERR_VERSION_CONFLICT')) retryWithFreshRecord();
+ * type E = MailboxAuthErrorByCode['ERR_CRYPTO']; // CryptoError
  * ```
  */
-export function isMailboxAuthError<C extends MailboxAuthErrorCode>(
+export interface MailboxAuthErrorByCode {
+  ERR_CONFIGURATION: ConfigurationError;
+  ERR_INVALID_ARGUMENT: InvalidArgumentError;
+  ERR_UNKNOWN_PROVIDER: UnknownProviderError;
+  ERR_INVALID_STATE: InvalidStateError;
+  ERR_AUTHORIZATION_DENIED: AuthorizationDeniedError;
+  ERR_AUTHORIZATION_RESPONSE_INVALID: AuthorizationResponseError;
+  ERR_TOKEN_EXCHANGE_FAILED: TokenExchangeError;
+  ERR_TOKEN_EXPIRED: TokenExpiredError;
+  ERR_TOKEN_REFRESH_FAILED: TokenRefreshError;
+  ERR_REAUTHORIZATION_REQUIRED: ReauthorizationRequiredError;
+  ERR_PROVIDER_UNAVAILABLE: ProviderUnavailableError;
+  ERR_STORAGE: StorageError;
+  ERR_VERSION_CONFLICT: VersionConflictError;
+  ERR_CRYPTO: CryptoError;
+  ERR_ACCOUNT_NOT_FOUND: AccountNotFoundError;
+  ERR_MAIL_AUTHENTICATION_FAILED: MailAuthenticationError;
+}
+
+/**
+ * Is `err` a {@link MailboxAuthError}, optionally with the given code? With a code, it narrows to that
+ * code's class.
+ *
+ * @example
+ * ```ts
+ * if (isMailboxAuthError(err, 'ERR_CRYPTO')) console.error(err.reason, err.keyId);
+ * ```
+ */
+export function isMailboxAuthError<C extends MailboxAuthErrorCode = MailboxAuthErrorCode>(
   err: unknown,
   code?: C,
-): err is MailboxAuthError & { readonly code: C } {
+): err is MailboxAuthErrorByCode[C] {
   return err instanceof MailboxAuthError && (code === undefined || err.code === code);
 }
 

@@ -25,6 +25,7 @@ export {
   isMailboxAuthError,
   MailAuthenticationError,
   MailboxAuthError,
+  type MailboxAuthErrorByCode,
   type MailboxAuthErrorCode,
   type MailboxAuthErrorOptions,
   ProviderUnavailableError,

@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// Pack the package once, then lint the tarball with publint (strict) and arethetypeswrong (ESM and CJS
+// consumers). Run after `npm run build`.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const dir = mkdtempSync(join(tmpdir(), 'oauth-mailbox-pack-'));
+const run = (cmd, args) =>
+  execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+try {
+  const packed = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', dir]));
+  const tarball = join(dir, packed[0].filename);
+  console.log(`packed ${packed[0].filename}: ${packed[0].entryCount} files, ${packed[0].size} bytes`);
+  for (const file of packed[0].files) console.log(`  ${file.path}`);
+  execFileSync('npx', ['--no-install', 'publint', 'run', tarball, '--strict'], { stdio: 'inherit' });
+  execFileSync('npx', ['--no-install', 'attw', tarball, '--profile', 'node16'], { stdio: 'inherit' });
+  // Smoke: both builds load in a fresh Node process and round-trip a value.
+  const smoke = (m) =>
+    `const c = m.aesGcmCipher({ keys: { k: Buffer.alloc(32, 7) }, current: 'k' });` +
+    `if (c.decrypt(c.encrypt('ok', 'a'), 'a') !== 'ok') throw new Error('round trip failed');` +
+    `if (!(new m.StorageError('x') instanceof m.MailboxAuthError)) throw new Error('error classes');`;
+  execFileSync('node', ['-e', `const m = require('./dist/index.cjs'); ${smoke()}`], { stdio: 'inherit' });
+  execFileSync('node', ['--input-type=module', '-e', `const m = await import('./dist/index.js'); ${smoke()}`], {
+    stdio: 'inherit',
+  });
+  console.log('ESM and CJS builds load and work');
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}

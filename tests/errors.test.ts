@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import {
+  AccountNotFoundError,
+  AuthorizationDeniedError,
+  AuthorizationResponseError,
+  ConfigurationError,
+  CryptoError,
+  errorCategory,
+  InvalidArgumentError,
+  InvalidStateError,
+  isMailboxAuthError,
+  MailAuthenticationError,
+  MailboxAuthError,
+  type MailboxAuthErrorCode,
+  ProviderUnavailableError,
+  ReauthorizationRequiredError,
+  StorageError,
+  TokenExchangeError,
+  TokenExpiredError,
+  TokenRefreshError,
+  UnknownProviderError,
+  VersionConflictError,
+} from '../src/index.js';
+
+const cases: [MailboxAuthError, MailboxAuthErrorCode, string, boolean][] = [
+  [new ConfigurationError('m'), 'ERR_CONFIGURATION', 'configuration', false],
+  [new InvalidArgumentError('m'), 'ERR_INVALID_ARGUMENT', 'request', false],
+  [new UnknownProviderError('m'), 'ERR_UNKNOWN_PROVIDER', 'configuration', false],
+  [new InvalidStateError('m', { reason: 'expired' }), 'ERR_INVALID_STATE', 'request', false],
+  [new AuthorizationDeniedError('m'), 'ERR_AUTHORIZATION_DENIED', 'request', false],
+  [
+    new AuthorizationResponseError('m', { oauthError: 'invalid_scope' }),
+    'ERR_AUTHORIZATION_RESPONSE_INVALID',
+    'request',
+    false,
+  ],
+  [new TokenExchangeError('m', { status: 400 }), 'ERR_TOKEN_EXCHANGE_FAILED', 'request', false],
+  [new TokenExpiredError('m'), 'ERR_TOKEN_EXPIRED', 'reauthorization', false],
+  [
+    new TokenRefreshError('m', { retryAfterMs: 5000, status: 503 }),
+    'ERR_TOKEN_REFRESH_FAILED',
+    'transient',
+    true,
+  ],
+  [new ReauthorizationRequiredError('m'), 'ERR_REAUTHORIZATION_REQUIRED', 'reauthorization', false],
+  [
+    new ProviderUnavailableError('m', { retryAfterMs: 60_000 }),
+    'ERR_PROVIDER_UNAVAILABLE',
+    'transient',
+    true,
+  ],
+  [new StorageError('m', { operation: 'getAccount' }), 'ERR_STORAGE', 'transient', true],
+  [
+    new VersionConflictError('m', { expectedVersion: 1, actualVersion: 2 }),
+    'ERR_VERSION_CONFLICT',
+    'transient',
+    true,
+  ],
+  [new CryptoError('m', { reason: 'unknown_key', keyId: 'k1' }), 'ERR_CRYPTO', 'configuration', false],
+  [new AccountNotFoundError('m'), 'ERR_ACCOUNT_NOT_FOUND', 'request', false],
+  [
+    new MailAuthenticationError('m', { protocol: 'imap' }),
+    'ERR_MAIL_AUTHENTICATION_FAILED',
+    'reauthorization',
+    false,
+  ],
+];
+
+describe('errors', () => {
+  it.each(cases)('%s has a stable code, category and retryability', (err, code, category, retryable) => {
+    expect(err).toBeInstanceOf(MailboxAuthError);
+    expect(err).toBeInstanceOf(Error);
+    expect(err.code).toBe(code);
+    expect(err.category).toBe(category);
+    expect(errorCategory(code)).toBe(category);
+    expect(err.retryable).toBe(retryable);
+    expect(err.name).toBe(err.constructor.name);
+    expect(isMailboxAuthError(err)).toBe(true);
+    expect(isMailboxAuthError(err, code)).toBe(true);
+    expect(JSON.parse(JSON.stringify(err))).toMatchObject({
+      name: err.name,
+      code,
+      category,
+      message: 'm',
+      retryable,
+    });
+    expect(err.stack).toContain(err.name);
+  });
+
+  it('covers every code exactly once', () => {
+    expect(new Set(cases.map((c) => c[1])).size).toBe(cases.length);
+  });
+
+  it('keeps the cause without making it enumerable', () => {
+    const cause = new Error('socket hang up');
+    const err = new StorageError('store failed', { cause, accountId: 'a1', operation: 'putAccount' });
+    expect(err.cause).toBe(cause);
+    expect(Object.keys(err)).not.toContain('cause');
+    expect(err.accountId).toBe('a1');
+    expect(JSON.parse(JSON.stringify(err))).toMatchObject({
+      accountId: 'a1',
+      operation: 'putAccount',
+      causes: [{ name: 'Error', message: 'socket hang up' }],
+    });
+  });
+
+  it('summarizes non-Error causes by type only', () => {
+    const err = new ConfigurationError('bad', { cause: { secret: 'x' } });
+    expect(JSON.parse(JSON.stringify(err)).causes).toEqual([{ name: 'object' }]);
+    expect(new ConfigurationError('no cause').cause).toBeUndefined();
+  });
+
+  it('exposes typed details', () => {
+    expect(new InvalidStateError('m', { reason: 'owner_mismatch' }).reason).toBe('owner_mismatch');
+    expect(new TokenRefreshError('m', { retryAfterMs: 1500 }).retryAfterMs).toBe(1500);
+    expect(new AuthorizationResponseError('m').oauthError).toBeUndefined();
+    expect(new CryptoError('m', { reason: 'malformed' }).keyId).toBeUndefined();
+    expect(isMailboxAuthError(new Error('x'))).toBe(false);
+    expect(isMailboxAuthError(new StorageError('x'), 'ERR_CRYPTO')).toBe(false);
+  });
+});
