@@ -17,14 +17,18 @@ try {
   execFileSync('npx', ['--no-install', 'publint', 'run', tarball, '--strict'], { stdio: 'inherit' });
   execFileSync('npx', ['--no-install', 'attw', tarball, '--profile', 'node16'], { stdio: 'inherit' });
   // Smoke: both builds load in a fresh Node process and round-trip a value.
-  const smoke = (m) =>
+  const smoke = () =>
     `const c = m.aesGcmCipher({ keys: { k: Buffer.alloc(32, 7) }, current: 'k' });` +
     `if (c.decrypt(c.encrypt('ok', 'a'), 'a') !== 'ok') throw new Error('round trip failed');` +
     `if (!(new m.StorageError('x') instanceof m.MailboxAuthError)) throw new Error('error classes');`;
   execFileSync('node', ['-e', `const m = require('./dist/index.cjs'); ${smoke()}`], { stdio: 'inherit' });
-  execFileSync('node', ['--input-type=module', '-e', `const m = await import('./dist/index.js'); ${smoke()}`], {
-    stdio: 'inherit',
-  });
+  execFileSync(
+    'node',
+    ['--input-type=module', '-e', `const m = await import('./dist/index.js'); ${smoke()}`],
+    {
+      stdio: 'inherit',
+    },
+  );
   console.log('ESM and CJS builds load and work');
 } finally {
   rmSync(dir, { recursive: true, force: true });
