@@ -9,6 +9,8 @@ const KEY_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const B64URL = /^[A-Za-z0-9_-]*$/;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
+/** A lone (unpaired) surrogate: UTF-8 cannot encode it, so it would silently become U+FFFD. */
+const LONE_SURROGATE = /\p{Cs}/u;
 
 /** Options of {@link aesGcmCipher}. */
 export interface AesGcmCipherOptions {
@@ -74,6 +76,16 @@ export class AesGcmCipher implements Cipher {
   }
 
   encrypt(plaintext: string, aad: string): string {
+    if (LONE_SURROGATE.test(plaintext) || LONE_SURROGATE.test(aad)) {
+      // Encoding would replace the surrogate with U+FFFD: the value would come back changed, and two
+      // different aads would authenticate as the same one.
+      throw new CryptoError(
+        'aesGcmCipher: plaintext and aad must be well-formed UTF-16 (no lone surrogate)',
+        {
+          reason: 'malformed',
+        },
+      );
+    }
     const key = this.#keys.get(this.#current) as KeyObject;
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
@@ -93,6 +105,8 @@ export class AesGcmCipher implements Cipher {
       });
     }
     try {
+      // No value is ever encrypted with such an aad (see encrypt); refuse it rather than let it collide.
+      if (LONE_SURROGATE.test(aad)) throw new TypeError('the aad has a lone surrogate');
       const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
       decipher.setAAD(Buffer.from(`${VERSION}.${keyId}.${aad}`, 'utf8'));
       decipher.setAuthTag(tag);

@@ -9,6 +9,8 @@ const HEADER_BYTES = 1 + 8 + 16;
 const HMAC_BYTES = 32;
 const MAX_CLOCK_SKEW_S = 60;
 const TOKEN = /^[A-Za-z0-9_-]+={0,2}$/;
+/** A lone (unpaired) surrogate: UTF-8 cannot encode it, so it would silently become U+FFFD. */
+const LONE_SURROGATE = /\p{Cs}/u;
 
 /** Options of {@link fernetCipher}. */
 export interface FernetCipherOptions {
@@ -37,6 +39,11 @@ interface FernetKey {
  * @internal
  */
 export function fernetEncrypt(key: FernetKey, plaintext: string, iv: Uint8Array, timestampS: number): string {
+  if (LONE_SURROGATE.test(plaintext)) {
+    throw new CryptoError('fernetCipher: the plaintext must be well-formed UTF-16 (no lone surrogate)', {
+      reason: 'malformed',
+    });
+  }
   const cipher = createCipheriv('aes-128-cbc', key.encryption, iv);
   const ct = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
   const header = Buffer.alloc(9);
@@ -154,7 +161,9 @@ function decodeToken(token: unknown): Buffer {
     throw new CryptoError('Fernet token is not url-safe base64', { reason: 'malformed' });
   }
   const data = Buffer.from(token, 'base64url');
-  if (data.toString('base64url') !== token.replace(/=+$/, '')) {
+  const canonical = data.toString('base64url');
+  // Exactly the padded form Fernet writes: no missing, extra or altered padding.
+  if (canonical.padEnd(Math.ceil(canonical.length / 4) * 4, '=') !== token) {
     throw new CryptoError('Fernet token is not canonical url-safe base64', { reason: 'malformed' });
   }
   if (data.length < HEADER_BYTES + 16 + HMAC_BYTES || (data.length - HEADER_BYTES - HMAC_BYTES) % 16 !== 0) {

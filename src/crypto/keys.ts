@@ -17,7 +17,7 @@ export function decodeKey(input: unknown, length: number, label: string): Buffer
     bytes = Buffer.from(input);
   } else if (typeof input === 'string') {
     const text = input.trim();
-    if (text.length === length * 2 && HEX.test(text)) {
+    if (text.length % 2 === 0 && HEX.test(text)) {
       bytes = Buffer.from(text, 'hex');
     } else if (B64.test(text) || B64URL.test(text)) {
       bytes = Buffer.from(text, B64.test(text) ? 'base64' : 'base64url');
