@@ -38,6 +38,49 @@ export {
   VersionConflictError,
 } from './errors.js';
 export {
+  AuthorizationFlow,
+  type AuthorizationFlowOptions,
+  type CompleteAuthorizationOptions,
+  type CompletedAuthorization,
+  type DisconnectResult,
+  type StartAuthorizationOptions,
+  type StartedAuthorization,
+} from './flow/authorization.js';
+export { type CallbackInput, MAX_PARAMETER_LENGTH, MAX_QUERY_LENGTH } from './flow/callback.js';
+export {
+  buildReturnUrl,
+  type CallbackOutcome,
+  isLoopback,
+  type RedirectValidationOptions,
+  validateRedirectUris,
+} from './flow/redirects.js';
+export { createMailboxAuth, type MailboxAuth, type MailboxAuthOptions } from './mailbox-auth.js';
+export {
+  definePreset,
+  OpenIdClientProvider,
+  type ProviderDefinition,
+  type ProviderServer,
+} from './providers/base.js';
+export { parseRetryAfter } from './providers/classify.js';
+export { GOOGLE, google } from './providers/google.js';
+export { type MicrosoftOptions, microsoft } from './providers/microsoft.js';
+export { type OAuth2Options, oauth2 } from './providers/oauth2.js';
+export { type OidcOptions, oidc } from './providers/oidc.js';
+export { ProviderRegistry, type ProviderSummary } from './providers/registry.js';
+export type {
+  AuthorizationUrlParams,
+  CodeExchangeChecks,
+  MailboxIdentity,
+  MailServerSettings,
+  MailSettings,
+  OAuthProvider,
+  ProviderOptions,
+  ProviderTokenResult,
+  RefreshOptions,
+  SaslMechanism,
+} from './providers/types.js';
+export { yahoo } from './providers/yahoo.js';
+export {
   ACCOUNT_STATUSES,
   type AccountErrorInfo,
   type AccountFilter,

@@ -132,6 +132,26 @@ export class TokenPersistence {
   }
 
   /**
+   * The account of a mailbox identity (email compared case-insensitively) with its tokens, or `null`.
+   */
+  async findAccount(identity: {
+    readonly provider: string;
+    readonly owner: string;
+    readonly email: string;
+  }): Promise<StoredAccount | null> {
+    for (const [name, value] of Object.entries(identity ?? {})) {
+      if (typeof value !== 'string' || value.length === 0)
+        throw new InvalidArgumentError(`${name} must be a non-empty string`);
+    }
+    const record = await this.#call('findAccountByIdentity', undefined, () =>
+      this.#store.findAccountByIdentity(identity),
+    );
+    return record === null
+      ? null
+      : { account: toMailboxAccount(record), tokens: await this.#decrypt(record) };
+  }
+
+  /**
    * Store a newly authorized mailbox. If the same (provider, owner, email) is already connected, that
    * account is updated in place (same id, status back to `active`, failures reset) instead of duplicated.
    * When the new tokens carry no refresh token, the stored one is kept.

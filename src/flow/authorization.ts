@@ -1,0 +1,422 @@
+/**
+ * The authorization code flow: start (state, PKCE, nonce) → callback (checks, exchange, identity) → a
+ * stored, encrypted account.
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { inspect } from 'node:util';
+import * as client from 'openid-client';
+import type { Cipher } from '../crypto/cipher.js';
+import {
+  AuthorizationDeniedError,
+  AuthorizationResponseError,
+  ConfigurationError,
+  CryptoError,
+  InvalidArgumentError,
+  InvalidStateError,
+  isMailboxAuthError,
+  type MailboxAuthError,
+  StorageError,
+  TokenExchangeError,
+} from '../errors.js';
+import type { ProviderRegistry } from '../providers/registry.js';
+import type { JsonValue } from '../storage/account-store.js';
+import type { StateStore } from '../storage/state-store.js';
+import type { MailboxAccount } from '../tokens/account.js';
+import type { TokenPersistence } from '../tokens/persistence.js';
+import { type CallbackInput, readCallbackParameters } from './callback.js';
+import { isLoopback } from './redirects.js';
+
+/** Options of {@link AuthorizationFlow}. */
+export interface AuthorizationFlowOptions {
+  readonly registry: ProviderRegistry;
+  readonly persistence: TokenPersistence;
+  readonly states: StateStore;
+  /** Encrypts pending-state payloads (they hold the PKCE verifier). */
+  readonly cipher: Cipher;
+  /**
+   * How long a started authorization stays valid, in milliseconds.
+   * @default 600000 (10 minutes)
+   */
+  readonly stateTtlMs?: number;
+  /**
+   * Pending authorizations kept per owner; starting more drops the oldest.
+   * @default 10
+   */
+  readonly maxPendingPerOwner?: number;
+  /** Origins an absolute `returnTo` may point at (relative paths are always accepted). @default [] */
+  readonly allowedReturnOrigins?: readonly string[];
+  /** The clock, in epoch milliseconds. @default Date.now */
+  readonly now?: () => number;
+}
+
+/** Options of {@link AuthorizationFlow.startAuthorization}. */
+export interface StartAuthorizationOptions {
+  /** The host's user (or tenant) who connects the mailbox. The callback must come from the same owner. */
+  readonly owner: string;
+  /** Pre-fill the provider's login form. */
+  readonly loginHint?: string;
+  /** Extra scopes for this authorization. */
+  readonly scopes?: readonly string[];
+  /** Host data stored on the account (JSON). */
+  readonly metadata?: { readonly [key: string]: JsonValue };
+  /** Where the host wants to send the browser after the callback: a path, or a URL on an allowed origin. */
+  readonly returnTo?: string;
+}
+
+/** What {@link AuthorizationFlow.startAuthorization} returns. */
+export interface StartedAuthorization {
+  /** Redirect the browser here. */
+  readonly url: URL;
+  /** The `state` value (256 random bits), already stored server-side. */
+  readonly state: string;
+  /** When the authorization lapses. */
+  readonly expiresAt: Date;
+}
+
+/** Options of {@link AuthorizationFlow.completeAuthorization}. */
+export interface CompleteAuthorizationOptions {
+  /** The owner of the current session: must be the one who started the authorization. */
+  readonly owner: string;
+  readonly signal?: AbortSignal;
+}
+
+/** What {@link AuthorizationFlow.completeAuthorization} returns. */
+export interface CompletedAuthorization {
+  /** The stored account (no secret in it). */
+  readonly account: MailboxAccount;
+  /** `false` when an already connected mailbox was reconnected (same account id). */
+  readonly created: boolean;
+  /** The `returnTo` given at the start, if any. */
+  readonly returnTo: string | undefined;
+}
+
+/** What {@link AuthorizationFlow.disconnect} did. */
+export interface DisconnectResult {
+  readonly accountId: string;
+  /** `true` if the provider revoked the token. */
+  readonly revoked: boolean;
+  /** Why revocation was skipped or failed (the local tokens are deleted anyway). */
+  readonly revocationError: MailboxAuthError | undefined;
+  /** `true` if the local account was deleted. */
+  readonly deleted: boolean;
+}
+
+interface StatePayload {
+  readonly v: 1;
+  readonly verifier: string;
+  readonly nonce: string | null;
+  readonly scopes: readonly string[];
+  readonly metadata: { readonly [key: string]: JsonValue } | null;
+  readonly returnTo: string | null;
+}
+
+const STATE = /^[A-Za-z0-9_-]{43}$/;
+const STATE_AAD = 'oauth-mailbox/state/';
+
+function stateKey(state: string): string {
+  return createHash('sha256').update(state).digest('base64url');
+}
+
+function text(value: unknown, name: string, max = 255): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > max) {
+    throw new InvalidArgumentError(`${name} must be a non-empty string of at most ${max} characters`);
+  }
+  return value;
+}
+
+/**
+ * Starts and completes OAuth authorizations for the host's two routes, and disconnects accounts.
+ *
+ * @example
+ * ```ts
+ * // GET /oauth/:provider/start
+ * const { url } = await flow.startAuthorization(req.params.provider, { owner: req.user.id });
+ * res.redirect(url.href);
+ * // GET /oauth/:provider/callback
+ * const { account } = await flow.completeAuthorization(req.params.provider, fullUrl(req), { owner: req.user.id });
+ * ```
+ */
+export class AuthorizationFlow {
+  readonly #registry: ProviderRegistry;
+  readonly #persistence: TokenPersistence;
+  readonly #states: StateStore;
+  readonly #cipher: Cipher;
+  readonly #ttlMs: number;
+  readonly #maxPerOwner: number;
+  readonly #returnOrigins: ReadonlySet<string>;
+  readonly #now: () => number;
+
+  constructor(options: AuthorizationFlowOptions) {
+    const { registry, persistence, states, cipher } = options ?? ({} as AuthorizationFlowOptions);
+    if (typeof registry?.get !== 'function')
+      throw new ConfigurationError('AuthorizationFlow: registry is required');
+    if (typeof persistence?.connect !== 'function')
+      throw new ConfigurationError('AuthorizationFlow: persistence is required');
+    if (typeof states?.putState !== 'function' || typeof states.takeState !== 'function') {
+      throw new ConfigurationError('AuthorizationFlow: states must implement StateStore');
+    }
+    if (typeof cipher?.encrypt !== 'function')
+      throw new ConfigurationError('AuthorizationFlow: cipher is required');
+    const ttl = options.stateTtlMs ?? 600_000;
+    if (!Number.isSafeInteger(ttl) || ttl < 1000 || ttl > 3_600_000) {
+      throw new ConfigurationError('AuthorizationFlow: stateTtlMs must be an integer from 1000 to 3600000');
+    }
+    const max = options.maxPendingPerOwner ?? 10;
+    if (!Number.isSafeInteger(max) || max < 1 || max > 1000) {
+      throw new ConfigurationError('AuthorizationFlow: maxPendingPerOwner must be an integer from 1 to 1000');
+    }
+    this.#registry = registry;
+    this.#persistence = persistence;
+    this.#states = states;
+    this.#cipher = cipher;
+    this.#ttlMs = ttl;
+    this.#maxPerOwner = max;
+    this.#returnOrigins = new Set(
+      (options.allowedReturnOrigins ?? []).map((origin) => {
+        try {
+          return new URL(origin).origin;
+        } catch (cause) {
+          throw new ConfigurationError(`AuthorizationFlow: allowedReturnOrigins has an invalid URL`, {
+            cause,
+          });
+        }
+      }),
+    );
+    this.#now = options.now ?? Date.now;
+  }
+
+  /**
+   * Begin connecting a mailbox: store a single-use state with a PKCE S256 verifier and an OIDC nonce, and
+   * return the provider's authorization URL.
+   */
+  async startAuthorization(
+    providerId: string,
+    options: StartAuthorizationOptions,
+  ): Promise<StartedAuthorization> {
+    const owner = text(options?.owner, 'owner');
+    const provider = this.#registry.get(providerId);
+    if (options.loginHint !== undefined) text(options.loginHint, 'loginHint', 320);
+    const scopes = options.scopes ?? [];
+    if (
+      !Array.isArray(scopes) ||
+      !scopes.every((s) => typeof s === 'string' && s.length > 0 && !/\s/.test(s))
+    ) {
+      throw new InvalidArgumentError('scopes must be an array of scope strings without spaces');
+    }
+    if (
+      options.metadata !== undefined &&
+      (typeof options.metadata !== 'object' || options.metadata === null || Array.isArray(options.metadata))
+    ) {
+      throw new InvalidArgumentError('metadata must be a plain object');
+    }
+    const returnTo = options.returnTo === undefined ? null : this.#checkReturnTo(options.returnTo);
+    const state = client.randomState();
+    const verifier = client.randomPKCECodeVerifier();
+    const nonce = provider.openid ? client.randomNonce() : null;
+    const payload: StatePayload = {
+      v: 1,
+      verifier,
+      nonce,
+      scopes,
+      metadata: options.metadata ?? null,
+      returnTo,
+    };
+    let serialized: string;
+    try {
+      serialized = JSON.stringify(payload);
+    } catch (cause) {
+      throw new InvalidArgumentError('metadata must be JSON-serializable', { cause });
+    }
+    const key = stateKey(state);
+    const sealed = await this.#cipher.encrypt(serialized, STATE_AAD + key);
+    const url = await provider.authorizationUrl({
+      state,
+      codeChallenge: await client.calculatePKCECodeChallenge(verifier),
+      ...(nonce === null ? {} : { nonce }),
+      scopes,
+      ...(options.loginHint === undefined ? {} : { loginHint: options.loginHint }),
+    });
+    const now = this.#now();
+    const expiresAt = now + this.#ttlMs;
+    try {
+      await this.#states.putState(
+        key,
+        { owner, provider: provider.id, payload: sealed, createdAt: now, expiresAt },
+        { maxPerOwner: this.#maxPerOwner },
+      );
+    } catch (cause) {
+      if (isMailboxAuthError(cause)) throw cause;
+      throw new StorageError('The state store failed (putState)', { operation: 'putState', cause });
+    }
+    return { url, state, expiresAt: new Date(expiresAt) };
+  }
+
+  /**
+   * Finish connecting a mailbox from the provider's callback: take the state exactly once, check it
+   * belongs to this owner and provider, map provider errors, exchange the code (PKCE, nonce and `iss`
+   * checked), read the email, and store the account (a reconnect updates the same account).
+   */
+  async completeAuthorization(
+    providerId: string,
+    callback: CallbackInput,
+    options: CompleteAuthorizationOptions,
+  ): Promise<CompletedAuthorization> {
+    const owner = text(options?.owner, 'owner');
+    const provider = this.#registry.get(providerId);
+    const params = await readCallbackParameters(callback);
+    const state = params.get('state');
+    if (state === null || state === '')
+      throw new InvalidStateError('The callback has no state parameter', { reason: 'missing', providerId });
+    if (!STATE.test(state))
+      throw new InvalidStateError('The state parameter is malformed', { reason: 'malformed', providerId });
+    const key = stateKey(state);
+    let stored: Awaited<ReturnType<StateStore['takeState']>>;
+    try {
+      stored = await this.#states.takeState(key);
+    } catch (cause) {
+      if (isMailboxAuthError(cause)) throw cause;
+      throw new StorageError('The state store failed (takeState)', { operation: 'takeState', cause });
+    }
+    if (stored === null || stored.expiresAt <= this.#now()) {
+      throw new InvalidStateError(
+        'The state is unknown, expired or already used: start the authorization again',
+        {
+          reason: 'not_found',
+          providerId,
+        },
+      );
+    }
+    let payload: StatePayload;
+    try {
+      payload = JSON.parse(await this.#cipher.decrypt(stored.payload, STATE_AAD + key)) as StatePayload;
+      if (payload.v !== 1 || typeof payload.verifier !== 'string') throw new Error('unknown state payload');
+    } catch (cause) {
+      throw new InvalidStateError('The stored state cannot be read', {
+        reason: 'malformed',
+        providerId,
+        ...(cause instanceof CryptoError ? { cause } : {}),
+      });
+    }
+    if (stored.provider !== provider.id) {
+      throw new InvalidStateError('The state was issued for another provider', {
+        reason: 'provider_mismatch',
+        providerId,
+      });
+    }
+    if (stored.owner !== owner) {
+      throw new InvalidStateError('The state was issued to another user', {
+        reason: 'owner_mismatch',
+        providerId,
+      });
+    }
+    const error = params.get('error');
+    if (error !== null) {
+      if (error === 'access_denied')
+        throw new AuthorizationDeniedError('The user declined the authorization', { providerId });
+      throw new AuthorizationResponseError(
+        `The provider answered the authorization with an error (${error.slice(0, 64)})`,
+        {
+          providerId,
+          oauthError: error.slice(0, 64),
+        },
+      );
+    }
+    if (!params.get('code')) {
+      throw new AuthorizationResponseError('The callback has no authorization code', { providerId });
+    }
+    const callbackUrl = new URL(provider.redirectUri);
+    callbackUrl.search = params.toString();
+    const result = await provider.exchangeCode(callbackUrl, {
+      state,
+      codeVerifier: payload.verifier,
+      ...(payload.nonce === null ? {} : { nonce: payload.nonce }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    const identity = await provider.identify(
+      result,
+      options.signal === undefined ? {} : { signal: options.signal },
+    );
+    const mailbox = { provider: provider.id, owner, email: identity.email };
+    if (result.tokens.refreshToken === null) {
+      const existing = await this.#persistence.findAccount(mailbox);
+      if (existing?.tokens?.refreshToken == null) {
+        throw new TokenExchangeError(
+          `${provider.id} returned no refresh token: request offline access (Google: access_type=offline and prompt=consent; others: the offline_access scope)`,
+          { providerId },
+        );
+      }
+    }
+    const requested = [...new Set([...provider.scopes, ...payload.scopes])];
+    const { account, created } = await this.#persistence.connect({
+      ...mailbox,
+      scopes: result.scopes ?? requested,
+      tokens: {
+        accessToken: result.tokens.accessToken,
+        refreshToken: result.tokens.refreshToken,
+        idToken: result.tokens.idToken,
+        expiresAt: result.tokens.expiresAt,
+        tokenType: result.tokens.tokenType,
+      },
+      ...(payload.metadata === null ? {} : { metadata: payload.metadata }),
+    });
+    return { account, created, returnTo: payload.returnTo ?? undefined };
+  }
+
+  /**
+   * Disconnect an account: revoke its refresh token at the provider where there is a revocation endpoint,
+   * then delete it locally. A revocation failure (or an undecryptable record, or an unknown provider) still
+   * deletes locally and is reported in `revocationError`.
+   */
+  async disconnect(
+    accountId: string,
+    options: { readonly signal?: AbortSignal } = {},
+  ): Promise<DisconnectResult> {
+    let revoked = false;
+    let revocationError: MailboxAuthError | undefined;
+    try {
+      const { account, tokens } = await this.#persistence.load(accountId);
+      const token = tokens?.refreshToken ?? tokens?.accessToken;
+      if (token !== undefined) {
+        revoked = await this.#registry
+          .get(account.provider)
+          .revoke(token, options.signal === undefined ? {} : { signal: options.signal });
+      }
+    } catch (err) {
+      // A missing account, a store failure or an abort stop here; anything else still deletes locally.
+      if (!isMailboxAuthError(err) || options.signal?.aborted) throw err;
+      if (err.code === 'ERR_ACCOUNT_NOT_FOUND' || err.code === 'ERR_STORAGE') throw err;
+      revocationError = err;
+    }
+    const deleted = await this.#persistence.deleteAccount(accountId);
+    return { accountId, revoked, revocationError, deleted };
+  }
+
+  #checkReturnTo(value: unknown): string {
+    const returnTo = text(value, 'returnTo', 2048);
+    if (returnTo.startsWith('/') && !returnTo.startsWith('//') && !returnTo.startsWith('/\\'))
+      return returnTo;
+    let url: URL;
+    try {
+      url = new URL(returnTo);
+    } catch {
+      throw new InvalidArgumentError(
+        'returnTo must be a path starting with / or an absolute URL on an allowed origin',
+      );
+    }
+    if (!this.#returnOrigins.has(url.origin) || (url.protocol !== 'https:' && !isLoopback(url))) {
+      throw new InvalidArgumentError(
+        `returnTo must be a path or a URL on an allowed origin (got origin ${url.origin})`,
+      );
+    }
+    return returnTo;
+  }
+
+  /** @internal */
+  [inspect.custom](): string {
+    return `AuthorizationFlow { providers: [${this.#registry
+      .list()
+      .map((p) => p.id)
+      .join(', ')}] }`;
+  }
+}

@@ -1,0 +1,106 @@
+import { ConfigurationError, isMailboxAuthError } from '../errors.js';
+import type { OAuthProvider } from '../providers/types.js';
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+/** Is this URL on the local machine? */
+export function isLoopback(url: URL): boolean {
+  return LOOPBACK.has(url.hostname) || url.hostname.endsWith('.localhost');
+}
+
+/** The outcome of a callback, for {@link buildReturnUrl}. */
+export type CallbackOutcome =
+  | { readonly status: 'success'; readonly provider: string; readonly accountId: string }
+  | { readonly status: 'error'; readonly provider: string; readonly error: unknown };
+
+/**
+ * The URL to send the browser back to after the callback: `?status=success&provider=…&account=…` or
+ * `?status=error&provider=…&error=<code>` (the stable error code only: no message, no secret).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   const { account } = await auth.completeAuthorization('google', req.url, { owner });
+ *   res.redirect(buildReturnUrl('/settings/mail', { status: 'success', provider: 'google', accountId: account.id }, appOrigin).href);
+ * } catch (error) {
+ *   res.redirect(buildReturnUrl('/settings/mail', { status: 'error', provider: 'google', error }, appOrigin).href);
+ * }
+ * ```
+ */
+export function buildReturnUrl(target: string | URL, outcome: CallbackOutcome, base?: string | URL): URL {
+  const url = new URL(target, base);
+  url.searchParams.set('status', outcome.status);
+  url.searchParams.set('provider', outcome.provider);
+  if (outcome.status === 'success') {
+    url.searchParams.set('account', outcome.accountId);
+  } else {
+    url.searchParams.set('error', isMailboxAuthError(outcome.error) ? outcome.error.code : 'ERR_UNEXPECTED');
+  }
+  return url;
+}
+
+/** Options of {@link validateRedirectUris}. */
+export interface RedirectValidationOptions {
+  /** Origins the redirect URIs may use, such as `https://app.example.com`. */
+  readonly allowedOrigins: readonly string[];
+  /**
+   * Production: refuse loopback redirect URIs (a dev configuration deployed by mistake).
+   * @default process.env.NODE_ENV === 'production'
+   */
+  readonly production?: boolean;
+}
+
+/**
+ * Check every provider's redirect URI at start-up: an allowed origin, https except on loopback, no
+ * fragment, and no loopback URI in production. Throws a `ConfigurationError` naming the provider.
+ *
+ * @example
+ * ```ts
+ * validateRedirectUris(registry.providers(), { allowedOrigins: [process.env.APP_ORIGIN!] });
+ * ```
+ */
+export function validateRedirectUris(
+  providers: readonly OAuthProvider[],
+  options: RedirectValidationOptions,
+): void {
+  if (!Array.isArray(options?.allowedOrigins) || options.allowedOrigins.length === 0) {
+    throw new ConfigurationError('allowedOrigins must list at least one origin');
+  }
+  const allowed = new Set(
+    options.allowedOrigins.map((origin) => {
+      try {
+        return new URL(origin).origin;
+      } catch (cause) {
+        throw new ConfigurationError(`allowedOrigins: "${String(origin).slice(0, 200)}" is not a URL`, {
+          cause,
+        });
+      }
+    }),
+  );
+  const production = options.production ?? process.env.NODE_ENV === 'production';
+  for (const provider of providers) {
+    const url = new URL(provider.redirectUri);
+    const where = `redirectUri of provider "${provider.id}" (${url.origin}${url.pathname})`;
+    if (!allowed.has(url.origin)) {
+      throw new ConfigurationError(`The ${where} is not on an allowed origin (${[...allowed].join(', ')})`, {
+        providerId: provider.id,
+      });
+    }
+    if (url.hash !== '')
+      throw new ConfigurationError(`The ${where} must not have a fragment`, { providerId: provider.id });
+    if (isLoopback(url)) {
+      if (production) {
+        throw new ConfigurationError(
+          `The ${where} points at this machine in production: a development setting?`,
+          {
+            providerId: provider.id,
+          },
+        );
+      }
+    } else if (url.protocol !== 'https:') {
+      throw new ConfigurationError(`The ${where} must use https outside localhost`, {
+        providerId: provider.id,
+      });
+    }
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * The facade: one object for the host's routes.
+ * @module
+ */
+import { inspect } from 'node:util';
+import type { Cipher } from './crypto/cipher.js';
+import { ConfigurationError } from './errors.js';
+import {
+  AuthorizationFlow,
+  type CompleteAuthorizationOptions,
+  type CompletedAuthorization,
+  type DisconnectResult,
+  type StartAuthorizationOptions,
+  type StartedAuthorization,
+} from './flow/authorization.js';
+import type { CallbackInput } from './flow/callback.js';
+import { validateRedirectUris } from './flow/redirects.js';
+import { ProviderRegistry, type ProviderSummary } from './providers/registry.js';
+import type { OAuthProvider } from './providers/types.js';
+import type { AccountStore } from './storage/account-store.js';
+import type { StateStore } from './storage/state-store.js';
+import type { MailboxAccount } from './tokens/account.js';
+import { TokenPersistence } from './tokens/persistence.js';
+
+/** Options of {@link createMailboxAuth}. */
+export interface MailboxAuthOptions {
+  /** The providers, or a registry you built. */
+  readonly providers: readonly OAuthProvider[] | ProviderRegistry;
+  /** Stores accounts and pending authorizations (`memoryStore()`, or a database adapter). */
+  readonly store: AccountStore & StateStore;
+  /** Encrypts tokens at rest and pending-state payloads. */
+  readonly cipher: Cipher;
+  /**
+   * Origins allowed for redirect URIs and absolute `returnTo` values. When given, every provider's redirect
+   * URI is checked at creation (https outside localhost, no loopback URI in production).
+   */
+  readonly allowedOrigins?: readonly string[];
+  /** Refuse loopback redirect URIs. @default process.env.NODE_ENV === 'production' */
+  readonly production?: boolean;
+  /** Lifetime of a started authorization, in milliseconds. @default 600000 */
+  readonly stateTtlMs?: number;
+  /** Pending authorizations kept per owner. @default 10 */
+  readonly maxPendingPerOwner?: number;
+  /** The clock, in epoch milliseconds. @default Date.now */
+  readonly now?: () => number;
+}
+
+/**
+ * What {@link createMailboxAuth} returns: the two route calls, disconnect, and the building blocks.
+ */
+export interface MailboxAuth {
+  readonly registry: ProviderRegistry;
+  readonly persistence: TokenPersistence;
+  readonly flow: AuthorizationFlow;
+  /** Providers for a "connect your mailbox" page. */
+  listProviders(): ProviderSummary[];
+  startAuthorization(providerId: string, options: StartAuthorizationOptions): Promise<StartedAuthorization>;
+  completeAuthorization(
+    providerId: string,
+    callback: CallbackInput,
+    options: CompleteAuthorizationOptions,
+  ): Promise<CompletedAuthorization>;
+  disconnect(accountId: string, options?: { readonly signal?: AbortSignal }): Promise<DisconnectResult>;
+  /** An account without its tokens. */
+  getAccount(accountId: string): Promise<MailboxAccount>;
+}
+
+/**
+ * Wire providers, a store and a cipher into one object for the host's routes.
+ *
+ * @example
+ * ```ts
+ * import { createMailboxAuth, google, microsoft, memoryStore, aesGcmCipher } from 'oauth-mailbox';
+ * const auth = createMailboxAuth({
+ *   providers: [
+ *     google({ clientId, clientSecret, redirectUri: 'https://app.example.com/oauth/google/callback' }),
+ *     microsoft({ clientId: msId, clientSecret: msSecret, redirectUri: 'https://app.example.com/oauth/microsoft/callback' }),
+ *   ],
+ *   store: memoryStore(),
+ *   cipher: aesGcmCipher({ keys: { k2026: process.env.TOKEN_KEY! }, current: 'k2026' }),
+ *   allowedOrigins: ['https://app.example.com'],
+ * });
+ * const { url } = await auth.startAuthorization('google', { owner: 'user-1' });
+ * const { account } = await auth.completeAuthorization('google', callbackUrl, { owner: 'user-1' });
+ * ```
+ */
+export function createMailboxAuth(options: MailboxAuthOptions): MailboxAuth {
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigurationError(
+      'createMailboxAuth: options must be an object with providers, store and cipher',
+    );
+  }
+  const registry =
+    options.providers instanceof ProviderRegistry
+      ? options.providers
+      : Array.isArray(options.providers)
+        ? new ProviderRegistry(options.providers)
+        : undefined;
+  if (registry === undefined) {
+    throw new ConfigurationError(
+      'createMailboxAuth: providers must be an array of providers or a ProviderRegistry',
+    );
+  }
+  if (options.allowedOrigins !== undefined) {
+    validateRedirectUris(registry.providers(), {
+      allowedOrigins: options.allowedOrigins,
+      ...(options.production === undefined ? {} : { production: options.production }),
+    });
+  }
+  const persistence = new TokenPersistence({
+    store: options.store,
+    cipher: options.cipher,
+    ...(options.now === undefined ? {} : { now: options.now }),
+  });
+  const flow = new AuthorizationFlow({
+    registry,
+    persistence,
+    states: options.store,
+    cipher: options.cipher,
+    ...(options.stateTtlMs === undefined ? {} : { stateTtlMs: options.stateTtlMs }),
+    ...(options.maxPendingPerOwner === undefined ? {} : { maxPendingPerOwner: options.maxPendingPerOwner }),
+    ...(options.allowedOrigins === undefined ? {} : { allowedReturnOrigins: options.allowedOrigins }),
+    ...(options.now === undefined ? {} : { now: options.now }),
+  });
+  const auth: MailboxAuth = {
+    registry,
+    persistence,
+    flow,
+    listProviders: () => registry.list(),
+    startAuthorization: (providerId, start) => flow.startAuthorization(providerId, start),
+    completeAuthorization: (providerId, callback, complete) =>
+      flow.completeAuthorization(providerId, callback, complete),
+    disconnect: (accountId, disconnect) => flow.disconnect(accountId, disconnect),
+    getAccount: (accountId) => persistence.getAccount(accountId),
+  };
+  Object.defineProperty(auth, inspect.custom, {
+    value: () =>
+      `MailboxAuth { providers: [${registry
+        .list()
+        .map((p) => p.id)
+        .join(', ')}] }`,
+  });
+  return Object.freeze(auth);
+}

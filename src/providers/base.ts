@@ -1,0 +1,382 @@
+/**
+ * The one implementation of {@link OAuthProvider} behind every preset, on openid-client v6.
+ * @module
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { inspect } from 'node:util';
+import * as client from 'openid-client';
+import { describeType } from '../crypto/keys.js';
+import {
+  AuthorizationResponseError,
+  ConfigurationError,
+  InvalidArgumentError,
+  TokenExchangeError,
+} from '../errors.js';
+import { TokenSet } from '../tokens/token-set.js';
+import { classifyProviderError, type ProviderPhase } from './classify.js';
+import type {
+  AuthorizationUrlParams,
+  CodeExchangeChecks,
+  MailboxIdentity,
+  MailSettings,
+  OAuthProvider,
+  ProviderOptions,
+  ProviderTokenResult,
+  RefreshOptions,
+} from './types.js';
+
+/** Where a provider's endpoints come from. */
+export type ProviderServer =
+  | { readonly discovery: string }
+  | { readonly metadata: Readonly<client.ServerMetadata> };
+
+/**
+ * The data of a preset: everything that makes Google Google. `definePreset` turns it into an
+ * {@link OAuthProvider}.
+ */
+export interface ProviderDefinition {
+  readonly id: string;
+  readonly displayName: string;
+  /** An issuer or authority URL to discover, or static metadata. */
+  readonly server: ProviderServer;
+  /** Minimal scopes for mail. */
+  readonly scopes: readonly string[];
+  readonly mail: MailSettings;
+  /** OpenID Connect: send a nonce, require and verify an id_token. */
+  readonly openid: boolean;
+  /** Authorization query parameters always sent (such as `access_type=offline`). */
+  readonly authorizationParameters?: Readonly<Record<string, string>>;
+  /** id_token / userinfo claims that may hold the mailbox address, in order. @default ['email'] */
+  readonly emailClaims?: readonly string[];
+  /** Read the identity from the userinfo endpoint when the id_token has no email. @default false */
+  readonly userinfo?: boolean;
+  /** Read the identity yourself (plain OAuth 2.0 servers); replaces the claim lookup. */
+  readonly identify?: (
+    result: ProviderTokenResult,
+    context: { readonly fetch: typeof fetch; readonly signal?: AbortSignal | undefined },
+  ) => Promise<MailboxIdentity>;
+}
+
+const SECONDS = 1000;
+
+function checkUrl(value: unknown, name: string): URL {
+  if (typeof value !== 'string')
+    throw new ConfigurationError(`${name} must be an absolute URL string (got ${describeType(value)})`);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch (cause) {
+    throw new ConfigurationError(`${name} must be an absolute URL (got "${value.slice(0, 200)}")`, { cause });
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new ConfigurationError(`${name} must use https: or http: (got ${url.protocol})`);
+  }
+  return url;
+}
+
+function unique(values: Iterable<string>): string[] {
+  return [...new Set(values)];
+}
+
+/**
+ * An {@link OAuthProvider} on openid-client. Discovery is lazy, shared by concurrent first callers, and
+ * retried on the next use after a failure.
+ *
+ * @internal Construct through a preset (`google()`, `oidc()`, ...) or {@link definePreset}.
+ */
+export class OpenIdClientProvider implements OAuthProvider {
+  readonly id: string;
+  readonly displayName: string;
+  readonly redirectUri: string;
+  readonly scopes: readonly string[];
+  readonly mail: MailSettings;
+  readonly openid: boolean;
+  readonly #definition: ProviderDefinition;
+  readonly #clientId: string;
+  readonly #clientSecret: string | undefined;
+  readonly #parameters: Readonly<Record<string, string>>;
+  readonly #fetch: typeof fetch | undefined;
+  readonly #timeoutS: number;
+  readonly #insecure: boolean;
+  readonly #signal = new AsyncLocalStorage<AbortSignal | undefined>();
+  #config: Promise<client.Configuration> | undefined;
+
+  constructor(definition: ProviderDefinition, options: ProviderOptions) {
+    if (typeof options !== 'object' || options === null) {
+      throw new ConfigurationError(
+        `${definition.id}: options must be an object with clientId and redirectUri`,
+      );
+    }
+    if (typeof options.clientId !== 'string' || options.clientId.length === 0) {
+      throw new ConfigurationError(`${definition.id}: clientId must be a non-empty string`);
+    }
+    if (
+      options.clientSecret !== undefined &&
+      (typeof options.clientSecret !== 'string' || options.clientSecret.length === 0)
+    ) {
+      throw new ConfigurationError(`${definition.id}: clientSecret must be a non-empty string when given`);
+    }
+    checkUrl(options.redirectUri, `${definition.id}: redirectUri`);
+    if (options.timeoutMs !== undefined && (!Number.isFinite(options.timeoutMs) || options.timeoutMs <= 0)) {
+      throw new ConfigurationError(`${definition.id}: timeoutMs must be a positive number of milliseconds`);
+    }
+    if (
+      options.extraScopes !== undefined &&
+      !(
+        Array.isArray(options.extraScopes) &&
+        options.extraScopes.every((s) => typeof s === 'string' && s.length > 0 && !/\s/.test(s))
+      )
+    ) {
+      throw new ConfigurationError(
+        `${definition.id}: extraScopes must be an array of scope strings without spaces`,
+      );
+    }
+    if (options.fetch !== undefined && typeof options.fetch !== 'function') {
+      throw new ConfigurationError(`${definition.id}: fetch must be a function`);
+    }
+    this.#definition = definition;
+    this.id = options.id ?? definition.id;
+    this.displayName = options.displayName ?? definition.displayName;
+    this.redirectUri = options.redirectUri;
+    this.scopes = Object.freeze(unique([...definition.scopes, ...(options.extraScopes ?? [])]));
+    this.mail = Object.freeze({
+      imap: { ...definition.mail.imap, ...options.mail?.imap },
+      smtp: { ...definition.mail.smtp, ...options.mail?.smtp },
+      sasl: options.mail?.sasl ?? definition.mail.sasl,
+    });
+    this.openid = definition.openid;
+    this.#clientId = options.clientId;
+    this.#clientSecret = options.clientSecret;
+    this.#parameters = { ...definition.authorizationParameters, ...options.authorizationParameters };
+    this.#fetch = options.fetch;
+    this.#timeoutS = Math.max(1, Math.ceil((options.timeoutMs ?? 30 * SECONDS) / SECONDS));
+    this.#insecure = options.allowInsecureRequests === true;
+    if ('metadata' in definition.server) {
+      const config = this.#configure(definition.server.metadata);
+      this.#config = Promise.resolve(config);
+    } else {
+      checkUrl(definition.server.discovery, `${definition.id}: issuer`);
+    }
+  }
+
+  /** The provider's server metadata (runs discovery if needed). */
+  async serverMetadata(): Promise<Readonly<client.ServerMetadata>> {
+    return (await this.#configuration()).serverMetadata();
+  }
+
+  async authorizationUrl(params: AuthorizationUrlParams): Promise<URL> {
+    const config = await this.#configuration();
+    const scope = unique([...this.scopes, ...(params.scopes ?? [])]).join(' ');
+    const query: Record<string, string> = {
+      redirect_uri: this.redirectUri,
+      scope,
+      state: params.state,
+      code_challenge: params.codeChallenge,
+      code_challenge_method: 'S256',
+      ...this.#parameters,
+      ...(this.openid && params.nonce !== undefined ? { nonce: params.nonce } : {}),
+      ...(params.loginHint === undefined ? {} : { login_hint: params.loginHint }),
+      ...params.parameters,
+    };
+    return client.buildAuthorizationUrl(config, query);
+  }
+
+  async exchangeCode(callbackUrl: URL, checks: CodeExchangeChecks): Promise<ProviderTokenResult> {
+    const config = await this.#configuration(checks.signal);
+    const meta = config.serverMetadata();
+    const iss = callbackUrl.searchParams.get('iss');
+    if (iss !== null && iss !== meta.issuer && !meta.issuer.includes('{tenantid}')) {
+      throw new AuthorizationResponseError(
+        'The authorization response came from an unexpected issuer (iss)',
+        {
+          providerId: this.id,
+        },
+      );
+    }
+    const response = await this.#call('exchange', checks.signal, () =>
+      client.authorizationCodeGrant(config, callbackUrl, {
+        pkceCodeVerifier: checks.codeVerifier,
+        expectedState: checks.state,
+        ...(this.openid ? { expectedNonce: checks.nonce, idTokenExpected: true } : {}),
+      }),
+    );
+    return this.#result(response, 'exchange');
+  }
+
+  async refresh(refreshToken: string, options: RefreshOptions = {}): Promise<ProviderTokenResult> {
+    if (typeof refreshToken !== 'string' || refreshToken.length === 0) {
+      throw new InvalidArgumentError('refreshToken must be a non-empty string');
+    }
+    const config = await this.#configuration(options.signal);
+    const parameters = options.scopes === undefined ? undefined : { scope: unique(options.scopes).join(' ') };
+    const response = await this.#call('refresh', options.signal, () =>
+      client.refreshTokenGrant(config, refreshToken, parameters),
+    );
+    return this.#result(response, 'refresh');
+  }
+
+  async revoke(token: string, options: { readonly signal?: AbortSignal } = {}): Promise<boolean> {
+    const config = await this.#configuration(options.signal);
+    if (config.serverMetadata().revocation_endpoint === undefined) return false;
+    await this.#call('revoke', options.signal, () => client.tokenRevocation(config, token));
+    return true;
+  }
+
+  async identify(
+    result: ProviderTokenResult,
+    options: { readonly signal?: AbortSignal } = {},
+  ): Promise<MailboxIdentity> {
+    const custom = this.#definition.identify;
+    if (custom !== undefined) {
+      const identity = await this.#call('userinfo', options.signal, () =>
+        custom(result, { fetch: this.#fetch ?? globalThis.fetch, signal: options.signal }),
+      );
+      if (typeof identity?.email !== 'string' || !identity.email.includes('@')) {
+        throw new TokenExchangeError(`${this.id} returned no email address`, { providerId: this.id });
+      }
+      return identity;
+    }
+    const claimNames = this.#definition.emailClaims ?? ['email'];
+    const pick = (claims: Readonly<Record<string, unknown>> | undefined): MailboxIdentity | undefined => {
+      if (claims === undefined) return undefined;
+      for (const name of claimNames) {
+        const value = claims[name];
+        if (typeof value === 'string' && value.includes('@')) {
+          return {
+            email: value,
+            ...(typeof claims.sub === 'string' ? { subject: claims.sub } : {}),
+            ...(typeof claims.name === 'string' ? { name: claims.name } : {}),
+          };
+        }
+      }
+      return undefined;
+    };
+    const fromIdToken = pick(result.claims);
+    if (fromIdToken !== undefined) return fromIdToken;
+    if (this.#definition.userinfo === true) {
+      const config = await this.#configuration(options.signal);
+      const sub = typeof result.claims?.sub === 'string' ? result.claims.sub : client.skipSubjectCheck;
+      const info = await this.#call('userinfo', options.signal, () =>
+        client.fetchUserInfo(config, result.tokens.accessToken, sub),
+      );
+      const fromUserinfo = pick(info as Record<string, unknown>);
+      if (fromUserinfo !== undefined) return fromUserinfo;
+    }
+    throw new TokenExchangeError(
+      `${this.id} returned no email address (looked for ${claimNames.join(', ')}); request the "email" scope`,
+      { providerId: this.id },
+    );
+  }
+
+  #result(
+    response: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers,
+    phase: ProviderPhase,
+  ): ProviderTokenResult {
+    if (typeof response.access_token !== 'string' || response.access_token.length === 0) {
+      throw classifyProviderError(new SyntaxError('token response has no access_token'), phase, {
+        providerId: this.id,
+      });
+    }
+    const expiresIn = response.expiresIn();
+    const claims = response.claims();
+    return {
+      tokens: new TokenSet({
+        accessToken: response.access_token,
+        refreshToken: response.refresh_token ?? null,
+        idToken: response.id_token ?? null,
+        expiresAt: expiresIn === undefined ? null : Date.now() + expiresIn * SECONDS,
+        tokenType: typeof response.token_type === 'string' ? response.token_type : 'Bearer',
+      }),
+      scopes: typeof response.scope === 'string' ? response.scope.split(' ').filter(Boolean) : undefined,
+      claims: claims === undefined ? undefined : { ...claims },
+    };
+  }
+
+  async #call<T>(phase: ProviderPhase, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    signal?.throwIfAborted();
+    try {
+      return await this.#signal.run(signal, fn);
+    } catch (err) {
+      throw classifyProviderError(err, phase, { providerId: this.id, signal });
+    }
+  }
+
+  #configuration(signal?: AbortSignal): Promise<client.Configuration> {
+    if (this.#config === undefined) {
+      const server = this.#definition.server as { readonly discovery: string };
+      const pending = this.#call('discovery', signal, () =>
+        client.discovery(
+          new URL(server.discovery),
+          this.#clientId,
+          undefined,
+          this.#clientSecret === undefined ? client.None() : client.ClientSecretPost(this.#clientSecret),
+          {
+            [client.customFetch]: this.#customFetch,
+            timeout: this.#timeoutS,
+            ...(this.#insecure ? { execute: [client.allowInsecureRequests] } : {}),
+          },
+        ),
+      ).then((discovered) => this.#configure(discovered.serverMetadata()));
+      // A failed discovery is not cached: the next caller tries again.
+      pending.catch(() => {
+        if (this.#config === pending) this.#config = undefined;
+      });
+      this.#config = pending;
+    }
+    return this.#config;
+  }
+
+  #configure(metadata: Readonly<client.ServerMetadata>): client.Configuration {
+    const config = new client.Configuration(
+      { ...metadata },
+      this.#clientId,
+      undefined,
+      this.#clientSecret === undefined ? client.None() : client.ClientSecretPost(this.#clientSecret),
+    );
+    config.timeout = this.#timeoutS;
+    config[client.customFetch] = this.#customFetch;
+    if (this.#insecure) client.allowInsecureRequests(config);
+    // Verify id_token signatures against the provider's JWKS too (openid-client skips it by default for
+    // token endpoint responses): a forged id_token is refused, not merely unlikely.
+    if (this.openid) client.enableNonRepudiationChecks(config);
+    return config;
+  }
+
+  /** Calls the configured fetch (or the global one at call time) with the caller's AbortSignal merged in. */
+  readonly #customFetch: client.CustomFetch = (url, init) => {
+    const external = this.#signal.getStore();
+    const signals = [init.signal, external].filter((s): s is AbortSignal => s !== undefined && s !== null);
+    const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+    const doFetch = this.#fetch ?? globalThis.fetch;
+    return doFetch(url, { ...init, ...(signal === undefined ? {} : { signal }) } as RequestInit);
+  };
+
+  /** @internal */
+  [inspect.custom](): string {
+    return `OAuthProvider { id: '${this.id}', displayName: '${this.displayName}' }`;
+  }
+
+  /** @internal */
+  toJSON(): Record<string, unknown> {
+    return { id: this.id, displayName: this.displayName, redirectUri: this.redirectUri, scopes: this.scopes };
+  }
+}
+
+/**
+ * Turn a preset definition and the host's options into an {@link OAuthProvider}. Presets are one call to
+ * this; so is yours (see `docs/providers.md`).
+ *
+ * @example
+ * ```ts
+ * import { definePreset } from 'oauth-mailbox';
+ * export const fastmail = (options: ProviderOptions) => definePreset({
+ *   id: 'fastmail', displayName: 'Fastmail', openid: false,
+ *   server: { metadata: { issuer: 'https://www.fastmail.com', authorization_endpoint: '…', token_endpoint: '…' } },
+ *   scopes: ['https://www.fastmail.com/dev/protocol-imap', 'https://www.fastmail.com/dev/protocol-smtp'],
+ *   mail: { imap: { host: 'imap.fastmail.com', port: 993, secure: true }, smtp: { host: 'smtp.fastmail.com', port: 465, secure: true }, sasl: 'XOAUTH2' },
+ * }, options);
+ * ```
+ */
+export function definePreset(definition: ProviderDefinition, options: ProviderOptions): OpenIdClientProvider {
+  return new OpenIdClientProvider(definition, options);
+}

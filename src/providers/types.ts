@@ -1,0 +1,147 @@
+/**
+ * The provider contract: what the authorization flow, the refresher and the mail connectors need to know
+ * about an OAuth mail provider.
+ *
+ * @module
+ */
+import type { TokenSet } from '../tokens/token-set.js';
+
+/** SASL mechanism for IMAP/SMTP. */
+export type SaslMechanism = 'XOAUTH2' | 'OAUTHBEARER';
+
+/** Where and how to reach one mail server. */
+export interface MailServerSettings {
+  readonly host: string;
+  readonly port: number;
+  /** `true`: TLS from the first byte (993, 465). `false`: plain connect, then STARTTLS is required. */
+  readonly secure: boolean;
+}
+
+/** A provider's mail servers and preferred SASL mechanism. */
+export interface MailSettings {
+  readonly imap: MailServerSettings;
+  readonly smtp: MailServerSettings;
+  readonly sasl: SaslMechanism;
+}
+
+/** Who the mailbox belongs to, as read from the token response. */
+export interface MailboxIdentity {
+  /** The mailbox address. */
+  readonly email: string;
+  /** The provider's stable subject id, when known. */
+  readonly subject?: string;
+  /** A display name, when known. */
+  readonly name?: string;
+}
+
+/** What a token endpoint returned. `tokens` never serializes a secret. */
+export interface ProviderTokenResult {
+  readonly tokens: TokenSet;
+  /** Granted scopes, when the provider said. */
+  readonly scopes: readonly string[] | undefined;
+  /** The verified id_token claims, when there was an id_token. */
+  readonly claims: Readonly<Record<string, unknown>> | undefined;
+}
+
+/** Parameters for building an authorization URL. */
+export interface AuthorizationUrlParams {
+  readonly state: string;
+  /** The PKCE S256 challenge. */
+  readonly codeChallenge: string;
+  /** The OIDC nonce (sent when the provider speaks OpenID Connect). */
+  readonly nonce?: string;
+  /** Scopes to request (the provider's defaults are added). */
+  readonly scopes?: readonly string[];
+  readonly loginHint?: string;
+  /** Extra query parameters (override the provider's defaults). */
+  readonly parameters?: Readonly<Record<string, string>>;
+}
+
+/** Checks for the code exchange. */
+export interface CodeExchangeChecks {
+  readonly state: string;
+  readonly codeVerifier: string;
+  /** Expected nonce; when set, an id_token is required. */
+  readonly nonce?: string;
+  readonly signal?: AbortSignal;
+}
+
+/** Options of a refresh. */
+export interface RefreshOptions {
+  /** Scopes for the new access token (for example another resource's scope at Microsoft). */
+  readonly scopes?: readonly string[];
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * An OAuth 2.0 / OpenID Connect mail provider. Presets (`google()`, `microsoft()`, `yahoo()`, `oidc()`,
+ * `oauth2()`) implement it on openid-client; implement it yourself for anything else.
+ *
+ * Every method throws typed errors: `TokenExchangeError`, `TokenRefreshError` (transient),
+ * `ReauthorizationRequiredError` (`invalid_grant`), `ConfigurationError` (`invalid_client`, discovery).
+ *
+ * @example
+ * ```ts
+ * const provider = google({ clientId, clientSecret, redirectUri: 'https://app.example.com/oauth/google/callback' });
+ * provider.mail.imap; // { host: 'imap.gmail.com', port: 993, secure: true }
+ * ```
+ */
+export interface OAuthProvider {
+  /** Registry key and stored `provider` value, such as `google`. */
+  readonly id: string;
+  /** Name for a "connect your mailbox" page. */
+  readonly displayName: string;
+  /** The redirect URI registered with the provider. */
+  readonly redirectUri: string;
+  /** Scopes requested by default. */
+  readonly scopes: readonly string[];
+  /** Mail servers and SASL mechanism. */
+  readonly mail: MailSettings;
+  /** Whether the provider speaks OpenID Connect (nonce, id_token). */
+  readonly openid: boolean;
+  /** Build the URL to send the user to. */
+  authorizationUrl(params: AuthorizationUrlParams): Promise<URL>;
+  /** Exchange the code of a callback URL (state, PKCE verifier, nonce and `iss` checked). */
+  exchangeCode(callbackUrl: URL, checks: CodeExchangeChecks): Promise<ProviderTokenResult>;
+  /** Use a refresh token. */
+  refresh(refreshToken: string, options?: RefreshOptions): Promise<ProviderTokenResult>;
+  /** Revoke a token at the provider; `false` when the provider has no revocation endpoint. */
+  revoke(token: string, options?: { readonly signal?: AbortSignal }): Promise<boolean>;
+  /** Read the mailbox identity from a code exchange result. */
+  identify(
+    result: ProviderTokenResult,
+    options?: { readonly signal?: AbortSignal },
+  ): Promise<MailboxIdentity>;
+}
+
+/** Options every preset takes. */
+export interface ProviderOptions {
+  /** OAuth client id. */
+  readonly clientId: string;
+  /** OAuth client secret (omit for public clients). */
+  readonly clientSecret?: string;
+  /** Redirect URI registered with the provider (absolute; https except on localhost). */
+  readonly redirectUri: string;
+  /** Scopes added to the preset's minimal mail scopes. */
+  readonly extraScopes?: readonly string[];
+  /** Authorization query parameters added to (or overriding) the preset's. */
+  readonly authorizationParameters?: Readonly<Record<string, string>>;
+  /** Registry key. @default the preset's id, such as `google` */
+  readonly id?: string;
+  /** Display name. @default the preset's, such as `Google` */
+  readonly displayName?: string;
+  /** Mail server settings overriding the preset's (for tests and custom servers). */
+  readonly mail?: Partial<MailSettings>;
+  /** The fetch used for every provider request. @default globalThis.fetch */
+  readonly fetch?: typeof fetch;
+  /**
+   * Timeout of each provider HTTP request, in milliseconds.
+   * @default 30000
+   */
+  readonly timeoutMs?: number;
+  /**
+   * Allow `http:` provider endpoints. Only for tests against a local provider.
+   * @default false
+   */
+  readonly allowInsecureRequests?: boolean;
+}
