@@ -29,7 +29,16 @@ try {
       stdio: 'inherit',
     },
   );
-  console.log('ESM and CJS builds load and work');
+  const testing = `if (typeof t.fakeGoogle !== 'function') throw new Error('testing entry');`;
+  execFileSync('node', ['-e', `const t = require('./dist/testing.cjs'); ${testing}`], { stdio: 'inherit' });
+  execFileSync(
+    'node',
+    ['--input-type=module', '-e', `const t = await import('./dist/testing.js'); ${testing}`],
+    {
+      stdio: 'inherit',
+    },
+  );
+  console.log('ESM and CJS builds (main and testing entries) load and work');
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

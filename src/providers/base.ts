@@ -50,6 +50,8 @@ export interface ProviderDefinition {
   readonly emailClaims?: readonly string[];
   /** Read the identity from the userinfo endpoint when the id_token has no email. @default false */
   readonly userinfo?: boolean;
+  /** Check a discovered issuer (for authorities whose issuer differs from the discovery URL). */
+  readonly acceptIssuer?: (issuer: string) => boolean;
   /** Read the identity yourself (plain OAuth 2.0 servers); replaces the claim lookup. */
   readonly identify?: (
     result: ProviderTokenResult,
@@ -316,7 +318,18 @@ export class OpenIdClientProvider implements OAuthProvider {
             ...(this.#insecure ? { execute: [client.allowInsecureRequests] } : {}),
           },
         ),
-      ).then((discovered) => this.#configure(discovered.serverMetadata()));
+      ).then((discovered) => {
+        const issuer = discovered.serverMetadata().issuer;
+        if (this.#definition.acceptIssuer !== undefined && !this.#definition.acceptIssuer(issuer)) {
+          throw new ConfigurationError(
+            `Discovery for ${this.id} returned an unexpected issuer (${issuer.slice(0, 200)})`,
+            {
+              providerId: this.id,
+            },
+          );
+        }
+        return this.#tune(discovered);
+      });
       // A failed discovery is not cached: the next caller tries again.
       pending.catch(() => {
         if (this.#config === pending) this.#config = undefined;
@@ -327,12 +340,18 @@ export class OpenIdClientProvider implements OAuthProvider {
   }
 
   #configure(metadata: Readonly<client.ServerMetadata>): client.Configuration {
-    const config = new client.Configuration(
-      { ...metadata },
-      this.#clientId,
-      undefined,
-      this.#clientSecret === undefined ? client.None() : client.ClientSecretPost(this.#clientSecret),
+    return this.#tune(
+      new client.Configuration(
+        { ...metadata },
+        this.#clientId,
+        undefined,
+        this.#clientSecret === undefined ? client.None() : client.ClientSecretPost(this.#clientSecret),
+      ),
     );
+  }
+
+  /** Apply timeout, fetch, insecure-request opt-in and id_token signature checks. */
+  #tune(config: client.Configuration): client.Configuration {
     config.timeout = this.#timeoutS;
     config[client.customFetch] = this.#customFetch;
     if (this.#insecure) client.allowInsecureRequests(config);

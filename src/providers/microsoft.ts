@@ -13,6 +13,7 @@ export interface MicrosoftOptions extends ProviderOptions {
 }
 
 const TENANT = /^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/;
+const ISSUER = /^https:\/\/login\.microsoftonline\.com\/(\{tenantid\}|[0-9a-fA-F-]{36})\/v2\.0$/;
 
 /**
  * Microsoft 365 / Outlook.com (Entra ID v2.0). Endpoints come from discovery on
@@ -44,6 +45,9 @@ export function microsoft(options: MicrosoftOptions): OpenIdClientProvider {
       displayName: 'Microsoft',
       openid: true,
       server: { discovery: `https://login.microsoftonline.com/${tenant}/v2.0` },
+      // openid-client relaxes its issuer check for Entra's multi-tenant `{tenantid}` issuer: keep it on
+      // Microsoft's authority.
+      acceptIssuer: (issuer) => ISSUER.test(issuer),
       // The first scope decides the access token's resource: Outlook's IMAP and SMTP.
       scopes: [
         'https://outlook.office.com/IMAP.AccessAsUser.All',
