@@ -80,6 +80,16 @@ export type {
   SaslMechanism,
 } from './providers/types.js';
 export { yahoo } from './providers/yahoo.js';
+export type { CircuitBreakerOptions, CircuitSnapshot, CircuitState } from './refresh/circuit-breaker.js';
+export { type Logger, silentLogger } from './refresh/logger.js';
+export {
+  AccessToken,
+  type GetAccessTokenOptions,
+  type RefreshRetryOptions,
+  TokenRefresher,
+  type TokenRefresherEvents,
+  type TokenRefresherOptions,
+} from './refresh/refresher.js';
 export {
   ACCOUNT_STATUSES,
   type AccountErrorInfo,

@@ -17,6 +17,13 @@ import type { CallbackInput } from './flow/callback.js';
 import { validateRedirectUris } from './flow/redirects.js';
 import { ProviderRegistry, type ProviderSummary } from './providers/registry.js';
 import type { OAuthProvider } from './providers/types.js';
+import {
+  type AccessToken,
+  type GetAccessTokenOptions,
+  TokenRefresher,
+  type TokenRefresherEvents,
+  type TokenRefresherOptions,
+} from './refresh/refresher.js';
 import type { AccountStore } from './storage/account-store.js';
 import type { StateStore } from './storage/state-store.js';
 import type { MailboxAccount } from './tokens/account.js';
@@ -43,6 +50,8 @@ export interface MailboxAuthOptions {
   readonly maxPendingPerOwner?: number;
   /** The clock, in epoch milliseconds. @default Date.now */
   readonly now?: () => number;
+  /** Token refresh settings (skew, lease, retries, circuit breaker, logger). */
+  readonly refresh?: Omit<TokenRefresherOptions, 'persistence' | 'registry' | 'now'>;
 }
 
 /**
@@ -52,6 +61,14 @@ export interface MailboxAuth {
   readonly registry: ProviderRegistry;
   readonly persistence: TokenPersistence;
   readonly flow: AuthorizationFlow;
+  readonly refresher: TokenRefresher;
+  /** A valid access token for the account (see {@link TokenRefresher.getAccessToken}). */
+  getAccessToken(accountId: string, options?: GetAccessTokenOptions): Promise<AccessToken>;
+  /** Listen to refresher events (`refreshed`, `refreshFailed`, `reauthorizationRequired`, `circuitOpen`, `circuitClosed`). */
+  on<E extends keyof TokenRefresherEvents>(
+    event: E,
+    listener: (payload: TokenRefresherEvents[E]) => void,
+  ): MailboxAuth;
   /** Providers for a "connect your mailbox" page. */
   listProviders(): ProviderSummary[];
   startAuthorization(providerId: string, options: StartAuthorizationOptions): Promise<StartedAuthorization>;
@@ -82,6 +99,8 @@ export interface MailboxAuth {
  * });
  * const { url } = await auth.startAuthorization('google', { owner: 'user-1' });
  * const { account } = await auth.completeAuthorization('google', callbackUrl, { owner: 'user-1' });
+ * const { accessToken } = await auth.getAccessToken(account.id);
+ * auth.on('reauthorizationRequired', ({ accountId }) => notifyUser(accountId));
  * ```
  */
 export function createMailboxAuth(options: MailboxAuthOptions): MailboxAuth {
@@ -122,15 +141,31 @@ export function createMailboxAuth(options: MailboxAuthOptions): MailboxAuth {
     ...(options.allowedOrigins === undefined ? {} : { allowedReturnOrigins: options.allowedOrigins }),
     ...(options.now === undefined ? {} : { now: options.now }),
   });
+  const refresher = new TokenRefresher({
+    ...options.refresh,
+    persistence,
+    registry,
+    ...(options.now === undefined ? {} : { now: options.now }),
+  });
   const auth: MailboxAuth = {
     registry,
     persistence,
     flow,
+    refresher,
+    getAccessToken: (accountId, get) => refresher.getAccessToken(accountId, get),
+    on: (event, listener) => {
+      refresher.on(event, listener);
+      return auth;
+    },
     listProviders: () => registry.list(),
     startAuthorization: (providerId, start) => flow.startAuthorization(providerId, start),
     completeAuthorization: (providerId, callback, complete) =>
       flow.completeAuthorization(providerId, callback, complete),
-    disconnect: (accountId, disconnect) => flow.disconnect(accountId, disconnect),
+    disconnect: async (accountId, disconnect) => {
+      const result = await flow.disconnect(accountId, disconnect);
+      refresher.invalidate(accountId);
+      return result;
+    },
     getAccount: (accountId) => persistence.getAccount(accountId),
   };
   Object.defineProperty(auth, inspect.custom, {

@@ -13,10 +13,13 @@ import {
 } from '../errors.js';
 import {
   ACCOUNT_STATUSES,
+  type AccountFilter,
   type AccountRecord,
   type AccountStatus,
   type AccountStore,
   type JsonValue,
+  type Lease,
+  type ListOptions,
 } from '../storage/account-store.js';
 import { type MailboxAccount, toMailboxAccount } from './account.js';
 import { TokenSet, type TokenSetInput } from './token-set.js';
@@ -318,6 +321,30 @@ export class TokenPersistence {
     const { account, tokens } = loaded;
     if (account.status !== 'active' || tokens === null) return false;
     return tokens.refreshToken !== null || !tokens.isExpired(0, this.#now());
+  }
+
+  /**
+   * Take (or extend) the account's refresh lease for `ttlMs`; `null` if another holder has it. Used by the
+   * refresher so that one process refreshes a token.
+   */
+  async acquireLease(id: string, holder: string, ttlMs: number): Promise<Lease | null> {
+    checkId(id);
+    return this.#call('acquireLease', id, () => this.#store.acquireLease(id, holder, ttlMs));
+  }
+
+  /** Release the account's refresh lease if `holder` has it. */
+  async releaseLease(id: string, holder: string): Promise<boolean> {
+    checkId(id);
+    return this.#call('releaseLease', id, () => this.#store.releaseLease(id, holder));
+  }
+
+  /** One page of accounts (no secrets), for fleet operations. */
+  async listAccounts(
+    filter?: AccountFilter,
+    options?: ListOptions,
+  ): Promise<{ accounts: MailboxAccount[]; nextCursor: string | null }> {
+    const page = await this.#call('listAccounts', undefined, () => this.#store.listAccounts(filter, options));
+    return { accounts: page.records.map(toMailboxAccount), nextCursor: page.nextCursor };
   }
 
   /** Delete the account and its tokens; `true` if it existed. */

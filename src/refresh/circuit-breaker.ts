@@ -1,0 +1,118 @@
+import { ConfigurationError, ProviderUnavailableError } from '../errors.js';
+
+/** Options of the per-provider circuit breaker. */
+export interface CircuitBreakerOptions {
+  /**
+   * Consecutive transient refresh failures that open the circuit.
+   * @default 5
+   */
+  readonly failureThreshold?: number;
+  /**
+   * How long the circuit stays open before one probe is let through, in milliseconds.
+   * @default 60000
+   */
+  readonly cooldownMs?: number;
+}
+
+/** A circuit's state: `closed` (calls flow), `open` (calls fail fast), `half_open` (one probe is in flight). */
+export type CircuitState = 'closed' | 'open' | 'half_open';
+
+/** A snapshot for health checks. */
+export interface CircuitSnapshot {
+  readonly state: CircuitState;
+  readonly consecutiveFailures: number;
+  /** When it opened, if open or half-open. */
+  readonly openedAt: Date | null;
+  /** Milliseconds until the next probe may run (0 when closed). */
+  readonly retryAfterMs: number;
+}
+
+/**
+ * One provider's circuit breaker: after `failureThreshold` consecutive transient failures it opens, and
+ * calls fail fast with `ProviderUnavailableError` for `cooldownMs`; then a single probe is let through;
+ * its success closes the circuit, its failure opens it again.
+ * @internal
+ */
+export class CircuitBreaker {
+  readonly #threshold: number;
+  readonly #cooldownMs: number;
+  readonly #now: () => number;
+  readonly #providerId: string;
+  readonly #onChange: (state: CircuitState) => void;
+  #state: CircuitState = 'closed';
+  #failures = 0;
+  #openedAt = 0;
+
+  constructor(
+    providerId: string,
+    options: CircuitBreakerOptions,
+    now: () => number,
+    onChange: (state: CircuitState) => void,
+  ) {
+    const threshold = options.failureThreshold ?? 5;
+    const cooldown = options.cooldownMs ?? 60_000;
+    if (!Number.isSafeInteger(threshold) || threshold < 1) {
+      throw new ConfigurationError('circuitBreaker.failureThreshold must be a positive integer');
+    }
+    if (!Number.isSafeInteger(cooldown) || cooldown < 0) {
+      throw new ConfigurationError('circuitBreaker.cooldownMs must be a non-negative integer (milliseconds)');
+    }
+    this.#providerId = providerId;
+    this.#threshold = threshold;
+    this.#cooldownMs = cooldown;
+    this.#now = now;
+    this.#onChange = onChange;
+  }
+
+  /** Throw `ProviderUnavailableError` unless a call may go through now. */
+  check(): void {
+    if (this.#state === 'closed') return;
+    const wait = this.#openedAt + this.#cooldownMs - this.#now();
+    if (this.#state === 'open' && wait <= 0) {
+      this.#state = 'half_open';
+      return; // this caller is the probe
+    }
+    throw new ProviderUnavailableError(
+      `${this.#providerId} is unavailable: its last ${this.#failures} refreshes failed; calls fail fast until the next probe`,
+      { providerId: this.#providerId, retryAfterMs: Math.max(0, wait) },
+    );
+  }
+
+  /** Record a success (closes the circuit). */
+  success(): void {
+    this.#failures = 0;
+    if (this.#state !== 'closed') {
+      this.#state = 'closed';
+      this.#onChange('closed');
+    }
+  }
+
+  /** Record a transient failure. */
+  failure(): void {
+    this.#failures++;
+    if (this.#state === 'half_open' || (this.#state === 'closed' && this.#failures >= this.#threshold)) {
+      this.#state = 'open';
+      this.#openedAt = this.#now();
+      this.#onChange('open');
+    }
+  }
+
+  /** Record an outcome that says nothing about availability (a probe that ended in a permanent error). */
+  neutral(): void {
+    if (this.#state === 'half_open') {
+      this.#state = 'closed';
+      this.#failures = 0;
+      this.#onChange('closed');
+    }
+  }
+
+  snapshot(): CircuitSnapshot {
+    const open = this.#state !== 'closed';
+    return {
+      state: this.#state,
+      consecutiveFailures: this.#failures,
+      openedAt: open ? new Date(this.#openedAt) : null,
+      retryAfterMs: open ? Math.max(0, this.#openedAt + this.#cooldownMs - this.#now()) : 0,
+    };
+  }
+}
