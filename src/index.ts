@@ -81,6 +81,19 @@ export type {
 } from './providers/types.js';
 export { yahoo } from './providers/yahoo.js';
 export type { CircuitBreakerOptions, CircuitSnapshot, CircuitState } from './refresh/circuit-breaker.js';
+export {
+  type AccountHealth,
+  accountHealth,
+  type FleetProgress,
+  type HealthReport,
+  health,
+  type RefreshExpiringOptions,
+  type RefreshReport,
+  type RotateKeysOptions,
+  type RotateKeysReport,
+  refreshExpiring,
+  rotateKeys,
+} from './refresh/fleet.js';
 export { type Logger, silentLogger } from './refresh/logger.js';
 export {
   AccessToken,

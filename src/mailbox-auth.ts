@@ -18,6 +18,18 @@ import { validateRedirectUris } from './flow/redirects.js';
 import { ProviderRegistry, type ProviderSummary } from './providers/registry.js';
 import type { OAuthProvider } from './providers/types.js';
 import {
+  type AccountHealth,
+  accountHealth,
+  type HealthReport,
+  health,
+  type RefreshExpiringOptions,
+  type RefreshReport,
+  type RotateKeysOptions,
+  type RotateKeysReport,
+  refreshExpiring,
+  rotateKeys,
+} from './refresh/fleet.js';
+import {
   type AccessToken,
   type GetAccessTokenOptions,
   TokenRefresher,
@@ -69,6 +81,14 @@ export interface MailboxAuth {
     event: E,
     listener: (payload: TokenRefresherEvents[E]) => void,
   ): MailboxAuth;
+  /** Refresh every active account expiring within `withinMs` (see {@link refreshExpiring}). */
+  refreshExpiring(options: RefreshExpiringOptions): Promise<RefreshReport>;
+  /** Counts by status, expiring tokens, recent failures, circuits (see {@link health}). */
+  health(options?: { readonly signal?: AbortSignal }): Promise<HealthReport>;
+  /** One account's health. */
+  accountHealth(accountId: string): Promise<AccountHealth>;
+  /** Re-encrypt every account with the cipher's current key, resumably (see {@link rotateKeys}). */
+  rotateKeys(options?: RotateKeysOptions): Promise<RotateKeysReport>;
   /** Providers for a "connect your mailbox" page. */
   listProviders(): ProviderSummary[];
   startAuthorization(providerId: string, options: StartAuthorizationOptions): Promise<StartedAuthorization>;
@@ -153,6 +173,10 @@ export function createMailboxAuth(options: MailboxAuthOptions): MailboxAuth {
     flow,
     refresher,
     getAccessToken: (accountId, get) => refresher.getAccessToken(accountId, get),
+    refreshExpiring: (refresh) => refreshExpiring(refresher, persistence, refresh),
+    health: (check) => health(persistence, refresher, check),
+    accountHealth: (accountId) => accountHealth(persistence, accountId),
+    rotateKeys: (rotate) => rotateKeys(persistence, rotate),
     on: (event, listener) => {
       refresher.on(event, listener);
       return auth;

@@ -1,0 +1,190 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import {
+  accountHealth,
+  aesGcmCipher,
+  health,
+  InvalidArgumentError,
+  refreshExpiring,
+  rotateKeys,
+  TokenPersistence,
+} from '../../src/index.js';
+import { mswServer } from '../support/flow.js';
+import { expiredAccount } from '../support/refresh.js';
+
+const server = mswServer();
+
+describe('refreshExpiring', () => {
+  it('refreshes what expires within the window, with bounded concurrency, and reports', async () => {
+    const { fake, refresher, ids, persistence } = await expiredAccount(server, { accounts: 12 });
+    // Two accounts are fine for a week; one needs reauthorization; one is of another owner.
+    await persistence.saveTokens(ids[0] as string, {
+      accessToken: 'a',
+      expiresAt: Date.now() + 30 * 86_400_000,
+    });
+    await persistence.saveTokens(ids[1] as string, {
+      accessToken: 'b',
+      expiresAt: Date.now() + 30 * 86_400_000,
+    });
+    fake.revokeUser('user2@contoso.com');
+    fake.failNext(...Array.from({ length: 10 }, () => ({ delayMs: 30 })));
+    const r = refresher();
+    const progress: number[] = [];
+    const report = await refreshExpiring(r, persistence, {
+      withinMs: 7 * 86_400_000,
+      concurrency: 3,
+      pageSize: 4,
+      onProgress: (p) => progress.push(p.scanned),
+    });
+    expect(report).toMatchObject({
+      scanned: 10,
+      refreshed: 9,
+      skipped: 0,
+      failed: 1,
+      failures: { ERR_REAUTHORIZATION_REQUIRED: 1 },
+      dryRun: false,
+    });
+    expect(progress).toHaveLength(10);
+    expect(fake.stats.refreshes).toBe(10);
+    // Nothing left to do.
+    const again = await refreshExpiring(r, persistence, { withinMs: 60_000 });
+    expect(again.scanned).toBe(0);
+  });
+
+  it('never runs more refreshes at once than the concurrency', async () => {
+    const { fake, refresher, persistence } = await expiredAccount(server, { accounts: 9 });
+    fake.failNext(...Array.from({ length: 9 }, () => ({ delayMs: 40 })));
+    const r = refresher();
+    let running = 0;
+    let peak = 0;
+    const original = r.getAccessToken.bind(r);
+    r.getAccessToken = async (id, options) => {
+      running++;
+      peak = Math.max(peak, running);
+      try {
+        return await original(id, options);
+      } finally {
+        running--;
+      }
+    };
+    await refreshExpiring(r, persistence, { withinMs: 60_000, concurrency: 2 });
+    expect(peak).toBe(2);
+  });
+
+  it('dry run changes nothing; filters by provider, owner and accounts', async () => {
+    const { fake, refresher, ids, persistence } = await expiredAccount(server, { accounts: 3 });
+    const dry = await refreshExpiring(refresher(), persistence, { withinMs: 60_000, dryRun: true });
+    expect(dry).toMatchObject({ scanned: 3, refreshed: 3, dryRun: true });
+    expect(fake.stats.tokenRequests).toBe(0);
+    expect(
+      (
+        await refreshExpiring(refresher(), persistence, {
+          withinMs: 60_000,
+          provider: 'google',
+          dryRun: true,
+        })
+      ).scanned,
+    ).toBe(0);
+    expect(
+      (await refreshExpiring(refresher(), persistence, { withinMs: 60_000, owner: 'nobody', dryRun: true }))
+        .scanned,
+    ).toBe(0);
+    const one = await refreshExpiring(refresher(), persistence, {
+      withinMs: 60_000,
+      accountIds: [ids[1] as string],
+    });
+    expect(one).toMatchObject({ scanned: 1, refreshed: 1 });
+    expect(fake.stats.refreshes).toBe(1);
+  });
+
+  it('stops on abort and validates its options', async () => {
+    const { refresher, persistence } = await expiredAccount(server, { accounts: 2 });
+    const reason = new Error('stop');
+    await expect(
+      refreshExpiring(refresher(), persistence, { withinMs: 1, signal: AbortSignal.abort(reason) }),
+    ).rejects.toBe(reason);
+    await expect(refreshExpiring(refresher(), persistence, { withinMs: -1 })).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
+    await expect(
+      refreshExpiring(refresher(), persistence, { withinMs: 1, concurrency: 0 }),
+    ).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+});
+
+describe('health', () => {
+  it('counts by status, expiring tokens, recent failures and circuits', async () => {
+    const { refresher, ids, persistence } = await expiredAccount(server, { accounts: 4 });
+    await persistence.saveTokens(ids[0] as string, {
+      accessToken: 'a',
+      expiresAt: Date.now() + 3 * 86_400_000,
+    });
+    await persistence.saveTokens(ids[1] as string, {
+      accessToken: 'b',
+      expiresAt: Date.now() + 30 * 86_400_000,
+    });
+    await persistence.recordFailure(
+      ids[2] as string,
+      { code: 'ERR_REAUTHORIZATION_REQUIRED', message: 'x' },
+      { status: 'reauth_required' },
+    );
+    const report = await health(persistence, refresher());
+    expect(report).toMatchObject({
+      total: 4,
+      byStatus: { active: 3, reauth_required: 1, error: 0, revoked: 0 },
+      expiringWithin24h: 1,
+      expiringWithin7d: 2,
+      failuresLast24h: 1,
+      healthy: false,
+    });
+    const one = await accountHealth(persistence, ids[2] as string);
+    expect(one).toMatchObject({ connected: false, status: 'reauth_required', consecutiveFailures: 1 });
+    expect(one.lastError?.code).toBe('ERR_REAUTHORIZATION_REQUIRED');
+    expect((await accountHealth(persistence, ids[1] as string)).connected).toBe(true);
+  });
+});
+
+describe('rotateKeys', () => {
+  it('re-encrypts every record with the current key, resumably', async () => {
+    const { store, key, ids, persistence } = await expiredAccount(server, { accounts: 7 });
+    const rotated = new TokenPersistence({
+      store,
+      cipher: aesGcmCipher({ keys: { k1: key, k2: randomBytes(32) }, current: 'k2' }),
+    });
+    const cursors: (string | null)[] = [];
+    // First run stops after the first page (simulated crash via abort).
+    const controller = new AbortController();
+    await expect(
+      rotateKeys(rotated, {
+        batchSize: 3,
+        signal: controller.signal,
+        onProgress: (p) => {
+          cursors.push(p.cursor);
+          controller.abort(new Error('crash'));
+        },
+      }),
+    ).rejects.toThrow('crash');
+    const resumed = await rotateKeys(rotated, { batchSize: 3, cursor: cursors[0] ?? null });
+    expect(resumed).toMatchObject({ scanned: 4, reencrypted: 4, failed: 0, cursor: null });
+    const all = await rotateKeys(rotated, { batchSize: 3 });
+    expect(all).toMatchObject({ scanned: 7, reencrypted: 0, failed: 0 });
+    for (const id of ids) expect((await store.getAccount(id))?.secret.startsWith('om1.k2.')).toBe(true);
+    expect((await rotated.load(ids[0] as string)).tokens?.accessToken).toBeTruthy();
+    await expect(persistence.load(ids[0] as string)).rejects.toMatchObject({ reason: 'unknown_key' });
+  });
+
+  it('counts records it cannot decrypt and goes on', async () => {
+    const { store, ids } = await expiredAccount(server, { accounts: 3 });
+    const wrong = new TokenPersistence({
+      store,
+      cipher: aesGcmCipher({ keys: { k9: randomBytes(32) }, current: 'k9' }),
+    });
+    const report = await rotateKeys(wrong);
+    expect(report).toMatchObject({
+      scanned: ids.length,
+      reencrypted: 0,
+      failed: 3,
+      failures: { ERR_CRYPTO: 3 },
+    });
+  });
+});
