@@ -38,7 +38,21 @@ try {
       stdio: 'inherit',
     },
   );
-  console.log('ESM and CJS builds (main and testing entries) load and work');
+  // The dual-package hazard: an error from the CJS copy is recognized by the ESM copy's classes.
+  execFileSync(
+    'node',
+    [
+      '--input-type=module',
+      '-e',
+      `import { createRequire } from 'node:module'; const esm = await import('./dist/index.js');` +
+        `const cjs = createRequire(import.meta.url)('./dist/index.cjs');` +
+        `const e = new cjs.StorageError('x'); if (!(e instanceof esm.StorageError) || !(e instanceof esm.MailboxAuthError)) throw new Error('brand');`,
+    ],
+    { stdio: 'inherit' },
+  );
+  // The CLI runs from the packed layout.
+  execFileSync('node', ['dist/cli.js', '--help'], { stdio: 'ignore' });
+  console.log('ESM and CJS builds (main, testing and CLI entries) load and work; errors cross copies');
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

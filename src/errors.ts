@@ -129,8 +129,14 @@ function summarizeCause(cause: unknown, depth = 0): CauseSummary[] {
   return [{ name: typeof cause }];
 }
 
+/** Marks errors of this library across copies of it (ESM and CJS builds, a CLI bundle, two versions). */
+const BRAND = Symbol.for('oauth-mailbox.MailboxAuthError');
+
 /**
  * The base class of every error this library throws. Catch it, then switch on `code`.
+ *
+ * `instanceof` works across copies of the library (its ESM and CJS builds loaded side by side, say): it
+ * checks a global brand and the class name, not the prototype chain.
  *
  * @example
  * ```ts
@@ -150,8 +156,16 @@ export abstract class MailboxAuthError extends Error {
   /** The provider concerned, if any. */
   readonly providerId: string | undefined;
 
+  /** @internal */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (typeof value !== 'object' || value === null || (value as Record<symbol, unknown>)[BRAND] !== true)
+      return false;
+    return this === MailboxAuthError || (value as { name?: unknown }).name === this.name;
+  }
+
   constructor(message: string, options: MailboxAuthErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    Object.defineProperty(this, BRAND, { value: true });
     this.name = new.target.name;
     this.accountId = options.accountId;
     this.providerId = options.providerId;

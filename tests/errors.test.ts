@@ -118,4 +118,20 @@ describe('errors', () => {
     expect(isMailboxAuthError(new Error('x'))).toBe(false);
     expect(isMailboxAuthError(new StorageError('x'), 'ERR_CRYPTO')).toBe(false);
   });
+
+  it('recognizes errors from another copy of the library (ESM and CJS side by side) by brand and name', () => {
+    const foreign = Object.assign(new Error('from the other copy'), {
+      name: 'StorageError',
+      code: 'ERR_STORAGE',
+    });
+    Object.defineProperty(foreign, Symbol.for('oauth-mailbox.MailboxAuthError'), { value: true });
+    expect(foreign).toBeInstanceOf(MailboxAuthError);
+    expect(foreign).toBeInstanceOf(StorageError);
+    expect(foreign).not.toBeInstanceOf(CryptoError);
+    expect(isMailboxAuthError(foreign, 'ERR_STORAGE')).toBe(true);
+    const impostor = Object.assign(new Error('no brand'), { name: 'StorageError', code: 'ERR_STORAGE' });
+    expect(impostor).not.toBeInstanceOf(MailboxAuthError);
+    expect(impostor).not.toBeInstanceOf(StorageError);
+    expect(null).not.toBeInstanceOf(MailboxAuthError);
+  });
 });
