@@ -160,6 +160,8 @@ export abstract class MailboxAuthError extends Error {
   static override [Symbol.hasInstance](value: unknown): boolean {
     if (typeof value !== 'object' || value === null || (value as Record<symbol, unknown>)[BRAND] !== true)
       return false;
+    // `this` is the class `instanceof` was asked about (a subclass, or the base itself).
+    // biome-ignore lint/complexity/noThisInStatic: the subclass is the point
     return this === MailboxAuthError || (value as { name?: unknown }).name === this.name;
   }
 
