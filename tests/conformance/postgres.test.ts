@@ -1,0 +1,95 @@
+import { randomBytes } from 'node:crypto';
+import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StorageError } from '../../src/index.js';
+import { postgresMigrations, postgresStore } from '../../src/postgres.js';
+import { requireService } from '../support/services.js';
+import { describeStoreConformance, newRecord } from './account-store.js';
+
+// PGlite: one in-memory database for the file, a fresh schema per test.
+const lite = new PGlite();
+afterAll(() => lite.close());
+let n = 0;
+describeStoreConformance('PGlite', async () => {
+  const store = postgresStore({ client: lite, schema: `t${++n}` });
+  await store.migrate();
+  return { store, cleanup: async () => void (await lite.query(`DROP SCHEMA t${n} CASCADE`)) };
+});
+
+const DATABASE_URL = requireService('DATABASE_URL', 'PostgreSQL');
+describe.skipIf(!DATABASE_URL)('PostgreSQL (DATABASE_URL)', () => {
+  const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 8 });
+  afterAll(() => pool.end());
+  describeStoreConformance('PostgreSQL', async () => {
+    const schema = `om_${randomBytes(6).toString('hex')}`;
+    const store = postgresStore({ client: pool, schema });
+    await store.migrate();
+    return { store, cleanup: async () => void (await pool.query(`DROP SCHEMA ${schema} CASCADE`)) };
+  });
+
+  it('migrates idempotently, also from concurrent processes', async () => {
+    const schema = `om_${randomBytes(6).toString('hex')}`;
+    const stores = Array.from({ length: 4 }, () => postgresStore({ client: pool, schema }));
+    expect(await Promise.all(stores.map((s) => s.migrate()))).toEqual([1, 1, 1, 1]);
+    expect(await stores[0]?.migrate()).toBe(1);
+    const { rows } = await pool.query(`SELECT version FROM ${schema}.oauth_mailbox_migrations`);
+    expect(rows).toEqual([{ version: 1 }]);
+    await pool.query(`DROP SCHEMA ${schema} CASCADE`);
+  });
+
+  it('reports a lost connection as StorageError, never as "not found"', async () => {
+    const broken = new pg.Pool({ connectionString: DATABASE_URL, max: 1 });
+    const store = postgresStore({ client: broken, schema: 'does_not_matter' });
+    await broken.end();
+    await expect(store.getAccount('a')).rejects.toBeInstanceOf(StorageError);
+    await expect(store.takeState('k')).rejects.toBeInstanceOf(StorageError);
+    await expect(store.listAccounts()).rejects.toBeInstanceOf(StorageError);
+    await expect(store.putAccount(newRecord(), { expectedVersion: null })).rejects.toBeInstanceOf(
+      StorageError,
+    );
+  });
+});
+
+describe('postgresStore', () => {
+  it('ships its schema as SQL for hosts that run their own migrations', () => {
+    const [v1] = postgresMigrations({ schema: 'app', tablePrefix: 'om_' });
+    expect(v1?.version).toBe(1);
+    expect(v1?.statements.join('\n')).toContain('CREATE TABLE IF NOT EXISTS "app"."om_accounts"');
+    expect(v1?.statements.join('\n')).toContain(
+      'ON "app"."om_accounts" (token_expires_at) WHERE status = \'active\'',
+    );
+  });
+
+  it('refuses unsafe identifiers and a missing client', () => {
+    expect(() => postgresStore({ client: lite, schema: 'bad; drop table x' })).toThrow(/schema must match/);
+    expect(() => postgresStore({ client: lite, tablePrefix: 'A-' })).toThrow(/tablePrefix must match/);
+    expect(() => postgresStore({ client: {} as never })).toThrow(/client must be/);
+  });
+
+  it('a missing table is a StorageError', async () => {
+    const store = postgresStore({ client: lite, schema: 'never_migrated' });
+    await expect(store.getAccount('a')).rejects.toBeInstanceOf(StorageError);
+  });
+
+  it('sweeps expired states', async () => {
+    const store = postgresStore({ client: lite, schema: 'sweep' });
+    await store.migrate();
+    const now = Date.now();
+    for (let i = 0; i < 5; i++) {
+      await store.putState(
+        `k${i}`,
+        { owner: `o${i}`, provider: 'p', payload: '', createdAt: now - 10, expiresAt: now - 1 },
+        { maxPerOwner: 5 },
+      );
+    }
+    await store.putState(
+      'live',
+      { owner: 'x', provider: 'p', payload: '', createdAt: now, expiresAt: now + 60_000 },
+      { maxPerOwner: 5 },
+    );
+    // Each put already sweeps expired states in bounded batches.
+    expect(await store.sweepStates()).toBe(0);
+    expect(await store.takeState('live')).not.toBeNull();
+  });
+});
