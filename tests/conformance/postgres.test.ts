@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { StorageError } from '../../src/index.js';
 import { postgresMigrations, postgresStore } from '../../src/postgres.js';
 import { requireService } from '../support/services.js';

@@ -1,0 +1,84 @@
+/**
+ * A worker process of the exactly-once test: its own store client, persistence, provider and refresher,
+ * sharing only the database with its siblings. Started with `fork`; talks to the parent over IPC.
+ */
+import Redis from 'ioredis';
+import pg from 'pg';
+import {
+  type AccountStore,
+  aesGcmCipher,
+  oauth2,
+  ProviderRegistry,
+  TokenPersistence,
+  TokenRefresher,
+} from '../../src/index.js';
+import { postgresStore } from '../../src/postgres.js';
+import { redisStore } from '../../src/redis.js';
+
+export interface WorkerConfig {
+  readonly engine: 'postgres' | 'redis';
+  readonly url: string;
+  readonly namespace: string;
+  readonly keyHex: string;
+  readonly tokenServer: string;
+  readonly ids: readonly string[];
+  readonly leaseTtlMs: number;
+}
+
+export type WorkerResult =
+  | { readonly id: string; readonly ok: true; readonly token: string }
+  | { readonly id: string; readonly ok: false; readonly code: string };
+
+const config = JSON.parse(process.argv[2] as string) as WorkerConfig;
+const pool =
+  config.engine === 'postgres' ? new pg.Pool({ connectionString: config.url, max: 10 }) : undefined;
+const redis = config.engine === 'redis' ? new Redis(config.url) : undefined;
+const store: AccountStore = pool
+  ? postgresStore({ client: pool, schema: config.namespace })
+  : redisStore({ client: redis as Redis, prefix: config.namespace });
+const persistence = new TokenPersistence({
+  store,
+  cipher: aesGcmCipher({ keys: { k1: Buffer.from(config.keyHex, 'hex') }, current: 'k1' }),
+});
+const registry = new ProviderRegistry([
+  oauth2({
+    id: 'rotating',
+    clientId: 'fleet-client',
+    clientSecret: 'fleet-secret',
+    redirectUri: 'http://127.0.0.1/callback',
+    authorizationEndpoint: `${config.tokenServer}/authorize`,
+    tokenEndpoint: `${config.tokenServer}/token`,
+    scopes: ['mail'],
+    identify: async () => ({ email: 'unused@example.com' }),
+    mail: {
+      imap: { host: '127.0.0.1', port: 1, secure: false },
+      smtp: { host: '127.0.0.1', port: 1, secure: false },
+      sasl: 'XOAUTH2',
+    },
+    allowInsecureRequests: true,
+  }),
+]);
+const refresher = new TokenRefresher({
+  persistence,
+  registry,
+  holderId: `worker-${process.pid}`,
+  leaseTtlMs: config.leaseTtlMs,
+  waitForOtherRefreshMs: 60_000,
+  retry: { retries: 2, minDelayMs: 20, maxDelayMs: 200 },
+});
+
+process.on('message', async (message: { go?: boolean }) => {
+  if (!message.go) return;
+  const settled = await Promise.allSettled(config.ids.map((id) => refresher.getAccessToken(id)));
+  const results: WorkerResult[] = settled.map((r, i) => {
+    const id = config.ids[i] as string;
+    return r.status === 'fulfilled'
+      ? { id, ok: true, token: r.value.accessToken }
+      : { id, ok: false, code: (r.reason as { code?: string }).code ?? String(r.reason) };
+  });
+  process.send?.({ results }, () => {
+    refresher.close();
+    void Promise.all([pool?.end(), redis?.quit()]).finally(() => process.exit(0));
+  });
+});
+process.send?.({ ready: true });

@@ -1,0 +1,98 @@
+/**
+ * A real OAuth 2.0 token endpoint on loopback that rotates refresh tokens: each refresh token is valid
+ * once, and reuse is answered with `invalid_grant` (as Microsoft and many OIDC servers do). It counts
+ * everything, so a test can prove that no refresh token was ever reused.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface TokenServer {
+  readonly url: string;
+  readonly stats: { refreshes: number; invalidGrants: number; aborted: number; hanging: number };
+  /** Register an account's first refresh token. */
+  issueRefreshToken(account: string): string;
+  /** The newest valid refresh token and access token of an account. */
+  latest(account: string): { refreshToken: string | undefined; accessToken: string | undefined };
+  /** Hold refresh requests for this account until the client goes away (nothing is rotated). */
+  hang(account: string): void;
+  /** Answer this account's refresh requests again. */
+  unhang(account: string): void;
+  close(): Promise<void>;
+}
+
+export async function startTokenServer(
+  options: { latencyMs?: number; accessTokenTtlS?: number } = {},
+): Promise<TokenServer> {
+  const valid = new Map<string, string>(); // refresh token -> account
+  const newest = new Map<string, { refreshToken?: string; accessToken?: string }>();
+  const hanging = new Set<string>();
+  const stats = { refreshes: 0, invalidGrants: 0, aborted: 0, hanging: 0 };
+  const send = (res: ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    res.end(JSON.stringify(body));
+  };
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    let body = '';
+    req.on('data', (chunk) => {
+      body += chunk;
+    });
+    req.on('end', async () => {
+      const params = new URLSearchParams(body);
+      if (req.url !== '/token' || params.get('grant_type') !== 'refresh_token')
+        return send(res, 400, { error: 'unsupported_grant_type' });
+      const token = params.get('refresh_token') ?? '';
+      const account = valid.get(token);
+      if (account !== undefined && hanging.has(account)) {
+        stats.hanging++;
+        res.on('close', () => {
+          stats.aborted++;
+        });
+        return; // never answer; the token stays valid
+      }
+      if (options.latencyMs) await new Promise((r) => setTimeout(r, options.latencyMs));
+      stats.refreshes++;
+      if (account === undefined) {
+        stats.invalidGrants++;
+        return send(res, 400, {
+          error: 'invalid_grant',
+          error_description: 'refresh token reused, revoked or unknown',
+        });
+      }
+      valid.delete(token);
+      const refreshToken = `rt-${account}-${randomBytes(12).toString('hex')}`;
+      const accessToken = `at-${account}-${randomBytes(12).toString('hex')}`;
+      valid.set(refreshToken, account);
+      newest.set(account, { refreshToken, accessToken });
+      send(res, 200, {
+        access_token: accessToken,
+        refresh_token: refreshToken,
+        token_type: 'Bearer',
+        expires_in: options.accessTokenTtlS ?? 3600,
+      });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stats,
+    issueRefreshToken(account) {
+      const token = `rt-${account}-initial-${randomBytes(8).toString('hex')}`;
+      valid.set(token, account);
+      newest.set(account, { refreshToken: token });
+      return token;
+    },
+    latest: (account) => ({
+      refreshToken: newest.get(account)?.refreshToken,
+      accessToken: newest.get(account)?.accessToken,
+    }),
+    hang: (account) => void hanging.add(account),
+    unhang: (account) => void hanging.delete(account),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
