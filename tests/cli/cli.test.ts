@@ -4,9 +4,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { PGlite } from '@electric-sql/pglite';
 import { describe, expect, it } from 'vitest';
 import { EXIT, parseDuration, runCli } from '../../src/cli/run.js';
-import { createMailboxAuth } from '../../src/index.js';
+import { type AccountStore, createMailboxAuth, type StateStore } from '../../src/index.js';
+import { postgresStore } from '../../src/postgres.js';
 import { mswServer } from '../support/flow.js';
 import { expiredAccount } from '../support/refresh.js';
 
@@ -30,8 +32,8 @@ function io(auth: unknown, options: { tty?: boolean } = {}) {
   };
 }
 
-async function fleet(accounts = 3) {
-  const setup = await expiredAccount(server, { accounts });
+async function fleet(accounts = 3, store?: AccountStore & StateStore) {
+  const setup = await expiredAccount(server, { accounts, ...(store ? { store } : {}) });
   const auth = createMailboxAuth({
     providers: setup.registry,
     store: setup.store as never,
@@ -204,5 +206,28 @@ export default () => createMailboxAuth({ providers: [], store: memoryStore(), ci
       cwd: dir,
     }).catch((e) => e);
     expect(failed.code).toBe(EXIT.USAGE);
+  });
+
+  it('runs every command against a PGlite-backed store', async () => {
+    const db = new PGlite();
+    const store = postgresStore({ client: db });
+    await store.migrate();
+    const { auth, fake } = await fleet(3, store);
+    fake.revokeUser('user1@contoso.com');
+    const list = io(auth);
+    expect(await runCli(['list', '--json'], list.io)).toBe(EXIT.OK);
+    expect(JSON.parse(list.out.join(''))).toHaveLength(3);
+    const refresh = io(auth);
+    expect(await runCli(['refresh', '--expiring-within', '7d', '--json'], refresh.io)).toBe(EXIT.DEGRADED);
+    expect(JSON.parse(refresh.out.join(''))).toMatchObject({ scanned: 3, refreshed: 2, failed: 1 });
+    const healthCheck = io(auth);
+    expect(await runCli(['health', '--json'], healthCheck.io)).toBe(EXIT.DEGRADED);
+    expect(JSON.parse(healthCheck.out.join(''))).toMatchObject({
+      byStatus: { active: 2, reauth_required: 1 },
+    });
+    const rotate = io(auth);
+    expect(await runCli(['rotate-keys', '--json'], rotate.io)).toBe(EXIT.OK);
+    expect(JSON.parse(rotate.out.join(''))).toMatchObject({ scanned: 3, failed: 0 });
+    await db.close();
   });
 });
