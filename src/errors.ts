@@ -15,7 +15,7 @@ import { inspect } from 'node:util';
 /**
  * Every stable error code. Group them with {@link errorCategory}:
  * - transient (retry later): `ERR_TOKEN_REFRESH_FAILED`, `ERR_PROVIDER_UNAVAILABLE`, `ERR_STORAGE`,
- *   `ERR_VERSION_CONFLICT`
+ *   `ERR_VERSION_CONFLICT`, `ERR_MAIL_CONNECTION_FAILED`
  * - re-authorization (ask the user to reconnect): `ERR_REAUTHORIZATION_REQUIRED`, `ERR_TOKEN_EXPIRED`,
  *   `ERR_MAIL_AUTHENTICATION_FAILED`
  * - configuration (tell the operator): `ERR_CONFIGURATION`, `ERR_UNKNOWN_PROVIDER`, `ERR_CRYPTO`
@@ -47,7 +47,8 @@ export type MailboxAuthErrorCode =
   | 'ERR_VERSION_CONFLICT'
   | 'ERR_CRYPTO'
   | 'ERR_ACCOUNT_NOT_FOUND'
-  | 'ERR_MAIL_AUTHENTICATION_FAILED';
+  | 'ERR_MAIL_AUTHENTICATION_FAILED'
+  | 'ERR_MAIL_CONNECTION_FAILED';
 
 /**
  * What a caller should do about an error, derived from its code.
@@ -76,6 +77,7 @@ const CATEGORY: Readonly<Record<MailboxAuthErrorCode, ErrorCategory>> = {
   ERR_CRYPTO: 'configuration',
   ERR_ACCOUNT_NOT_FOUND: 'request',
   ERR_MAIL_AUTHENTICATION_FAILED: 'reauthorization',
+  ERR_MAIL_CONNECTION_FAILED: 'transient',
 };
 
 /**
@@ -230,6 +232,7 @@ export interface MailboxAuthErrorByCode {
   ERR_CRYPTO: CryptoError;
   ERR_ACCOUNT_NOT_FOUND: AccountNotFoundError;
   ERR_MAIL_AUTHENTICATION_FAILED: MailAuthenticationError;
+  ERR_MAIL_CONNECTION_FAILED: MailConnectionError;
 }
 
 /**
@@ -538,6 +541,29 @@ export class AccountNotFoundError extends MailboxAuthError {
 export class MailAuthenticationError extends MailboxAuthError {
   readonly code = 'ERR_MAIL_AUTHENTICATION_FAILED' as const;
   /** Which protocol refused the login. */
+  readonly protocol: 'imap' | 'smtp' | undefined;
+  constructor(
+    message: string,
+    options: MailboxAuthErrorOptions & { readonly protocol?: 'imap' | 'smtp' } = {},
+  ) {
+    super(message, options);
+    this.protocol = options.protocol;
+  }
+}
+
+/**
+ * The IMAP or SMTP server could not be reached or the connection failed (refused, timeout, TLS). Retry
+ * later; check host, port and TLS settings if it persists.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof MailConnectionError) scheduleReconnect(err.protocol);
+ * ```
+ */
+export class MailConnectionError extends MailboxAuthError {
+  readonly code = 'ERR_MAIL_CONNECTION_FAILED' as const;
+  override readonly retryable = true;
+  /** Which protocol failed. */
   readonly protocol: 'imap' | 'smtp' | undefined;
   constructor(
     message: string,

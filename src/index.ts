@@ -28,6 +28,7 @@ export {
   type MailboxAuthErrorByCode,
   type MailboxAuthErrorCode,
   type MailboxAuthErrorOptions,
+  MailConnectionError,
   ProviderUnavailableError,
   ReauthorizationRequiredError,
   StorageError,
@@ -54,6 +55,10 @@ export {
   type RedirectValidationOptions,
   validateRedirectUris,
 } from './flow/redirects.js';
+export { connectImap, type MailContext } from './mail/imap.js';
+export { buildOAuthBearer, buildXOAuth2 } from './mail/sasl.js';
+export type { MailConnectOptions } from './mail/settings.js';
+export { createSmtpTransport, type SmtpTransport, toSmtpError } from './mail/smtp.js';
 export { createMailboxAuth, type MailboxAuth, type MailboxAuthOptions } from './mailbox-auth.js';
 export {
   definePreset,

@@ -3,6 +3,7 @@
  * @module
  */
 import { inspect } from 'node:util';
+import type { ImapFlow } from 'imapflow';
 import type { Cipher } from './crypto/cipher.js';
 import { ConfigurationError } from './errors.js';
 import {
@@ -15,6 +16,9 @@ import {
 } from './flow/authorization.js';
 import type { CallbackInput } from './flow/callback.js';
 import { validateRedirectUris } from './flow/redirects.js';
+import { connectImap } from './mail/imap.js';
+import type { MailConnectOptions } from './mail/settings.js';
+import { createSmtpTransport, type SmtpTransport } from './mail/smtp.js';
 import { ProviderRegistry, type ProviderSummary } from './providers/registry.js';
 import type { OAuthProvider } from './providers/types.js';
 import {
@@ -81,6 +85,10 @@ export interface MailboxAuth {
     event: E,
     listener: (payload: TokenRefresherEvents[E]) => void,
   ): MailboxAuth;
+  /** A logged-in IMAP client for the account (see {@link connectImap}). */
+  connectImap(accountId: string, options?: MailConnectOptions): Promise<ImapFlow>;
+  /** A nodemailer SMTP transport for the account, tokens from the refresher (see {@link createSmtpTransport}). */
+  createSmtpTransport(accountId: string, options?: MailConnectOptions): Promise<SmtpTransport>;
   /** Refresh every active account expiring within `withinMs` (see {@link refreshExpiring}). */
   refreshExpiring(options: RefreshExpiringOptions): Promise<RefreshReport>;
   /** Counts by status, expiring tokens, recent failures, circuits (see {@link health}). */
@@ -173,6 +181,10 @@ export function createMailboxAuth(options: MailboxAuthOptions): MailboxAuth {
     flow,
     refresher,
     getAccessToken: (accountId, get) => refresher.getAccessToken(accountId, get),
+    connectImap: (accountId, connect) =>
+      connectImap({ persistence, registry, refresher }, accountId, connect),
+    createSmtpTransport: (accountId, connect) =>
+      createSmtpTransport({ persistence, registry, refresher }, accountId, connect),
     refreshExpiring: (refresh) => refreshExpiring(refresher, persistence, refresh),
     health: (check) => health(persistence, refresher, check),
     accountHealth: (accountId) => accountHealth(persistence, accountId),

@@ -11,6 +11,7 @@ import {
   isMailboxAuthError,
   MailAuthenticationError,
   MailboxAuthError,
+  MailConnectionError,
   type MailboxAuthErrorCode,
   ProviderUnavailableError,
   ReauthorizationRequiredError,

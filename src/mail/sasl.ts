@@ -1,0 +1,65 @@
+/**
+ * SASL initial responses for OAuth 2.0 bearer tokens: XOAUTH2 (Google, Microsoft) and OAUTHBEARER
+ * (RFC 7628; Yahoo, AOL, Dovecot).
+ * @module
+ */
+import { InvalidArgumentError } from '../errors.js';
+
+// Control characters (and DEL) would let a value end a field and inject another one.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+function check(value: unknown, name: string): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new InvalidArgumentError(`${name} must be a non-empty string`);
+  }
+  if (CONTROL.test(value)) {
+    // Never echo the value: it may be a token.
+    throw new InvalidArgumentError(`${name} contains control characters (refused: SASL field injection)`);
+  }
+  return value;
+}
+
+/**
+ * The base64 XOAUTH2 initial response: `user=<user>^Aauth=Bearer <token>^A^A`.
+ *
+ * @example
+ * ```ts
+ * import { buildXOAuth2 } from 'oauth-mailbox';
+ * socket.write(`A1 AUTHENTICATE XOAUTH2 ${buildXOAuth2('ada@example.com', accessToken)}\r\n`);
+ * ```
+ */
+export function buildXOAuth2(user: string, accessToken: string): string {
+  check(user, 'user');
+  check(accessToken, 'accessToken');
+  return Buffer.from(`user=${user}\x01auth=Bearer ${accessToken}\x01\x01`, 'utf8').toString('base64');
+}
+
+/**
+ * The base64 OAUTHBEARER (RFC 7628) initial response:
+ * `n,a=<user>,^Ahost=<host>^Aport=<port>^Aauth=Bearer <token>^A^A`. A `,` or `=` in the user is escaped as
+ * `=2C` / `=3D` (RFC 5801).
+ *
+ * @example
+ * ```ts
+ * import { buildOAuthBearer } from 'oauth-mailbox';
+ * const response = buildOAuthBearer('ada@yahoo.com', accessToken, { host: 'imap.mail.yahoo.com', port: 993 });
+ * ```
+ */
+export function buildOAuthBearer(
+  user: string,
+  accessToken: string,
+  server: { readonly host: string; readonly port: number },
+): string {
+  check(user, 'user');
+  check(accessToken, 'accessToken');
+  check(server?.host, 'host');
+  if (!Number.isInteger(server.port) || server.port < 1 || server.port > 65_535) {
+    throw new InvalidArgumentError('port must be an integer from 1 to 65535');
+  }
+  const authzid = user.replace(/=/g, '=3D').replace(/,/g, '=2C');
+  return Buffer.from(
+    `n,a=${authzid},\x01host=${server.host}\x01port=${server.port}\x01auth=Bearer ${accessToken}\x01\x01`,
+    'utf8',
+  ).toString('base64');
+}

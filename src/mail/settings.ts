@@ -1,0 +1,53 @@
+import type { ConnectionOptions } from 'node:tls';
+import { MailConnectionError } from '../errors.js';
+import type { MailServerSettings } from '../providers/types.js';
+
+/** Options of `connectImap` and `createSmtpTransport`. */
+export interface MailConnectOptions {
+  /** Override the provider's host (tests, custom servers). */
+  readonly host?: string;
+  /** Override the provider's port. */
+  readonly port?: number;
+  /** Override: `true` for TLS from the first byte, `false` for STARTTLS. */
+  readonly secure?: boolean;
+  /**
+   * Log in as this address with the account's token: a Microsoft 365 shared mailbox the signed-in user may
+   * access. @default the account's email
+   */
+  readonly user?: string;
+  /**
+   * Hosts where a connection may stay unencrypted (no TLS, no STARTTLS): a local test server or relay.
+   * Everywhere else TLS is required. @default []
+   */
+  readonly allowInsecureHosts?: readonly string[];
+  /** TLS options (a private CA, `servername`, ...). */
+  readonly tls?: ConnectionOptions;
+  /**
+   * Connection timeout, in milliseconds.
+   * @default 30000
+   */
+  readonly connectionTimeoutMs?: number;
+  /** Stops connecting. */
+  readonly signal?: AbortSignal;
+}
+
+/** Resolved server settings. @internal */
+export interface ResolvedServer extends MailServerSettings {
+  /** `true` when neither TLS nor STARTTLS is required (an allowed insecure host). */
+  readonly insecureAllowed: boolean;
+}
+
+/** @internal */
+export function resolveServer(
+  defaults: MailServerSettings,
+  options: MailConnectOptions,
+  protocol: 'imap' | 'smtp',
+): ResolvedServer {
+  const host = options.host ?? defaults.host;
+  const port = options.port ?? defaults.port;
+  const secure = options.secure ?? defaults.secure;
+  if (typeof host !== 'string' || host.length === 0 || !Number.isInteger(port) || port < 1 || port > 65_535) {
+    throw new MailConnectionError(`Invalid ${protocol} server settings`, { protocol });
+  }
+  return { host, port, secure, insecureAllowed: (options.allowInsecureHosts ?? []).includes(host) };
+}

@@ -1,0 +1,90 @@
+/**
+ * SMTP transports (nodemailer) whose OAuth tokens come from the refresher.
+ * @module
+ */
+import type { Transporter } from 'nodemailer';
+import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
+import { MailAuthenticationError, MailboxAuthError, MailConnectionError } from '../errors.js';
+import type { MailContext } from './imap.js';
+import { type MailConnectOptions, resolveServer } from './settings.js';
+
+/** A nodemailer transporter for SMTP. */
+export type SmtpTransport = Transporter<SMTPTransport.SentMessageInfo, SMTPTransport.Options>;
+
+/**
+ * A nodemailer transport for an account: the provider's SMTP settings (overridable), TLS required except on
+ * `allowInsecureHosts`, XOAUTH2 with tokens from the refresher through `provisionCallback` (a server's
+ * rejection makes nodemailer ask for a renewed token: a forced refresh). nodemailer's own refresh (which
+ * would drop rotated refresh tokens) is never used. Create one per account and reuse it across token
+ * renewals; `close()` it when done.
+ *
+ * @example
+ * ```ts
+ * const smtp = await auth.createSmtpTransport(accountId);
+ * await smtp.sendMail({ from: account.email, to: 'bob@example.com', subject: 'Hi', text: 'Hello' });
+ * ```
+ */
+export async function createSmtpTransport(
+  context: MailContext,
+  accountId: string,
+  options: MailConnectOptions = {},
+): Promise<SmtpTransport> {
+  const account = await context.persistence.getAccount(accountId);
+  const provider = context.registry.get(account.provider);
+  const server = resolveServer(provider.mail.smtp, options, 'smtp');
+  const user = options.user ?? account.email;
+  const first = await context.refresher.getAccessToken(
+    accountId,
+    options.signal === undefined ? {} : { signal: options.signal },
+  );
+  // Loaded on first use, so importing the library stays cheap for hosts that never send mail.
+  const nodemailer = (await import('nodemailer')).default;
+  return nodemailer.createTransport({
+    host: server.host,
+    port: server.port,
+    secure: server.secure,
+    requireTLS: !server.secure && !server.insecureAllowed,
+    ignoreTLS: !server.secure && server.insecureAllowed,
+    ...(options.tls === undefined ? {} : { tls: options.tls }),
+    connectionTimeout: options.connectionTimeoutMs ?? 30_000,
+    greetingTimeout: options.connectionTimeoutMs ?? 30_000,
+    logger: false,
+    auth: {
+      type: 'OAuth2',
+      user,
+      accessToken: first.accessToken,
+      ...(first.expiresAt === null ? {} : { expires: first.expiresAt.getTime() }),
+      provisionCallback: (
+        _user: string,
+        renew: boolean,
+        callback: (err: Error | null, token?: string, expires?: number) => void,
+      ) => {
+        context.refresher
+          .getAccessToken(accountId, { forceRefresh: renew })
+          .then((token) => callback(null, token.accessToken, token.expiresAt?.getTime()))
+          .catch((err: Error) => callback(err));
+      },
+    },
+  } as SMTPTransport.Options);
+}
+
+/**
+ * Turn a nodemailer failure into a typed error: `EAUTH` → `MailAuthenticationError`, connection and TLS
+ * failures → `MailConnectionError`; library errors pass through.
+ *
+ * @example
+ * ```ts
+ * try { await smtp.sendMail(message) } catch (err) { throw toSmtpError(err, accountId) }
+ * ```
+ */
+export function toSmtpError(err: unknown, accountId?: string): unknown {
+  if (err instanceof MailboxAuthError) return err;
+  const code = (err as { code?: unknown })?.code;
+  const base = { protocol: 'smtp' as const, cause: err, ...(accountId === undefined ? {} : { accountId }) };
+  if (code === 'EAUTH' || code === 'ENOAUTH') {
+    return new MailAuthenticationError('The SMTP server refused the OAuth token even after a refresh', base);
+  }
+  if (code === 'EENVELOPE' || code === 'EMESSAGE' || code === 'EPROTOCOL' || code === 'EMESSAGESIZE')
+    return err;
+  return new MailConnectionError('The SMTP connection failed', base);
+}

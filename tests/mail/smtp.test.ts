@@ -1,0 +1,203 @@
+/**
+ * SMTP over XOAUTH2 against a real `smtp-server` on loopback that validates the bearer token, including
+ * nodemailer's renew-and-retry path (334 challenge → provisionCallback → forced refresh).
+ */
+import type { AddressInfo } from 'node:net';
+import { SMTPServer } from 'smtp-server';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  createMailboxAuth,
+  MailAuthenticationError,
+  MailConnectionError,
+  toSmtpError,
+} from '../../src/index.js';
+import { mswServer } from '../support/flow.js';
+import { expiredAccount } from '../support/refresh.js';
+
+const msw = mswServer();
+
+interface Sink {
+  port: number;
+  messages: { from: string; to: string[]; raw: string; user: string }[];
+  logins: { user: string; ok: boolean }[];
+  close(): Promise<void>;
+}
+
+async function startSink(isValid: (user: string, token: string) => boolean): Promise<Sink> {
+  const messages: Sink['messages'] = [];
+  const logins: Sink['logins'] = [];
+  const server = new SMTPServer({
+    authMethods: ['XOAUTH2'],
+    disabledCommands: ['STARTTLS'],
+    allowInsecureAuth: true,
+    logger: false,
+    onAuth(auth, _session, callback) {
+      const ok = isValid(auth.username ?? '', auth.accessToken ?? '');
+      logins.push({ user: auth.username ?? '', ok });
+      if (ok) return callback(null, { user: auth.username });
+      // The XOAUTH2 failure challenge: nodemailer answers it, then asks for a renewed token.
+      return callback(null, {
+        data: { status: '401', schemes: 'bearer', scope: 'https://mail.google.com/' },
+      });
+    },
+    onData(stream, session, callback) {
+      let raw = '';
+      stream.on('data', (chunk: Buffer) => {
+        raw += chunk.toString();
+      });
+      stream.on('end', () => {
+        messages.push({
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          to: session.envelope.rcptTo.map((r) => r.address),
+          raw,
+          user: String(session.user),
+        });
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = (server as unknown as { server: { address(): AddressInfo } }).server.address();
+  return {
+    port,
+    messages,
+    logins,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+const sinks: Sink[] = [];
+afterEach(async () => {
+  for (const s of sinks.splice(0)) await s.close();
+});
+
+async function setup(valid: (user: string, token: string) => boolean) {
+  const fleet = await expiredAccount(msw);
+  const auth = createMailboxAuth({
+    providers: fleet.registry,
+    store: fleet.store as never,
+    cipher: fleet.cipher,
+  });
+  const sink = await startSink(valid);
+  sinks.push(sink);
+  const account = await auth.getAccount(fleet.id);
+  return { ...fleet, auth, sink, account };
+}
+
+describe('createSmtpTransport', () => {
+  it('sends with XOAUTH2 using the refreshed token', async () => {
+    let current = '';
+    const { auth, sink, account, refresher: _r } = await setup((_u, token) => token === current);
+    current = (await auth.getAccessToken(account.id)).accessToken;
+    const smtp = await auth.createSmtpTransport(account.id, {
+      host: '127.0.0.1',
+      port: sink.port,
+      secure: false,
+      allowInsecureHosts: ['127.0.0.1'],
+    });
+    const info = await smtp.sendMail({
+      from: account.email,
+      to: 'bob@example.com',
+      subject: 'Hi',
+      text: 'Hello over XOAUTH2',
+    });
+    expect(info.accepted).toEqual(['bob@example.com']);
+    expect(sink.messages).toHaveLength(1);
+    expect(sink.messages[0]).toMatchObject({
+      from: account.email,
+      to: ['bob@example.com'],
+      user: account.email,
+    });
+    expect(sink.messages[0]?.raw).toContain('Hello over XOAUTH2');
+    smtp.close();
+  });
+
+  it('renews a rejected token once through provisionCallback (forced refresh) and succeeds', async () => {
+    let accepted = '';
+    const { auth, sink, account, fake } = await setup((_u, token) => token === accepted);
+    const stale = (await auth.getAccessToken(account.id)).accessToken;
+    const smtp = await auth.createSmtpTransport(account.id, {
+      host: '127.0.0.1',
+      port: sink.port,
+      secure: false,
+      allowInsecureHosts: ['127.0.0.1'],
+    });
+    // The server now only accepts a token that does not exist yet: the next one the provider issues.
+    const refreshesBefore = fake.stats.refreshes;
+    accepted = '__next__';
+    const original = auth.refresher.getAccessToken.bind(auth.refresher);
+    auth.refresher.getAccessToken = async (id, options) => {
+      const token = await original(id, options);
+      if (options?.forceRefresh) accepted = token.accessToken;
+      return token;
+    };
+    await smtp.sendMail({ from: account.email, to: 'bob@example.com', subject: 'Renewed', text: 'x' });
+    expect(fake.stats.refreshes).toBe(refreshesBefore + 1);
+    expect(sink.logins.map((l) => l.ok)).toEqual([false, true]);
+    expect(accepted).not.toBe(stale);
+    smtp.close();
+  });
+
+  it('maps a persistent rejection to MailAuthenticationError', async () => {
+    const { auth, sink, account } = await setup(() => false);
+    const smtp = await auth.createSmtpTransport(account.id, {
+      host: '127.0.0.1',
+      port: sink.port,
+      secure: false,
+      allowInsecureHosts: ['127.0.0.1'],
+    });
+    const err = await smtp
+      .sendMail({ from: account.email, to: 'b@example.com', text: 'x' })
+      .catch((e) => toSmtpError(e, account.id));
+    expect(err).toBeInstanceOf(MailAuthenticationError);
+    expect((err as MailAuthenticationError).protocol).toBe('smtp');
+    smtp.close();
+  });
+
+  it('requires TLS unless the host is explicitly allowed', async () => {
+    const { auth, sink, account } = await setup(() => true);
+    const smtp = await auth.createSmtpTransport(account.id, {
+      host: '127.0.0.1',
+      port: sink.port,
+      secure: false,
+    });
+    const err = await smtp
+      .sendMail({ from: account.email, to: 'b@example.com', text: 'x' })
+      .catch((e) => toSmtpError(e, account.id));
+    expect(err).toBeInstanceOf(MailConnectionError);
+    expect(sink.messages).toHaveLength(0);
+    smtp.close();
+  });
+
+  it('sends as a shared mailbox with the signed-in user token', async () => {
+    const { auth, sink, account } = await setup(() => true);
+    const smtp = await auth.createSmtpTransport(account.id, {
+      host: '127.0.0.1',
+      port: sink.port,
+      secure: false,
+      allowInsecureHosts: ['127.0.0.1'],
+      user: 'support@contoso.com',
+    });
+    await smtp.sendMail({
+      from: 'support@contoso.com',
+      to: 'b@example.com',
+      text: 'from the shared mailbox',
+    });
+    expect(sink.logins[0]?.user).toBe('support@contoso.com');
+    smtp.close();
+  });
+
+  it('an unreachable server is a MailConnectionError', async () => {
+    const { auth, account } = await setup(() => true);
+    const smtp = await auth.createSmtpTransport(account.id, {
+      host: '127.0.0.1',
+      port: 1,
+      secure: false,
+      allowInsecureHosts: ['127.0.0.1'],
+    });
+    const err = await smtp
+      .sendMail({ from: account.email, to: 'b@example.com', text: 'x' })
+      .catch((e) => toSmtpError(e));
+    expect(err).toBeInstanceOf(MailConnectionError);
+  });
+});
