@@ -55,6 +55,14 @@ export {
   type RedirectValidationOptions,
   validateRedirectUris,
 } from './flow/redirects.js';
+export {
+  MailboxClient,
+  type MailboxClientEvents,
+  type MailboxClientOptions,
+  type MailboxHealth,
+  type MailMessage,
+  type Watcher,
+} from './mail/client.js';
 export { connectImap, type MailContext } from './mail/imap.js';
 export { buildOAuthBearer, buildXOAuth2 } from './mail/sasl.js';
 export type { MailConnectOptions } from './mail/settings.js';

@@ -16,6 +16,7 @@ import {
 } from './flow/authorization.js';
 import type { CallbackInput } from './flow/callback.js';
 import { validateRedirectUris } from './flow/redirects.js';
+import { MailboxClient, type MailboxClientOptions } from './mail/client.js';
 import { connectImap } from './mail/imap.js';
 import type { MailConnectOptions } from './mail/settings.js';
 import { createSmtpTransport, type SmtpTransport } from './mail/smtp.js';
@@ -89,6 +90,8 @@ export interface MailboxAuth {
   connectImap(accountId: string, options?: MailConnectOptions): Promise<ImapFlow>;
   /** A nodemailer SMTP transport for the account, tokens from the refresher (see {@link createSmtpTransport}). */
   createSmtpTransport(accountId: string, options?: MailConnectOptions): Promise<SmtpTransport>;
+  /** A mailbox client for the account: fetch unread, mark read, send, watch with IDLE (see {@link MailboxClient}). */
+  mailbox(accountId: string, options?: MailboxClientOptions): MailboxClient;
   /** Refresh every active account expiring within `withinMs` (see {@link refreshExpiring}). */
   refreshExpiring(options: RefreshExpiringOptions): Promise<RefreshReport>;
   /** Counts by status, expiring tokens, recent failures, circuits (see {@link health}). */
@@ -185,6 +188,8 @@ export function createMailboxAuth(options: MailboxAuthOptions): MailboxAuth {
       connectImap({ persistence, registry, refresher }, accountId, connect),
     createSmtpTransport: (accountId, connect) =>
       createSmtpTransport({ persistence, registry, refresher }, accountId, connect),
+    mailbox: (accountId, mailboxOptions) =>
+      new MailboxClient({ persistence, registry, refresher }, accountId, mailboxOptions),
     refreshExpiring: (refresh) => refreshExpiring(refresher, persistence, refresh),
     health: (check) => health(persistence, refresher, check),
     accountHealth: (accountId) => accountHealth(persistence, accountId),

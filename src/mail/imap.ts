@@ -2,12 +2,12 @@
  * Logged-in IMAP connections (imapflow) for any account, with the token from the refresher.
  * @module
  */
-import type { ImapFlow } from 'imapflow';
+import type { ImapFlow, ImapFlowOptions } from 'imapflow';
 import { MailAuthenticationError, MailboxAuthError, MailConnectionError } from '../errors.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { TokenRefresher } from '../refresh/refresher.js';
 import type { TokenPersistence } from '../tokens/persistence.js';
-import { type MailConnectOptions, type ResolvedServer, resolveServer } from './settings.js';
+import { type MailConnectOptions, prepareConnection, type ResolvedServer } from './settings.js';
 
 /** What the mail connectors need: the building blocks of `createMailboxAuth`. */
 export interface MailContext {
@@ -24,10 +24,12 @@ async function imapClient(
   user: string,
   accessToken: string,
   options: MailConnectOptions,
+  extra: Partial<ImapFlowOptions>,
 ): Promise<ImapFlow> {
   imapflow ??= import('imapflow');
   const { ImapFlow } = await imapflow;
   return new ImapFlow({
+    ...extra,
     host: server.host,
     port: server.port,
     secure: server.secure,
@@ -79,17 +81,14 @@ export async function connectImap(
   context: MailContext,
   accountId: string,
   options: MailConnectOptions = {},
+  /** @internal imapflow options for the library's own watchers. */
+  extra: Partial<ImapFlowOptions> = {},
 ): Promise<ImapFlow> {
-  const account = await context.persistence.getAccount(accountId);
-  const provider = context.registry.get(account.provider);
-  const server = resolveServer(provider.mail.imap, options, 'imap');
-  const user = options.user ?? account.email;
-  let token = await context.refresher.getAccessToken(
-    accountId,
-    options.signal === undefined ? {} : { signal: options.signal },
-  );
+  const prepared = await prepareConnection(context, accountId, options, 'imap');
+  const { provider, server, user } = prepared;
+  let { token } = prepared;
   for (let attempt = 0; ; attempt++) {
-    const client = await imapClient(server, user, token.accessToken, options);
+    const client = await imapClient(server, user, token.accessToken, options, extra);
     client.on('error', () => {}); // connection errors surface through connect() and later calls
     try {
       await connectOnce(client, options.signal);

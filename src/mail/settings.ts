@@ -1,6 +1,9 @@
 import type { ConnectionOptions } from 'node:tls';
 import { MailConnectionError } from '../errors.js';
-import type { MailServerSettings } from '../providers/types.js';
+import type { MailServerSettings, OAuthProvider } from '../providers/types.js';
+import type { AccessToken } from '../refresh/refresher.js';
+import type { MailboxAccount } from '../tokens/account.js';
+import type { MailContext } from './imap.js';
 
 /** Options of `connectImap` and `createSmtpTransport`. */
 export interface MailConnectOptions {
@@ -50,4 +53,27 @@ export function resolveServer(
     throw new MailConnectionError(`Invalid ${protocol} server settings`, { protocol });
   }
   return { host, port, secure, insecureAllowed: (options.allowInsecureHosts ?? []).includes(host) };
+}
+
+/** The account, its provider, the server to reach, the login user and a first token. @internal */
+export async function prepareConnection(
+  context: MailContext,
+  accountId: string,
+  options: MailConnectOptions,
+  protocol: 'imap' | 'smtp',
+): Promise<{
+  account: MailboxAccount;
+  provider: OAuthProvider;
+  server: ResolvedServer;
+  user: string;
+  token: AccessToken;
+}> {
+  const account = await context.persistence.getAccount(accountId);
+  const provider = context.registry.get(account.provider);
+  const server = resolveServer(provider.mail[protocol], options, protocol);
+  const token = await context.refresher.getAccessToken(
+    accountId,
+    options.signal === undefined ? {} : { signal: options.signal },
+  );
+  return { account, provider, server, user: options.user ?? account.email, token };
 }

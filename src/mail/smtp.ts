@@ -6,7 +6,7 @@ import type { Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import { MailAuthenticationError, MailboxAuthError, MailConnectionError } from '../errors.js';
 import type { MailContext } from './imap.js';
-import { type MailConnectOptions, resolveServer } from './settings.js';
+import { type MailConnectOptions, prepareConnection } from './settings.js';
 
 /** A nodemailer transporter for SMTP. */
 export type SmtpTransport = Transporter<SMTPTransport.SentMessageInfo, SMTPTransport.Options>;
@@ -29,14 +29,7 @@ export async function createSmtpTransport(
   accountId: string,
   options: MailConnectOptions = {},
 ): Promise<SmtpTransport> {
-  const account = await context.persistence.getAccount(accountId);
-  const provider = context.registry.get(account.provider);
-  const server = resolveServer(provider.mail.smtp, options, 'smtp');
-  const user = options.user ?? account.email;
-  const first = await context.refresher.getAccessToken(
-    accountId,
-    options.signal === undefined ? {} : { signal: options.signal },
-  );
+  const { server, user, token: first } = await prepareConnection(context, accountId, options, 'smtp');
   // Loaded on first use, so importing the library stays cheap for hosts that never send mail.
   const nodemailer = (await import('nodemailer')).default;
   return nodemailer.createTransport({

@@ -12,6 +12,7 @@ import {
   assertAccountInput,
   assertExpectedVersion,
   assertId,
+  assertIdentity,
   assertStateInput,
   assertTtl,
   encodeCursor,
@@ -54,9 +55,7 @@ export class MemoryStore implements AccountStore, StateStore {
     readonly owner: string;
     readonly email: string;
   }): Promise<AccountRecord | null> {
-    assertId(identity?.provider, 'provider');
-    assertId(identity.owner, 'owner');
-    assertId(identity.email, 'email');
+    assertIdentity(identity);
     const id = this.#identities.get(identityKey(identity));
     return id === undefined ? null : this.getAccount(id);
   }

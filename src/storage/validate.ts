@@ -89,6 +89,16 @@ export function assertId(id: unknown, name = 'id'): asserts id is string {
   text(id, name, MAX_ID);
 }
 
+/** A mailbox identity: provider, owner and email, each a non-empty string. @internal */
+export function assertIdentity(
+  identity: unknown,
+): asserts identity is { readonly provider: string; readonly owner: string; readonly email: string } {
+  const i = (identity ?? {}) as Record<string, unknown>;
+  assertId(i.provider, 'provider');
+  assertId(i.owner, 'owner');
+  assertId(i.email, 'email');
+}
+
 /** @internal */
 export function assertTtl(ttlMs: unknown): asserts ttlMs is number {
   if (typeof ttlMs !== 'number' || !Number.isSafeInteger(ttlMs) || ttlMs <= 0) {

@@ -18,6 +18,7 @@ import {
   assertAccountInput,
   assertExpectedVersion,
   assertId,
+  assertIdentity,
   assertStateInput,
   assertTtl,
   encodeCursor,
@@ -266,9 +267,7 @@ export class PostgresStore implements AccountStore, StateStore {
     readonly owner: string;
     readonly email: string;
   }): Promise<AccountRecord | null> {
-    assertId(identity?.provider, 'provider');
-    assertId(identity.owner, 'owner');
-    assertId(identity.email, 'email');
+    assertIdentity(identity);
     const { rows } = await this.#query(
       'findAccountByIdentity',
       `SELECT ${COLUMNS} FROM ${this.#accounts} WHERE provider = $1 AND owner = $2 AND email_key = $3`,

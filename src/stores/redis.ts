@@ -20,6 +20,7 @@ import {
   assertAccountInput,
   assertExpectedVersion,
   assertId,
+  assertIdentity,
   assertStateInput,
   assertTtl,
   encodeCursor,
@@ -186,9 +187,7 @@ export class RedisStore implements AccountStore, StateStore {
     readonly owner: string;
     readonly email: string;
   }): Promise<AccountRecord | null> {
-    assertId(identity?.provider, 'provider');
-    assertId(identity.owner, 'owner');
-    assertId(identity.email, 'email');
+    assertIdentity(identity);
     const id = await this.#run('findAccountByIdentity', () => this.#client.get(this.#identity(identity)));
     return id === null ? null : this.getAccount(id);
   }
