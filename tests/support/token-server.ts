@@ -18,6 +18,10 @@ export interface TokenServer {
   hang(account: string): void;
   /** Answer this account's refresh requests again. */
   unhang(account: string): void;
+  /** Make the account's current access tokens inactive (introspection says so), as an early expiry would. */
+  expireAccessTokens(account: string): void;
+  /** Revoke the grant: refresh and access tokens of the account stop working. */
+  revoke(account: string): void;
   close(): Promise<void>;
 }
 
@@ -25,6 +29,7 @@ export async function startTokenServer(
   options: { latencyMs?: number; accessTokenTtlS?: number } = {},
 ): Promise<TokenServer> {
   const valid = new Map<string, string>(); // refresh token -> account
+  const access = new Map<string, string>(); // access token -> account
   const newest = new Map<string, { refreshToken?: string; accessToken?: string }>();
   const hanging = new Set<string>();
   const stats = { refreshes: 0, invalidGrants: 0, aborted: 0, hanging: 0 };
@@ -39,6 +44,15 @@ export async function startTokenServer(
     });
     req.on('end', async () => {
       const params = new URLSearchParams(body);
+      if (req.url === '/introspect') {
+        // RFC 7662, for mail servers (Dovecot) that validate the bearer tokens.
+        const owner = access.get(params.get('token') ?? '');
+        return send(
+          res,
+          200,
+          owner === undefined ? { active: false } : { active: true, username: owner, scope: 'mail' },
+        );
+      }
       if (req.url !== '/token' || params.get('grant_type') !== 'refresh_token')
         return send(res, 400, { error: 'unsupported_grant_type' });
       const token = params.get('refresh_token') ?? '';
@@ -63,6 +77,7 @@ export async function startTokenServer(
       const refreshToken = `rt-${account}-${randomBytes(12).toString('hex')}`;
       const accessToken = `at-${account}-${randomBytes(12).toString('hex')}`;
       valid.set(refreshToken, account);
+      access.set(accessToken, account);
       newest.set(account, { refreshToken, accessToken });
       send(res, 200, {
         access_token: accessToken,
@@ -89,6 +104,13 @@ export async function startTokenServer(
     }),
     hang: (account) => void hanging.add(account),
     unhang: (account) => void hanging.delete(account),
+    expireAccessTokens(account) {
+      for (const [token, owner] of access) if (owner === account) access.delete(token);
+    },
+    revoke(account) {
+      for (const map of [valid, access])
+        for (const [token, owner] of map) if (owner === account) map.delete(token);
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

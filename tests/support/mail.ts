@@ -1,0 +1,132 @@
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { ImapFlow } from 'imapflow';
+import { SMTPServer } from 'smtp-server';
+import { aesGcmCipher, createMailboxAuth, memoryStore, oauth2, type SaslMechanism } from '../../src/index.js';
+import { type Dovecot, startDovecot } from './dovecot-server.js';
+import { startTokenServer, type TokenServer } from './token-server.js';
+
+export const ALICE = 'alice@example.com';
+
+/** An SMTP sink that delivers what it receives into the recipient's Dovecot INBOX (an MTA, in short). */
+async function startDeliveringSink(deliver: (raw: string) => Promise<void>) {
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    logger: false,
+    onData(stream, _session, callback) {
+      let raw = '';
+      stream.on('data', (c: Buffer) => {
+        raw += c.toString();
+      });
+      stream.on('end', () => {
+        deliver(raw).then(() => callback(), callback);
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = (server as unknown as { server: { address(): AddressInfo } }).server.address();
+  return { port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+export interface MailSetup {
+  readonly tokens: TokenServer;
+  readonly dovecot: Dovecot;
+  readonly auth: ReturnType<typeof createMailboxAuth>;
+  readonly accountId: string;
+  /** Put a message into Alice's mailbox directly (as an MTA would). */
+  deliver(subject: string, options?: { seen?: boolean }): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function mailSetup(
+  options: {
+    mechanisms?: ('xoauth2' | 'oauthbearer')[];
+    accessTokenTtlS?: number;
+    sasl?: SaslMechanism;
+  } = {},
+): Promise<MailSetup> {
+  const tokens = await startTokenServer({
+    ...(options.accessTokenTtlS ? { accessTokenTtlS: options.accessTokenTtlS } : {}),
+  });
+  // A delivery path that does not depend on the library: its own token, allowed by the token server.
+  const mtaEmail = ALICE;
+  let dovecot: Dovecot | undefined;
+  const append = async (raw: string, flags: string[] = []) => {
+    const rt = tokens.issueRefreshToken(mtaEmail);
+    const res = await fetch(`${tokens.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: rt }),
+    });
+    const { access_token } = (await res.json()) as { access_token: string };
+    const client = new ImapFlow({
+      host: '127.0.0.1',
+      port: (dovecot as Dovecot).imapPort,
+      secure: false,
+      auth: { user: mtaEmail, accessToken: access_token },
+      tls: { ca: (dovecot as Dovecot).caPem, servername: 'localhost' },
+      logger: false,
+    });
+    await client.connect();
+    await client.append('INBOX', raw, flags);
+    await client.logout();
+  };
+  const sink = await startDeliveringSink((raw) => append(raw));
+  dovecot = await startDovecot({
+    introspectionUrl: `${tokens.url}/introspect`,
+    ...(options.mechanisms ? { mechanisms: options.mechanisms } : {}),
+    submissionRelay: { host: '127.0.0.1', port: sink.port },
+  });
+  const d = dovecot;
+  const auth = createMailboxAuth({
+    providers: [
+      oauth2({
+        id: 'local',
+        clientId: 'c',
+        clientSecret: 's',
+        redirectUri: 'http://127.0.0.1/cb',
+        authorizationEndpoint: `${tokens.url}/authorize`,
+        tokenEndpoint: `${tokens.url}/token`,
+        scopes: ['mail'],
+        identify: async () => ({ email: ALICE }),
+        allowInsecureRequests: true,
+        mail: {
+          imap: { host: '127.0.0.1', port: d.imapPort, secure: false },
+          smtp: { host: '127.0.0.1', port: d.submissionPort as number, secure: false },
+          sasl: options.sasl ?? 'XOAUTH2',
+        },
+      }),
+    ],
+    store: memoryStore(),
+    cipher: aesGcmCipher({ keys: { k1: randomBytes(32) }, current: 'k1' }),
+    refresh: { retry: { retries: 0 } },
+  });
+  const { account } = await auth.persistence.connect({
+    provider: 'local',
+    owner: 'u1',
+    email: ALICE,
+    tokens: {
+      accessToken: 'expired',
+      refreshToken: tokens.issueRefreshToken(ALICE),
+      expiresAt: Date.now() - 1000,
+    },
+  });
+  return {
+    tokens,
+    dovecot: d,
+    auth,
+    accountId: account.id,
+    deliver: (subject, deliverOptions = {}) =>
+      append(
+        `From: sender@example.com\r\nTo: ${ALICE}\r\nSubject: ${subject}\r\nMessage-ID: <${randomBytes(6).toString('hex')}@example.com>\r\n\r\nBody of ${subject}\r\n`,
+        deliverOptions.seen ? ['\\Seen'] : [],
+      ),
+    close: async () => {
+      auth.refresher.close();
+      await d.stop();
+      await sink.close();
+      await tokens.close();
+    },
+  };
+}
