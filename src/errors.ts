@@ -81,6 +81,18 @@ const CATEGORY: Readonly<Record<MailboxAuthErrorCode, ErrorCategory>> = {
 };
 
 /**
+ * Every error code, for exhaustive handling and tests.
+ *
+ * @example
+ * ```ts
+ * ERROR_CODES.includes(err.code); // true for any MailboxAuthError
+ * ```
+ */
+export const ERROR_CODES: readonly MailboxAuthErrorCode[] = Object.freeze(
+  Object.keys(CATEGORY) as MailboxAuthErrorCode[],
+);
+
+/**
  * The category of an error code.
  *
  * @example

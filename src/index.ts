@@ -17,6 +17,7 @@ export {
   ConfigurationError,
   CryptoError,
   type CryptoErrorReason,
+  ERROR_CODES,
   type ErrorCategory,
   errorCategory,
   InvalidArgumentError,

@@ -5,14 +5,15 @@ import {
   AuthorizationResponseError,
   ConfigurationError,
   CryptoError,
+  ERROR_CODES,
   errorCategory,
   InvalidArgumentError,
   InvalidStateError,
   isMailboxAuthError,
   MailAuthenticationError,
   MailboxAuthError,
-  MailConnectionError,
   type MailboxAuthErrorCode,
+  MailConnectionError,
   ProviderUnavailableError,
   ReauthorizationRequiredError,
   StorageError,
@@ -65,6 +66,7 @@ const cases: [MailboxAuthError, MailboxAuthErrorCode, string, boolean][] = [
     'reauthorization',
     false,
   ],
+  [new MailConnectionError('m', { protocol: 'smtp' }), 'ERR_MAIL_CONNECTION_FAILED', 'transient', true],
 ];
 
 describe('errors', () => {
@@ -90,6 +92,7 @@ describe('errors', () => {
 
   it('covers every code exactly once', () => {
     expect(new Set(cases.map((c) => c[1])).size).toBe(cases.length);
+    expect(new Set(cases.map((c) => c[1]))).toEqual(new Set(ERROR_CODES));
   });
 
   it('keeps the cause without making it enumerable', () => {

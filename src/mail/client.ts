@@ -426,8 +426,9 @@ export class MailboxClient {
           };
         });
         wake = undefined;
-        if (!woke && !closed && !signal.aborted) await imap.noop(); // ends this IDLE; the loop issues a new one
-        await idling;
+        // The next command (the fetch, or this NOOP when IDLE must be re-issued) ends the IDLE.
+        if (!woke && !closed && !signal.aborted) await imap.noop();
+        void idling;
       }
     } finally {
       imap.off('exists', onExists);
