@@ -293,8 +293,14 @@ export class TokenRefresher {
       return Promise.resolve(cached.token); // the hot path: no store, no cipher
     }
     if (options.signal?.aborted) return Promise.reject(options.signal.reason);
-    const stale = options.forceRefresh === true ? cached?.token.accessToken : undefined;
-    return this.#join(accountId, minValidityMs, stale, options.signal);
+    const force = options.forceRefresh === true;
+    return this.#join(
+      accountId,
+      minValidityMs,
+      force,
+      force ? cached?.token.accessToken : undefined,
+      options.signal,
+    );
   }
 
   /** Forget what this process holds for an account (after a disconnect, say). */
@@ -320,6 +326,7 @@ export class TokenRefresher {
   async #join(
     accountId: string,
     minValidityMs: number,
+    force: boolean,
     stale: string | undefined,
     signal: AbortSignal | undefined,
   ): Promise<AccessToken> {
@@ -327,7 +334,7 @@ export class TokenRefresher {
     if (flight === undefined) {
       const controller = new AbortController();
       const shared = AbortSignal.any([controller.signal, this.#closed.signal]);
-      const promise = this.#obtain(accountId, minValidityMs, stale, shared).finally(() => {
+      const promise = this.#obtain(accountId, minValidityMs, force, stale, shared).finally(() => {
         if (this.#flights.get(accountId)?.promise === promise) this.#flights.delete(accountId);
       });
       flight = { promise, controller, waiters: 0 };
@@ -337,7 +344,7 @@ export class TokenRefresher {
     if (stale !== undefined && token.accessToken === stale) {
       // We joined a flight that did not replace the rejected token: refresh now.
       if (this.#flights.get(accountId) === flight) this.#flights.delete(accountId);
-      return this.#join(accountId, minValidityMs, stale, signal);
+      return this.#join(accountId, minValidityMs, force, stale, signal);
     }
     return token;
   }
@@ -391,6 +398,7 @@ export class TokenRefresher {
   async #obtain(
     accountId: string,
     minValidityMs: number,
+    force: boolean,
     stale: string | undefined,
     signal: AbortSignal,
   ): Promise<AccessToken> {
@@ -399,6 +407,8 @@ export class TokenRefresher {
     for (;;) {
       signal.throwIfAborted();
       const current = await this.#load(accountId);
+      // A forced refresh from a caller that held no token: the token stored now is the one to replace.
+      if (force && stale === undefined) stale = current.tokens.accessToken;
       if (current.tokens.accessToken !== stale && this.#valid(expiresAtOf(current.tokens), minValidityMs)) {
         return this.#remember(current);
       }

@@ -329,6 +329,24 @@ describe('TokenRefresher', () => {
     expect(fake.stats.refreshes).toBe(2);
   });
 
+  it('forceRefresh refreshes even when this process holds no token yet', async () => {
+    const { fake, refresher, id, persistence } = await expiredAccount(server);
+    await persistence.saveTokens(id, {
+      accessToken: 'rejected-by-the-server',
+      expiresAt: Date.now() + 3600_000,
+    });
+    const forced = await Promise.all(
+      Array.from({ length: 5 }, () => refresher().getAccessToken(id, { forceRefresh: true })),
+    );
+    const shared = refresher();
+    const same = await Promise.all(
+      Array.from({ length: 5 }, () => shared.getAccessToken(id, { forceRefresh: true })),
+    );
+    for (const t of [...forced, ...same]) expect(t.accessToken).not.toBe('rejected-by-the-server');
+    expect(new Set(same.map((t) => t.accessToken)).size).toBe(1);
+    expect(fake.stats.refreshes).toBeGreaterThanOrEqual(2);
+  });
+
   it('an expired token without a refresh token is TokenExpiredError', async () => {
     const { refresher, id, persistence, store } = await expiredAccount(server);
     const raw = await store.getAccount(id);
