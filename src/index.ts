@@ -65,6 +65,12 @@ export {
   type Watcher,
 } from './mail/client.js';
 export { connectImap, type MailContext } from './mail/imap.js';
+export {
+  type WatchHealth,
+  WatchOrchestrator,
+  type WatchOrchestratorOptions,
+  type WatchState,
+} from './mail/orchestrator.js';
 export { buildOAuthBearer, buildXOAuth2 } from './mail/sasl.js';
 export type { MailConnectOptions } from './mail/settings.js';
 export { createSmtpTransport, type SmtpTransport, toSmtpError } from './mail/smtp.js';

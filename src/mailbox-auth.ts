@@ -18,6 +18,7 @@ import type { CallbackInput } from './flow/callback.js';
 import { validateRedirectUris } from './flow/redirects.js';
 import { MailboxClient, type MailboxClientOptions } from './mail/client.js';
 import { connectImap } from './mail/imap.js';
+import { WatchOrchestrator, type WatchOrchestratorOptions } from './mail/orchestrator.js';
 import type { MailConnectOptions } from './mail/settings.js';
 import { createSmtpTransport, type SmtpTransport } from './mail/smtp.js';
 import { ProviderRegistry, type ProviderSummary } from './providers/registry.js';
@@ -92,6 +93,8 @@ export interface MailboxAuth {
   createSmtpTransport(accountId: string, options?: MailConnectOptions): Promise<SmtpTransport>;
   /** A mailbox client for the account: fetch unread, mark read, send, watch with IDLE (see {@link MailboxClient}). */
   mailbox(accountId: string, options?: MailboxClientOptions): MailboxClient;
+  /** Watchers for many accounts, split between instances by store leases (see {@link WatchOrchestrator}). */
+  watchOrchestrator(options: WatchOrchestratorOptions): WatchOrchestrator;
   /** Refresh every active account expiring within `withinMs` (see {@link refreshExpiring}). */
   refreshExpiring(options: RefreshExpiringOptions): Promise<RefreshReport>;
   /** Counts by status, expiring tokens, recent failures, circuits (see {@link health}). */
@@ -190,6 +193,8 @@ export function createMailboxAuth(options: MailboxAuthOptions): MailboxAuth {
       createSmtpTransport({ persistence, registry, refresher }, accountId, connect),
     mailbox: (accountId, mailboxOptions) =>
       new MailboxClient({ persistence, registry, refresher }, accountId, mailboxOptions),
+    watchOrchestrator: (watchOptions) =>
+      new WatchOrchestrator({ persistence, registry, refresher }, watchOptions),
     refreshExpiring: (refresh) => refreshExpiring(refresher, persistence, refresh),
     health: (check) => health(persistence, refresher, check),
     accountHealth: (accountId) => accountHealth(persistence, accountId),

@@ -34,8 +34,10 @@ export interface MailSetup {
   readonly dovecot: Dovecot;
   readonly auth: ReturnType<typeof createMailboxAuth>;
   readonly accountId: string;
-  /** Put a message into Alice's mailbox directly (as an MTA would). */
-  deliver(subject: string, options?: { seen?: boolean }): Promise<void>;
+  /** Account ids by email (Alice first, then `extraEmails`). */
+  readonly accountIds: ReadonlyMap<string, string>;
+  /** Put a message into a mailbox directly (as an MTA would); Alice's by default. */
+  deliver(subject: string, options?: { seen?: boolean; to?: string }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -44,15 +46,15 @@ export async function mailSetup(
     mechanisms?: ('xoauth2' | 'oauthbearer')[];
     accessTokenTtlS?: number;
     sasl?: SaslMechanism;
+    extraEmails?: readonly string[];
   } = {},
 ): Promise<MailSetup> {
   const tokens = await startTokenServer({
     ...(options.accessTokenTtlS ? { accessTokenTtlS: options.accessTokenTtlS } : {}),
   });
   // A delivery path that does not depend on the library: its own token, allowed by the token server.
-  const mtaEmail = ALICE;
   let dovecot: Dovecot | undefined;
-  const append = async (raw: string, flags: string[] = []) => {
+  const append = async (raw: string, flags: string[] = [], mtaEmail = ALICE) => {
     const rt = tokens.issueRefreshToken(mtaEmail);
     const res = await fetch(`${tokens.url}/token`, {
       method: 'POST',
@@ -89,7 +91,7 @@ export async function mailSetup(
         authorizationEndpoint: `${tokens.url}/authorize`,
         tokenEndpoint: `${tokens.url}/token`,
         scopes: ['mail'],
-        identify: async () => ({ email: ALICE }),
+        identify: async () => ({ email: ALICE }), // accounts are connected directly below
         allowInsecureRequests: true,
         mail: {
           imap: { host: '127.0.0.1', port: d.imapPort, secure: false },
@@ -102,25 +104,32 @@ export async function mailSetup(
     cipher: aesGcmCipher({ keys: { k1: randomBytes(32) }, current: 'k1' }),
     refresh: { retry: { retries: 0 } },
   });
-  const { account } = await auth.persistence.connect({
-    provider: 'local',
-    owner: 'u1',
-    email: ALICE,
-    tokens: {
-      accessToken: 'expired',
-      refreshToken: tokens.issueRefreshToken(ALICE),
-      expiresAt: Date.now() - 1000,
-    },
-  });
+  const accountIds = new Map<string, string>();
+  for (const email of [ALICE, ...(options.extraEmails ?? [])]) {
+    const { account } = await auth.persistence.connect({
+      provider: 'local',
+      owner: 'u1',
+      email,
+      tokens: {
+        accessToken: 'expired',
+        refreshToken: tokens.issueRefreshToken(email),
+        expiresAt: Date.now() - 1000,
+      },
+    });
+    accountIds.set(email, account.id);
+  }
+
   return {
     tokens,
     dovecot: d,
     auth,
-    accountId: account.id,
+    accountId: accountIds.get(ALICE) as string,
+    accountIds,
     deliver: (subject, deliverOptions = {}) =>
       append(
-        `From: sender@example.com\r\nTo: ${ALICE}\r\nSubject: ${subject}\r\nMessage-ID: <${randomBytes(6).toString('hex')}@example.com>\r\n\r\nBody of ${subject}\r\n`,
+        `From: sender@example.com\r\nTo: ${deliverOptions.to ?? ALICE}\r\nSubject: ${subject}\r\nMessage-ID: <${randomBytes(6).toString('hex')}@example.com>\r\n\r\nBody of ${subject}\r\n`,
         deliverOptions.seen ? ['\\Seen'] : [],
+        deliverOptions.to ?? ALICE,
       ),
     close: async () => {
       auth.refresher.close();

@@ -1,0 +1,289 @@
+/**
+ * `WatchOrchestrator`: IDLE watchers for many accounts, split between instances by store leases.
+ * @module
+ */
+
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { inspect } from 'node:util';
+import { ConfigurationError, InvalidArgumentError, isMailboxAuthError } from '../errors.js';
+import { type Logger, silentLogger } from '../refresh/logger.js';
+import {
+  MailboxClient,
+  type MailboxClientOptions,
+  type MailboxHealth,
+  type MailMessage,
+  type Watcher,
+} from './client.js';
+import type { MailContext } from './imap.js';
+
+/** Options of {@link WatchOrchestrator}. */
+export interface WatchOrchestratorOptions {
+  /** Called for every new message of every watched account. */
+  readonly onMessage: (accountId: string, message: MailMessage) => void | Promise<void>;
+  /** Called when an account's watcher stopped for good (re-authorization required). */
+  readonly onStopped?: (accountId: string, error: Error) => void;
+  /** Options of each account's `MailboxClient`. */
+  readonly mailbox?: MailboxClientOptions;
+  /**
+   * How long an instance's claim on an account's watch lasts without renewal, in milliseconds. A crashed
+   * instance's accounts are picked up by the others within this time.
+   * @default 60000
+   */
+  readonly leaseTtlMs?: number;
+  /**
+   * Watchers connecting at once (a restart with thousands of accounts does not storm the server).
+   * @default 8
+   */
+  readonly maxConcurrentConnects?: number;
+  /** This instance's lease holder id. @default `<hostname>:<pid>:<random>` */
+  readonly holderId?: string;
+  readonly logger?: Logger;
+}
+
+/** State of one account in the orchestrator. */
+export type WatchState = 'waiting' | 'starting' | 'watching' | 'stopped';
+
+/** Health of one watched account. */
+export interface WatchHealth extends MailboxHealth {
+  readonly accountId: string;
+  readonly state: WatchState;
+  /** Whether this instance holds the account's watch lease. */
+  readonly leased: boolean;
+}
+
+interface Entry {
+  readonly accountId: string;
+  readonly mailbox: string;
+  state: WatchState;
+  leased: boolean;
+  client: MailboxClient | undefined;
+  watcher: Watcher | undefined;
+  lastUid: number | undefined;
+}
+
+const LEASE_PREFIX = 'watch:';
+
+/**
+ * Runs IDLE watchers for many accounts. With a shared store, several instances split the accounts between
+ * them: an instance watches an account only while it holds the account's watch lease (renewed every third
+ * of `leaseTtlMs`); when an instance dies its leases lapse and the others take its accounts over. Connects
+ * are bounded; each watcher reconnects with backoff on its own; a watcher that needs re-authorization stops
+ * and is reported through `onStopped`.
+ *
+ * @example
+ * ```ts
+ * const orchestrator = auth.watchOrchestrator({
+ *   onMessage: async (accountId, message) => queue.push({ accountId, subject: message.subject }),
+ *   onStopped: (accountId) => notifyUser(accountId),
+ * });
+ * for (const account of accounts) orchestrator.add(account.id);
+ * // on shutdown
+ * await orchestrator.stopAll();
+ * ```
+ */
+export class WatchOrchestrator {
+  readonly #context: MailContext;
+  readonly #options: WatchOrchestratorOptions;
+  readonly #entries = new Map<string, Entry>();
+  readonly #ttl: number;
+  readonly #maxConnects: number;
+  readonly #holder: string;
+  readonly #logger: Logger;
+  #connecting = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #ticking: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(context: MailContext, options: WatchOrchestratorOptions) {
+    if (typeof options?.onMessage !== 'function')
+      throw new ConfigurationError('WatchOrchestrator: onMessage is required');
+    this.#ttl = options.leaseTtlMs ?? 60_000;
+    this.#maxConnects = options.maxConcurrentConnects ?? 8;
+    if (!Number.isSafeInteger(this.#ttl) || this.#ttl < 300) {
+      throw new ConfigurationError(
+        'WatchOrchestrator: leaseTtlMs must be an integer of at least 300 (milliseconds)',
+      );
+    }
+    if (!Number.isSafeInteger(this.#maxConnects) || this.#maxConnects < 1) {
+      throw new ConfigurationError('WatchOrchestrator: maxConcurrentConnects must be a positive integer');
+    }
+    this.#context = context;
+    this.#options = options;
+    this.#holder = options.holderId ?? `${hostname()}:${process.pid}:${randomBytes(6).toString('hex')}`;
+    this.#logger = options.logger ?? silentLogger;
+  }
+
+  /** This instance's lease holder id. */
+  get holderId(): string {
+    return this.#holder;
+  }
+
+  /** Watch an account (when this instance gets its lease). */
+  add(accountId: string, options: { readonly mailbox?: string } = {}): void {
+    if (typeof accountId !== 'string' || accountId.length === 0)
+      throw new InvalidArgumentError('accountId must be a non-empty string');
+    if (this.#stopped) throw new InvalidArgumentError('the orchestrator was stopped');
+    if (this.#entries.has(accountId)) return;
+    this.#entries.set(accountId, {
+      accountId,
+      mailbox: options.mailbox ?? 'INBOX',
+      state: 'waiting',
+      leased: false,
+      client: undefined,
+      watcher: undefined,
+      lastUid: undefined,
+    });
+    this.#schedule(0);
+  }
+
+  /** Stop watching an account and give up its lease. */
+  async remove(accountId: string): Promise<void> {
+    const entry = this.#entries.get(accountId);
+    if (entry === undefined) return;
+    this.#entries.delete(accountId);
+    await this.#stop(entry, true);
+  }
+
+  /** Restart an account's watcher (after its settings changed), resuming from the last delivered UID. */
+  async refresh(accountId: string): Promise<void> {
+    const entry = this.#entries.get(accountId);
+    if (entry === undefined) return;
+    await this.#stop(entry, false);
+    entry.state = 'waiting';
+    this.#schedule(0);
+  }
+
+  /**
+   * Stop every watcher. By default the leases are released so other instances take over at once; with
+   * `releaseLeases: false` they lapse after `leaseTtlMs` (what a crash looks like to the others).
+   */
+  async stopAll(options: { readonly releaseLeases?: boolean } = {}): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#ticking;
+    await Promise.all(
+      [...this.#entries.values()].map((entry) => this.#stop(entry, options.releaseLeases !== false)),
+    );
+    this.#entries.clear();
+  }
+
+  /** Health of every account this instance was asked to watch. */
+  health(): WatchHealth[] {
+    return [...this.#entries.values()].map((entry) => ({
+      ...(entry.client?.health() ?? {
+        connected: false,
+        watching: false,
+        lastSuccessAt: null,
+        lastError: null,
+        errorsLast24h: 0,
+        messagesLast24h: 0,
+      }),
+      accountId: entry.accountId,
+      state: entry.state,
+      leased: entry.leased,
+    }));
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#stopped) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#ticking = this.#tick().finally(() => {
+        this.#ticking = undefined;
+        this.#schedule(Math.max(100, Math.floor(this.#ttl / 3)));
+      });
+    }, delayMs);
+    this.#timer.unref?.();
+  }
+
+  /** Renew held leases, drop lost ones, claim free accounts and start their watchers (bounded). */
+  async #tick(): Promise<void> {
+    for (const entry of this.#entries.values()) {
+      if (this.#stopped) return;
+      if (entry.state === 'stopped') continue;
+      let lease: Awaited<ReturnType<MailContext['persistence']['acquireLease']>> = null;
+      try {
+        lease = await this.#context.persistence.acquireLease(
+          LEASE_PREFIX + entry.accountId,
+          this.#holder,
+          this.#ttl,
+        );
+      } catch (err) {
+        this.#logger.warn(
+          { accountId: entry.accountId, code: (err as { code?: string }).code },
+          'watch lease check failed',
+        );
+        continue;
+      }
+      if (lease === null) {
+        if (entry.leased) {
+          this.#logger.warn({ accountId: entry.accountId }, 'watch lease lost; stopping this watcher');
+          await this.#stop(entry, false);
+          entry.state = 'waiting';
+          entry.leased = false;
+        }
+        continue;
+      }
+      entry.leased = true;
+      if (entry.state === 'waiting' && this.#connecting < this.#maxConnects) void this.#start(entry);
+    }
+  }
+
+  async #start(entry: Entry): Promise<void> {
+    entry.state = 'starting';
+    this.#connecting++;
+    try {
+      const client = new MailboxClient(this.#context, entry.accountId, this.#options.mailbox ?? {});
+      entry.client = client;
+      client.on('reauthorizationRequired', () => {});
+      const watcher = client.watch(
+        async (message) => {
+          await this.#options.onMessage(entry.accountId, message);
+          entry.lastUid = message.uid;
+        },
+        { mailbox: entry.mailbox, ...(entry.lastUid === undefined ? {} : { sinceUid: entry.lastUid }) },
+      );
+      entry.watcher = watcher;
+      entry.state = 'watching';
+      watcher.done.catch((err: Error) => {
+        if (entry.watcher !== watcher) return;
+        entry.state = 'stopped';
+        this.#logger.warn(
+          { accountId: entry.accountId, code: isMailboxAuthError(err) ? err.code : err.name },
+          'watcher stopped',
+        );
+        this.#options.onStopped?.(entry.accountId, err);
+        void this.#context.persistence
+          .releaseLease(LEASE_PREFIX + entry.accountId, this.#holder)
+          .catch(() => {});
+        entry.leased = false;
+      });
+      // Count the connect as done once the watcher is connected or failed.
+      for (let i = 0; i < 200 && !client.health().lastSuccessAt && entry.state === 'watching'; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    } finally {
+      this.#connecting--;
+    }
+  }
+
+  async #stop(entry: Entry, release: boolean): Promise<void> {
+    const { watcher, client } = entry;
+    entry.watcher = undefined;
+    entry.client = undefined;
+    await watcher?.stop();
+    await client?.disconnect();
+    if (release && entry.leased) {
+      await this.#context.persistence
+        .releaseLease(LEASE_PREFIX + entry.accountId, this.#holder)
+        .catch(() => {});
+    }
+    entry.leased = release ? false : entry.leased;
+  }
+
+  /** @internal */
+  [inspect.custom](): string {
+    return `WatchOrchestrator { holder: '${this.#holder}', accounts: ${this.#entries.size} }`;
+  }
+}
