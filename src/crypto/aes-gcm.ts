@@ -1,16 +1,20 @@
-import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createSecretKey,
+  type KeyObject,
+  randomFillSync,
+} from 'node:crypto';
 import { inspect } from 'node:util';
 import { ConfigurationError, CryptoError } from '../errors.js';
 import type { Cipher } from './cipher.js';
 import { decodeKey, describeType, type KeyInput } from './keys.js';
+import { isWellFormed } from './utf16.js';
 
 const VERSION = 'om1';
 const KEY_ID = /^[A-Za-z0-9_-]{1,64}$/;
-const B64URL = /^[A-Za-z0-9_-]*$/;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
-/** A lone (unpaired) surrogate: UTF-8 cannot encode it, so it would silently become U+FFFD. */
-const LONE_SURROGATE = /\p{Cs}/u;
 
 /** Options of {@link aesGcmCipher}. */
 export interface AesGcmCipherOptions {
@@ -76,7 +80,7 @@ export class AesGcmCipher implements Cipher {
   }
 
   encrypt(plaintext: string, aad: string): string {
-    if (LONE_SURROGATE.test(plaintext) || LONE_SURROGATE.test(aad)) {
+    if (!isWellFormed(plaintext) || !isWellFormed(aad)) {
       // Encoding would replace the surrogate with U+FFFD: the value would come back changed, and two
       // different aads would authenticate as the same one.
       throw new CryptoError(
@@ -87,7 +91,7 @@ export class AesGcmCipher implements Cipher {
       );
     }
     const key = this.#keys.get(this.#current) as KeyObject;
-    const iv = randomBytes(IV_BYTES);
+    const iv = nextIv();
     const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
     cipher.setAAD(Buffer.from(`${VERSION}.${this.#current}.${aad}`, 'utf8'));
     const ct = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
@@ -106,7 +110,7 @@ export class AesGcmCipher implements Cipher {
     }
     try {
       // No value is ever encrypted with such an aad (see encrypt); refuse it rather than let it collide.
-      if (LONE_SURROGATE.test(aad)) throw new TypeError('the aad has a lone surrogate');
+      if (!isWellFormed(aad)) throw new TypeError('the aad has a lone surrogate');
       const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
       decipher.setAAD(Buffer.from(`${VERSION}.${keyId}.${aad}`, 'utf8'));
       decipher.setAuthTag(tag);
@@ -139,10 +143,24 @@ export class AesGcmCipher implements Cipher {
   }
 }
 
+/** IVs come from a pool of random bytes refilled 4 KiB at a time (one CSPRNG call per 341 values). */
+const IV_POOL = Buffer.alloc(IV_BYTES * 341);
+let ivOffset = IV_POOL.length;
+function nextIv(): Buffer {
+  if (ivOffset + IV_BYTES > IV_POOL.length) {
+    randomFillSync(IV_POOL);
+    ivOffset = 0;
+  }
+  // A copy: the pool is overwritten on the next refill.
+  const iv = Buffer.from(IV_POOL.subarray(ivOffset, ivOffset + IV_BYTES));
+  ivOffset += IV_BYTES;
+  return iv;
+}
+
 function decodePart(part: string, expectedLength?: number): Buffer | undefined {
-  if (!B64URL.test(part)) return undefined;
   const bytes = Buffer.from(part, 'base64url');
-  // Refuse non-canonical encodings so that every changed character is detected.
+  // Refuse anything but the canonical encoding (this also refuses any character outside the alphabet), so
+  // that every changed character is detected.
   if (bytes.toString('base64url') !== part) return undefined;
   if (expectedLength !== undefined && bytes.length !== expectedLength) return undefined;
   return bytes;

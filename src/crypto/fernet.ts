@@ -3,14 +3,13 @@ import { inspect } from 'node:util';
 import { ConfigurationError, CryptoError } from '../errors.js';
 import type { Cipher } from './cipher.js';
 import { decodeKey, type KeyInput } from './keys.js';
+import { isWellFormed } from './utf16.js';
 
 const VERSION = 0x80;
 const HEADER_BYTES = 1 + 8 + 16;
 const HMAC_BYTES = 32;
 const MAX_CLOCK_SKEW_S = 60;
 const TOKEN = /^[A-Za-z0-9_-]+={0,2}$/;
-/** A lone (unpaired) surrogate: UTF-8 cannot encode it, so it would silently become U+FFFD. */
-const LONE_SURROGATE = /\p{Cs}/u;
 
 /** Options of {@link fernetCipher}. */
 export interface FernetCipherOptions {
@@ -39,7 +38,7 @@ interface FernetKey {
  * @internal
  */
 export function fernetEncrypt(key: FernetKey, plaintext: string, iv: Uint8Array, timestampS: number): string {
-  if (LONE_SURROGATE.test(plaintext)) {
+  if (!isWellFormed(plaintext)) {
     throw new CryptoError('fernetCipher: the plaintext must be well-formed UTF-16 (no lone surrogate)', {
       reason: 'malformed',
     });

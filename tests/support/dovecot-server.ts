@@ -75,6 +75,8 @@ export interface DovecotOptions {
   readonly mechanisms?: readonly ('xoauth2' | 'oauthbearer')[];
   /** Start the submission service, relaying to this SMTP sink. */
   readonly submissionRelay?: { readonly host: string; readonly port: number };
+  /** Allow this many concurrent IMAP sessions (for benchmarks). @default 100 */
+  readonly maxConnections?: number;
 }
 
 export interface Dovecot {
@@ -97,17 +99,21 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function waitForPort(port: number, child: ChildProcess, log: () => string): Promise<void> {
+/** Wait until the port answers with its greeting (`* OK` or `220`): an open port alone is not ready. */
+async function waitForPort(port: number, child: ChildProcess, log: () => string, banner = true): Promise<void> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`dovecot exited (${child.exitCode}):\n${log()}`);
     const open = await new Promise<boolean>((resolve) => {
       const socket = connect(port, '127.0.0.1');
-      socket.once('connect', () => {
+      const done = (ok: boolean) => {
         socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
+        resolve(ok);
+      };
+      socket.setTimeout(1000, () => done(false));
+      if (banner) socket.once('data', (data) => done(/^(\* OK|220)/.test(data.toString())));
+      else socket.once('connect', () => done(true));
+      socket.once('error', () => done(false));
     });
     if (open) return;
     if (Date.now() > deadline) throw new Error(`dovecot did not open port ${port}:\n${log()}`);
@@ -175,6 +181,11 @@ mail_uid = nobody
 mail_gid = nogroup
 first_valid_uid = 0
 hostname = localhost
+default_process_limit = ${(options.maxConnections ?? 100) + 50}
+default_client_limit = ${2 * (options.maxConnections ?? 100) + 100}
+protocol imap {
+  mail_max_userip_connections = ${(options.maxConnections ?? 100) + 10}
+}
 passdb {
   driver = oauth2
   mechanisms = ${mechanisms}
@@ -228,7 +239,7 @@ service submission-login {
       stderr += c;
     });
     await waitForPort(imapPort, child, () => `${stderr}\n${log()}`);
-    await waitForPort(imapsPort, child, () => `${stderr}\n${log()}`);
+    await waitForPort(imapsPort, child, () => `${stderr}\n${log()}`, false);
     if (submission) await waitForPort(submissionPort as number, child, () => `${stderr}\n${log()}`);
   };
   const stop = async () => {

@@ -64,21 +64,26 @@ export async function startTokenServer(
         });
         return; // never answer; the token stays valid
       }
-      if (options.latencyMs) await new Promise((r) => setTimeout(r, options.latencyMs));
+      // Rotate at once (before the simulated latency): two concurrent uses of one token cannot both win.
       stats.refreshes++;
-      if (account === undefined) {
+      let issued: { refreshToken: string; accessToken: string } | undefined;
+      if (account !== undefined) {
+        valid.delete(token);
+        issued = {
+          refreshToken: `rt-${account}-${randomBytes(12).toString('hex')}`,
+          accessToken: `at-${account}-${randomBytes(12).toString('hex')}`,
+        };
+        valid.set(issued.refreshToken, account);
+        access.set(issued.accessToken, account);
+        newest.set(account, issued);
+      } else {
         stats.invalidGrants++;
-        return send(res, 400, {
-          error: 'invalid_grant',
-          error_description: 'refresh token reused, revoked or unknown',
-        });
       }
-      valid.delete(token);
-      const refreshToken = `rt-${account}-${randomBytes(12).toString('hex')}`;
-      const accessToken = `at-${account}-${randomBytes(12).toString('hex')}`;
-      valid.set(refreshToken, account);
-      access.set(accessToken, account);
-      newest.set(account, { refreshToken, accessToken });
+      if (options.latencyMs) await new Promise((r) => setTimeout(r, options.latencyMs));
+      if (issued === undefined) {
+        return send(res, 400, { error: 'invalid_grant', error_description: 'refresh token reused, revoked or unknown' });
+      }
+      const { refreshToken, accessToken } = issued;
       send(res, 200, {
         access_token: accessToken,
         refresh_token: refreshToken,
