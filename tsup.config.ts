@@ -11,7 +11,7 @@ export default defineConfig([
     format: ['esm', 'cjs'],
     dts: true,
     sourcemap: true,
-    clean: true,
+    clean: false, // the build script empties dist/ once; two parallel configs must not clean each other's output
     target: 'node20',
     platform: 'node',
     splitting: true,

@@ -3,7 +3,11 @@
 interface Results {
   readonly date: string;
   readonly machine: { readonly node: string; readonly cpus: number; readonly cpu: string };
-  readonly results: readonly { readonly id: string; readonly title: string; readonly figures: Record<string, number | string> }[];
+  readonly results: readonly {
+    readonly id: string;
+    readonly title: string;
+    readonly figures: Record<string, number | string>;
+  }[];
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -14,7 +18,11 @@ export function renderChart(data: Results): string {
     const v = data.results.find((r) => r.id === id)?.figures[key];
     return typeof v === 'number' ? v : undefined;
   };
-  const groups: { label: string; bars: { name: string; value: number | undefined; ours: boolean }[]; unit: string }[] = [
+  const groups: {
+    label: string;
+    bars: { name: string; value: number | undefined; ours: boolean }[];
+    unit: string;
+  }[] = [
     {
       label: '1. Hot path, µs per call',
       unit: 'µs',

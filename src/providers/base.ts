@@ -2,7 +2,6 @@
  * The one implementation of {@link OAuthProvider} behind every preset, on openid-client v6.
  * @module
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { inspect } from 'node:util';
 import * as client from 'openid-client';
 import { describeType } from '../crypto/keys.js';
@@ -100,7 +99,6 @@ export class OpenIdClientProvider implements OAuthProvider {
   readonly #fetch: typeof fetch | undefined;
   readonly #timeoutS: number;
   readonly #insecure: boolean;
-  readonly #signal = new AsyncLocalStorage<AbortSignal | undefined>();
   #config: Promise<client.Configuration> | undefined;
 
   constructor(definition: ProviderDefinition, options: ProviderOptions) {
@@ -294,10 +292,25 @@ export class OpenIdClientProvider implements OAuthProvider {
     };
   }
 
+  /**
+   * Run a provider call. A caller's `signal` rejects the call at once with its reason; the HTTP request itself
+   * ends at the provider timeout (openid-client takes no per-call signal, and tracking one through
+   * AsyncLocalStorage would slow every promise of the host process on Node 20).
+   */
   async #call<T>(phase: ProviderPhase, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
     signal?.throwIfAborted();
     try {
-      return await this.#signal.run(signal, fn);
+      if (signal === undefined) return await fn();
+      let onAbort: (() => void) | undefined;
+      const aborted = new Promise<never>((_, reject) => {
+        onAbort = () => reject(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+      try {
+        return await Promise.race([fn(), aborted]);
+      } finally {
+        signal.removeEventListener('abort', onAbort as () => void);
+      }
     } catch (err) {
       throw classifyProviderError(err, phase, { providerId: this.id, signal });
     }
@@ -361,14 +374,9 @@ export class OpenIdClientProvider implements OAuthProvider {
     return config;
   }
 
-  /** Calls the configured fetch (or the global one at call time) with the caller's AbortSignal merged in. */
-  readonly #customFetch: client.CustomFetch = (url, init) => {
-    const external = this.#signal.getStore();
-    const signals = [init.signal, external].filter((s): s is AbortSignal => s !== undefined && s !== null);
-    const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
-    const doFetch = this.#fetch ?? globalThis.fetch;
-    return doFetch(url, { ...init, ...(signal === undefined ? {} : { signal }) } as RequestInit);
-  };
+  /** Calls the configured fetch, or the global one at call time (so msw and similar interceptors apply). */
+  readonly #customFetch: client.CustomFetch = (url, init) =>
+    (this.#fetch ?? globalThis.fetch)(url, init as RequestInit);
 
   /** @internal */
   [inspect.custom](): string {

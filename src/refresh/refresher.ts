@@ -434,7 +434,7 @@ export class TokenRefresher {
         delayMs = Math.min(delayMs * 2, 1000);
         continue;
       }
-      return this.#refreshHoldingLease(accountId, minValidityMs, stale, signal);
+      return this.#refreshHoldingLease(accountId, minValidityMs, stale, signal, current);
     }
   }
 
@@ -443,12 +443,19 @@ export class TokenRefresher {
     minValidityMs: number,
     stale: string | undefined,
     signal: AbortSignal,
+    before: { account: MailboxAccount; tokens: TokenSetInput },
   ): Promise<AccessToken> {
     let keepLease = false;
     let providerId: string | undefined;
     try {
-      // Re-read under the lease: another process may have refreshed between our read and our lease.
-      const current = await this.#load(accountId);
+      // Re-read under the lease: another process may have refreshed between our read and our lease. The
+      // version says whether anything changed; only then are the tokens decrypted again.
+      const latest = this.#pending.has(accountId) ? undefined : await this.#persistence.getAccount(accountId);
+      const current =
+        latest !== undefined && latest.version === before.account.version
+          ? before
+          : await this.#load(accountId);
+      if (latest !== undefined && latest.version === before.account.version) this.#checkStatus(latest);
       providerId = current.account.provider;
       if (current.tokens.accessToken !== stale && this.#valid(expiresAtOf(current.tokens), minValidityMs)) {
         return this.#remember(current);
@@ -543,32 +550,44 @@ export class TokenRefresher {
     const provider = this.#registry.get(providerId);
     const started = this.#now();
     const { retries, minDelayMs, maxDelayMs, maxRetryTimeMs } = this.#retry;
-    return pRetry(() => provider.refresh(refreshToken, { signal }), {
-      retries,
-      factor: 2,
-      minTimeout: minDelayMs,
-      maxTimeout: maxDelayMs,
-      randomize: true,
-      maxRetryTime: maxRetryTimeMs,
-      signal,
-      shouldRetry: ({ error }) => error instanceof TokenRefreshError,
-      onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
-        this.#logger.warn(
-          {
-            accountId,
-            provider: providerId,
-            attempt: attemptNumber,
-            retriesLeft,
-            code: codeOf(error),
-            message: error.message,
-          },
-          'token refresh attempt failed',
-        );
-        if (error instanceof TokenRefreshError && error.retryAfterMs !== undefined && retriesLeft > 0) {
-          if (this.#now() - started + error.retryAfterMs > maxRetryTimeMs) throw error; // would outlive the budget
-          await sleep(error.retryAfterMs, undefined, { signal });
-        }
+    // An attempt is never cut short: with a rotating provider its answer holds the only valid refresh token,
+    // so it is kept (and stored) even if every caller has given up meanwhile. Waits between attempts abort.
+    let obtained: ProviderTokenResult | undefined;
+    return pRetry(
+      async () => {
+        obtained = await provider.refresh(refreshToken);
+        return obtained;
       },
+      {
+        retries,
+        factor: 2,
+        minTimeout: minDelayMs,
+        maxTimeout: maxDelayMs,
+        randomize: true,
+        maxRetryTime: maxRetryTimeMs,
+        signal,
+        shouldRetry: ({ error }) => error instanceof TokenRefreshError,
+        onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
+          this.#logger.warn(
+            {
+              accountId,
+              provider: providerId,
+              attempt: attemptNumber,
+              retriesLeft,
+              code: codeOf(error),
+              message: error.message,
+            },
+            'token refresh attempt failed',
+          );
+          if (error instanceof TokenRefreshError && error.retryAfterMs !== undefined && retriesLeft > 0) {
+            if (this.#now() - started + error.retryAfterMs > maxRetryTimeMs) throw error; // would outlive the budget
+            await sleep(error.retryAfterMs, undefined, { signal });
+          }
+        },
+      },
+    ).catch((err: unknown) => {
+      if (obtained !== undefined) return obtained; // p-retry discards a success if the signal fired meanwhile
+      throw err;
     });
   }
 

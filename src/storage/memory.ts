@@ -33,6 +33,8 @@ export interface MemoryStoreOptions {
  */
 export class MemoryStore implements AccountStore, StateStore {
   readonly #accounts = new Map<string, AccountRecord>();
+  /** Account ids in sorted order, so a page is a binary search plus a short walk. */
+  readonly #sortedIds: string[] = [];
   readonly #identities = new Map<string, string>();
   readonly #leases = new Map<string, Lease>();
   readonly #states = new Map<string, StoredState>();
@@ -93,6 +95,7 @@ export class MemoryStore implements AccountStore, StateStore {
       updatedAt: this.#now(),
     });
     if (existing !== undefined) this.#identities.delete(identityKey(existing));
+    else this.#sortedIds.splice(this.#lowerBound(stored.id), 0, stored.id);
     this.#identities.set(identity, stored.id);
     this.#accounts.set(stored.id, stored);
     return structuredClone(stored);
@@ -119,6 +122,7 @@ export class MemoryStore implements AccountStore, StateStore {
       });
     }
     this.#accounts.delete(id);
+    this.#sortedIds.splice(this.#lowerBound(id), 1);
     this.#identities.delete(identityKey(existing));
     this.#leases.delete(id);
     return true;
@@ -126,18 +130,18 @@ export class MemoryStore implements AccountStore, StateStore {
 
   async listAccounts(filter?: AccountFilter, options?: ListOptions): Promise<AccountPage> {
     const f = normalizeList(filter, options);
-    const ids = [...this.#accounts.keys()].filter((id) => f.after === undefined || id > f.after).sort();
+    const ids = this.#sortedIds;
+    let i = f.after === undefined ? 0 : this.#lowerBound(f.after);
+    if (f.after !== undefined && ids[i] === f.after) i++;
     const records: AccountRecord[] = [];
     let last: string | undefined;
-    for (const id of ids) {
-      const record = this.#accounts.get(id) as AccountRecord;
+    for (; i < ids.length && records.length < f.limit; i++) {
+      const id = ids[i] as string;
       last = id;
-      if (!matchesFilter(record, f)) continue;
-      records.push(structuredClone(record));
-      if (records.length === f.limit) break;
+      const record = this.#accounts.get(id) as AccountRecord;
+      if (matchesFilter(record, f)) records.push(structuredClone(record));
     }
-    const more = last !== undefined && last !== ids[ids.length - 1];
-    return { records, nextCursor: more ? encodeCursor(last as string) : null };
+    return { records, nextCursor: i < ids.length && last !== undefined ? encodeCursor(last) : null };
   }
 
   async acquireLease(id: string, holder: string, ttlMs: number): Promise<Lease | null> {
@@ -195,6 +199,18 @@ export class MemoryStore implements AccountStore, StateStore {
     if (state === undefined) return null;
     this.#dropState(key, state);
     return state.expiresAt > this.#now() ? state : null;
+  }
+
+  /** The index of the first id >= `id` (ids compare as JS strings, like the other adapters' "C" order). */
+  #lowerBound(id: string): number {
+    let lo = 0;
+    let hi = this.#sortedIds.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.#sortedIds[mid] as string) < id) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   #dropState(key: string, state: StoredState): void {

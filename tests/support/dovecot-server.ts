@@ -100,7 +100,12 @@ async function freePort(): Promise<number> {
 }
 
 /** Wait until the port answers with its greeting (`* OK` or `220`): an open port alone is not ready. */
-async function waitForPort(port: number, child: ChildProcess, log: () => string, banner = true): Promise<void> {
+async function waitForPort(
+  port: number,
+  child: ChildProcess,
+  log: () => string,
+  banner = true,
+): Promise<void> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`dovecot exited (${child.exitCode}):\n${log()}`);

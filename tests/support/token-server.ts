@@ -44,6 +44,21 @@ export async function startTokenServer(
     });
     req.on('end', async () => {
       const params = new URLSearchParams(body);
+      if (req.url === '/issue') {
+        // For benchmarks that run this server in another process: issue first refresh tokens in bulk.
+        const accounts = JSON.parse(body) as string[];
+        return send(
+          res,
+          200,
+          accounts.map((account) => {
+            const token = `rt-${account}-initial-${randomBytes(8).toString('hex')}`;
+            valid.set(token, account);
+            newest.set(account, { refreshToken: token });
+            return token;
+          }),
+        );
+      }
+      if (req.url === '/stats') return send(res, 200, stats);
       if (req.url === '/introspect') {
         // RFC 7662, for mail servers (Dovecot) that validate the bearer tokens.
         const owner = access.get(params.get('token') ?? '');
@@ -81,7 +96,10 @@ export async function startTokenServer(
       }
       if (options.latencyMs) await new Promise((r) => setTimeout(r, options.latencyMs));
       if (issued === undefined) {
-        return send(res, 400, { error: 'invalid_grant', error_description: 'refresh token reused, revoked or unknown' });
+        return send(res, 400, {
+          error: 'invalid_grant',
+          error_description: 'refresh token reused, revoked or unknown',
+        });
       }
       const { refreshToken, accessToken } = issued;
       send(res, 200, {
