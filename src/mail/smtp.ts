@@ -29,7 +29,8 @@ export async function createSmtpTransport(
   accountId: string,
   options: MailConnectOptions = {},
 ): Promise<SmtpTransport> {
-  const { server, user, token: first } = await prepareConnection(context, accountId, options, 'smtp');
+  // Fails early (unknown account, re-authorization required) before a transport exists.
+  const { server, user } = await prepareConnection(context, accountId, options, 'smtp');
   // Loaded on first use, so importing the library stays cheap for hosts that never send mail.
   const nodemailer = (await import('nodemailer')).default;
   return nodemailer.createTransport({
@@ -45,8 +46,7 @@ export async function createSmtpTransport(
     auth: {
       type: 'OAuth2',
       user,
-      accessToken: first.accessToken,
-      ...(first.expiresAt === null ? {} : { expires: first.expiresAt.getTime() }),
+      // No token in the options (they are easy to log): nodemailer asks provisionCallback on first use.
       provisionCallback: (
         _user: string,
         renew: boolean,
