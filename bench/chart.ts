@@ -108,5 +108,6 @@ function inverse(callsPerSecond: number | undefined): number | undefined {
 }
 
 function format(n: number): string {
+  if (Number.isInteger(n)) return String(n);
   return n >= 100 ? String(Math.round(n)) : n >= 1 ? n.toFixed(2) : n.toFixed(3);
 }
