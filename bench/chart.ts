@@ -95,7 +95,8 @@ export function renderChart(data: Results): string {
     y += 22;
   }
   const title = `oauth-mailbox benchmarks, ${data.date.slice(0, 10)}, Node ${data.machine.node}, ${data.machine.cpus} × ${data.machine.cpu}`;
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" font-family="sans-serif" font-size="12">
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" font-family="sans-serif" font-size="12" role="img">
+<title>${esc(title)}</title>
 <rect width="100%" height="100%" fill="white"/>
 <text x="10" y="24" font-size="14" font-weight="bold">${esc(title)}</text>
 ${parts.join('\n')}
