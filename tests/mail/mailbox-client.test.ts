@@ -105,6 +105,22 @@ describe.skipIf(!dovecotAvailable())('MailboxClient (Dovecot)', () => {
     await watcher.stop();
   }, 30_000);
 
+  it('re-issues IDLE on its interval and keeps delivering', async () => {
+    const { auth, accountId, deliver } = await setup();
+    const mailbox = auth.mailbox(accountId, { imap: LOCAL, idleRestartMs: 200 });
+    const received: string[] = [];
+    const reconnects: string[] = [];
+    mailbox.on('reconnected', (e) => reconnects.push(e.reason));
+    const watcher = mailbox.watch((m) => {
+      received.push(m.subject as string);
+    });
+    await new Promise((r) => setTimeout(r, 1000)); // several IDLE restarts (a NOOP each), same connection
+    await deliver('after idle restarts');
+    await waitFor(() => (received.includes('after idle restarts') ? true : undefined));
+    expect(reconnects).toEqual([]);
+    await watcher.stop();
+  });
+
   it('stops with reauthorizationRequired when the grant is revoked', async () => {
     const { auth, accountId, tokens } = await setup({ accessTokenTtlS: 3 });
     const mailbox = auth.mailbox(accountId, { imap: LOCAL, renewBeforeExpiryMs: 1500 });
