@@ -104,7 +104,14 @@ export function errorCategory(code: MailboxAuthErrorCode): ErrorCategory {
   return CATEGORY[code];
 }
 
-/** Options shared by every error constructor. */
+/**
+ * Options shared by every error constructor.
+ *
+ * @example
+ * ```ts
+ * throw new StorageError('The store failed', { cause: driverError, accountId, operation: 'getAccount' });
+ * ```
+ */
 export interface MailboxAuthErrorOptions {
   /** The underlying error. Kept as a non-enumerable `cause`; only summarized when serialized. */
   readonly cause?: unknown;
@@ -114,7 +121,14 @@ export interface MailboxAuthErrorOptions {
   readonly providerId?: string;
 }
 
-/** A summary of a cause that is safe to log: no properties beyond these are ever read. */
+/**
+ * A summary of a cause that is safe to log: no properties beyond these are ever read.
+ *
+ * @example
+ * ```ts
+ * const { causes } = JSON.parse(JSON.stringify(err)) as { causes?: CauseSummary[] };
+ * ```
+ */
 export interface CauseSummary {
   readonly name?: string;
   readonly code?: string;
@@ -300,7 +314,14 @@ export class UnknownProviderError extends MailboxAuthError {
   readonly code = 'ERR_UNKNOWN_PROVIDER' as const;
 }
 
-/** Why an authorization `state` was refused. */
+/**
+ * Why an authorization `state` was refused.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof InvalidStateError && err.reason === 'owner_mismatch') logSecurityEvent();
+ * ```
+ */
 export type InvalidStateReason =
   | 'missing'
   | 'malformed'
@@ -502,7 +523,14 @@ export class VersionConflictError extends MailboxAuthError {
   }
 }
 
-/** Why a cipher refused a value. */
+/**
+ * Why a cipher refused a value.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof CryptoError && err.reason === 'unknown_key') restoreKey(err.keyId);
+ * ```
+ */
 export type CryptoErrorReason = 'invalid_key' | 'unknown_key' | 'malformed' | 'decrypt_failed' | 'expired';
 
 /**

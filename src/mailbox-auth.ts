@@ -47,7 +47,14 @@ import type { StateStore } from './storage/state-store.js';
 import type { MailboxAccount } from './tokens/account.js';
 import { TokenPersistence } from './tokens/persistence.js';
 
-/** Options of {@link createMailboxAuth}. */
+/**
+ * Options of {@link createMailboxAuth}.
+ *
+ * @example
+ * ```ts
+ * const options: MailboxAuthOptions = { providers: [google(googleConfig)], store: memoryStore(), cipher, allowedOrigins: ['https://app.example.com'] };
+ * ```
+ */
 export interface MailboxAuthOptions {
   /** The providers, or a registry you built. */
   readonly providers: readonly OAuthProvider[] | ProviderRegistry;
@@ -74,6 +81,12 @@ export interface MailboxAuthOptions {
 
 /**
  * What {@link createMailboxAuth} returns: the two route calls, disconnect, and the building blocks.
+ *
+ * @example
+ * ```ts
+ * const auth: MailboxAuth = createMailboxAuth({ providers, store, cipher });
+ * const { accessToken } = await auth.getAccessToken(accountId);
+ * ```
  */
 export interface MailboxAuth {
   readonly registry: ProviderRegistry;

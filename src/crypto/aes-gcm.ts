@@ -16,7 +16,14 @@ const KEY_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
-/** Options of {@link aesGcmCipher}. */
+/**
+ * Options of {@link aesGcmCipher}.
+ *
+ * @example
+ * ```ts
+ * const options: AesGcmCipherOptions = { keys: { k2026: process.env.TOKEN_KEY!, k2025: oldKey }, current: 'k2026' };
+ * ```
+ */
 export interface AesGcmCipherOptions {
   /**
    * Every key that may have encrypted a stored value, by key id (1-64 of `A-Z a-z 0-9 _ -`). Each key is
@@ -35,6 +42,12 @@ export interface AesGcmCipherOptions {
  * onto another account, a swapped key id or any flipped character fails with a {@link CryptoError}.
  *
  * @internal Construct with {@link aesGcmCipher}.
+ *
+ * @example
+ * ```ts
+ * const cipher: AesGcmCipher = aesGcmCipher({ keys: { k1: key }, current: 'k1' });
+ * cipher.needsReencryption(record.secret); // true if sealed with another key
+ * ```
  */
 export class AesGcmCipher implements Cipher {
   readonly #keys: Map<string, KeyObject>;

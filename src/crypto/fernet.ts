@@ -11,7 +11,14 @@ const HMAC_BYTES = 32;
 const MAX_CLOCK_SKEW_S = 60;
 const TOKEN = /^[A-Za-z0-9_-]+={0,2}$/;
 
-/** Options of {@link fernetCipher}. */
+/**
+ * Options of {@link fernetCipher}.
+ *
+ * @example
+ * ```ts
+ * const options: FernetCipherOptions = { keys: [newKey, oldKey], ttlSeconds: 86_400 };
+ * ```
+ */
 export interface FernetCipherOptions {
   /**
    * One Fernet key, or several (the first encrypts, any decrypts, like Python's `MultiFernet`). Each is
@@ -64,6 +71,12 @@ export function fernetEncrypt(key: FernetKey, plaintext: string, iv: Uint8Array,
  * account. Use it to read legacy values and re-encrypt them with {@link aesGcmCipher}.
  *
  * @internal Construct with {@link fernetCipher}.
+ *
+ * @example
+ * ```ts
+ * const legacy: FernetCipher = fernetCipher({ keys: process.env.FERNET_KEY! });
+ * const refreshToken = legacy.decrypt(row.refresh_token_enc);
+ * ```
  */
 export class FernetCipher implements Cipher {
   readonly #keys: readonly FernetKey[];

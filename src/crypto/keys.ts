@@ -1,6 +1,13 @@
 import { ConfigurationError } from '../errors.js';
 
-/** Key material accepted by the ciphers: a `Uint8Array`/`Buffer`, or a base64, base64url or hex string. */
+/**
+ * Key material accepted by the ciphers: a `Uint8Array`/`Buffer`, or a base64, base64url or hex string.
+ *
+ * @example
+ * ```ts
+ * const key: KeyInput = process.env.TOKEN_KEY!; // base64, base64url or hex of 32 bytes, or a Buffer
+ * ```
+ */
 export type KeyInput = string | Uint8Array;
 
 const HEX = /^[0-9a-fA-F]+$/;

@@ -27,7 +27,14 @@ import type { TokenPersistence } from '../tokens/persistence.js';
 import { type CallbackInput, readCallbackParameters } from './callback.js';
 import { isLoopback } from './redirects.js';
 
-/** Options of {@link AuthorizationFlow}. */
+/**
+ * Options of {@link AuthorizationFlow}.
+ *
+ * @example
+ * ```ts
+ * const flow = new AuthorizationFlow({ registry, persistence, states: store, cipher, stateTtlMs: 300_000 });
+ * ```
+ */
 export interface AuthorizationFlowOptions {
   readonly registry: ProviderRegistry;
   readonly persistence: TokenPersistence;
@@ -50,7 +57,14 @@ export interface AuthorizationFlowOptions {
   readonly now?: () => number;
 }
 
-/** Options of {@link AuthorizationFlow.startAuthorization}. */
+/**
+ * Options of {@link AuthorizationFlow.startAuthorization}.
+ *
+ * @example
+ * ```ts
+ * await auth.startAuthorization('microsoft', { owner: user.id, loginHint: user.email, returnTo: '/settings/mail', metadata: { team: 'sales' } });
+ * ```
+ */
 export interface StartAuthorizationOptions {
   /** The host's user (or tenant) who connects the mailbox. The callback must come from the same owner. */
   readonly owner: string;
@@ -64,7 +78,15 @@ export interface StartAuthorizationOptions {
   readonly returnTo?: string;
 }
 
-/** What {@link AuthorizationFlow.startAuthorization} returns. */
+/**
+ * What {@link AuthorizationFlow.startAuthorization} returns.
+ *
+ * @example
+ * ```ts
+ * const { url, expiresAt }: StartedAuthorization = await auth.startAuthorization('google', { owner });
+ * res.redirect(url.href);
+ * ```
+ */
 export interface StartedAuthorization {
   /** Redirect the browser here. */
   readonly url: URL;
@@ -74,14 +96,28 @@ export interface StartedAuthorization {
   readonly expiresAt: Date;
 }
 
-/** Options of {@link AuthorizationFlow.completeAuthorization}. */
+/**
+ * Options of {@link AuthorizationFlow.completeAuthorization}.
+ *
+ * @example
+ * ```ts
+ * await auth.completeAuthorization('google', request, { owner: session.userId, signal: AbortSignal.timeout(10_000) });
+ * ```
+ */
 export interface CompleteAuthorizationOptions {
   /** The owner of the current session: must be the one who started the authorization. */
   readonly owner: string;
   readonly signal?: AbortSignal;
 }
 
-/** What {@link AuthorizationFlow.completeAuthorization} returns. */
+/**
+ * What {@link AuthorizationFlow.completeAuthorization} returns.
+ *
+ * @example
+ * ```ts
+ * const { account, created, returnTo }: CompletedAuthorization = await auth.completeAuthorization('google', request, { owner });
+ * ```
+ */
 export interface CompletedAuthorization {
   /** The stored account (no secret in it). */
   readonly account: MailboxAccount;
@@ -91,7 +127,15 @@ export interface CompletedAuthorization {
   readonly returnTo: string | undefined;
 }
 
-/** What {@link AuthorizationFlow.disconnect} did. */
+/**
+ * What {@link AuthorizationFlow.disconnect} did.
+ *
+ * @example
+ * ```ts
+ * const { revoked, revocationError }: DisconnectResult = await auth.disconnect(accountId);
+ * if (revocationError) log.warn(revocationError.code);
+ * ```
+ */
 export interface DisconnectResult {
   readonly accountId: string;
   /** `true` if the provider revoked the token. */

@@ -1,11 +1,32 @@
 import { AuthorizationResponseError, InvalidArgumentError } from '../errors.js';
 
-/** What a callback route can pass: the request, its URL (object or string), or its query parameters. */
+/**
+ * What a callback route can pass: the request, its URL (object or string), or its query parameters.
+ *
+ * @example
+ * ```ts
+ * await auth.completeAuthorization('google', new URL(req.url, origin), { owner }); // or a string, URLSearchParams, a Request
+ * ```
+ */
 export type CallbackInput = URL | string | URLSearchParams | Request;
 
-/** Largest accepted value of one callback parameter, in characters. */
+/**
+ * Largest accepted value of one callback parameter, in characters.
+ *
+ * @example
+ * ```ts
+ * if (code.length > MAX_PARAMETER_LENGTH) return res.status(400).end(); // the library refuses it too
+ * ```
+ */
 export const MAX_PARAMETER_LENGTH = 4096;
-/** Largest accepted callback query, in characters. */
+/**
+ * Largest accepted callback query, in characters.
+ *
+ * @example
+ * ```ts
+ * if (req.url.length > MAX_QUERY_LENGTH) return res.status(414).end();
+ * ```
+ */
 export const MAX_QUERY_LENGTH = 16_384;
 
 /**

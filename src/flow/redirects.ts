@@ -3,12 +3,27 @@ import type { OAuthProvider } from '../providers/types.js';
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 
-/** Is this URL on the local machine? */
+/**
+ * Is this URL on the local machine?
+ *
+ * @example
+ * ```ts
+ * isLoopback(new URL('http://localhost:3000/cb')); // true
+ * ```
+ */
 export function isLoopback(url: URL): boolean {
   return LOOPBACK.has(url.hostname) || url.hostname.endsWith('.localhost');
 }
 
-/** The outcome of a callback, for {@link buildReturnUrl}. */
+/**
+ * The outcome of a callback, for {@link buildReturnUrl}.
+ *
+ * @example
+ * ```ts
+ * const outcome: CallbackOutcome = { status: 'error', provider: 'google', error };
+ * res.redirect(buildReturnUrl('/settings', outcome, origin).href);
+ * ```
+ */
 export type CallbackOutcome =
   | { readonly status: 'success'; readonly provider: string; readonly accountId: string }
   | { readonly status: 'error'; readonly provider: string; readonly error: unknown };
@@ -39,7 +54,14 @@ export function buildReturnUrl(target: string | URL, outcome: CallbackOutcome, b
   return url;
 }
 
-/** Options of {@link validateRedirectUris}. */
+/**
+ * Options of {@link validateRedirectUris}.
+ *
+ * @example
+ * ```ts
+ * validateRedirectUris(registry.providers(), { allowedOrigins: ['https://app.example.com'], production: true });
+ * ```
+ */
 export interface RedirectValidationOptions {
   /** Origins the redirect URIs may use, such as `https://app.example.com`. */
   readonly allowedOrigins: readonly string[];

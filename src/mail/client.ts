@@ -22,7 +22,14 @@ import { createSmtpTransport, type SmtpTransport, toSmtpError } from './smtp.js'
 
 const DAY = 86_400_000;
 
-/** Options of {@link MailboxClient}. */
+/**
+ * Options of {@link MailboxClient}.
+ *
+ * @example
+ * ```ts
+ * const mailbox = auth.mailbox(accountId, { renewBeforeExpiryMs: 600_000, reconnect: { maxDelayMs: 30_000 } });
+ * ```
+ */
 export interface MailboxClientOptions {
   /** IMAP connection options (host/port overrides, TLS, shared mailbox user...). */
   readonly imap?: MailConnectOptions;
@@ -43,7 +50,14 @@ export interface MailboxClientOptions {
   readonly logger?: Logger;
 }
 
-/** One message as {@link MailboxClient.fetchUnread} and watchers deliver it. */
+/**
+ * One message as {@link MailboxClient.fetchUnread} and watchers deliver it.
+ *
+ * @example
+ * ```ts
+ * mailbox.watch((message: MailMessage) => console.log(message.uid, message.subject, message.from[0]?.address));
+ * ```
+ */
 export interface MailMessage {
   readonly uid: number;
   readonly mailbox: string;
@@ -57,7 +71,14 @@ export interface MailMessage {
   readonly source: Buffer | undefined;
 }
 
-/** Health of a {@link MailboxClient}. */
+/**
+ * Health of a {@link MailboxClient}.
+ *
+ * @example
+ * ```ts
+ * const { connected, errorsLast24h }: MailboxHealth = mailbox.health();
+ * ```
+ */
 export interface MailboxHealth {
   readonly connected: boolean;
   readonly watching: boolean;
@@ -67,7 +88,15 @@ export interface MailboxHealth {
   readonly messagesLast24h: number;
 }
 
-/** A running watch. */
+/**
+ * A running watch.
+ *
+ * @example
+ * ```ts
+ * const watcher: Watcher = mailbox.watch(handle);
+ * process.on('SIGTERM', () => watcher.stop());
+ * ```
+ */
 export interface Watcher {
   /** The highest UID delivered so far. */
   readonly lastUid: number;
@@ -77,7 +106,14 @@ export interface Watcher {
   stop(): Promise<void>;
 }
 
-/** Events of {@link MailboxClient}. */
+/**
+ * Events of {@link MailboxClient}.
+ *
+ * @example
+ * ```ts
+ * mailbox.on('reconnected', ({ reason }: MailboxClientEvents['reconnected']) => log.info(reason));
+ * ```
+ */
 export interface MailboxClientEvents {
   /** The watcher reconnected (`reason`: `token` before expiry, `drop` after a lost connection). */
   reconnected: { readonly accountId: string; readonly reason: 'token' | 'drop' };

@@ -9,7 +9,14 @@ import type { TokenRefresher } from '../refresh/refresher.js';
 import type { TokenPersistence } from '../tokens/persistence.js';
 import { type MailConnectOptions, prepareConnection, type ResolvedServer } from './settings.js';
 
-/** What the mail connectors need: the building blocks of `createMailboxAuth`. */
+/**
+ * What the mail connectors need: the building blocks of `createMailboxAuth`.
+ *
+ * @example
+ * ```ts
+ * const imap = await connectImap({ persistence, registry, refresher }, accountId);
+ * ```
+ */
 export interface MailContext {
   readonly persistence: TokenPersistence;
   readonly registry: ProviderRegistry;

@@ -17,7 +17,14 @@ import {
 } from './client.js';
 import type { MailContext } from './imap.js';
 
-/** Options of {@link WatchOrchestrator}. */
+/**
+ * Options of {@link WatchOrchestrator}.
+ *
+ * @example
+ * ```ts
+ * auth.watchOrchestrator({ onMessage: (accountId, message) => queue.push(message.uid), leaseTtlMs: 30_000, maxConcurrentConnects: 4 });
+ * ```
+ */
 export interface WatchOrchestratorOptions {
   /** Called for every new message of every watched account. */
   readonly onMessage: (accountId: string, message: MailMessage) => void | Promise<void>;
@@ -41,10 +48,24 @@ export interface WatchOrchestratorOptions {
   readonly logger?: Logger;
 }
 
-/** State of one account in the orchestrator. */
+/**
+ * State of one account in the orchestrator.
+ *
+ * @example
+ * ```ts
+ * const state: WatchState = orchestrator.health()[0]?.state ?? 'waiting';
+ * ```
+ */
 export type WatchState = 'waiting' | 'starting' | 'watching' | 'stopped';
 
-/** Health of one watched account. */
+/**
+ * Health of one watched account.
+ *
+ * @example
+ * ```ts
+ * const unhealthy = orchestrator.health().filter((h: WatchHealth) => h.state !== 'watching');
+ * ```
+ */
 export interface WatchHealth extends MailboxHealth {
   readonly accountId: string;
   readonly state: WatchState;

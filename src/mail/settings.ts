@@ -5,7 +5,14 @@ import type { AccessToken } from '../refresh/refresher.js';
 import type { MailboxAccount } from '../tokens/account.js';
 import type { MailContext } from './imap.js';
 
-/** Options of `connectImap` and `createSmtpTransport`. */
+/**
+ * Options of `connectImap` and `createSmtpTransport`.
+ *
+ * @example
+ * ```ts
+ * await auth.connectImap(accountId, { host: '127.0.0.1', port: 1143, secure: false, allowInsecureHosts: ['127.0.0.1'] });
+ * ```
+ */
 export interface MailConnectOptions {
   /** Override the provider's host (tests, custom servers). */
   readonly host?: string;

@@ -8,7 +8,15 @@ import { MailAuthenticationError, MailboxAuthError, MailConnectionError } from '
 import type { MailContext } from './imap.js';
 import { type MailConnectOptions, prepareConnection } from './settings.js';
 
-/** A nodemailer transporter for SMTP. */
+/**
+ * A nodemailer transporter for SMTP.
+ *
+ * @example
+ * ```ts
+ * const smtp: SmtpTransport = await auth.createSmtpTransport(accountId);
+ * await smtp.sendMail({ to: 'bob@example.com', text: 'Hi' });
+ * ```
+ */
 export type SmtpTransport = Transporter<SMTPTransport.SentMessageInfo, SMTPTransport.Options>;
 
 /**

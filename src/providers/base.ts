@@ -24,7 +24,14 @@ import type {
   RefreshOptions,
 } from './types.js';
 
-/** Where a provider's endpoints come from. */
+/**
+ * Where a provider's endpoints come from.
+ *
+ * @example
+ * ```ts
+ * const server: ProviderServer = { discovery: 'https://login.example.com' }; // or { metadata: { issuer, authorization_endpoint, token_endpoint } }
+ * ```
+ */
 export type ProviderServer =
   | { readonly discovery: string }
   | { readonly metadata: Readonly<client.ServerMetadata> };
@@ -32,6 +39,11 @@ export type ProviderServer =
 /**
  * The data of a preset: everything that makes Google Google. `definePreset` turns it into an
  * {@link OAuthProvider}.
+ *
+ * @example
+ * ```ts
+ * const acme: ProviderDefinition = { id: 'acme', displayName: 'Acme', openid: true, server: { discovery: 'https://id.acme.example' }, scopes: ['openid', 'email'], mail };
+ * ```
  */
 export interface ProviderDefinition {
   readonly id: string;
@@ -84,6 +96,12 @@ function unique(values: Iterable<string>): string[] {
  * retried on the next use after a failure.
  *
  * @internal Construct through a preset (`google()`, `oidc()`, ...) or {@link definePreset}.
+ *
+ * @example
+ * ```ts
+ * const provider: OpenIdClientProvider = google({ clientId, clientSecret, redirectUri });
+ * await provider.serverMetadata();
+ * ```
  */
 export class OpenIdClientProvider implements OAuthProvider {
   readonly id: string;

@@ -54,7 +54,15 @@ const NETWORK_CODES = new Set([
   'UND_ERR_BODY_TIMEOUT',
 ]);
 
-/** Parse `Retry-After` (seconds or an HTTP date) into milliseconds. */
+/**
+ * Parse `Retry-After` (seconds or an HTTP date) into milliseconds.
+ *
+ * @example
+ * ```ts
+ * parseRetryAfter('120'); // 120000
+ * parseRetryAfter('Wed, 21 Oct 2026 07:28:00 GMT'); // ms until then
+ * ```
+ */
 export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
   if (value === null || value === undefined || value.trim() === '') return undefined;
   const trimmed = value.trim();

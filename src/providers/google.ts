@@ -1,7 +1,14 @@
 import { definePreset, type OpenIdClientProvider, type ProviderDefinition } from './base.js';
 import type { ProviderOptions } from './types.js';
 
-/** The Google preset's fixed data: static metadata (no discovery round trip), Gmail's servers. */
+/**
+ * The Google preset's fixed data: static metadata (no discovery round trip), Gmail's servers.
+ *
+ * @example
+ * ```ts
+ * const gmailEu = definePreset({ ...GOOGLE, id: 'google-eu', displayName: 'Gmail (EU)' }, options);
+ * ```
+ */
 export const GOOGLE: ProviderDefinition = {
   id: 'google',
   displayName: 'Google',

@@ -2,7 +2,14 @@ import { ConfigurationError } from '../errors.js';
 import { definePreset, type OpenIdClientProvider } from './base.js';
 import type { ProviderOptions } from './types.js';
 
-/** Options of {@link microsoft}. */
+/**
+ * Options of {@link microsoft}.
+ *
+ * @example
+ * ```ts
+ * microsoft({ clientId, clientSecret, redirectUri, tenant: 'organizations' });
+ * ```
+ */
 export interface MicrosoftOptions extends ProviderOptions {
   /**
    * Who may sign in: `common` (work, school and personal accounts), `organizations`, `consumers`, or one

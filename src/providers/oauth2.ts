@@ -2,7 +2,14 @@ import { ConfigurationError } from '../errors.js';
 import { definePreset, type OpenIdClientProvider, type ProviderDefinition } from './base.js';
 import type { MailSettings, ProviderOptions } from './types.js';
 
-/** Options of {@link oauth2}. */
+/**
+ * Options of {@link oauth2}.
+ *
+ * @example
+ * ```ts
+ * oauth2({ clientId, redirectUri, authorizationEndpoint, tokenEndpoint, userinfoEndpoint, scopes: ['mail'], mail });
+ * ```
+ */
 export interface OAuth2Options extends ProviderOptions {
   /** An identifier for the server (its URL), used as the metadata issuer. @default the token endpoint's origin */
   readonly issuer?: string;

@@ -2,7 +2,14 @@ import { ConfigurationError } from '../errors.js';
 import { definePreset, type OpenIdClientProvider } from './base.js';
 import type { MailSettings, ProviderOptions } from './types.js';
 
-/** Options of {@link oidc}. */
+/**
+ * Options of {@link oidc}.
+ *
+ * @example
+ * ```ts
+ * oidc({ issuer: 'https://id.example.com', clientId, clientSecret, redirectUri, mail });
+ * ```
+ */
 export interface OidcOptions extends ProviderOptions {
   /** The issuer URL; its `/.well-known/openid-configuration` is discovered on first use. */
   readonly issuer: string;

@@ -2,7 +2,14 @@ import { inspect } from 'node:util';
 import { ConfigurationError, UnknownProviderError } from '../errors.js';
 import type { OAuthProvider } from './types.js';
 
-/** A registry entry for a "connect your mailbox" page. */
+/**
+ * A registry entry for a "connect your mailbox" page.
+ *
+ * @example
+ * ```ts
+ * const buttons = auth.listProviders().map((p: ProviderSummary) => `<a href="/oauth/${p.id}/start">${p.displayName}</a>`);
+ * ```
+ */
 export interface ProviderSummary {
   readonly id: string;
   readonly displayName: string;

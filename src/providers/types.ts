@@ -6,10 +6,24 @@
  */
 import type { TokenSet } from '../tokens/token-set.js';
 
-/** SASL mechanism for IMAP/SMTP. */
+/**
+ * SASL mechanism for IMAP/SMTP.
+ *
+ * @example
+ * ```ts
+ * const sasl: SaslMechanism = provider.mail.sasl; // 'XOAUTH2' or 'OAUTHBEARER'
+ * ```
+ */
 export type SaslMechanism = 'XOAUTH2' | 'OAUTHBEARER';
 
-/** Where and how to reach one mail server. */
+/**
+ * Where and how to reach one mail server.
+ *
+ * @example
+ * ```ts
+ * const imap: MailServerSettings = { host: 'imap.example.com', port: 993, secure: true };
+ * ```
+ */
 export interface MailServerSettings {
   readonly host: string;
   readonly port: number;
@@ -17,14 +31,28 @@ export interface MailServerSettings {
   readonly secure: boolean;
 }
 
-/** A provider's mail servers and preferred SASL mechanism. */
+/**
+ * A provider's mail servers and preferred SASL mechanism.
+ *
+ * @example
+ * ```ts
+ * const mail: MailSettings = { imap: { host: 'imap.example.com', port: 993, secure: true }, smtp: { host: 'smtp.example.com', port: 587, secure: false }, sasl: 'XOAUTH2' };
+ * ```
+ */
 export interface MailSettings {
   readonly imap: MailServerSettings;
   readonly smtp: MailServerSettings;
   readonly sasl: SaslMechanism;
 }
 
-/** Who the mailbox belongs to, as read from the token response. */
+/**
+ * Who the mailbox belongs to, as read from the token response.
+ *
+ * @example
+ * ```ts
+ * const { email }: MailboxIdentity = await provider.identify(result);
+ * ```
+ */
 export interface MailboxIdentity {
   /** The mailbox address. */
   readonly email: string;
@@ -34,7 +62,14 @@ export interface MailboxIdentity {
   readonly name?: string;
 }
 
-/** What a token endpoint returned. `tokens` never serializes a secret. */
+/**
+ * What a token endpoint returned. `tokens` never serializes a secret.
+ *
+ * @example
+ * ```ts
+ * const { tokens, scopes }: ProviderTokenResult = await provider.refresh(refreshToken);
+ * ```
+ */
 export interface ProviderTokenResult {
   readonly tokens: TokenSet;
   /** Granted scopes, when the provider said. */
@@ -43,7 +78,14 @@ export interface ProviderTokenResult {
   readonly claims: Readonly<Record<string, unknown>> | undefined;
 }
 
-/** Parameters for building an authorization URL. */
+/**
+ * Parameters for building an authorization URL.
+ *
+ * @example
+ * ```ts
+ * const url = await provider.authorizationUrl({ state, codeChallenge, nonce, loginHint: 'ada@example.com' });
+ * ```
+ */
 export interface AuthorizationUrlParams {
   readonly state: string;
   /** The PKCE S256 challenge. */
@@ -57,7 +99,14 @@ export interface AuthorizationUrlParams {
   readonly parameters?: Readonly<Record<string, string>>;
 }
 
-/** Checks for the code exchange. */
+/**
+ * Checks for the code exchange.
+ *
+ * @example
+ * ```ts
+ * const result = await provider.exchangeCode(callbackUrl, { state, codeVerifier, nonce });
+ * ```
+ */
 export interface CodeExchangeChecks {
   readonly state: string;
   readonly codeVerifier: string;
@@ -66,7 +115,14 @@ export interface CodeExchangeChecks {
   readonly signal?: AbortSignal;
 }
 
-/** Options of a refresh. */
+/**
+ * Options of a refresh.
+ *
+ * @example
+ * ```ts
+ * await provider.refresh(refreshToken, { scopes: ['https://graph.microsoft.com/Mail.Read'], signal });
+ * ```
+ */
 export interface RefreshOptions {
   /** Scopes for the new access token (for example another resource's scope at Microsoft). */
   readonly scopes?: readonly string[];
@@ -114,7 +170,14 @@ export interface OAuthProvider {
   ): Promise<MailboxIdentity>;
 }
 
-/** Options every preset takes. */
+/**
+ * Options every preset takes.
+ *
+ * @example
+ * ```ts
+ * const options: ProviderOptions = { clientId, clientSecret, redirectUri, extraScopes: ['profile'], timeoutMs: 10_000 };
+ * ```
+ */
 export interface ProviderOptions {
   /** OAuth client id. */
   readonly clientId: string;

@@ -1,6 +1,13 @@
 import { ConfigurationError, ProviderUnavailableError } from '../errors.js';
 
-/** Options of the per-provider circuit breaker. */
+/**
+ * Options of the per-provider circuit breaker.
+ *
+ * @example
+ * ```ts
+ * createMailboxAuth({ ...config, refresh: { circuitBreaker: { failureThreshold: 3, cooldownMs: 30_000 } } });
+ * ```
+ */
 export interface CircuitBreakerOptions {
   /**
    * Consecutive transient refresh failures that open the circuit.
@@ -14,10 +21,24 @@ export interface CircuitBreakerOptions {
   readonly cooldownMs?: number;
 }
 
-/** A circuit's state: `closed` (calls flow), `open` (calls fail fast), `half_open` (one probe is in flight). */
+/**
+ * A circuit's state: `closed` (calls flow), `open` (calls fail fast), `half_open` (one probe is in flight).
+ *
+ * @example
+ * ```ts
+ * const open = Object.values(auth.refresher.circuits()).some((c) => c.state !== ('closed' satisfies CircuitState));
+ * ```
+ */
 export type CircuitState = 'closed' | 'open' | 'half_open';
 
-/** A snapshot for health checks. */
+/**
+ * A snapshot for health checks.
+ *
+ * @example
+ * ```ts
+ * const { state, retryAfterMs }: CircuitSnapshot = auth.refresher.circuits().google ?? { state: 'closed', consecutiveFailures: 0, openedAt: null, retryAfterMs: 0 };
+ * ```
+ */
 export interface CircuitSnapshot {
   readonly state: CircuitState;
   readonly consecutiveFailures: number;

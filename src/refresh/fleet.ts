@@ -14,7 +14,14 @@ import type { TokenRefresher } from './refresher.js';
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
-/** Options of {@link refreshExpiring}. */
+/**
+ * Options of {@link refreshExpiring}.
+ *
+ * @example
+ * ```ts
+ * await auth.refreshExpiring({ withinMs: 7 * 86_400_000, provider: 'google', concurrency: 16, dryRun: true });
+ * ```
+ */
 export interface RefreshExpiringOptions {
   /** Refresh active accounts whose access token expires within this many milliseconds. */
   readonly withinMs: number;
@@ -34,7 +41,14 @@ export interface RefreshExpiringOptions {
   readonly pageSize?: number;
 }
 
-/** Running counts. */
+/**
+ * Running counts.
+ *
+ * @example
+ * ```ts
+ * await auth.refreshExpiring({ withinMs: 86_400_000, onProgress: (p: FleetProgress) => bar.update(p.scanned) });
+ * ```
+ */
 export interface FleetProgress {
   readonly scanned: number;
   readonly refreshed: number;
@@ -42,7 +56,14 @@ export interface FleetProgress {
   readonly failed: number;
 }
 
-/** What {@link refreshExpiring} did. */
+/**
+ * What {@link refreshExpiring} did.
+ *
+ * @example
+ * ```ts
+ * const { refreshed, failures }: RefreshReport = await auth.refreshExpiring({ withinMs: 3_600_000 });
+ * ```
+ */
 export interface RefreshReport extends FleetProgress {
   /** Failures by error code. */
   readonly failures: Readonly<Record<string, number>>;
@@ -162,7 +183,15 @@ export async function refreshExpiring(
   return { ...counts, failures, dryRun: options.dryRun === true, durationMs: Date.now() - started };
 }
 
-/** The fleet's health. */
+/**
+ * The fleet's health.
+ *
+ * @example
+ * ```ts
+ * const report: HealthReport = await auth.health();
+ * res.status(report.healthy ? 200 : 503).json(report);
+ * ```
+ */
 export interface HealthReport {
   readonly total: number;
   readonly byStatus: Readonly<Record<AccountStatus, number>>;
@@ -222,7 +251,14 @@ export async function health(
   };
 }
 
-/** One account's health, for a host's settings page. */
+/**
+ * One account's health, for a host's settings page.
+ *
+ * @example
+ * ```ts
+ * const { connected, lastError }: AccountHealth = await auth.accountHealth(accountId);
+ * ```
+ */
 export interface AccountHealth {
   readonly accountId: string;
   readonly provider: string;
@@ -262,7 +298,14 @@ export async function accountHealth(
   };
 }
 
-/** Options of {@link rotateKeys}. */
+/**
+ * Options of {@link rotateKeys}.
+ *
+ * @example
+ * ```ts
+ * await auth.rotateKeys({ batchSize: 500, cursor: savedCursor, onProgress: (p) => save(p.cursor) });
+ * ```
+ */
 export interface RotateKeysOptions {
   /** Accounts per page. @default 100 */
   readonly batchSize?: number;
@@ -273,7 +316,14 @@ export interface RotateKeysOptions {
   readonly onProgress?: (progress: RotateKeysReport) => void;
 }
 
-/** What {@link rotateKeys} did. */
+/**
+ * What {@link rotateKeys} did.
+ *
+ * @example
+ * ```ts
+ * const { reencrypted, cursor }: RotateKeysReport = await auth.rotateKeys();
+ * ```
+ */
 export interface RotateKeysReport {
   readonly scanned: number;
   readonly reencrypted: number;

@@ -15,7 +15,14 @@ export interface Logger {
   error(fields: Record<string, unknown>, message: string): void;
 }
 
-/** A logger that drops everything (the default). */
+/**
+ * A logger that drops everything (the default).
+ *
+ * @example
+ * ```ts
+ * new TokenRefresher({ persistence, registry, logger: process.env.DEBUG ? consoleLogger : silentLogger });
+ * ```
+ */
 export const silentLogger: Logger = Object.freeze({
   debug() {},
   info() {},

@@ -32,7 +32,14 @@ import {
 } from './circuit-breaker.js';
 import { type Logger, silentLogger } from './logger.js';
 
-/** Retry policy of transient refresh failures. */
+/**
+ * Retry policy of transient refresh failures.
+ *
+ * @example
+ * ```ts
+ * createMailboxAuth({ ...config, refresh: { retry: { retries: 5, maxRetryTimeMs: 60_000 } } });
+ * ```
+ */
 export interface RefreshRetryOptions {
   /** Retries after the first attempt. @default 3 */
   readonly retries?: number;
@@ -44,7 +51,14 @@ export interface RefreshRetryOptions {
   readonly maxRetryTimeMs?: number;
 }
 
-/** Options of {@link TokenRefresher}. */
+/**
+ * Options of {@link TokenRefresher}.
+ *
+ * @example
+ * ```ts
+ * new TokenRefresher({ persistence, registry, minValidityMs: 600_000, leaseTtlMs: 90_000, logger: pino() });
+ * ```
+ */
 export interface TokenRefresherOptions {
   readonly persistence: TokenPersistence;
   readonly registry: ProviderRegistry;
@@ -77,7 +91,14 @@ export interface TokenRefresherOptions {
   readonly now?: () => number;
 }
 
-/** Options of {@link TokenRefresher.getAccessToken}. */
+/**
+ * Options of {@link TokenRefresher.getAccessToken}.
+ *
+ * @example
+ * ```ts
+ * await auth.getAccessToken(accountId, { minValidityMs: 30 * 60_000, signal: AbortSignal.timeout(5_000) });
+ * ```
+ */
 export interface GetAccessTokenOptions {
   /** Refresh if the token expires within this many milliseconds. @default the refresher's `minValidityMs` */
   readonly minValidityMs?: number;
@@ -93,6 +114,12 @@ export interface GetAccessTokenOptions {
 /**
  * A usable access token. `accessToken` is readable but never serialized: `JSON.stringify` and
  * `util.inspect` show `[redacted]`.
+ *
+ * @example
+ * ```ts
+ * const token: AccessToken = await auth.getAccessToken(accountId);
+ * fetch(url, { headers: { authorization: `Bearer ${token.accessToken}` } });
+ * ```
  */
 export class AccessToken {
   readonly #token: string;
@@ -136,7 +163,14 @@ export class AccessToken {
   }
 }
 
-/** Events of {@link TokenRefresher}. */
+/**
+ * Events of {@link TokenRefresher}.
+ *
+ * @example
+ * ```ts
+ * auth.on('refreshed', ({ accountId, rotated }: TokenRefresherEvents['refreshed']) => metrics.inc({ rotated }));
+ * ```
+ */
 export interface TokenRefresherEvents {
   /** A token was refreshed and stored. */
   refreshed: {

@@ -5,7 +5,14 @@
  * @module
  */
 
-/** JSON-compatible values, for host metadata. */
+/**
+ * JSON-compatible values, for host metadata.
+ *
+ * @example
+ * ```ts
+ * const metadata: { [key: string]: JsonValue } = { team: 'sales', seats: 3, tags: ['vip'] };
+ * ```
+ */
 export type JsonValue =
   | string
   | number
@@ -20,13 +27,32 @@ export type JsonValue =
  * - `reauth_required`: the refresh token was revoked or expired; the user must reconnect.
  * - `error`: the last attempts failed for another reason (see `lastError`).
  * - `revoked`: the host disconnected the account; tokens were cleared.
+ *
+ * @example
+ * ```ts
+ * const status: AccountStatus = (await auth.getAccount(accountId)).status;
+ * ```
  */
 export type AccountStatus = 'active' | 'reauth_required' | 'error' | 'revoked';
 
-/** Every status, for validation and iteration. */
+/**
+ * Every status, for validation and iteration.
+ *
+ * @example
+ * ```ts
+ * for (const status of ACCOUNT_STATUSES) console.log(status, (await store.listAccounts({ status })).records.length);
+ * ```
+ */
 export const ACCOUNT_STATUSES: readonly AccountStatus[] = ['active', 'reauth_required', 'error', 'revoked'];
 
-/** The last failure recorded on an account. The message never holds a secret. */
+/**
+ * The last failure recorded on an account. The message never holds a secret.
+ *
+ * @example
+ * ```ts
+ * const error: AccountErrorInfo | null = (await store.getAccount(id))?.lastError ?? null;
+ * ```
+ */
 export interface AccountErrorInfo {
   /** A stable error code, such as `ERR_REAUTHORIZATION_REQUIRED`. */
   readonly code: string;
@@ -39,6 +65,11 @@ export interface AccountErrorInfo {
 /**
  * One connected mailbox as a store keeps it. Times are epoch milliseconds. The tokens live only in
  * `secret`, encrypted by the configured cipher and bound to `id`.
+ *
+ * @example
+ * ```ts
+ * const record: AccountRecord | null = await store.getAccount(accountId); // the secret is an encrypted envelope
+ * ```
  */
 export interface AccountRecord {
   /** Stable unique id, chosen by the library (or the host) at creation. */
@@ -73,7 +104,14 @@ export interface AccountRecord {
   readonly secret: string;
 }
 
-/** Filters of {@link AccountStore.listAccounts}; all given filters must match. */
+/**
+ * Filters of {@link AccountStore.listAccounts}; all given filters must match.
+ *
+ * @example
+ * ```ts
+ * const filter: AccountFilter = { provider: 'google', status: ['active', 'error'], expiresBefore: Date.now() + 86_400_000 };
+ * ```
+ */
 export interface AccountFilter {
   readonly provider?: string;
   readonly owner?: string;
@@ -83,7 +121,14 @@ export interface AccountFilter {
   readonly expiresBefore?: number;
 }
 
-/** Paging of {@link AccountStore.listAccounts}. */
+/**
+ * Paging of {@link AccountStore.listAccounts}.
+ *
+ * @example
+ * ```ts
+ * await store.listAccounts({ owner: 'u1' }, { cursor: page.nextCursor, limit: 50 });
+ * ```
+ */
 export interface ListOptions {
   /** The `nextCursor` of the previous page. */
   readonly cursor?: string | null;
@@ -94,14 +139,28 @@ export interface ListOptions {
   readonly limit?: number;
 }
 
-/** One page of records, ordered by `id`. */
+/**
+ * One page of records, ordered by `id`.
+ *
+ * @example
+ * ```ts
+ * const { records, nextCursor }: AccountPage = await store.listAccounts({}, { limit: 100 });
+ * ```
+ */
 export interface AccountPage {
   readonly records: readonly AccountRecord[];
   /** Pass it back for the next page; `null` when this was the last one. */
   readonly nextCursor: string | null;
 }
 
-/** A held refresh lease. */
+/**
+ * A held refresh lease.
+ *
+ * @example
+ * ```ts
+ * const lease: Lease | null = await store.acquireLease(accountId, 'worker-1', 60_000);
+ * ```
+ */
 export interface Lease {
   readonly holder: string;
   /** When it lapses (epoch ms). */

@@ -1,7 +1,14 @@
 import { InvalidArgumentError } from '../errors.js';
 import type { AccountFilter, AccountRecord, AccountStore } from './account-store.js';
 
-/** Options of {@link iterateAccounts}. */
+/**
+ * Options of {@link iterateAccounts}.
+ *
+ * @example
+ * ```ts
+ * for await (const r of iterateAccounts(store, {}, { pageSize: 500, signal })) console.log(r.id);
+ * ```
+ */
 export interface IterateAccountsOptions {
   /**
    * Records fetched per page.

@@ -21,7 +21,14 @@ import {
   normalizeList,
 } from './validate.js';
 
-/** Options of {@link memoryStore}. */
+/**
+ * Options of {@link memoryStore}.
+ *
+ * @example
+ * ```ts
+ * const store = memoryStore({ now: () => fakeClock.now() });
+ * ```
+ */
 export interface MemoryStoreOptions {
   /** The clock, in epoch milliseconds (for leases and state expiry). @default Date.now */
   readonly now?: () => number;
@@ -30,6 +37,12 @@ export interface MemoryStoreOptions {
 /**
  * An in-process {@link AccountStore} and {@link StateStore}.
  * @internal Construct with {@link memoryStore}.
+ *
+ * @example
+ * ```ts
+ * const store: MemoryStore = memoryStore();
+ * store.size; // { accounts, states, leases }
+ * ```
  */
 export class MemoryStore implements AccountStore, StateStore {
   readonly #accounts = new Map<string, AccountRecord>();

@@ -4,7 +4,14 @@
  * @module
  */
 
-/** A pending authorization as a {@link StateStore} keeps it. */
+/**
+ * A pending authorization as a {@link StateStore} keeps it.
+ *
+ * @example
+ * ```ts
+ * const state: StoredState | null = await store.takeState(key);
+ * ```
+ */
 export interface StoredState {
   /** The owner who started it; at most `maxPerOwner` are kept per owner. */
   readonly owner: string;
@@ -18,7 +25,14 @@ export interface StoredState {
   readonly expiresAt: number;
 }
 
-/** Options of {@link StateStore.putState}. */
+/**
+ * Options of {@link StateStore.putState}.
+ *
+ * @example
+ * ```ts
+ * await store.putState(key, state, { maxPerOwner: 10 });
+ * ```
+ */
 export interface PutStateOptions {
   /** Keep at most this many unexpired states per owner; the oldest are dropped first. */
   readonly maxPerOwner: number;

@@ -25,7 +25,14 @@ import {
   normalizeList,
 } from '../storage/validate.js';
 
-/** What the store needs of a client: `pg`'s Pool and Client and PGlite all fit. */
+/**
+ * What the store needs of a client: `pg`'s Pool and Client and PGlite all fit.
+ *
+ * @example
+ * ```ts
+ * const client: Queryable = new pg.Pool({ connectionString }); // or a pg.Client, or new PGlite()
+ * ```
+ */
 export interface Queryable {
   query(
     text: string,
@@ -38,7 +45,14 @@ interface Pool extends Queryable {
   connect(): Promise<Queryable & { release(err?: unknown): void }>;
 }
 
-/** Options of {@link postgresStore}. */
+/**
+ * Options of {@link postgresStore}.
+ *
+ * @example
+ * ```ts
+ * postgresStore({ client: pool, schema: 'mail', tablePrefix: 'om_' });
+ * ```
+ */
 export interface PostgresStoreOptions {
   /** A `pg` Pool or Client, or a PGlite instance. */
   readonly client: Queryable;
@@ -52,7 +66,14 @@ export interface PostgresStoreOptions {
 
 const IDENT = /^[a-z_][a-z0-9_]{0,40}$/;
 
-/** The schema version this module writes. */
+/**
+ * The schema version this module writes.
+ *
+ * @example
+ * ```ts
+ * if ((await store.migrate()) !== POSTGRES_SCHEMA_VERSION) throw new Error('unexpected schema');
+ * ```
+ */
 export const POSTGRES_SCHEMA_VERSION = 1;
 
 /**
@@ -180,6 +201,12 @@ const COLUMNS =
 /**
  * The PostgreSQL / PGlite store.
  * @internal Construct with {@link postgresStore}.
+ *
+ * @example
+ * ```ts
+ * const store: PostgresStore = postgresStore({ client: pool });
+ * await store.migrate();
+ * ```
  */
 export class PostgresStore implements AccountStore, StateStore {
   readonly #client: Queryable;

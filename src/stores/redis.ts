@@ -29,13 +29,27 @@ import {
   normalizeList,
 } from '../storage/validate.js';
 
-/** What the store uses of an ioredis client (`Redis`; a `Cluster` works when all keys share a hash tag via `prefix`). */
+/**
+ * What the store uses of an ioredis client (`Redis`; a `Cluster` works when all keys share a hash tag via `prefix`).
+ *
+ * @example
+ * ```ts
+ * const client: RedisClient = new Redis(process.env.REDIS_URL!);
+ * ```
+ */
 export type RedisClient = Pick<
   Redis,
   'get' | 'getdel' | 'hget' | 'evalsha' | 'eval' | 'zrangebylex' | 'pipeline'
 >;
 
-/** Options of {@link redisStore}. */
+/**
+ * Options of {@link redisStore}.
+ *
+ * @example
+ * ```ts
+ * redisStore({ client, prefix: '{mail}:' }); // one hash slot for Redis Cluster
+ * ```
+ */
 export interface RedisStoreOptions {
   /** An ioredis client. */
   readonly client: RedisClient;
@@ -120,6 +134,11 @@ const sha = (script: string) => createHash('sha1').update(script).digest('hex');
 /**
  * The Redis store.
  * @internal Construct with {@link redisStore}.
+ *
+ * @example
+ * ```ts
+ * const store: RedisStore = redisStore({ client: new Redis(url) });
+ * ```
  */
 export class RedisStore implements AccountStore, StateStore {
   readonly #client: RedisClient;

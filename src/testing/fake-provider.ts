@@ -9,7 +9,14 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { type CryptoKey, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { HttpResponse, http, type RequestHandler } from 'msw';
 
-/** A fault the next token request answers with. */
+/**
+ * A fault the next token request answers with.
+ *
+ * @example
+ * ```ts
+ * fake.failNext({ status: 503, headers: { 'retry-after': '5' } }, 'network', { delayMs: 2_000 });
+ * ```
+ */
 export type TokenFault =
   | {
       readonly status: number;
@@ -19,7 +26,14 @@ export type TokenFault =
   | 'network'
   | { readonly delayMs: number };
 
-/** How `approve` builds the id_token (for negative tests). */
+/**
+ * How `approve` builds the id_token (for negative tests).
+ *
+ * @example
+ * ```ts
+ * fake.approve(url, { email: 'a@example.com', badSignature: true }); // the flow must refuse it
+ * ```
+ */
 export interface IdTokenTweaks {
   readonly aud?: string;
   readonly nonce?: string;
@@ -34,7 +48,14 @@ export interface IdTokenTweaks {
   readonly tenantId?: string;
 }
 
-/** Options of `approve`. */
+/**
+ * Options of `approve`.
+ *
+ * @example
+ * ```ts
+ * fake.approve(url, { email: 'ada@example.com', withoutRefreshToken: true });
+ * ```
+ */
 export interface ApproveOptions extends IdTokenTweaks {
   /** The signed-in user's address. */
   readonly email: string;
@@ -68,7 +89,14 @@ interface Profile {
   readonly rotateRefreshTokens: boolean;
 }
 
-/** Options of {@link fakeGoogle} and {@link fakeMicrosoft}. */
+/**
+ * Options of {@link fakeGoogle} and {@link fakeMicrosoft}.
+ *
+ * @example
+ * ```ts
+ * fakeMicrosoft({ clientId: 'c', clientSecret: 's', accessTokenTtlS: 60, rotateRefreshTokens: true });
+ * ```
+ */
 export interface FakeProviderOptions {
   /** The client id the fake accepts. */
   readonly clientId: string;
@@ -80,7 +108,14 @@ export interface FakeProviderOptions {
   readonly rotateRefreshTokens?: boolean;
 }
 
-/** Counters of what the fake saw. */
+/**
+ * Counters of what the fake saw.
+ *
+ * @example
+ * ```ts
+ * expect(fake.stats.refreshes).toBe(1);
+ * ```
+ */
 export interface FakeProviderStats {
   tokenRequests: number;
   codeExchanges: number;
@@ -95,6 +130,12 @@ function form(status: number, body: Record<string, unknown>, headers: Record<str
 
 /**
  * An emulated OAuth provider for msw. Get one with {@link fakeGoogle} or {@link fakeMicrosoft}.
+ *
+ * @example
+ * ```ts
+ * const fake: FakeOAuthProvider = fakeGoogle({ clientId: 'c' });
+ * server.use(...fake.handlers());
+ * ```
  */
 export class FakeOAuthProvider {
   readonly profile: Profile;

@@ -24,7 +24,14 @@ import {
 import { type MailboxAccount, toMailboxAccount } from './account.js';
 import { TokenSet, type TokenSetInput } from './token-set.js';
 
-/** Options of {@link TokenPersistence}. */
+/**
+ * Options of {@link TokenPersistence}.
+ *
+ * @example
+ * ```ts
+ * new TokenPersistence({ store: memoryStore(), cipher: aesGcmCipher({ keys: { k1: key }, current: 'k1' }) });
+ * ```
+ */
 export interface TokenPersistenceOptions {
   /** Where records live. */
   readonly store: AccountStore;
@@ -36,13 +43,27 @@ export interface TokenPersistenceOptions {
   readonly generateId?: () => string;
 }
 
-/** An account with its decrypted tokens (`null` once cleared). */
+/**
+ * An account with its decrypted tokens (`null` once cleared).
+ *
+ * @example
+ * ```ts
+ * const { account, tokens }: StoredAccount = await persistence.load(accountId);
+ * ```
+ */
 export interface StoredAccount {
   readonly account: MailboxAccount;
   readonly tokens: TokenSet | null;
 }
 
-/** What {@link TokenPersistence.connect} needs to store a newly authorized mailbox. */
+/**
+ * What {@link TokenPersistence.connect} needs to store a newly authorized mailbox.
+ *
+ * @example
+ * ```ts
+ * await persistence.connect({ provider: 'google', owner: 'u1', email: 'ada@example.com', tokens: { accessToken, refreshToken } });
+ * ```
+ */
 export interface ConnectAccountInput {
   /** The provider key, such as `google`. */
   readonly provider: string;
@@ -60,7 +81,14 @@ export interface ConnectAccountInput {
   readonly id?: string;
 }
 
-/** Options of {@link TokenPersistence.saveTokens}. */
+/**
+ * Options of {@link TokenPersistence.saveTokens}.
+ *
+ * @example
+ * ```ts
+ * await persistence.saveTokens(accountId, tokens, { expectedVersion: account.version });
+ * ```
+ */
 export interface SaveTokensOptions {
   /** Write only if the record is still at this version (else `VersionConflictError`). */
   readonly expectedVersion?: number;
@@ -68,7 +96,14 @@ export interface SaveTokensOptions {
   readonly scopes?: readonly string[];
 }
 
-/** A failure to record on an account; the message must not hold a secret (typed errors never do). */
+/**
+ * A failure to record on an account; the message must not hold a secret (typed errors never do).
+ *
+ * @example
+ * ```ts
+ * await persistence.recordFailure(accountId, { code: 'ERR_TOKEN_REFRESH_FAILED', message: 'HTTP 503' });
+ * ```
+ */
 export interface FailureInfo {
   readonly code: string;
   readonly message: string;

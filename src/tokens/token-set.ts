@@ -2,7 +2,14 @@ import { inspect } from 'node:util';
 import { describeType } from '../crypto/keys.js';
 import { InvalidArgumentError } from '../errors.js';
 
-/** Tokens as given to {@link TokenPersistence}. */
+/**
+ * Tokens as given to {@link TokenPersistence}.
+ *
+ * @example
+ * ```ts
+ * await persistence.saveTokens(accountId, { accessToken, refreshToken: null, expiresAt: Date.now() + 3_600_000 });
+ * ```
+ */
 export interface TokenSetInput {
   /** The access token. */
   readonly accessToken: string;
