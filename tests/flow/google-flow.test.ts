@@ -460,4 +460,65 @@ describe('Google authorization flow', () => {
     expect(result.revocationError?.code).toBe('ERR_PROVIDER_UNAVAILABLE');
     expect(await store.getAccount(account.id)).toBeNull();
   });
+
+  it('turns state store failures into StorageError and a tampered stored state into InvalidStateError', async () => {
+    const { auth, store, googleFake, cipher } = setupAuth(server);
+    const { createMailboxAuth } = await import('../../src/index.js');
+    const failing = Object.assign(Object.create(store), {
+      putState: async () => {
+        throw new Error('connection reset');
+      },
+      takeState: async () => {
+        throw new Error('connection reset');
+      },
+    });
+    const broken = createMailboxAuth({ providers: auth.registry, store: failing, cipher });
+    await expect(broken.startAuthorization('google', OWNER)).rejects.toMatchObject({
+      code: 'ERR_STORAGE',
+      operation: 'putState',
+    });
+    const { url } = await auth.startAuthorization('google', OWNER);
+    const callback = googleFake.approve(url, { email: 'ada@example.com' });
+    await expect(broken.completeAuthorization('google', callback, OWNER)).rejects.toMatchObject({
+      code: 'ERR_STORAGE',
+      operation: 'takeState',
+    });
+    // A stored payload that does not decrypt (tampered, or another key) is refused, not trusted.
+    const tampering = Object.assign(Object.create(store), {
+      takeState: async (key: string) => {
+        const state = await store.takeState(key);
+        return state === null ? null : { ...state, payload: `${state.payload.slice(0, -4)}AAAA` };
+      },
+    });
+    const second = await auth.startAuthorization('google', OWNER);
+    const tampered = createMailboxAuth({ providers: auth.registry, store: tampering, cipher });
+    await expect(
+      tampered.completeAuthorization(
+        'google',
+        googleFake.approve(second.url, { email: 'ada@example.com' }),
+        OWNER,
+      ),
+    ).rejects.toMatchObject({ code: 'ERR_INVALID_STATE', reason: 'malformed' });
+    await expectNothingStored(store);
+  });
+
+  it('disconnect still deletes an account whose provider is no longer configured', async () => {
+    const { auth, store, googleFake, cipher } = setupAuth(server);
+    const { url } = await auth.startAuthorization('google', OWNER);
+    const { account } = await auth.completeAuthorization(
+      'google',
+      googleFake.approve(url, { email: 'ada@example.com' }),
+      OWNER,
+    );
+    const { createMailboxAuth, microsoft } = await import('../../src/index.js');
+    const withoutGoogle = createMailboxAuth({
+      providers: [microsoft({ clientId: 'x', redirectUri: 'https://app.example.com/cb' })],
+      store,
+      cipher,
+    });
+    const result = await withoutGoogle.disconnect(account.id);
+    expect(result.deleted).toBe(true);
+    expect(result.revoked).toBe(false);
+    expect(result.revocationError?.code).toBe('ERR_UNKNOWN_PROVIDER');
+  });
 });
