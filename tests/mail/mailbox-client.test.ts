@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { InvalidArgumentError, MailConnectionError, type MailMessage } from '../../src/index.js';
 import { dovecotAvailable } from '../support/dovecot-server.js';
 import { ALICE, type MailSetup, mailSetup } from '../support/mail.js';
+import { startTcpProxy } from '../support/tcp-proxy.js';
 
 const open: MailSetup[] = [];
 afterEach(async () => {
@@ -134,9 +135,15 @@ describe.skipIf(!dovecotAvailable())('MailboxClient (Dovecot)', () => {
     expect(mailbox.health().watching).toBe(false);
   }, 20_000);
 
-  it('reconnects with backoff after the server restarts and still delivers', async () => {
+  it('reconnects with backoff after the server goes away and restarts, and still delivers', async () => {
     const { auth, accountId, deliver, dovecot } = await setup();
-    const mailbox = auth.mailbox(accountId, { imap: LOCAL, reconnect: { minDelayMs: 100, maxDelayMs: 500 } });
+    // The watcher reaches Dovecot through a proxy that can drop every connection, as a network failure or a
+    // server crash would (Dovecot's own restart may keep existing sessions alive).
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: dovecot.imapPort });
+    const mailbox = auth.mailbox(accountId, {
+      imap: { ...LOCAL, port: proxy.port },
+      reconnect: { minDelayMs: 100, maxDelayMs: 500 },
+    });
     const reconnects: string[] = [];
     mailbox.on('reconnected', (e) => reconnects.push(e.reason));
     const received: string[] = [];
@@ -144,12 +151,18 @@ describe.skipIf(!dovecotAvailable())('MailboxClient (Dovecot)', () => {
       received.push(m.subject as string);
     });
     await new Promise((r) => setTimeout(r, 300));
+    proxy.cut();
     await dovecot.restart();
+    await deliver('while away'); // delivered directly, while the watcher is disconnected
+    proxy.restore();
     await waitFor(() => (reconnects.includes('drop') ? true : undefined), 10_000);
+    await waitFor(() => (received.includes('while away') ? true : undefined)); // caught up from the last UID
     await deliver('after restart');
     await waitFor(() => (received.includes('after restart') ? true : undefined));
+    expect(received).toEqual(['while away', 'after restart']);
     expect(mailbox.health().errorsLast24h).toBeGreaterThan(0);
     await watcher.stop();
+    await proxy.close();
   }, 30_000);
 
   it('refuses a second watcher and reports send failures as typed errors', async () => {

@@ -186,6 +186,7 @@ mail_uid = nobody
 mail_gid = nogroup
 first_valid_uid = 0
 hostname = localhost
+shutdown_clients = yes
 default_process_limit = ${(options.maxConnections ?? 100) + 50}
 default_client_limit = ${2 * (options.maxConnections ?? 100) + 100}
 protocol imap {
