@@ -94,7 +94,7 @@ async function throughput(fn: () => unknown, durationMs: number): Promise<number
   return calls / ((performance.now() - start) / 1000);
 }
 
-function provider(server: TokenServer, id = 'local') {
+function provider(server: Pick<TokenServer, 'url'>, id = 'local', imapPort = 1) {
   return oauth2({
     id,
     clientId: 'bench',
@@ -106,7 +106,7 @@ function provider(server: TokenServer, id = 'local') {
     identify: async () => ({ email: 'unused@example.com' }),
     allowInsecureRequests: true,
     mail: {
-      imap: { host: '127.0.0.1', port: 1, secure: false },
+      imap: { host: '127.0.0.1', port: imapPort, secure: false },
       smtp: { host: '127.0.0.1', port: 1, secure: false },
       sasl: 'XOAUTH2',
     },
@@ -446,7 +446,7 @@ async function bulk() {
   });
   const refresher = new TokenRefresher({
     persistence,
-    registry: new ProviderRegistry([provider({ url } as TokenServer)]),
+    registry: new ProviderRegistry([provider({ url })]),
   });
   const emails = Array.from({ length: count }, (_, i) => `bulk${i}@example.com`);
   const refreshTokens = await remote.issue(emails);
@@ -538,24 +538,7 @@ async function mail() {
   });
   const store = memoryStore();
   const auth = createMailboxAuth({
-    providers: [
-      oauth2({
-        id: 'local',
-        clientId: 'bench',
-        clientSecret: 's',
-        redirectUri: 'http://127.0.0.1/cb',
-        authorizationEndpoint: `${server.url}/authorize`,
-        tokenEndpoint: `${server.url}/token`,
-        scopes: ['mail'],
-        identify: async () => ({ email: 'unused@example.com' }),
-        allowInsecureRequests: true,
-        mail: {
-          imap: { host: '127.0.0.1', port: dovecot.imapPort, secure: false },
-          smtp: { host: '127.0.0.1', port: 1, secure: false },
-          sasl: 'XOAUTH2',
-        },
-      }),
-    ],
+    providers: [provider(server, 'local', dovecot.imapPort)],
     store,
     cipher: aesGcmCipher({ keys: { k: randomBytes(32) }, current: 'k' }),
   });

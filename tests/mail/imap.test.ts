@@ -1,23 +1,14 @@
 /** IMAP over OAuth against a real Dovecot validating tokens by introspection. */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   MailAuthenticationError,
   MailConnectionError,
   ReauthorizationRequiredError,
 } from '../../src/index.js';
 import { dovecotAvailable } from '../support/dovecot-server.js';
-import { ALICE, type MailSetup, mailSetup } from '../support/mail.js';
+import { ALICE, LOCAL, useMailSetup } from '../support/mail.js';
 
-const open: MailSetup[] = [];
-afterEach(async () => {
-  for (const s of open.splice(0)) await s.close();
-});
-async function setup(options: Parameters<typeof mailSetup>[0] = {}) {
-  const s = await mailSetup(options);
-  open.push(s);
-  return s;
-}
-const LOCAL = { allowInsecureHosts: ['127.0.0.1'] };
+const setup = useMailSetup();
 
 describe.skipIf(!dovecotAvailable())('connectImap (Dovecot)', () => {
   it.each([

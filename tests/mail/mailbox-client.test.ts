@@ -1,20 +1,11 @@
 /** MailboxClient against a real Dovecot: fetch, mark read, send through submission, watch with IDLE. */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, MailConnectionError, type MailMessage } from '../../src/index.js';
 import { dovecotAvailable } from '../support/dovecot-server.js';
-import { ALICE, type MailSetup, mailSetup } from '../support/mail.js';
+import { ALICE, LOCAL, useMailSetup } from '../support/mail.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
 
-const open: MailSetup[] = [];
-afterEach(async () => {
-  for (const s of open.splice(0)) await s.close();
-});
-async function setup(options: Parameters<typeof mailSetup>[0] = {}) {
-  const s = await mailSetup(options);
-  open.push(s);
-  return s;
-}
-const LOCAL = { allowInsecureHosts: ['127.0.0.1'] };
+const setup = useMailSetup();
 
 function waitFor<T>(check: () => T | undefined, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

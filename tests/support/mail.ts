@@ -2,11 +2,27 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { ImapFlow } from 'imapflow';
 import { SMTPServer } from 'smtp-server';
+import { afterEach } from 'vitest';
 import { aesGcmCipher, createMailboxAuth, memoryStore, oauth2, type SaslMechanism } from '../../src/index.js';
 import { type Dovecot, startDovecot } from './dovecot-server.js';
 import { startTokenServer, type TokenServer } from './token-server.js';
 
 export const ALICE = 'alice@example.com';
+/** Mail connection options for the local test servers (no TLS on loopback). */
+export const LOCAL = { allowInsecureHosts: ['127.0.0.1'] };
+
+/** `setup()` for a test file: each set-up is closed after its test. */
+export function useMailSetup(): (options?: Parameters<typeof mailSetup>[0]) => Promise<MailSetup> {
+  const open: MailSetup[] = [];
+  afterEach(async () => {
+    for (const s of open.splice(0)) await s.close();
+  });
+  return async (options = {}) => {
+    const s = await mailSetup(options);
+    open.push(s);
+    return s;
+  };
+}
 
 /** An SMTP sink that delivers what it receives into the recipient's Dovecot INBOX (an MTA, in short). */
 async function startDeliveringSink(deliver: (raw: string) => Promise<void>) {
