@@ -8,7 +8,9 @@ export default defineConfig({
       provider: 'v8',
       include: ['src/**/*.ts'],
       reporter: ['text-summary', 'text', 'json-summary'],
-      thresholds: { lines: 90 },
+      // Enforced where every server-backed suite runs (CI); a machine without PostgreSQL, Redis or Dovecot
+      // skips those suites and would otherwise fail on coverage alone.
+      ...(process.env.CI === 'true' ? { thresholds: { lines: 90 } } : {}),
     },
   },
 });

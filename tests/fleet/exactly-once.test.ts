@@ -92,107 +92,108 @@ function startWorker(config: WorkerConfig): {
   return { child, ready, done };
 }
 
-describe.skipIf(engines.length === 0).each(engines)(
-  'exactly-once refresh across processes: $name',
-  (engine) => {
-    let server: TokenServer;
-    const cleanups: (() => Promise<void>)[] = [];
-    afterAll(async () => {
-      for (const c of cleanups) await c();
-      await server?.close();
+// Without DATABASE_URL and REDIS_URL there is nothing to run: say so instead of an empty file.
+if (engines.length === 0)
+  it.skip('exactly-once across processes (set DATABASE_URL and/or REDIS_URL)', () => {});
+
+describe.each(engines)('exactly-once refresh across processes: $name', (engine) => {
+  let server: TokenServer;
+  const cleanups: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const c of cleanups) await c();
+    await server?.close();
+  });
+
+  async function seed(accounts: number) {
+    server ??= await startTokenServer({ latencyMs: 20 });
+    const namespace =
+      engine.name === 'postgres'
+        ? `om_fleet_${randomBytes(5).toString('hex')}`
+        : `om-fleet:${randomBytes(5).toString('hex')}:`;
+    const { store, close } = await engine.store(namespace);
+    cleanups.push(close);
+    const key = randomBytes(32);
+    const persistence = new TokenPersistence({
+      store,
+      cipher: aesGcmCipher({ keys: { k1: key }, current: 'k1' }),
     });
-
-    async function seed(accounts: number) {
-      server ??= await startTokenServer({ latencyMs: 20 });
-      const namespace =
-        engine.name === 'postgres'
-          ? `om_fleet_${randomBytes(5).toString('hex')}`
-          : `om-fleet:${randomBytes(5).toString('hex')}:`;
-      const { store, close } = await engine.store(namespace);
-      cleanups.push(close);
-      const key = randomBytes(32);
-      const persistence = new TokenPersistence({
-        store,
-        cipher: aesGcmCipher({ keys: { k1: key }, current: 'k1' }),
+    const ids: string[] = [];
+    for (let i = 0; i < accounts; i++) {
+      const email = `user${i}-${randomBytes(3).toString('hex')}@example.com`;
+      const { account } = await persistence.connect({
+        provider: 'rotating',
+        owner: 'fleet',
+        email,
+        tokens: {
+          accessToken: 'expired',
+          refreshToken: server.issueRefreshToken(email),
+          expiresAt: Date.now() - 1000,
+        },
+        metadata: { email },
       });
-      const ids: string[] = [];
-      for (let i = 0; i < accounts; i++) {
-        const email = `user${i}-${randomBytes(3).toString('hex')}@example.com`;
-        const { account } = await persistence.connect({
-          provider: 'rotating',
-          owner: 'fleet',
-          email,
-          tokens: {
-            accessToken: 'expired',
-            refreshToken: server.issueRefreshToken(email),
-            expiresAt: Date.now() - 1000,
-          },
-          metadata: { email },
-        });
-        ids.push(account.id);
-      }
-      const config = (overrides: Partial<WorkerConfig> = {}): WorkerConfig => ({
-        engine: engine.name,
-        url: engine.url,
-        namespace,
-        keyHex: key.toString('hex'),
-        tokenServer: server.url,
-        ids,
-        leaseTtlMs: 30_000,
-        ...overrides,
-      });
-      return { persistence, ids, config };
+      ids.push(account.id);
     }
+    const config = (overrides: Partial<WorkerConfig> = {}): WorkerConfig => ({
+      engine: engine.name,
+      url: engine.url,
+      namespace,
+      keyHex: key.toString('hex'),
+      tokenServer: server.url,
+      ids,
+      leaseTtlMs: 30_000,
+      ...overrides,
+    });
+    return { persistence, ids, config };
+  }
 
-    it(`${WORKERS} workers × ${ACCOUNTS} expired accounts: exactly ${ACCOUNTS} token requests, no invalid_grant`, async () => {
-      const { persistence, ids, config } = await seed(ACCOUNTS);
-      const before = { ...server.stats };
-      const workers = Array.from({ length: WORKERS }, () => startWorker(config()));
-      await Promise.all(workers.map((w) => w.ready));
-      for (const w of workers) w.child.send({ go: true });
-      const results = await Promise.all(workers.map((w) => w.done));
+  it(`${WORKERS} workers × ${ACCOUNTS} expired accounts: exactly ${ACCOUNTS} token requests, no invalid_grant`, async () => {
+    const { persistence, ids, config } = await seed(ACCOUNTS);
+    const before = { ...server.stats };
+    const workers = Array.from({ length: WORKERS }, () => startWorker(config()));
+    await Promise.all(workers.map((w) => w.ready));
+    for (const w of workers) w.child.send({ go: true });
+    const results = await Promise.all(workers.map((w) => w.done));
 
-      expect(server.stats.refreshes - before.refreshes).toBe(ACCOUNTS);
-      expect(server.stats.invalidGrants - before.invalidGrants).toBe(0);
-      for (const [i, id] of ids.entries()) {
-        const { account, tokens } = await persistence.load(id);
-        const email = account.metadata.email as string;
-        const newest = server.latest(email);
-        expect(tokens?.refreshToken).toBe(newest.refreshToken);
-        expect(tokens?.accessToken).toBe(newest.accessToken);
-        expect(account.status).toBe('active');
-        for (const workerResults of results) {
-          const r = workerResults[i];
-          expect(r).toEqual({ id, ok: true, token: newest.accessToken });
-        }
+    expect(server.stats.refreshes - before.refreshes).toBe(ACCOUNTS);
+    expect(server.stats.invalidGrants - before.invalidGrants).toBe(0);
+    for (const [i, id] of ids.entries()) {
+      const { account, tokens } = await persistence.load(id);
+      const email = account.metadata.email as string;
+      const newest = server.latest(email);
+      expect(tokens?.refreshToken).toBe(newest.refreshToken);
+      expect(tokens?.accessToken).toBe(newest.accessToken);
+      expect(account.status).toBe('active');
+      for (const workerResults of results) {
+        const r = workerResults[i];
+        expect(r).toEqual({ id, ok: true, token: newest.accessToken });
       }
-    }, 60_000);
+    }
+  }, 60_000);
 
-    it('a worker killed while holding a lease blocks the account only until the lease lapses', async () => {
-      const { persistence, ids, config } = await seed(1);
-      const id = ids[0] as string;
-      const email = (await persistence.getAccount(id)).metadata.email as string;
-      server.hang(email);
-      const hangingBefore = server.stats.hanging;
-      const doomed = startWorker(config({ leaseTtlMs: 1500 }));
-      await doomed.ready;
-      doomed.child.send({ go: true });
-      for (let i = 0; i < 200 && server.stats.hanging === hangingBefore; i++)
-        await new Promise((r) => setTimeout(r, 25));
-      expect(server.stats.hanging).toBe(hangingBefore + 1);
-      doomed.child.kill('SIGKILL');
-      await doomed.done.catch(() => undefined);
-      server.unhang(email);
+  it('a worker killed while holding a lease blocks the account only until the lease lapses', async () => {
+    const { persistence, ids, config } = await seed(1);
+    const id = ids[0] as string;
+    const email = (await persistence.getAccount(id)).metadata.email as string;
+    server.hang(email);
+    const hangingBefore = server.stats.hanging;
+    const doomed = startWorker(config({ leaseTtlMs: 1500 }));
+    await doomed.ready;
+    doomed.child.send({ go: true });
+    for (let i = 0; i < 200 && server.stats.hanging === hangingBefore; i++)
+      await new Promise((r) => setTimeout(r, 25));
+    expect(server.stats.hanging).toBe(hangingBefore + 1);
+    doomed.child.kill('SIGKILL');
+    await doomed.done.catch(() => undefined);
+    server.unhang(email);
 
-      const survivor = startWorker(config({ leaseTtlMs: 1500 }));
-      await survivor.ready;
-      const started = Date.now();
-      survivor.child.send({ go: true });
-      const [result] = await survivor.done;
-      const waited = Date.now() - started;
-      expect(result).toEqual({ id, ok: true, token: server.latest(email).accessToken });
-      expect(waited).toBeLessThan(1500 + 5000);
-      expect((await persistence.load(id)).tokens?.refreshToken).toBe(server.latest(email).refreshToken);
-    }, 60_000);
-  },
-);
+    const survivor = startWorker(config({ leaseTtlMs: 1500 }));
+    await survivor.ready;
+    const started = Date.now();
+    survivor.child.send({ go: true });
+    const [result] = await survivor.done;
+    const waited = Date.now() - started;
+    expect(result).toEqual({ id, ok: true, token: server.latest(email).accessToken });
+    expect(waited).toBeLessThan(1500 + 5000);
+    expect((await persistence.load(id)).tokens?.refreshToken).toBe(server.latest(email).refreshToken);
+  }, 60_000);
+});
