@@ -570,6 +570,9 @@ export class AccountNotFoundError extends MailboxAuthError {
   readonly code = 'ERR_ACCOUNT_NOT_FOUND' as const;
 }
 
+/** Options of the mail errors: which protocol failed. */
+type MailErrorOptions = MailboxAuthErrorOptions & { readonly protocol?: 'imap' | 'smtp' };
+
 /**
  * The IMAP or SMTP server rejected the OAuth access token even after a forced refresh.
  *
@@ -582,10 +585,7 @@ export class MailAuthenticationError extends MailboxAuthError {
   readonly code = 'ERR_MAIL_AUTHENTICATION_FAILED' as const;
   /** Which protocol refused the login. */
   readonly protocol: 'imap' | 'smtp' | undefined;
-  constructor(
-    message: string,
-    options: MailboxAuthErrorOptions & { readonly protocol?: 'imap' | 'smtp' } = {},
-  ) {
+  constructor(message: string, options: MailErrorOptions = {}) {
     super(message, options);
     this.protocol = options.protocol;
   }
@@ -605,10 +605,7 @@ export class MailConnectionError extends MailboxAuthError {
   override readonly retryable = true;
   /** Which protocol failed. */
   readonly protocol: 'imap' | 'smtp' | undefined;
-  constructor(
-    message: string,
-    options: MailboxAuthErrorOptions & { readonly protocol?: 'imap' | 'smtp' } = {},
-  ) {
+  constructor(message: string, options: MailErrorOptions = {}) {
     super(message, options);
     this.protocol = options.protocol;
   }

@@ -3,6 +3,7 @@
  * health), over IMAP and SMTP with tokens from the refresher.
  * @module
  */
+
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inspect } from 'node:util';
@@ -15,6 +16,7 @@ import {
   type MailboxAuthError,
   ReauthorizationRequiredError,
 } from '../errors.js';
+import { emitSafely } from '../events.js';
 import { type Logger, silentLogger } from '../refresh/logger.js';
 import { connectImap, type MailContext } from './imap.js';
 import type { MailConnectOptions } from './settings.js';
@@ -489,16 +491,7 @@ export class MailboxClient {
   }
 
   #emit<E extends keyof MailboxClientEvents>(event: E, payload: MailboxClientEvents[E]): void {
-    for (const listener of this.#events.listeners(event)) {
-      try {
-        (listener as (p: MailboxClientEvents[E]) => void)(payload);
-      } catch (error) {
-        this.#logger.error(
-          { event, message: error instanceof Error ? error.message : String(error) },
-          'event listener threw',
-        );
-      }
-    }
+    emitSafely(this.#events, this.#logger, event, payload);
   }
 
   /** @internal */

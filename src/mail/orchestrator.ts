@@ -257,7 +257,6 @@ export class WatchOrchestrator {
     try {
       const client = new MailboxClient(this.#context, entry.accountId, this.#options.mailbox ?? {});
       entry.client = client;
-      client.on('reauthorizationRequired', () => {});
       const watcher = client.watch(
         async (message) => {
           await this.#options.onMessage(entry.accountId, message);

@@ -18,6 +18,7 @@ import {
   TokenExpiredError,
   TokenRefreshError,
 } from '../errors.js';
+import { emitSafely } from '../events.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { ProviderTokenResult } from '../providers/types.js';
 import type { AccountStatus } from '../storage/account-store.js';
@@ -733,16 +734,7 @@ export class TokenRefresher {
   }
 
   #emit<E extends keyof TokenRefresherEvents>(event: E, payload: TokenRefresherEvents[E]): void {
-    for (const listener of this.#events.listeners(event)) {
-      try {
-        (listener as (p: TokenRefresherEvents[E]) => void)(payload);
-      } catch (error) {
-        this.#logger.error(
-          { event, message: error instanceof Error ? error.message : String(error) },
-          'event listener threw',
-        );
-      }
-    }
+    emitSafely(this.#events, this.#logger, event, payload);
   }
 
   /** @internal */
