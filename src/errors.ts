@@ -130,9 +130,13 @@ export interface MailboxAuthErrorOptions {
  * ```
  */
 export interface CauseSummary {
+  /** The cause's class name, such as `ResponseBodyError`. */
   readonly name?: string;
+  /** The cause's `code` when it is a string (`ECONNRESET`, `OAUTH_TIMEOUT`, an error code of this library). */
   readonly code?: string;
+  /** The cause's message. */
   readonly message?: string;
+  /** The cause's HTTP `status` when it has one. */
   readonly status?: number;
 }
 
@@ -242,22 +246,39 @@ export abstract class MailboxAuthError extends Error {
  * ```
  */
 export interface MailboxAuthErrorByCode {
+  /** {@link ConfigurationError} */
   ERR_CONFIGURATION: ConfigurationError;
+  /** {@link InvalidArgumentError} */
   ERR_INVALID_ARGUMENT: InvalidArgumentError;
+  /** {@link UnknownProviderError} */
   ERR_UNKNOWN_PROVIDER: UnknownProviderError;
+  /** {@link InvalidStateError} */
   ERR_INVALID_STATE: InvalidStateError;
+  /** {@link AuthorizationDeniedError} */
   ERR_AUTHORIZATION_DENIED: AuthorizationDeniedError;
+  /** {@link AuthorizationResponseError} */
   ERR_AUTHORIZATION_RESPONSE_INVALID: AuthorizationResponseError;
+  /** {@link TokenExchangeError} */
   ERR_TOKEN_EXCHANGE_FAILED: TokenExchangeError;
+  /** {@link TokenExpiredError} */
   ERR_TOKEN_EXPIRED: TokenExpiredError;
+  /** {@link TokenRefreshError} */
   ERR_TOKEN_REFRESH_FAILED: TokenRefreshError;
+  /** {@link ReauthorizationRequiredError} */
   ERR_REAUTHORIZATION_REQUIRED: ReauthorizationRequiredError;
+  /** {@link ProviderUnavailableError} */
   ERR_PROVIDER_UNAVAILABLE: ProviderUnavailableError;
+  /** {@link StorageError} */
   ERR_STORAGE: StorageError;
+  /** {@link VersionConflictError} */
   ERR_VERSION_CONFLICT: VersionConflictError;
+  /** {@link CryptoError} */
   ERR_CRYPTO: CryptoError;
+  /** {@link AccountNotFoundError} */
   ERR_ACCOUNT_NOT_FOUND: AccountNotFoundError;
+  /** {@link MailAuthenticationError} */
   ERR_MAIL_AUTHENTICATION_FAILED: MailAuthenticationError;
+  /** {@link MailConnectionError} */
   ERR_MAIL_CONNECTION_FAILED: MailConnectionError;
 }
 

@@ -89,9 +89,13 @@ export interface MailboxAuthOptions {
  * ```
  */
 export interface MailboxAuth {
+  /** The configured providers. */
   readonly registry: ProviderRegistry;
+  /** Reads and writes accounts and their encrypted tokens. */
   readonly persistence: TokenPersistence;
+  /** The authorization code flow behind `startAuthorization` / `completeAuthorization` / `disconnect`. */
   readonly flow: AuthorizationFlow;
+  /** The token refresher behind `getAccessToken`. */
   readonly refresher: TokenRefresher;
   /** A valid access token for the account (see {@link TokenRefresher.getAccessToken}). */
   getAccessToken(accountId: string, options?: GetAccessTokenOptions): Promise<AccessToken>;
@@ -118,12 +122,15 @@ export interface MailboxAuth {
   rotateKeys(options?: RotateKeysOptions): Promise<RotateKeysReport>;
   /** Providers for a "connect your mailbox" page. */
   listProviders(): ProviderSummary[];
+  /** Route 1: store a single-use state and return the provider's URL (see {@link AuthorizationFlow.startAuthorization}). */
   startAuthorization(providerId: string, options: StartAuthorizationOptions): Promise<StartedAuthorization>;
+  /** Route 2: check the callback, exchange the code and store the account (see {@link AuthorizationFlow.completeAuthorization}). */
   completeAuthorization(
     providerId: string,
     callback: CallbackInput,
     options: CompleteAuthorizationOptions,
   ): Promise<CompletedAuthorization>;
+  /** Revoke at the provider where possible, delete locally, and forget the cached token (see {@link AuthorizationFlow.disconnect}). */
   disconnect(accountId: string, options?: { readonly signal?: AbortSignal }): Promise<DisconnectResult>;
   /** An account without its tokens. */
   getAccount(accountId: string): Promise<MailboxAccount>;

@@ -36,8 +36,11 @@ import { isLoopback } from './redirects.js';
  * ```
  */
 export interface AuthorizationFlowOptions {
+  /** The providers that can be authorized. */
   readonly registry: ProviderRegistry;
+  /** Stores the connected account and its encrypted tokens. */
   readonly persistence: TokenPersistence;
+  /** Keeps pending authorizations (state) between the start and the callback. */
   readonly states: StateStore;
   /** Encrypts pending-state payloads (they hold the PKCE verifier). */
   readonly cipher: Cipher;
@@ -107,6 +110,7 @@ export interface StartedAuthorization {
 export interface CompleteAuthorizationOptions {
   /** The owner of the current session: must be the one who started the authorization. */
   readonly owner: string;
+  /** Stops waiting for the provider (token exchange, userinfo). */
   readonly signal?: AbortSignal;
 }
 
@@ -137,6 +141,7 @@ export interface CompletedAuthorization {
  * ```
  */
 export interface DisconnectResult {
+  /** The account that was disconnected. */
   readonly accountId: string;
   /** `true` if the provider revoked the token. */
   readonly revoked: boolean;

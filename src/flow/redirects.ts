@@ -25,8 +25,22 @@ export function isLoopback(url: URL): boolean {
  * ```
  */
 export type CallbackOutcome =
-  | { readonly status: 'success'; readonly provider: string; readonly accountId: string }
-  | { readonly status: 'error'; readonly provider: string; readonly error: unknown };
+  | {
+      /** The mailbox was connected. */
+      readonly status: 'success';
+      /** The provider id of the callback route. */
+      readonly provider: string;
+      /** The connected account's id (sent as `account`). */
+      readonly accountId: string;
+    }
+  | {
+      /** The authorization failed. */
+      readonly status: 'error';
+      /** The provider id of the callback route. */
+      readonly provider: string;
+      /** What `completeAuthorization` threw: only its stable `code` is sent (`ERR_UNEXPECTED` for a non-library error). */
+      readonly error: unknown;
+    };
 
 /**
  * The URL to send the browser back to after the callback: `?status=success&provider=…&account=…` or

@@ -33,8 +33,14 @@ import type {
  * ```
  */
 export type ProviderServer =
-  | { readonly discovery: string }
-  | { readonly metadata: Readonly<client.ServerMetadata> };
+  | {
+      /** The issuer or authority URL to run OpenID Connect / RFC 8414 discovery on (lazily, on first use). */
+      readonly discovery: string;
+    }
+  | {
+      /** Static server metadata (`issuer`, `authorization_endpoint`, `token_endpoint`, ...): no discovery. */
+      readonly metadata: Readonly<client.ServerMetadata>;
+    };
 
 /**
  * The data of a preset: everything that makes Google Google. `definePreset` turns it into an
@@ -46,12 +52,15 @@ export type ProviderServer =
  * ```
  */
 export interface ProviderDefinition {
+  /** The default registry key, such as `google`. */
   readonly id: string;
+  /** The default display name. */
   readonly displayName: string;
   /** An issuer or authority URL to discover, or static metadata. */
   readonly server: ProviderServer;
   /** Minimal scopes for mail. */
   readonly scopes: readonly string[];
+  /** The provider's IMAP and SMTP servers and SASL mechanism. */
   readonly mail: MailSettings;
   /** OpenID Connect: send a nonce, require and verify an id_token. */
   readonly openid: boolean;

@@ -13,7 +13,9 @@ import type { MailSettings, ProviderOptions } from './types.js';
 export interface OAuth2Options extends ProviderOptions {
   /** An identifier for the server (its URL), used as the metadata issuer. @default the token endpoint's origin */
   readonly issuer?: string;
+  /** The authorization endpoint URL. */
   readonly authorizationEndpoint: string;
+  /** The token endpoint URL. */
   readonly tokenEndpoint: string;
   /** RFC 7009 revocation endpoint, when there is one. */
   readonly revocationEndpoint?: string;

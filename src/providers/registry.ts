@@ -11,7 +11,9 @@ import type { OAuthProvider } from './types.js';
  * ```
  */
 export interface ProviderSummary {
+  /** The registry key, as used in routes (`/oauth/<id>/start`). */
   readonly id: string;
+  /** The name to show. */
   readonly displayName: string;
 }
 

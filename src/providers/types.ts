@@ -25,7 +25,9 @@ export type SaslMechanism = 'XOAUTH2' | 'OAUTHBEARER';
  * ```
  */
 export interface MailServerSettings {
+  /** The server's host name. */
   readonly host: string;
+  /** The server's port. */
   readonly port: number;
   /** `true`: TLS from the first byte (993, 465). `false`: plain connect, then STARTTLS is required. */
   readonly secure: boolean;
@@ -40,8 +42,11 @@ export interface MailServerSettings {
  * ```
  */
 export interface MailSettings {
+  /** The IMAP server. */
   readonly imap: MailServerSettings;
+  /** The SMTP (submission) server. */
   readonly smtp: MailServerSettings;
+  /** The SASL mechanism the provider expects. */
   readonly sasl: SaslMechanism;
 }
 
@@ -71,6 +76,7 @@ export interface MailboxIdentity {
  * ```
  */
 export interface ProviderTokenResult {
+  /** The tokens (access, refresh when sent, id_token when sent, expiry). */
   readonly tokens: TokenSet;
   /** Granted scopes, when the provider said. */
   readonly scopes: readonly string[] | undefined;
@@ -87,6 +93,7 @@ export interface ProviderTokenResult {
  * ```
  */
 export interface AuthorizationUrlParams {
+  /** The `state` value of this authorization. */
   readonly state: string;
   /** The PKCE S256 challenge. */
   readonly codeChallenge: string;
@@ -94,6 +101,7 @@ export interface AuthorizationUrlParams {
   readonly nonce?: string;
   /** Scopes to request (the provider's defaults are added). */
   readonly scopes?: readonly string[];
+  /** Sent as `login_hint`, to pre-fill the provider's login form. */
   readonly loginHint?: string;
   /** Extra query parameters (override the provider's defaults). */
   readonly parameters?: Readonly<Record<string, string>>;
@@ -108,10 +116,13 @@ export interface AuthorizationUrlParams {
  * ```
  */
 export interface CodeExchangeChecks {
+  /** The expected `state` (the callback's must equal it). */
   readonly state: string;
+  /** The PKCE code verifier sent with the code. */
   readonly codeVerifier: string;
   /** Expected nonce; when set, an id_token is required. */
   readonly nonce?: string;
+  /** Stops waiting for the token endpoint. */
   readonly signal?: AbortSignal;
 }
 
@@ -126,6 +137,7 @@ export interface CodeExchangeChecks {
 export interface RefreshOptions {
   /** Scopes for the new access token (for example another resource's scope at Microsoft). */
   readonly scopes?: readonly string[];
+  /** Stops waiting for the token endpoint. */
   readonly signal?: AbortSignal;
 }
 

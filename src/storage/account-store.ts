@@ -113,7 +113,9 @@ export interface AccountRecord {
  * ```
  */
 export interface AccountFilter {
+  /** Only this provider's accounts. */
   readonly provider?: string;
+  /** Only this owner's accounts. */
   readonly owner?: string;
   /** One status or any of several. */
   readonly status?: AccountStatus | readonly AccountStatus[];
@@ -148,6 +150,7 @@ export interface ListOptions {
  * ```
  */
 export interface AccountPage {
+  /** The records of this page, ordered by id. */
   readonly records: readonly AccountRecord[];
   /** Pass it back for the next page; `null` when this was the last one. */
   readonly nextCursor: string | null;
@@ -162,6 +165,7 @@ export interface AccountPage {
  * ```
  */
 export interface Lease {
+  /** Who holds it (a process's holder id). */
   readonly holder: string;
   /** When it lapses (epoch ms). */
   readonly expiresAt: number;

@@ -34,10 +34,18 @@ import {
  * ```
  */
 export interface Queryable {
+  /** Run one parameterized statement (`$1`, `$2`, ...). */
   query(
     text: string,
     params?: unknown[],
-  ): Promise<{ rows: unknown[]; rowCount?: number | null; affectedRows?: number }>;
+  ): Promise<{
+    /** The returned rows. */
+    rows: unknown[];
+    /** Rows affected (`pg`). */
+    rowCount?: number | null;
+    /** Rows affected (PGlite). */
+    affectedRows?: number;
+  }>;
 }
 
 /** A `pg` Pool: `connect()` lends a client for a transaction. */
@@ -89,7 +97,12 @@ export const POSTGRES_SCHEMA_VERSION = 1;
  */
 export function postgresMigrations(
   options: { readonly schema?: string; readonly tablePrefix?: string } = {},
-): { readonly version: number; readonly statements: readonly string[] }[] {
+): {
+  /** The schema version these statements create. */
+  readonly version: number;
+  /** The SQL statements, in order. */
+  readonly statements: readonly string[];
+}[] {
   const { schema, prefix } = names(options);
   const t = (name: string) => `"${schema}"."${prefix}${name}"`;
   const i = (name: string) => `"${prefix}${name}"`;
@@ -525,6 +538,14 @@ export class PostgresStore implements AccountStore, StateStore {
       return await fn();
     } catch (cause) {
       if (cause instanceof MailboxAuthError) throw cause;
+      // 42P01 undefined_table, 3F000 invalid_schema_name: the schema was never migrated. Retrying cannot help.
+      const sqlState = (cause as { code?: unknown } | null)?.code;
+      if (sqlState === '42P01' || sqlState === '3F000') {
+        throw new ConfigurationError(
+          `The PostgreSQL store's tables are missing (${operation}): call store.migrate() once at start-up`,
+          { cause },
+        );
+      }
       throw new StorageError(`The PostgreSQL store failed (${operation})`, { operation, cause });
     }
   }

@@ -19,12 +19,19 @@ import { HttpResponse, http, type RequestHandler } from 'msw';
  */
 export type TokenFault =
   | {
+      /** Answer with this HTTP status. */
       readonly status: number;
+      /** A JSON body (an object) or a `text/html` body (a string). @default {} */
       readonly body?: string | Record<string, unknown>;
+      /** Response headers, such as `retry-after`. */
       readonly headers?: Record<string, string>;
     }
+  /** A network error (the request fails without a response). */
   | 'network'
-  | { readonly delayMs: number };
+  | {
+      /** Wait this long, then answer normally (for timeouts and aborts). */
+      readonly delayMs: number;
+    };
 
 /**
  * How `approve` builds the id_token (for negative tests).
@@ -35,8 +42,11 @@ export type TokenFault =
  * ```
  */
 export interface IdTokenTweaks {
+  /** Use this audience instead of the client id. */
   readonly aud?: string;
+  /** Use this nonce instead of the one in the authorization URL. */
   readonly nonce?: string;
+  /** Use this issuer instead of the provider's. */
   readonly iss?: string;
   /** Seconds from now; negative for an expired token. */
   readonly expiresInS?: number;
@@ -117,10 +127,15 @@ export interface FakeProviderOptions {
  * ```
  */
 export interface FakeProviderStats {
+  /** Requests to the token endpoint (any grant, faults included). */
   tokenRequests: number;
+  /** `authorization_code` grants. */
   codeExchanges: number;
+  /** `refresh_token` grants. */
   refreshes: number;
+  /** Requests to the revocation endpoint. */
   revocations: number;
+  /** Requests for the discovery document. */
   discoveryRequests: number;
 }
 
@@ -138,7 +153,9 @@ function form(status: number, body: Record<string, unknown>, headers: Record<str
  * ```
  */
 export class FakeOAuthProvider {
+  /** The endpoints the fake serves. @internal */
   readonly profile: Profile;
+  /** What the fake has seen so far. */
   readonly stats: FakeProviderStats = {
     tokenRequests: 0,
     codeExchanges: 0,
@@ -153,6 +170,7 @@ export class FakeOAuthProvider {
   readonly #faults: TokenFault[] = [];
   #keys: Promise<{ privateKey: CryptoKey; jwk: JWK; rogue: CryptoKey }> | undefined;
 
+  /** @internal Get one from {@link fakeGoogle} or {@link fakeMicrosoft}. */
   constructor(profile: Profile, options: FakeProviderOptions) {
     this.profile = profile;
     this.#options = options;

@@ -11,22 +11,37 @@ import type { AccountRecord, AccountStatus, JsonValue } from '../storage/account
  * ```
  */
 export interface MailboxAccount {
+  /** The account id (a random UUID unless given at connect). */
   readonly id: string;
+  /** The provider id, such as `google`. */
   readonly provider: string;
+  /** The host's user (or tenant) who connected the mailbox. */
   readonly owner: string;
+  /** The mailbox address. */
   readonly email: string;
+  /** The granted scopes. */
   readonly scopes: readonly string[];
+  /** `active`, `reauth_required`, `error` or `revoked`. */
   readonly status: AccountStatus;
   /** When the access token expires, or `null`. */
   readonly tokenExpiresAt: Date | null;
   /** Optimistic-concurrency version. */
   readonly version: number;
+  /** When the account was first connected. */
   readonly createdAt: Date;
+  /** When the record was last written. */
   readonly updatedAt: Date;
   /** Last successful token exchange or refresh. */
   readonly lastRefreshedAt: Date | null;
   /** Last recorded failure (no secret in it). */
-  readonly lastError: { readonly code: string; readonly message: string; readonly at: Date } | null;
+  readonly lastError: {
+    /** The error code, such as `ERR_TOKEN_REFRESH_FAILED`. */
+    readonly code: string;
+    /** The error message (never a secret). */
+    readonly message: string;
+    /** When it happened. */
+    readonly at: Date;
+  } | null;
   /** Failures since the last success. */
   readonly consecutiveFailures: number;
   /** Host data. */

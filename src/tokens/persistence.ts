@@ -52,7 +52,9 @@ export interface TokenPersistenceOptions {
  * ```
  */
 export interface StoredAccount {
+  /** The account, without secrets. */
   readonly account: MailboxAccount;
+  /** The decrypted tokens, or `null` once cleared. */
   readonly tokens: TokenSet | null;
 }
 
@@ -105,7 +107,9 @@ export interface SaveTokensOptions {
  * ```
  */
 export interface FailureInfo {
+  /** A stable code, such as a `MailboxAuthErrorCode` (at most 100 characters are kept). */
   readonly code: string;
+  /** What happened (at most 500 characters are kept). */
   readonly message: string;
 }
 
@@ -194,7 +198,12 @@ export class TokenPersistence {
    * account is updated in place (same id, status back to `active`, failures reset) instead of duplicated.
    * When the new tokens carry no refresh token, the stored one is kept.
    */
-  async connect(input: ConnectAccountInput): Promise<StoredAccount & { readonly created: boolean }> {
+  async connect(input: ConnectAccountInput): Promise<
+    StoredAccount & {
+      /** `false` when an existing account of the same mailbox was updated. */
+      readonly created: boolean;
+    }
+  > {
     if (typeof input !== 'object' || input === null) {
       throw new InvalidArgumentError(`connect input must be an object (got ${describeType(input)})`);
     }
@@ -297,7 +306,7 @@ export class TokenPersistence {
 
   /**
    * Forget the tokens of an account (after a disconnect or a revocation) and set its status.
-   * @param status @default 'revoked'
+   * @param options.status The status to set. @default 'revoked'
    */
   async clearTokens(id: string, options: { readonly status?: AccountStatus } = {}): Promise<MailboxAccount> {
     const status = checkStatus(options.status ?? 'revoked');
@@ -377,7 +386,12 @@ export class TokenPersistence {
   async listAccounts(
     filter?: AccountFilter,
     options?: ListOptions,
-  ): Promise<{ accounts: MailboxAccount[]; nextCursor: string | null }> {
+  ): Promise<{
+    /** The accounts of this page, ordered by id. */
+    accounts: MailboxAccount[];
+    /** Pass it back as `cursor` for the next page; `null` after the last one. */
+    nextCursor: string | null;
+  }> {
     const page = await this.#call('listAccounts', undefined, () => this.#store.listAccounts(filter, options));
     return { accounts: page.records.map(toMailboxAccount), nextCursor: page.nextCursor };
   }
