@@ -48,7 +48,13 @@ export interface MailboxClientOptions {
    */
   readonly idleRestartMs?: number;
   /** Backoff between reconnection attempts after a drop, in milliseconds. @default { minDelayMs: 1000, maxDelayMs: 60000 } */
-  readonly reconnect?: { readonly minDelayMs?: number; readonly maxDelayMs?: number };
+  readonly reconnect?: {
+    /** First delay, in milliseconds (then doubling, with jitter). */
+    readonly minDelayMs?: number;
+    /** Largest delay, in milliseconds. */
+    readonly maxDelayMs?: number;
+  };
+  /** Receives the client's log lines; never a secret. @default silent */
   readonly logger?: Logger;
 }
 
@@ -61,13 +67,31 @@ export interface MailboxClientOptions {
  * ```
  */
 export interface MailMessage {
+  /** The message's IMAP UID in its mailbox. */
   readonly uid: number;
+  /** The mailbox (folder) it was read from, such as `INBOX`. */
   readonly mailbox: string;
+  /** The `Message-ID` header. */
   readonly messageId: string | undefined;
+  /** The `Subject` header. */
   readonly subject: string | undefined;
-  readonly from: readonly { readonly name?: string; readonly address?: string }[];
-  readonly to: readonly { readonly name?: string; readonly address?: string }[];
+  /** The `From` addresses. */
+  readonly from: readonly {
+    /** The display name. */
+    readonly name?: string;
+    /** The address. */
+    readonly address?: string;
+  }[];
+  /** The `To` addresses. */
+  readonly to: readonly {
+    /** The display name. */
+    readonly name?: string;
+    /** The address. */
+    readonly address?: string;
+  }[];
+  /** The envelope date. */
   readonly date: Date | undefined;
+  /** The IMAP flags, such as `\Seen`. */
   readonly flags: readonly string[];
   /** The raw RFC 822 message, when requested. */
   readonly source: Buffer | undefined;
@@ -82,11 +106,24 @@ export interface MailMessage {
  * ```
  */
 export interface MailboxHealth {
+  /** Whether the client's IMAP connection is open and usable. */
   readonly connected: boolean;
+  /** Whether a watch is running. */
   readonly watching: boolean;
+  /** The last successful IMAP operation. */
   readonly lastSuccessAt: Date | null;
-  readonly lastError: { readonly code: string; readonly message: string; readonly at: Date } | null;
+  /** The last failure, or `null`. */
+  readonly lastError: {
+    /** The error code, such as `ERR_MAIL_CONNECTION_FAILED`. */
+    readonly code: string;
+    /** The error message (never a secret). */
+    readonly message: string;
+    /** When it happened. */
+    readonly at: Date;
+  } | null;
+  /** Failures in the last 24 hours. */
   readonly errorsLast24h: number;
+  /** Messages delivered by the watcher in the last 24 hours. */
   readonly messagesLast24h: number;
 }
 
@@ -118,11 +155,26 @@ export interface Watcher {
  */
 export interface MailboxClientEvents {
   /** The watcher reconnected (`reason`: `token` before expiry, `drop` after a lost connection). */
-  reconnected: { readonly accountId: string; readonly reason: 'token' | 'drop' };
+  reconnected: {
+    /** The account. */
+    readonly accountId: string;
+    /** `token`: renewed before expiry; `drop`: after a lost connection. */
+    readonly reason: 'token' | 'drop';
+  };
   /** A transient failure; the watcher retries. */
-  error: { readonly accountId: string; readonly error: MailboxAuthError | Error };
+  error: {
+    /** The account. */
+    readonly accountId: string;
+    /** What failed. */
+    readonly error: MailboxAuthError | Error;
+  };
   /** A permanent authentication failure stopped the watcher: ask the user to reconnect. */
-  reauthorizationRequired: { readonly accountId: string; readonly reason: string };
+  reauthorizationRequired: {
+    /** The account. */
+    readonly accountId: string;
+    /** The failure's message. */
+    readonly reason: string;
+  };
 }
 
 function toMessage(message: FetchMessageObject, mailbox: string): MailMessage {
@@ -158,6 +210,7 @@ function toMessage(message: FetchMessageObject, mailbox: string): MailMessage {
  * ```
  */
 export class MailboxClient {
+  /** The account this client reads and sends for. */
   readonly accountId: string;
   readonly #context: MailContext;
   readonly #options: MailboxClientOptions;

@@ -18,8 +18,11 @@ import { type MailConnectOptions, prepareConnection, type ResolvedServer } from 
  * ```
  */
 export interface MailContext {
+  /** Reads the account (address, provider, status). */
   readonly persistence: TokenPersistence;
+  /** Resolves the account's provider (mail servers). */
   readonly registry: ProviderRegistry;
+  /** Hands out access tokens, and refreshes them when a server refuses one. */
   readonly refresher: TokenRefresher;
 }
 

@@ -45,6 +45,7 @@ export interface WatchOrchestratorOptions {
   readonly maxConcurrentConnects?: number;
   /** This instance's lease holder id. @default `<hostname>:<pid>:<random>` */
   readonly holderId?: string;
+  /** Receives the orchestrator's log lines; never a secret. @default silent */
   readonly logger?: Logger;
 }
 
@@ -67,7 +68,9 @@ export type WatchState = 'waiting' | 'starting' | 'watching' | 'stopped';
  * ```
  */
 export interface WatchHealth extends MailboxHealth {
+  /** The account. */
   readonly accountId: string;
+  /** Where its watch stands on this instance. */
   readonly state: WatchState;
   /** Whether this instance holds the account's watch lease. */
   readonly leased: boolean;

@@ -40,7 +40,9 @@ export type CircuitState = 'closed' | 'open' | 'half_open';
  * ```
  */
 export interface CircuitSnapshot {
+  /** `closed`, `open` or `half_open`. */
   readonly state: CircuitState;
+  /** Transient failures in a row. */
   readonly consecutiveFailures: number;
   /** When it opened, if open or half-open. */
   readonly openedAt: Date | null;

@@ -25,7 +25,9 @@ const DAY = 24 * HOUR;
 export interface RefreshExpiringOptions {
   /** Refresh active accounts whose access token expires within this many milliseconds. */
   readonly withinMs: number;
+  /** Only this provider's accounts. */
   readonly provider?: string;
+  /** Only this owner's accounts. */
   readonly owner?: string;
   /** Only these accounts. */
   readonly accountIds?: readonly string[];
@@ -50,9 +52,13 @@ export interface RefreshExpiringOptions {
  * ```
  */
 export interface FleetProgress {
+  /** Accounts looked at (active, matching the filter, expiring within the window). */
   readonly scanned: number;
+  /** Accounts that got a new token (in a dry run: that would be refreshed). */
   readonly refreshed: number;
+  /** Accounts that needed nothing: another caller or process had already refreshed them. */
   readonly skipped: number;
+  /** Accounts whose refresh failed (counted by code in `failures`). */
   readonly failed: number;
 }
 
@@ -67,7 +73,9 @@ export interface FleetProgress {
 export interface RefreshReport extends FleetProgress {
   /** Failures by error code. */
   readonly failures: Readonly<Record<string, number>>;
+  /** Whether this was a dry run. */
   readonly dryRun: boolean;
+  /** How long the walk took, in milliseconds. */
   readonly durationMs: number;
 }
 
@@ -193,10 +201,13 @@ export async function refreshExpiring(
  * ```
  */
 export interface HealthReport {
+  /** Accounts in the store. */
   readonly total: number;
+  /** Accounts by status. */
   readonly byStatus: Readonly<Record<AccountStatus, number>>;
-  /** Active accounts whose access token expires within 24 hours / 7 days. */
+  /** Active accounts whose access token expires within 24 hours. */
   readonly expiringWithin24h: number;
+  /** Active accounts whose access token expires within 7 days. */
   readonly expiringWithin7d: number;
   /** Accounts whose last error happened in the last 24 hours. */
   readonly failuresLast24h: number;
@@ -260,15 +271,23 @@ export async function health(
  * ```
  */
 export interface AccountHealth {
+  /** The account. */
   readonly accountId: string;
+  /** Its provider id. */
   readonly provider: string;
+  /** The mailbox address. */
   readonly email: string;
+  /** `active`, `reauth_required`, `error` or `revoked`. */
   readonly status: AccountStatus;
   /** `true` when the status is `active`. */
   readonly connected: boolean;
+  /** The last successful token exchange or refresh. */
   readonly lastSuccessAt: Date | null;
+  /** The last recorded failure (no secret in it). */
   readonly lastError: MailboxAccount['lastError'];
+  /** Failures since the last success. */
   readonly consecutiveFailures: number;
+  /** When the stored access token expires. */
   readonly tokenExpiresAt: Date | null;
 }
 
@@ -311,6 +330,7 @@ export interface RotateKeysOptions {
   readonly batchSize?: number;
   /** Resume after this cursor (the `cursor` of a previous report or progress callback). */
   readonly cursor?: string | null;
+  /** Stops the walk; re-encrypted records stay re-encrypted. */
   readonly signal?: AbortSignal;
   /** Called after each page with the cursor to resume from. */
   readonly onProgress?: (progress: RotateKeysReport) => void;
@@ -325,9 +345,13 @@ export interface RotateKeysOptions {
  * ```
  */
 export interface RotateKeysReport {
+  /** Accounts looked at. */
   readonly scanned: number;
+  /** Accounts rewritten with the current key. */
   readonly reencrypted: number;
+  /** Accounts that could not be re-encrypted (counted by code in `failures`). */
   readonly failed: number;
+  /** Failures by error code (`ERR_CRYPTO` for a record no configured key decrypts). */
   readonly failures: Readonly<Record<string, number>>;
   /** Where to resume; `null` once the walk is complete. */
   readonly cursor: string | null;

@@ -9,9 +9,13 @@
  * ```
  */
 export interface Logger {
+  /** Detail. */
   debug(fields: Record<string, unknown>, message: string): void;
+  /** Normal events (a token refreshed, a circuit closed). */
   info(fields: Record<string, unknown>, message: string): void;
+  /** Failures the library handles or retries (a failed refresh attempt, a store write retried, a lost watch lease). */
   warn(fields: Record<string, unknown>, message: string): void;
+  /** Failures that need attention (refreshed tokens kept in memory because the store failed, a circuit opened). */
   error(fields: Record<string, unknown>, message: string): void;
 }
 

@@ -61,7 +61,9 @@ export interface RefreshRetryOptions {
  * ```
  */
 export interface TokenRefresherOptions {
+  /** Reads and writes the accounts' encrypted tokens, and holds the refresh leases. */
   readonly persistence: TokenPersistence;
+  /** Resolves each account's provider. */
   readonly registry: ProviderRegistry;
   /**
    * Refresh when the access token expires within this many milliseconds.
@@ -124,8 +126,11 @@ export interface GetAccessTokenOptions {
  */
 export class AccessToken {
   readonly #token: string;
+  /** The account the token is for. */
   readonly accountId: string;
+  /** The account's provider id. */
   readonly provider: string;
+  /** The mailbox address (the SASL user for IMAP and SMTP). */
   readonly email: string;
   /** When it expires, or `null` when the provider did not say. */
   readonly expiresAt: Date | null;
@@ -148,6 +153,7 @@ export class AccessToken {
     return this.#token;
   }
 
+  /** A redacted view: the token shows as `[redacted]`. */
   toJSON(): Record<string, unknown> {
     return {
       accountId: this.accountId,
@@ -175,20 +181,45 @@ export class AccessToken {
 export interface TokenRefresherEvents {
   /** A token was refreshed and stored. */
   refreshed: {
+    /** The account. */
     readonly accountId: string;
+    /** Its provider id. */
     readonly provider: string;
+    /** When the new access token expires, or `null` when the provider did not say. */
     readonly expiresAt: Date | null;
     /** The provider issued a new refresh token. */
     readonly rotated: boolean;
   };
   /** A refresh failed (any reason). */
-  refreshFailed: { readonly accountId: string; readonly provider: string; readonly error: MailboxAuthError };
+  refreshFailed: {
+    /** The account. */
+    readonly accountId: string;
+    /** Its provider id. */
+    readonly provider: string;
+    /** The typed error the caller received. */
+    readonly error: MailboxAuthError;
+  };
   /** The refresh token is dead (`invalid_grant`): ask the user to reconnect. */
-  reauthorizationRequired: { readonly accountId: string; readonly provider: string; readonly reason: string };
+  reauthorizationRequired: {
+    /** The account (its status is now `reauth_required`). */
+    readonly accountId: string;
+    /** Its provider id. */
+    readonly provider: string;
+    /** The error message (no secret). */
+    readonly reason: string;
+  };
   /** A provider's circuit opened: its refreshes fail fast for the cool-down. */
-  circuitOpen: { readonly provider: string; readonly retryAfterMs: number };
+  circuitOpen: {
+    /** The provider id. */
+    readonly provider: string;
+    /** Milliseconds until a probe is let through. */
+    readonly retryAfterMs: number;
+  };
   /** A provider's circuit closed again. */
-  circuitClosed: { readonly provider: string };
+  circuitClosed: {
+    /** The provider id. */
+    readonly provider: string;
+  };
 }
 
 interface CacheEntry {
