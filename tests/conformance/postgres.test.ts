@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { StorageError } from '../../src/index.js';
+import { ConfigurationError, StorageError } from '../../src/index.js';
 import { postgresMigrations, postgresStore } from '../../src/postgres.js';
 import { requireService } from '../support/services.js';
 import { describeStoreConformance, newRecord } from './account-store.js';
@@ -67,9 +67,23 @@ describe('postgresStore', () => {
     expect(() => postgresStore({ client: {} as never })).toThrow(/client must be/);
   });
 
-  it('a missing table is a StorageError', async () => {
+  it('a store that was never migrated is ERR_CONFIGURATION naming migrate(), not a transient failure', async () => {
     const store = postgresStore({ client: lite, schema: 'never_migrated' });
-    await expect(store.getAccount('a')).rejects.toBeInstanceOf(StorageError);
+    for (const attempt of [
+      store.getAccount('a'),
+      store.putState(
+        'k',
+        { owner: 'o', provider: 'p', payload: '', createdAt: 1, expiresAt: 2 },
+        { maxPerOwner: 5 },
+      ),
+    ]) {
+      await expect(attempt).rejects.toBeInstanceOf(ConfigurationError);
+      await expect(attempt).rejects.toMatchObject({
+        code: 'ERR_CONFIGURATION',
+        category: 'configuration',
+        message: expect.stringContaining('call store.migrate()'),
+      });
+    }
   });
 
   it('sweeps expired states', async () => {

@@ -1,14 +1,14 @@
 /**
- * End to end against a real OpenID Provider: `oidc-provider` v9 on a loopback port, its development
- * login and consent pages driven with plain `fetch` and a cookie jar, the library's whole authorization
+ * End to end against a real OpenID Provider: `oidc-provider` v9 on a loopback port
+ * (`examples/dev/local-provider.ts`, the quickstart's), its development login and consent pages driven with
+ * plain `fetch` and a cookie jar (`examples/dev/dev-login.ts`), the library's whole authorization
  * flow on top (start → login → consent → callback → encrypted account), then refresh-token rotation,
  * replay of a spent callback, reconnect, a denied consent and disconnect with revocation.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Configuration } from 'oidc-provider';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { completeDevLogin } from '../../examples/dev/dev-login.js';
+import { type LocalProvider, startLocalProvider } from '../../examples/dev/local-provider.js';
 import {
   AccountNotFoundError,
   AuthorizationDeniedError,
@@ -27,91 +27,21 @@ const CLIENT_SECRET = randomBytes(32).toString('base64url');
 const REDIRECT_URI = 'http://127.0.0.1:53682/oauth/local/callback';
 const OWNER = 'user-1';
 
-let server: Server | undefined;
+let op: LocalProvider | undefined;
 let issuer = '';
-let restoreConsole: (() => void) | undefined;
-
-/** Drop oidc-provider's development notices (console.warn / console.info); let anything else through. */
-function muteOidcProviderNotices(): () => void {
-  const quiet =
-    (original: (...args: unknown[]) => void) =>
-    (...args: unknown[]) => {
-      if (typeof args[0] === 'string' && args[0].includes('oidc-provider ')) return;
-      original(...args);
-    };
-  const warn = vi.spyOn(console, 'warn').mockImplementation(quiet(console.warn.bind(console)));
-  const info = vi.spyOn(console, 'info').mockImplementation(quiet(console.info.bind(console)));
-  return () => {
-    warn.mockRestore();
-    info.mockRestore();
-  };
-}
 
 beforeAll(async () => {
-  restoreConsole = muteOidcProviderNotices();
-  // Imported here, after the console filter, so its "unsupported runtime" warning on Node 20 is muted too.
-  const { default: Provider } = await import('oidc-provider');
-  const listening = createServer();
-  await new Promise<void>((resolve, reject) => {
-    listening.once('error', reject);
-    listening.listen(0, '127.0.0.1', () => resolve());
+  op = await startLocalProvider({
+    redirectUris: [REDIRECT_URI],
+    clientId: CLIENT_ID,
+    clientSecret: CLIENT_SECRET,
+    accessTokenTtlSeconds: 60,
   });
-  server = listening;
-  const { port } = listening.address() as AddressInfo;
-  issuer = `http://127.0.0.1:${port}`;
-
-  const configuration: Configuration = {
-    clients: [
-      {
-        client_id: CLIENT_ID,
-        client_secret: CLIENT_SECRET,
-        redirect_uris: [REDIRECT_URI],
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        token_endpoint_auth_method: 'client_secret_post',
-      },
-    ],
-    findAccount: (_ctx, sub) => ({
-      accountId: sub,
-      claims: () => ({ sub, email: `${sub}@example.com`, email_verified: true }),
-    }),
-    claims: { openid: ['sub'], email: ['email', 'email_verified'] },
-    features: {
-      devInteractions: { enabled: true },
-      revocation: {
-        enabled: true,
-        allowedPolicy: (_ctx, client, token) => token.clientId === client.clientId,
-      },
-    },
-    // PKCE on every request, confidential client or not: the library must send S256 itself.
-    pkce: { required: () => true },
-    // Rotate on every use (the default only rotates confidential clients' tokens late in their life).
-    rotateRefreshToken: true,
-    issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
-    cookies: { keys: [randomBytes(32).toString('base64url')] },
-    ttl: {
-      AccessToken: 60,
-      AuthorizationCode: 60,
-      IdToken: 60,
-      RefreshToken: 3600,
-      Interaction: 600,
-      Session: 3600,
-      Grant: 3600,
-    },
-  };
-  const provider = new Provider(issuer, configuration);
-  listening.on('request', provider.callback());
+  issuer = op.issuer;
 });
 
 afterAll(async () => {
-  const listening = server;
-  if (listening !== undefined) {
-    listening.closeAllConnections();
-    await new Promise<void>((resolve, reject) =>
-      listening.close((err) => (err === undefined ? resolve() : reject(err))),
-    );
-  }
-  restoreConsole?.();
+  await op?.close();
 });
 
 function setup(): { auth: MailboxAuth; store: MemoryStore } {
@@ -138,74 +68,10 @@ function setup(): { auth: MailboxAuth; store: MemoryStore } {
   return { auth, store };
 }
 
-interface BrowseOptions {
-  /** Click the dev pages' "abort" link instead of consenting. */
-  readonly denyConsent?: boolean;
-}
-
-/**
- * Be the user's browser: follow the authorization URL's redirects with a cookie jar, sign in on the dev
- * login page, consent (or abort) on the dev consent page, and stop at the redirect to the client's
- * redirect_uri, which is returned.
- */
-async function browse(start: URL, login: string, options: BrowseOptions = {}): Promise<URL> {
-  const jar = new Map<string, string>();
-  let request: { url: URL; body?: URLSearchParams } = { url: start };
-  const pages: string[] = [];
-  for (let hop = 0; hop < 15; hop++) {
-    const res = await fetch(request.url, {
-      method: request.body === undefined ? 'GET' : 'POST',
-      redirect: 'manual',
-      headers: {
-        ...(jar.size === 0 ? {} : { cookie: [...jar].map(([name, value]) => `${name}=${value}`).join('; ') }),
-        ...(request.body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded' }),
-      },
-      ...(request.body === undefined ? {} : { body: request.body.toString() }),
-    });
-    for (const cookie of res.headers.getSetCookie()) {
-      const pair = cookie.split(';', 1)[0] ?? '';
-      const eq = pair.indexOf('=');
-      if (eq <= 0) continue;
-      const name = pair.slice(0, eq).trim();
-      const value = pair.slice(eq + 1).trim();
-      if (value === '' || /;\s*expires=Thu, 01 Jan 1970/i.test(cookie)) jar.delete(name);
-      else jar.set(name, value);
-    }
-    const location = res.headers.get('location');
-    if (res.status >= 300 && res.status < 400 && location !== null) {
-      await res.body?.cancel();
-      const next = new URL(location, request.url);
-      if (next.origin + next.pathname === REDIRECT_URI) return next;
-      expect(next.origin, `redirected off the provider to ${next.href}`).toBe(issuer);
-      request = { url: next };
-      continue;
-    }
-    const html = await res.text();
-    expect(res.status, html.slice(0, 500)).toBe(200);
-    const action = /<form[^>]*action="([^"]+)"/.exec(html)?.[1];
-    const prompt = /name="prompt" value="([a-z]+)"/.exec(html)?.[1];
-    if (action === undefined || prompt === undefined) throw new Error(`not an interaction page: ${html}`);
-    pages.push(prompt);
-    const submit = new URL(action.replaceAll('&amp;', '&'), request.url);
-    const uid = /^\/interaction\/([^/]+)$/.exec(submit.pathname)?.[1];
-    expect(uid, `unexpected form action ${submit.href}`).toBeDefined();
-    if (prompt === 'login') {
-      request = { url: submit, body: new URLSearchParams({ prompt: 'login', login, password: 'anything' }) };
-    } else if (prompt === 'consent' && options.denyConsent === true) {
-      request = { url: new URL(`/interaction/${uid}/abort`, issuer) };
-    } else if (prompt === 'consent') {
-      request = { url: submit, body: new URLSearchParams({ prompt: 'consent' }) };
-    } else {
-      throw new Error(`unknown prompt ${prompt}`);
-    }
-  }
-  throw new Error(`no redirect to the client after 15 hops (pages: ${pages.join(', ')})`);
-}
-
 /** One whole authorization for `login`, returning the completion and the callback URL. */
 async function connect(auth: MailboxAuth, login: string) {
   const { url, state } = await auth.startAuthorization('local', { owner: OWNER });
-  const callback = await browse(url, login);
+  const callback = await completeDevLogin(url, { login, redirectUri: REDIRECT_URI });
   expect(callback.searchParams.get('state')).toBe(state);
   expect(callback.searchParams.get('code')).toBeTruthy();
   const completed = await auth.completeAuthorization('local', callback, { owner: OWNER });
@@ -315,7 +181,11 @@ describe('oauth-mailbox against a real oidc-provider', () => {
   it('maps a denied consent (the dev pages abort link) to ERR_AUTHORIZATION_DENIED and stores nothing', async () => {
     const { auth, store } = setup();
     const { url, state } = await auth.startAuthorization('local', { owner: OWNER });
-    const callback = await browse(url, 'grace', { denyConsent: true });
+    const callback = await completeDevLogin(url, {
+      login: 'grace',
+      redirectUri: REDIRECT_URI,
+      denyConsent: true,
+    });
     expect(callback.searchParams.get('error')).toBe('access_denied');
     expect(callback.searchParams.get('state')).toBe(state);
     expect(callback.searchParams.has('code')).toBe(false);

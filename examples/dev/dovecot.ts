@@ -1,0 +1,298 @@
+/**
+ * A real Dovecot (Debian's packages) for the quickstart, the examples' dev mode, the tests and the
+ * benchmarks: started in the foreground from a generated config in a temp folder, listening on loopback only,
+ * validating OAuth bearer tokens by RFC 7662 introspection (against the local OpenID provider or a test's
+ * token server). IMAP plain (XOAUTH2/OAUTHBEARER allowed on loopback) and IMAPS with a generated self-signed
+ * certificate; optionally submission relaying to an SMTP sink. Needs root (the mail folders belong to
+ * `nobody`).
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { type AddressInfo, connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const DOVECOT = '/usr/sbin/dovecot';
+
+/** Why Dovecot cannot run here (not installed, not root), or `undefined` when it can. */
+export function dovecotUnavailableReason(): string | undefined {
+  if (!existsSync(DOVECOT))
+    return `${DOVECOT} is not installed (Debian: apt-get install dovecot-imapd dovecot-submissiond)`;
+  if (typeof process.getuid === 'function' && process.getuid() !== 0)
+    return 'Dovecot is started as root here (its mail folders belong to nobody); run as root to enable it';
+  return undefined;
+}
+
+export interface Introspection {
+  readonly url: string;
+  /** Tokens introspected so far. */
+  readonly requests: number;
+  allow(token: string, username: string): void;
+  revoke(token: string): void;
+  close(): Promise<void>;
+}
+
+/** An RFC 7662 introspection endpoint with a token table. */
+export async function startIntrospection(): Promise<Introspection> {
+  const tokens = new Map<string, string>();
+  let requests = 0;
+  const server = createHttpServer((req: IncomingMessage, res: ServerResponse) => {
+    let body = '';
+    req.on('data', (c) => {
+      body += c;
+    });
+    req.on('end', () => {
+      requests++;
+      const token = new URLSearchParams(body).get('token') ?? '';
+      const username = tokens.get(token);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify(
+          username === undefined ? { active: false } : { active: true, username, scope: 'mail' },
+        ),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/introspect`,
+    get requests() {
+      return requests;
+    },
+    allow: (token, username) => void tokens.set(token, username),
+    revoke: (token) => void tokens.delete(token),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export interface DovecotOptions {
+  readonly introspectionUrl: string;
+  /** @default ['xoauth2', 'oauthbearer'] */
+  readonly mechanisms?: readonly ('xoauth2' | 'oauthbearer')[];
+  /** Start the submission service, relaying to this SMTP sink. */
+  readonly submissionRelay?: { readonly host: string; readonly port: number };
+  /** Allow this many concurrent IMAP sessions (for benchmarks). @default 100 */
+  readonly maxConnections?: number;
+}
+
+export interface Dovecot {
+  readonly imapPort: number;
+  readonly imapsPort: number;
+  readonly submissionPort: number | undefined;
+  /** The self-signed certificate (PEM) of the IMAPS listener. */
+  readonly caPem: string;
+  readonly dir: string;
+  /** Put a raw RFC 822 message into `user`'s INBOX as new (unseen) mail, as a local delivery agent would. */
+  deliver(user: string, raw: string | Buffer): void;
+  /** Restart the server (same ports, same mail). */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Wait until the port answers with its greeting (`* OK` or `220`): an open port alone is not ready. */
+async function waitForPort(
+  port: number,
+  child: ChildProcess,
+  log: () => string,
+  banner = true,
+): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`dovecot exited (${child.exitCode}):\n${log()}`);
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      const done = (ok: boolean) => {
+        socket.destroy();
+        resolve(ok);
+      };
+      socket.setTimeout(1000, () => done(false));
+      if (banner) socket.once('data', (data) => done(/^(\* OK|220)/.test(data.toString())));
+      else socket.once('connect', () => done(true));
+      socket.once('error', () => done(false));
+    });
+    if (open) return;
+    if (Date.now() > deadline) throw new Error(`dovecot did not open port ${port}:\n${log()}`);
+    await new Promise((r) => setTimeout(r, 30));
+  }
+}
+
+export async function startDovecot(options: DovecotOptions): Promise<Dovecot> {
+  const dir = mkdtempSync(join(tmpdir(), 'om-dovecot-'));
+  for (const sub of ['run', 'state', 'home']) mkdirSync(join(dir, sub));
+  const [imapPort, imapsPort, submissionPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+    ],
+    { stdio: 'ignore' },
+  );
+  const mechanisms = (options.mechanisms ?? ['xoauth2', 'oauthbearer']).join(' ');
+  writeFileSync(
+    join(dir, 'oauth2.conf.ext'),
+    [
+      'introspection_mode = post',
+      `introspection_url = ${options.introspectionUrl}`,
+      'username_attribute = username',
+      'active_attribute = active',
+      'active_value = true',
+      'force_introspection = yes',
+      '',
+    ].join('\n'),
+  );
+  const submission = options.submissionRelay;
+  const config = `
+base_dir = ${dir}/run
+state_dir = ${dir}/state
+log_path = ${dir}/dovecot.log
+protocols = imap${submission ? ' submission' : ''}
+listen = 127.0.0.1
+default_internal_user = nobody
+default_internal_group = nogroup
+default_login_user = nobody
+ssl = yes
+ssl_cert = <${dir}/cert.pem
+ssl_key = <${dir}/key.pem
+disable_plaintext_auth = no
+auth_mechanisms = ${mechanisms}
+auth_failure_delay = 0
+auth_cache_size = 0
+mail_location = maildir:~/Maildir
+mail_uid = nobody
+mail_gid = nogroup
+first_valid_uid = 0
+hostname = localhost
+shutdown_clients = yes
+default_process_limit = ${(options.maxConnections ?? 100) + 50}
+default_client_limit = ${2 * (options.maxConnections ?? 100) + 100}
+protocol imap {
+  mail_max_userip_connections = ${(options.maxConnections ?? 100) + 10}
+}
+passdb {
+  driver = oauth2
+  mechanisms = ${mechanisms}
+  args = ${dir}/oauth2.conf.ext
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=${dir}/home/%u
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = ${imapPort}
+  }
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = ${imapsPort}
+    ssl = yes
+  }
+}
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
+${
+  submission
+    ? `submission_relay_host = ${submission.host}
+submission_relay_port = ${submission.port}
+submission_relay_trusted = yes
+submission_relay_ssl = no
+service submission-login {
+  inet_listener submission {
+    address = 127.0.0.1
+    port = ${submissionPort}
+  }
+}`
+    : ''
+}
+`;
+  writeFileSync(join(dir, 'dovecot.conf'), config);
+  execFileSync('chown', ['-R', 'nobody:nogroup', join(dir, 'home'), join(dir, 'state')]);
+  chmodSync(dir, 0o755);
+  const log = () =>
+    existsSync(join(dir, 'dovecot.log')) ? readFileSync(join(dir, 'dovecot.log'), 'utf8').slice(-4000) : '';
+  let child: ChildProcess;
+  const start = async () => {
+    child = spawn(DOVECOT, ['-F', '-c', join(dir, 'dovecot.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (c) => {
+      stderr += c;
+    });
+    await waitForPort(imapPort, child, () => `${stderr}\n${log()}`);
+    await waitForPort(imapsPort, child, () => `${stderr}\n${log()}`, false);
+    if (submission) await waitForPort(submissionPort as number, child, () => `${stderr}\n${log()}`);
+  };
+  const stop = async () => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  };
+  await start();
+  let delivered = 0;
+  return {
+    imapPort,
+    imapsPort,
+    submissionPort: submission ? submissionPort : undefined,
+    caPem: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+    dir,
+    deliver: (user, raw) => {
+      if (!/^[^/\\\s]+@[^/\\\s]+$/.test(user)) throw new Error('deliver: user must be an email address');
+      const maildir = join(dir, 'home', user, 'Maildir');
+      for (const sub of ['cur', 'new', 'tmp']) mkdirSync(join(maildir, sub), { recursive: true });
+      const name = `${Date.now()}.M${++delivered}P${process.pid}.localhost`;
+      writeFileSync(join(maildir, 'tmp', name), raw);
+      renameSync(join(maildir, 'tmp', name), join(maildir, 'new', name));
+      execFileSync('chown', ['-R', 'nobody:nogroup', join(dir, 'home', user)]);
+    },
+    restart: async () => {
+      await stop();
+      await start();
+    },
+    stop: async () => {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
