@@ -4,6 +4,9 @@ export default defineConfig({
   test: {
     include: ['tests/**/*.test.ts'],
     testTimeout: 20_000,
+    // CI also writes a JUnit report (test-results/junit.xml, kept as an artifact with the screenshots).
+    reporters: process.env.CI === 'true' ? ['default', 'junit'] : ['default'],
+    outputFile: { junit: 'test-results/junit.xml' },
     coverage: {
       provider: 'v8',
       include: ['src/**/*.ts'],
