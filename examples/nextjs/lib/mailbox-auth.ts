@@ -12,6 +12,7 @@
  * | `APP_ORIGIN` | This app's public origin, the base of the redirect URIs (default `http://localhost:3000` outside production) |
  * | `TOKEN_KEY`, `TOKEN_KEY_ID` | 32-byte AES key (base64, base64url or hex) and its id (default `k1`); random per process if unset, memory store only |
  * | `DATABASE_URL` | PostgreSQL: accounts and pending authorizations survive restarts and are shared between instances |
+ * | `DATABASE_SCHEMA` | The PostgreSQL schema of the tables (default `public`) |
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -131,7 +132,7 @@ async function setUp(): Promise<MailboxSetup> {
     let store: MailboxAuthOptions['store'];
     if (databaseUrl) {
       pool = new pg.Pool({ connectionString: databaseUrl, max: 5 });
-      const postgres = postgresStore({ client: pool });
+      const postgres = postgresStore({ client: pool, schema: process.env.DATABASE_SCHEMA || 'public' });
       await postgres.migrate(); // idempotent; or apply postgresMigrations() with your migration tool
       store = postgres;
     } else {

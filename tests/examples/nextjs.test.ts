@@ -1,0 +1,272 @@
+/**
+ * examples/nextjs, end to end over HTTP: `next start` on the example's production build, then the routes a
+ * browser hits (no network: Google's endpoints are static metadata, the callbacks here fail before any
+ * token request).
+ *
+ * Needs the build: `npm run example:nextjs:build`. Without it the suite skips with a visible reason; CI builds
+ * first and sets NEXTJS_EXAMPLE_REQUIRED=1, so there a missing build fails instead.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const APP_DIR = fileURLToPath(new URL('../../examples/nextjs', import.meta.url));
+const NEXT_BIN = createRequire(import.meta.url).resolve('next/dist/bin/next');
+const ORIGIN = 'https://app.example.test'; // not loopback: `next start` is production, where localhost is refused
+
+function buildAvailable(): boolean {
+  if (existsSync(join(APP_DIR, '.next', 'BUILD_ID'))) return true;
+  const reason = 'no production build in examples/nextjs/.next (run npm run example:nextjs:build)';
+  if (process.env.NEXTJS_EXAMPLE_REQUIRED === '1') throw new Error(`Next.js example test: ${reason}`);
+  console.warn(`[skip] Next.js example tests: ${reason}`);
+  return false;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+interface RunningApp {
+  readonly base: string;
+  readonly output: () => string;
+  stop(): Promise<void>;
+}
+
+/** `next start` with exactly these variables for the example (nothing inherited from this shell's config). */
+async function startApp(env: Record<string, string>): Promise<RunningApp> {
+  const port = await freePort();
+  const inherited = { ...process.env };
+  for (const name of Object.keys(inherited)) {
+    if (/^(GOOGLE_|MS_|TOKEN_KEY|APP_ORIGIN|DATABASE_|DEMO_SESSION|NODE_ENV$)/.test(name))
+      delete inherited[name];
+  }
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [NEXT_BIN, 'start', APP_DIR, '--port', String(port), '--hostname', '127.0.0.1'],
+    { env: { ...inherited, NEXT_TELEMETRY_DISABLED: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  child.stdout?.on('data', (chunk) => {
+    output += chunk;
+  });
+  child.stderr?.on('data', (chunk) => {
+    output += chunk;
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`next start exited (${child.exitCode}):\n${output}`);
+    try {
+      await fetch(`${base}/favicon.ico`, { signal: AbortSignal.timeout(2_000) });
+      break;
+    } catch {
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`next start did not answer within 30 s:\n${output}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+  return {
+    base,
+    output: () => output,
+    stop: async () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+const request = (app: RunningApp, path: string, init: RequestInit = {}) =>
+  fetch(`${app.base}${path}`, { redirect: 'manual', ...init, signal: AbortSignal.timeout(15_000) });
+
+/** A page's HTML without the `<!-- -->` React puts between adjacent text parts. */
+const html = async (response: Response) => (await response.text()).replaceAll('<!-- -->', '');
+
+const CONFIGURED = {
+  GOOGLE_CLIENT_ID: 'smoke-test.apps.googleusercontent.com',
+  GOOGLE_CLIENT_SECRET: 'smoke-test-secret',
+  APP_ORIGIN: ORIGIN,
+  TOKEN_KEY: randomBytes(32).toString('base64'),
+  DEMO_SESSION: '1',
+};
+
+describe.skipIf(!buildAvailable())('examples/nextjs (next start)', () => {
+  describe('configured with Google, memory store', () => {
+    let app: RunningApp;
+    beforeAll(async () => {
+      app = await startApp(CONFIGURED);
+    }, 40_000);
+    afterAll(async () => {
+      await app?.stop();
+    });
+
+    it('renders the home page with the redirect URI to register', async () => {
+      const response = await request(app, '/');
+      expect(response.status).toBe(200);
+      const body = await html(response);
+      expect(body).toContain('Connect a mailbox');
+      expect(body).toContain(`${ORIGIN}/api/oauth/google/callback`);
+      expect(body).not.toContain('smoke-test-secret');
+    });
+
+    it('start: 302 to Google with PKCE (S256), state, nonce and offline access', async () => {
+      const response = await request(app, '/api/oauth/google/start');
+      expect(response.status).toBe(302);
+      expect(response.headers.get('cache-control')).toContain('no-store');
+      const location = new URL(response.headers.get('location') ?? '');
+      expect(location.origin + location.pathname).toBe('https://accounts.google.com/o/oauth2/v2/auth');
+      const q = location.searchParams;
+      expect(q.get('client_id')).toBe(CONFIGURED.GOOGLE_CLIENT_ID);
+      expect(q.get('redirect_uri')).toBe(`${ORIGIN}/api/oauth/google/callback`);
+      expect(q.get('response_type')).toBe('code');
+      expect(q.get('code_challenge_method')).toBe('S256');
+      expect(q.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(q.get('state')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(q.get('nonce')).toBeTruthy();
+      expect(q.get('scope')?.split(' ')).toEqual(
+        expect.arrayContaining(['openid', 'email', 'https://mail.google.com/']),
+      );
+      expect(q.get('access_type')).toBe('offline');
+    });
+
+    it('start: an unknown provider is a 404', async () => {
+      const response = await request(app, '/api/oauth/yahoo/start');
+      expect(response.status).toBe(404);
+    });
+
+    it('callback: an unknown state goes back to the accounts page with the error code only', async () => {
+      const state = randomBytes(32).toString('base64url');
+      const response = await request(app, `/api/oauth/google/callback?state=${state}&code=secret-code`);
+      expect(response.status).toBe(302);
+      const location = new URL(response.headers.get('location') ?? '');
+      expect(location.origin + location.pathname).toBe(`${ORIGIN}/accounts`);
+      expect(Object.fromEntries(location.searchParams)).toEqual({
+        status: 'error',
+        provider: 'google',
+        error: 'ERR_INVALID_STATE',
+      });
+    });
+
+    it("callback: a state started by another session's owner is refused", async () => {
+      const start = await request(app, '/api/oauth/google/start', { headers: { cookie: 'demo-user=alice' } });
+      const state = new URL(start.headers.get('location') ?? '').searchParams.get('state');
+      const response = await request(app, `/api/oauth/google/callback?state=${state}&code=stolen`, {
+        headers: { cookie: 'demo-user=mallory' },
+      });
+      expect(new URL(response.headers.get('location') ?? '').searchParams.get('error')).toBe(
+        'ERR_INVALID_STATE',
+      );
+    });
+
+    it('callback: the user declining consent comes back as ERR_AUTHORIZATION_DENIED, shown on the page', async () => {
+      const start = await request(app, '/api/oauth/google/start', { headers: { cookie: 'demo-user=bob' } });
+      const state = new URL(start.headers.get('location') ?? '').searchParams.get('state');
+      const response = await request(app, `/api/oauth/google/callback?error=access_denied&state=${state}`, {
+        headers: { cookie: 'demo-user=bob' },
+      });
+      const location = new URL(response.headers.get('location') ?? '');
+      expect(location.searchParams.get('error')).toBe('ERR_AUTHORIZATION_DENIED');
+      const page = await request(app, `${location.pathname}${location.search}`, {
+        headers: { cookie: 'demo-user=bob' },
+      });
+      expect(page.status).toBe(200);
+      const body = await html(page);
+      expect(body).toContain('You declined access');
+      expect(body).toContain('href="/api/oauth/google/start"');
+      expect(body).toContain('No mailbox connected yet');
+    });
+
+    it('disconnect: refuses a cross-origin POST (403) and answers 404 for an account not of this owner', async () => {
+      const foreign = await request(app, '/api/accounts/some-id/disconnect', {
+        method: 'POST',
+        headers: { origin: 'https://evil.example' },
+      });
+      expect(foreign.status).toBe(403);
+      const unknown = await request(app, '/api/accounts/some-id/disconnect', {
+        method: 'POST',
+        headers: { origin: ORIGIN },
+      });
+      expect(unknown.status).toBe(404);
+    });
+
+    it('logs the failures by code, without the authorization code', () => {
+      expect(app.output()).toContain('callback google: ERR_INVALID_STATE');
+      expect(app.output()).not.toContain('secret-code');
+    });
+  });
+
+  describe('without any provider configured', () => {
+    let app: RunningApp;
+    beforeAll(async () => {
+      app = await startApp({ APP_ORIGIN: ORIGIN, DEMO_SESSION: '1' });
+    }, 40_000);
+    afterAll(async () => {
+      await app?.stop();
+    });
+
+    it('shows what to set instead of failing', async () => {
+      const body = await html(await request(app, '/accounts'));
+      expect(body).toContain('Mailbox connection not configured');
+      expect(body).toContain('GOOGLE_CLIENT_ID');
+      expect((await request(app, '/api/oauth/google/start')).status).toBe(503);
+    });
+  });
+
+  describe('the demo session in production', () => {
+    let app: RunningApp;
+    beforeAll(async () => {
+      const { DEMO_SESSION: _, ...withoutDemo } = CONFIGURED;
+      app = await startApp(withoutDemo);
+    }, 40_000);
+    afterAll(async () => {
+      await app?.stop();
+    });
+
+    it('is off unless DEMO_SESSION=1: nobody is signed in', async () => {
+      expect((await request(app, '/api/oauth/google/start')).status).toBe(401);
+    });
+  });
+
+  const databaseUrl = process.env.DATABASE_URL;
+  describe.skipIf(!databaseUrl)('with DATABASE_URL (PostgreSQL store)', () => {
+    const schema = `om_next_${randomBytes(4).toString('hex')}`;
+    let app: RunningApp;
+    let pool: pg.Pool;
+    beforeAll(async () => {
+      pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+      app = await startApp({ ...CONFIGURED, DATABASE_URL: databaseUrl ?? '', DATABASE_SCHEMA: schema });
+    }, 40_000);
+    afterAll(async () => {
+      await app?.stop();
+      await pool?.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await pool?.end();
+    });
+
+    it('migrates, stores the pending authorization in PostgreSQL, and lists from it', async () => {
+      const page = await request(app, '/accounts');
+      expect(page.status).toBe(200);
+      expect(await html(page)).toContain('storage: postgres');
+      const start = await request(app, '/api/oauth/google/start', {
+        headers: { cookie: 'demo-user=pg-user' },
+      });
+      expect(start.status).toBe(302);
+      const { rows } = await pool.query(`SELECT owner, provider FROM ${schema}.oauth_mailbox_states`);
+      expect(rows).toEqual([{ owner: 'pg-user', provider: 'google' }]);
+    });
+  });
+});
