@@ -1,6 +1,17 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
+const source = (file: string) => fileURLToPath(new URL(`./src/${file}`, import.meta.url));
+
 export default defineConfig({
+  // The examples import the package by name; tests run them against the source (CI tests before it builds).
+  resolve: {
+    alias: [
+      { find: /^oauth-mailbox$/, replacement: source('index.ts') },
+      { find: /^oauth-mailbox\/(postgres|redis)$/, replacement: source('$1.ts') },
+      { find: /^oauth-mailbox\/testing$/, replacement: source('testing/index.ts') },
+    ],
+  },
   test: {
     include: ['tests/**/*.test.ts'],
     testTimeout: 20_000,

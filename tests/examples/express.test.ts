@@ -1,0 +1,297 @@
+/**
+ * The Express example (examples/express) end to end over HTTP, in dev mode: its page, the start and callback
+ * routes against the local OpenID provider (login and consent walked with `completeDevLogin`), "send a test
+ * message" through the SMTP server that checks the token with the provider, disconnect with revocation, and
+ * the error paths (denied consent, replayed callback, unknown provider, CSRF, another owner's account,
+ * a revoked grant). No token may ever appear in a page or a log line.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { completeDevLogin } from '../../examples/dev/dev-login.js';
+import { AppConfigurationError, configFromEnv } from '../../examples/express/config.js';
+import { type RunningExample, startExample, Visitor } from '../support/express-app.js';
+
+let running: RunningExample;
+let ada: Visitor;
+/** Values that must never reach a page or a log. */
+const secrets = new Set<string>();
+
+beforeAll(async () => {
+  running = await startExample();
+  ada = new Visitor(running.origin);
+  const dev = running.example.dev;
+  if (dev === undefined) throw new Error('dev mode expected');
+  secrets.add(dev.op.clientSecret);
+});
+
+afterAll(async () => {
+  await running?.close();
+});
+
+const callbackUri = () => `${running.origin}/oauth/local/callback`;
+
+/** Start, sign in and consent at the local provider; return the callback URL (not yet visited). */
+async function authorize(visitor: Visitor, login: string, denyConsent = false): Promise<URL> {
+  const start = await visitor.request('/oauth/local/start');
+  expect(start.status).toBe(302);
+  const callback = await completeDevLogin(new URL(start.location ?? ''), {
+    login,
+    redirectUri: callbackUri(),
+    denyConsent,
+  });
+  const code = callback.searchParams.get('code');
+  if (code !== null) secrets.add(code);
+  return callback;
+}
+
+/** Remember the account's current tokens as secrets. */
+async function rememberTokens(accountId: string): Promise<void> {
+  const { tokens } = await running.example.auth.persistence.load(accountId);
+  if (tokens === null) return;
+  secrets.add(tokens.accessToken);
+  if (tokens.refreshToken) secrets.add(tokens.refreshToken);
+}
+
+/** Connect `login`'s mailbox for `visitor`; returns the account id. */
+async function connect(visitor: Visitor, login: string): Promise<string> {
+  const callback = await visitor.request(await authorize(visitor, login));
+  expect(callback.status).toBe(302);
+  const back = new URL(callback.location ?? '');
+  const accountId = back.searchParams.get('account') ?? '';
+  await rememberTokens(accountId);
+  return accountId;
+}
+
+describe('examples/express in dev mode', () => {
+  let accountId = '';
+  let spentCallback: URL;
+
+  it('serves a page listing the providers with Connect links, and sets a session cookie', async () => {
+    const page = await ada.request('/');
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('href="/oauth/local/start">Connect Local test provider</a>');
+    expect(page.body).not.toContain('Google');
+    expect(page.body).toContain('No mailbox connected yet.');
+    expect(page.body).toContain('Dev mode');
+  });
+
+  it('start redirects to the local provider with PKCE, state and the registered redirect URI', async () => {
+    const start = await ada.request('/oauth/local/start');
+    expect(start.status).toBe(302);
+    const url = new URL(start.location ?? '');
+    expect(url.origin).toBe(running.example.dev?.op.issuer);
+    expect(url.searchParams.get('code_challenge_method')).toBe('S256');
+    expect(url.searchParams.get('code_challenge')).toMatch(/^[\w-]{43}$/);
+    expect(url.searchParams.get('state')).toMatch(/^[\w-]{43}$/);
+    expect(url.searchParams.get('redirect_uri')).toBe(callbackUri());
+  });
+
+  it('connects a mailbox: login, consent, callback, back to the page with the account', async () => {
+    spentCallback = await authorize(ada, 'ada');
+    const callback = await ada.request(spentCallback);
+    expect(callback.status).toBe(302);
+    const back = new URL(callback.location ?? '');
+    expect(back.origin + back.pathname).toBe(`${running.origin}/`);
+    expect(back.searchParams.get('status')).toBe('success');
+    expect(back.searchParams.get('provider')).toBe('local');
+    accountId = back.searchParams.get('account') ?? '';
+    expect(accountId).not.toBe('');
+    await rememberTokens(accountId);
+
+    const page = await ada.request(back);
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('Connected ada@example.com (Local test provider).');
+    expect(page.body).toContain(`data-account="${accountId}"`);
+    expect(page.body).toMatch(/ada@example\.com<\/span>\s*<span class="status active">active<\/span>/);
+    expect(page.body).toContain('Send a test message');
+    expect(page.body).toContain('last token refresh 20');
+  });
+
+  it('sends a test message to the SMTP server, which checks the token with the provider', async () => {
+    const sink = running.example.dev?.sink;
+    const csrf = Visitor.csrf((await ada.request('/')).body);
+    const sent = await ada.request(`/accounts/${accountId}/send-test`, { form: { _csrf: csrf } });
+    expect(sent.status).toBe(303);
+    expect(sent.location).toBe(`/?notice=sent&account=${accountId}`);
+    expect(sink?.messages).toHaveLength(1);
+    expect(sink?.rejectedLogins).toBe(0);
+    const [message] = sink?.messages ?? [];
+    expect(message?.user).toBe('ada@example.com');
+    expect(message?.to).toEqual(['ada@example.com']);
+    expect(message?.raw.toString()).toContain('Subject: Test message from oauth-mailbox');
+
+    const page = await ada.request(sent.location ?? '');
+    expect(page.body).toContain('Test message sent to ada@example.com.');
+    expect(page.body).toContain('Messages received by the local SMTP server: 1');
+  });
+
+  it('refuses a POST without this session’s CSRF token', async () => {
+    const before = running.example.dev?.sink.messages.length;
+    const none = await ada.request(`/accounts/${accountId}/send-test`, { form: {} });
+    expect(none.status).toBe(403);
+    const forged = await ada.request(`/accounts/${accountId}/disconnect`, {
+      form: { _csrf: 'x'.repeat(43) },
+    });
+    expect(forged.status).toBe(403);
+    expect(forged.body).toContain('sent from another site');
+    expect(running.example.dev?.sink.messages.length).toBe(before);
+    expect((await running.example.auth.getAccount(accountId)).status).toBe('active');
+  });
+
+  it('refuses another owner’s account id (as if it did not exist)', async () => {
+    const mallory = new Visitor(running.origin);
+    await connect(mallory, 'mallory'); // her own mailbox, so her page has forms and a CSRF token
+    const own = await mallory.request('/');
+    expect(own.body).toContain('mallory@example.com');
+    expect(own.body).not.toContain('ada@example.com');
+    const csrf = Visitor.csrf(own.body);
+    const before = running.example.dev?.sink.messages.length;
+    for (const action of ['send-test', 'disconnect']) {
+      const res = await mallory.request(`/accounts/${accountId}/${action}`, { form: { _csrf: csrf } });
+      expect(res.status, action).toBe(404);
+      expect(res.body).toContain('ERR_ACCOUNT_NOT_FOUND');
+    }
+    expect(running.example.dev?.sink.messages.length).toBe(before);
+    expect((await running.example.auth.getAccount(accountId)).status).toBe('active');
+    // Nor does a success banner for someone else's account name it.
+    const banner = await mallory.request(`/?status=success&provider=local&account=${accountId}`);
+    expect(banner.body).not.toContain('ada@example.com');
+  });
+
+  it('a denied consent comes back as ?status=error&error=ERR_AUTHORIZATION_DENIED', async () => {
+    const callback = await ada.request(await authorize(ada, 'ada', true));
+    expect(callback.status).toBe(302);
+    const back = new URL(callback.location ?? '');
+    expect(back.searchParams.get('status')).toBe('error');
+    expect(back.searchParams.get('error')).toBe('ERR_AUTHORIZATION_DENIED');
+    const page = await ada.request(back);
+    expect(page.body).toContain('You declined access at the provider, so nothing was connected.');
+    expect(page.body).toContain('<code>ERR_AUTHORIZATION_DENIED</code>');
+  });
+
+  it('a replayed callback is ERR_INVALID_STATE', async () => {
+    const replay = await ada.request(spentCallback);
+    expect(replay.status).toBe(302);
+    expect(new URL(replay.location ?? '').searchParams.get('error')).toBe('ERR_INVALID_STATE');
+    expect(running.logs.some((line) => line.includes('ERR_INVALID_STATE'))).toBe(true);
+  });
+
+  it('an unknown provider or page is a 404; a crafted error code is not echoed', async () => {
+    for (const path of ['/oauth/nope/start', '/oauth/nope/callback?code=x&state=y']) {
+      const res = await ada.request(path);
+      expect(res.status, path).toBe(404);
+      expect(res.body).toContain('ERR_UNKNOWN_PROVIDER');
+    }
+    expect((await ada.request('/nowhere')).status).toBe(404);
+    const crafted = await ada.request(
+      '/?status=error&provider=local&error=%3Cscript%3Ealert(1)%3C/script%3E',
+    );
+    expect(crafted.body).toContain('<code>ERR_UNEXPECTED</code>');
+    expect(crafted.body).not.toContain('<script>');
+  });
+
+  let revokedSend: { status: number; body: string } | undefined;
+
+  it('a revoked grant: the send fails on the page, and the health shows reauth_required', async () => {
+    const grace = new Visitor(running.origin);
+    const graceId = await connect(grace, 'grace');
+    const { tokens } = await running.example.auth.persistence.load(graceId);
+    const provider = running.example.auth.registry.get('local');
+    await provider.revoke(tokens?.accessToken ?? '');
+    await provider.revoke(tokens?.refreshToken ?? '');
+
+    const csrf = Visitor.csrf((await grace.request('/')).body);
+    revokedSend = await grace.request(`/accounts/${graceId}/send-test`, { form: { _csrf: csrf } });
+    expect(revokedSend.status).toBeGreaterThanOrEqual(400);
+    expect(revokedSend.body).toContain('The test message was not sent');
+    expect(running.example.dev?.sink.rejectedLogins).toBe(1); // the SMTP server refused the revoked token
+
+    const page = await grace.request('/');
+    expect(page.body).toContain('<span class="status reauth_required">reauth_required</span>');
+    expect(page.body).toContain('last error <code>ERR_REAUTHORIZATION_REQUIRED</code>');
+  });
+
+  // KNOWN BUG (src/mail/smtp.ts): nodemailer overwrites the `code` of the error that provisionCallback
+  // passes it (ReauthorizationRequiredError) with 'EAUTH', and toSmtpError returns library errors as they
+  // are, so `send()` throws a ReauthorizationRequiredError whose code is 'EAUTH' (category undefined → 500).
+  // Remove `.fails` once send() throws ERR_REAUTHORIZATION_REQUIRED (or ERR_MAIL_AUTHENTICATION_FAILED).
+  it.fails('a revoked grant: the send answers 409 with a reauthorization code', () => {
+    expect(revokedSend?.status).toBe(409);
+    expect(revokedSend?.body).toMatch(
+      /<code>ERR_(REAUTHORIZATION_REQUIRED|MAIL_AUTHENTICATION_FAILED)<\/code>/,
+    );
+  });
+
+  it('disconnect revokes at the provider and removes the account from the page', async () => {
+    const csrf = Visitor.csrf((await ada.request('/')).body);
+    const { tokens } = await running.example.auth.persistence.load(accountId);
+    const res = await ada.request(`/accounts/${accountId}/disconnect`, { form: { _csrf: csrf } });
+    expect(res.status).toBe(303);
+    expect(res.location).toBe('/?notice=disconnected&revoked=1');
+    const page = await ada.request(res.location ?? '');
+    expect(page.body).toContain('Mailbox disconnected, and access revoked at the provider.');
+    expect(page.body).not.toContain(accountId);
+    await expect(running.example.auth.getAccount(accountId)).rejects.toMatchObject({
+      code: 'ERR_ACCOUNT_NOT_FOUND',
+    });
+    await expect(
+      running.example.auth.registry.get('local').refresh(tokens?.refreshToken ?? ''),
+    ).rejects.toMatchObject({ code: 'ERR_REAUTHORIZATION_REQUIRED' });
+  });
+
+  it('no token, code or client secret ever appeared in a page or a log line', () => {
+    expect(secrets.size).toBeGreaterThanOrEqual(6);
+    const pages = ada.pages.join('\n');
+    expect(pages.length).toBeGreaterThan(10_000);
+    for (const secret of secrets) {
+      expect(pages.includes(secret)).toBe(false);
+      expect(running.logs.some((line) => line.includes(secret))).toBe(false);
+    }
+  });
+});
+
+describe('examples/express configuration', () => {
+  it('is dev mode without provider credentials, and needs TOKEN_KEY outside it', () => {
+    expect(configFromEnv({}).dev).toBe(true);
+    expect(configFromEnv({}).port).toBe(3000);
+    expect(() => configFromEnv({ GOOGLE_CLIENT_ID: 'id', GOOGLE_CLIENT_SECRET: 's' })).toThrow(
+      AppConfigurationError,
+    );
+    expect(() => configFromEnv({ GOOGLE_CLIENT_ID: 'id', GOOGLE_CLIENT_SECRET: 's' })).toThrow(/TOKEN_KEY/);
+    expect(() => configFromEnv({ MS_CLIENT_ID: 'id' })).toThrow('MS_CLIENT_SECRET is missing');
+    expect(() => configFromEnv({ APP_ORIGIN: 'https://x.example/path' })).toThrow(/origin only/);
+    const config = configFromEnv(
+      { MS_CLIENT_ID: 'id', MS_CLIENT_SECRET: 's', TOKEN_KEY: 'k', DATABASE_URL: 'postgres://h/db' },
+      ['--dev'],
+    );
+    expect(config).toMatchObject({
+      dev: true,
+      microsoft: { clientId: 'id', tenant: 'common' },
+      databaseUrl: 'postgres://h/db',
+    });
+  });
+
+  it('lists only the providers with credentials', async () => {
+    const app = await startExample({
+      dev: false,
+      google: { clientId: 'id.apps.googleusercontent.com', clientSecret: 'not-a-secret' },
+      tokenKey: randomBytes(32).toString('base64'),
+    });
+    try {
+      const visitor = new Visitor(app.origin);
+      const page = await visitor.request('/');
+      expect(page.body).toContain('href="/oauth/google/start">Connect Google</a>');
+      expect(page.body).not.toContain('Microsoft');
+      expect(page.body).not.toContain('/oauth/local/start');
+      expect(page.body).not.toContain('Dev mode');
+      expect((await visitor.request('/oauth/local/start')).status).toBe(404);
+      const start = await visitor.request('/oauth/google/start');
+      expect(start.status).toBe(302);
+      expect(new URL(start.location ?? '').searchParams.get('redirect_uri')).toBe(
+        `${app.origin}/oauth/google/callback`,
+      );
+    } finally {
+      await app.close();
+    }
+  });
+});
