@@ -11,6 +11,7 @@ import {
   InvalidArgumentError,
   TokenExchangeError,
 } from '../errors.js';
+import { nodeFetch } from '../http/node-fetch.js';
 import { TokenSet } from '../tokens/token-set.js';
 import { classifyProviderError, type ProviderPhase } from './classify.js';
 import type {
@@ -18,8 +19,10 @@ import type {
   CodeExchangeChecks,
   MailboxIdentity,
   MailSettings,
+  MailTransport,
   OAuthProvider,
   ProviderOptions,
+  ProviderResource,
   ProviderTokenResult,
   RefreshOptions,
 } from './types.js';
@@ -72,6 +75,12 @@ export interface ProviderDefinition {
   readonly userinfo?: boolean;
   /** Check a discovered issuer (for authorities whose issuer differs from the discovery URL). */
   readonly acceptIssuer?: (issuer: string) => boolean;
+  /** The transport `auth.mailbox()` uses by default. @default 'imap' */
+  readonly mailTransport?: MailTransport;
+  /** The transports the provider's accounts can use. @default ['imap'] */
+  readonly mailTransports?: readonly MailTransport[];
+  /** Extra resources with their own access tokens from the same refresh token (`graph` at Microsoft). */
+  readonly resources?: Readonly<Record<string, ProviderResource>>;
   /** Read the identity yourself (plain OAuth 2.0 servers); replaces the claim lookup. */
   readonly identify?: (
     result: ProviderTokenResult,
@@ -119,6 +128,9 @@ export class OpenIdClientProvider implements OAuthProvider {
   readonly scopes: readonly string[];
   readonly mail: MailSettings;
   readonly openid: boolean;
+  readonly mailTransport: MailTransport;
+  readonly mailTransports: readonly MailTransport[];
+  readonly resources: Readonly<Record<string, ProviderResource>>;
   readonly #definition: ProviderDefinition;
   readonly #clientId: string;
   readonly #clientSecret: string | undefined;
@@ -172,6 +184,14 @@ export class OpenIdClientProvider implements OAuthProvider {
       sasl: options.mail?.sasl ?? definition.mail.sasl,
     });
     this.openid = definition.openid;
+    this.mailTransport = definition.mailTransport ?? 'imap';
+    this.mailTransports = Object.freeze([...(definition.mailTransports ?? [this.mailTransport])]);
+    if (!this.mailTransports.includes(this.mailTransport)) {
+      throw new ConfigurationError(
+        `${definition.id}: mailTransport "${this.mailTransport}" is not among mailTransports (${this.mailTransports.join(', ')})`,
+      );
+    }
+    this.resources = Object.freeze({ ...definition.resources });
     this.#clientId = options.clientId;
     this.#clientSecret = options.clientSecret;
     this.#parameters = { ...definition.authorizationParameters, ...options.authorizationParameters };
@@ -256,7 +276,7 @@ export class OpenIdClientProvider implements OAuthProvider {
     const custom = this.#definition.identify;
     if (custom !== undefined) {
       const identity = await this.#call('userinfo', options.signal, () =>
-        custom(result, { fetch: this.#fetch ?? globalThis.fetch, signal: options.signal }),
+        custom(result, { fetch: this.#fetch ?? nodeFetch, signal: options.signal }),
       );
       if (typeof identity?.email !== 'string' || !identity.email.includes('@')) {
         throw new TokenExchangeError(`${this.id} returned no email address`, { providerId: this.id });
@@ -401,9 +421,12 @@ export class OpenIdClientProvider implements OAuthProvider {
     return config;
   }
 
-  /** Calls the configured fetch, or the global one at call time (so msw and similar interceptors apply). */
+  /**
+   * Calls the configured fetch, else the library's keep-alive `node:http(s)` client (`http/node-fetch.ts`:
+   * cheaper than undici's fetch; msw and other `node:http` interceptors still apply).
+   */
   readonly #customFetch: client.CustomFetch = (url, init) =>
-    (this.#fetch ?? globalThis.fetch)(url, init as RequestInit);
+    (this.#fetch ?? nodeFetch)(url, init as RequestInit);
 
   /** @internal */
   [inspect.custom](): string {

@@ -51,6 +51,43 @@ export interface MailSettings {
 }
 
 /**
+ * How a mailbox is read and sent: `imap` (IMAP to read, SMTP to send, XOAUTH2 / OAUTHBEARER), `gmail-api`
+ * (the Gmail REST API) or `graph` (Microsoft Graph). Chosen per provider preset (`mailTransport`) and per
+ * call (`auth.mailbox(id, { transport })`).
+ *
+ * @example
+ * ```ts
+ * const transport: MailTransport = 'graph';
+ * const mailbox = auth.mailbox(accountId, { transport });
+ * ```
+ */
+export type MailTransport = 'imap' | 'gmail-api' | 'graph';
+
+/**
+ * Every {@link MailTransport}, for validation and menus.
+ *
+ * @example
+ * ```ts
+ * MAIL_TRANSPORTS.includes(value as MailTransport);
+ * ```
+ */
+export const MAIL_TRANSPORTS: readonly MailTransport[] = Object.freeze(['imap', 'gmail-api', 'graph']);
+
+/**
+ * An extra resource of a provider whose access token comes from the account's refresh token with its own
+ * scopes (Microsoft issues one access token per resource: Graph beside Outlook's IMAP and SMTP).
+ *
+ * @example
+ * ```ts
+ * const graph: ProviderResource = { scopes: ['https://graph.microsoft.com/Mail.ReadWrite', 'offline_access'] };
+ * ```
+ */
+export interface ProviderResource {
+  /** The scopes a refresh for this resource asks for (the first one names the resource). */
+  readonly scopes: readonly string[];
+}
+
+/**
  * Who the mailbox belongs to, as read from the token response.
  *
  * @example
@@ -167,6 +204,15 @@ export interface OAuthProvider {
   readonly mail: MailSettings;
   /** Whether the provider speaks OpenID Connect (nonce, id_token). */
   readonly openid: boolean;
+  /** The transport `auth.mailbox()` uses for this provider's accounts. @default 'imap' */
+  readonly mailTransport?: MailTransport;
+  /** The transports this provider's accounts can use. @default ['imap'] */
+  readonly mailTransports?: readonly MailTransport[];
+  /**
+   * Extra resources whose access tokens the refresher obtains with the account's refresh token
+   * (`getAccessToken(id, { resource })`), by name: `graph` at Microsoft.
+   */
+  readonly resources?: Readonly<Record<string, ProviderResource>>;
   /** Build the URL to send the user to. */
   authorizationUrl(params: AuthorizationUrlParams): Promise<URL>;
   /** Exchange the code of a callback URL (state, PKCE verifier, nonce and `iss` checked). */
@@ -207,7 +253,12 @@ export interface ProviderOptions {
   readonly displayName?: string;
   /** Mail server settings overriding the preset's (for tests and custom servers). */
   readonly mail?: Partial<MailSettings>;
-  /** The fetch used for every provider request. @default globalThis.fetch */
+  /**
+   * The fetch used for every provider request (token, discovery, revocation, userinfo). Pass
+   * `globalThis.fetch` to go through undici (a global dispatcher such as a proxy agent), or your own.
+   * @default a keep-alive client over `node:http(s)` and its global agents (cheaper than undici's fetch for
+   * these small JSON exchanges; `node:http` interceptors such as msw apply)
+   */
   readonly fetch?: typeof fetch;
   /**
    * Timeout of each provider HTTP request, in milliseconds.

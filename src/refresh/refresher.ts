@@ -20,7 +20,7 @@ import {
 } from '../errors.js';
 import { emitSafely } from '../events.js';
 import type { ProviderRegistry } from '../providers/registry.js';
-import type { ProviderTokenResult } from '../providers/types.js';
+import type { OAuthProvider, ProviderTokenResult } from '../providers/types.js';
 import type { AccountStatus } from '../storage/account-store.js';
 import type { MailboxAccount } from '../tokens/account.js';
 import type { StoredAccount, TokenPersistence } from '../tokens/persistence.js';
@@ -112,6 +112,12 @@ export interface GetAccessTokenOptions {
   readonly forceRefresh?: boolean;
   /** Stops waiting (and the refresh, once every waiting caller has stopped). */
   readonly signal?: AbortSignal;
+  /**
+   * An extra resource of the provider (such as `graph` at Microsoft): the access token for it, obtained with
+   * the account's refresh token and the resource's scopes and stored beside the primary one. Omitted: the
+   * primary access token (IMAP, SMTP, the Gmail API).
+   */
+  readonly resource?: string;
 }
 
 /**
@@ -134,18 +140,22 @@ export class AccessToken {
   readonly email: string;
   /** When it expires, or `null` when the provider did not say. */
   readonly expiresAt: Date | null;
+  /** The extra resource this token is for (such as `graph`), or `undefined` for the primary token. */
+  readonly resource: string | undefined;
 
   /** @internal */
   constructor(
     token: string,
     account: { id: string; provider: string; email: string },
     expiresAtMs: number | null,
+    resource?: string,
   ) {
     this.#token = token;
     this.accountId = account.id;
     this.provider = account.provider;
     this.email = account.email;
     this.expiresAt = expiresAtMs === null ? null : new Date(expiresAtMs);
+    this.resource = resource;
   }
 
   /** The bearer token. */
@@ -159,6 +169,7 @@ export class AccessToken {
       accountId: this.accountId,
       provider: this.provider,
       email: this.email,
+      ...(this.resource === undefined ? {} : { resource: this.resource }),
       expiresAt: this.expiresAt?.toISOString() ?? null,
       accessToken: '[redacted]',
     };
@@ -189,6 +200,8 @@ export interface TokenRefresherEvents {
     readonly expiresAt: Date | null;
     /** The provider issued a new refresh token. */
     readonly rotated: boolean;
+    /** The extra resource whose token was refreshed (such as `graph`); absent for the primary token. */
+    readonly resource?: string;
   };
   /** A refresh failed (any reason). */
   refreshFailed: {
@@ -234,6 +247,8 @@ interface Flight {
 }
 
 const MINUTE = 60_000;
+/** A resource name, as in `TokenSetInput.resources`. */
+const RESOURCE_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 
 function positiveInt(value: unknown, name: string, fallback: number, allowZero = false): number {
   const v = value ?? fallback;
@@ -251,6 +266,10 @@ function positiveInt(value: unknown, name: string, fallback: number, allowZero =
  *   touching the store or the cipher;
  * - in-process single flight: concurrent callers share one refresh;
  * - across processes: the store's lease decides who refreshes; the others wait for the new version;
+ * - per resource: `{ resource: 'graph' }` gives the access token of an extra resource of the provider (one
+ *   access token per resource at Microsoft), refreshed with the same refresh token and the resource's
+ *   scopes; its flight is its own, but refreshes of one account (any resource) run one at a time, in this
+ *   process and across processes (the lease is per account), because each may rotate the shared refresh token;
  * - rotation: a new refresh token is stored (version-checked) before the token is handed out; if the store
  *   write fails the tokens stay in memory, the lease is kept, and the write is retried until it succeeds;
  * - transient failures are retried with backoff (honouring `Retry-After`), `invalid_grant` marks the account
@@ -279,7 +298,12 @@ export class TokenRefresher {
   readonly #now: () => number;
   readonly #events = new EventEmitter();
   readonly #cache = new Map<string, CacheEntry>();
+  /** Extra resource tokens this process holds, by account then resource. */
+  readonly #resourceCache = new Map<string, Map<string, CacheEntry>>();
+  /** Flights by account id, or `<account id>\u0000<resource>` for a resource. */
   readonly #flights = new Map<string, Flight>();
+  /** Per account, the tail of the queue of refreshes of this process (any resource): one at a time. */
+  readonly #accountLocks = new Map<string, Promise<void>>();
   /** Tokens obtained from a refresh whose store write has not succeeded yet. */
   readonly #pending = new Map<string, TokenSetInput>();
   readonly #closed = new AbortController();
@@ -336,9 +360,10 @@ export class TokenRefresher {
   }
 
   /**
-   * A valid access token for the account. Throws `ReauthorizationRequiredError` (reconnect),
-   * `TokenRefreshError` / `ProviderUnavailableError` (transient), `ConfigurationError`,
-   * `AccountNotFoundError`, `TokenExpiredError` (no refresh token), `StorageError`, `CryptoError`.
+   * A valid access token for the account (or, with `resource`, for one of the provider's extra resources).
+   * Throws `ReauthorizationRequiredError` (reconnect), `TokenRefreshError` / `ProviderUnavailableError`
+   * (transient), `ConfigurationError`, `AccountNotFoundError`, `TokenExpiredError` (no refresh token),
+   * `StorageError`, `CryptoError`, and `InvalidArgumentError` for a resource the provider does not have.
    */
   getAccessToken(accountId: string, options: GetAccessTokenOptions = {}): Promise<AccessToken> {
     if (typeof accountId !== 'string' || accountId.length === 0) {
@@ -350,7 +375,16 @@ export class TokenRefresher {
         new InvalidArgumentError('minValidityMs must be a non-negative integer (milliseconds)'),
       );
     }
-    const cached = this.#cache.get(accountId);
+    const { resource } = options;
+    if (resource !== undefined && (typeof resource !== 'string' || !RESOURCE_NAME.test(resource))) {
+      return Promise.reject(
+        new InvalidArgumentError(
+          'resource must be a resource name such as "graph" (lowercase, at most 32 characters)',
+        ),
+      );
+    }
+    const cached =
+      resource === undefined ? this.#cache.get(accountId) : this.#resourceCache.get(accountId)?.get(resource);
     if (
       options.forceRefresh !== true &&
       cached !== undefined &&
@@ -361,7 +395,7 @@ export class TokenRefresher {
     if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     const force = options.forceRefresh === true;
     return this.#join(
-      accountId,
+      { accountId, resource },
       minValidityMs,
       force,
       force ? cached?.token.accessToken : undefined,
@@ -369,9 +403,10 @@ export class TokenRefresher {
     );
   }
 
-  /** Forget what this process holds for an account (after a disconnect, say). */
+  /** Forget what this process holds for an account, every resource included (after a disconnect, say). */
   invalidate(accountId: string): void {
     this.#cache.delete(accountId);
+    this.#resourceCache.delete(accountId);
   }
 
   /** The circuit of every provider that has one. */
@@ -390,27 +425,29 @@ export class TokenRefresher {
   }
 
   async #join(
-    accountId: string,
+    target: Target,
     minValidityMs: number,
     force: boolean,
     stale: string | undefined,
     signal: AbortSignal | undefined,
   ): Promise<AccessToken> {
-    let flight = this.#flights.get(accountId);
+    const key =
+      target.resource === undefined ? target.accountId : `${target.accountId}\u0000${target.resource}`;
+    let flight = this.#flights.get(key);
     if (flight === undefined) {
       const controller = new AbortController();
       const shared = AbortSignal.any([controller.signal, this.#closed.signal]);
-      const promise = this.#obtain(accountId, minValidityMs, force, stale, shared).finally(() => {
-        if (this.#flights.get(accountId)?.promise === promise) this.#flights.delete(accountId);
+      const promise = this.#obtain(target, minValidityMs, force, stale, shared).finally(() => {
+        if (this.#flights.get(key)?.promise === promise) this.#flights.delete(key);
       });
       flight = { promise, controller, waiters: 0 };
-      this.#flights.set(accountId, flight);
+      this.#flights.set(key, flight);
     }
     const token = await this.#wait(flight, signal);
     if (stale !== undefined && token.accessToken === stale) {
       // We joined a flight that did not replace the rejected token: refresh now.
-      if (this.#flights.get(accountId) === flight) this.#flights.delete(accountId);
-      return this.#join(accountId, minValidityMs, force, stale, signal);
+      if (this.#flights.get(key) === flight) this.#flights.delete(key);
+      return this.#join(target, minValidityMs, force, stale, signal);
     }
     return token;
   }
@@ -446,38 +483,62 @@ export class TokenRefresher {
     return expiresAtMs === null || expiresAtMs - minValidityMs > this.#now();
   }
 
-  #remember(stored: StoredAccount | { account: MailboxAccount; tokens: TokenSetInput }): AccessToken {
+  #remember(
+    stored: StoredAccount | { account: MailboxAccount; tokens: TokenSetInput },
+    resource: string | undefined,
+  ): AccessToken {
     const { account } = stored;
-    const tokens = stored.tokens as TokenSetInput;
-    const expiresAtMs =
-      tokens.expiresAt === undefined || tokens.expiresAt === null
-        ? null
-        : tokens.expiresAt instanceof Date
-          ? tokens.expiresAt.getTime()
-          : tokens.expiresAt;
-    const token = new AccessToken(tokens.accessToken, account, expiresAtMs);
-    this.#cache.set(account.id, { token, expiresAtMs });
+    const picked = pick(stored.tokens as TokenSetInput, resource) as Picked;
+    const token = new AccessToken(picked.accessToken, account, picked.expiresAtMs, resource);
+    const entry = { token, expiresAtMs: picked.expiresAtMs };
+    if (resource === undefined) {
+      this.#cache.set(account.id, entry);
+    } else {
+      let byResource = this.#resourceCache.get(account.id);
+      if (byResource === undefined) {
+        byResource = new Map();
+        this.#resourceCache.set(account.id, byResource);
+      }
+      byResource.set(resource, entry);
+    }
     return token;
+  }
+
+  /** Whether the stored token of the target can be handed out (not the rejected one, valid long enough). */
+  #usable(
+    tokens: TokenSetInput,
+    resource: string | undefined,
+    stale: string | undefined,
+    minValidityMs: number,
+  ) {
+    const picked = pick(tokens, resource);
+    return (
+      picked !== undefined && picked.accessToken !== stale && this.#valid(picked.expiresAtMs, minValidityMs)
+    );
   }
 
   /** Load, decide, and refresh if needed (the body of a flight). */
   async #obtain(
-    accountId: string,
+    target: Target,
     minValidityMs: number,
     force: boolean,
     stale: string | undefined,
     signal: AbortSignal,
   ): Promise<AccessToken> {
+    const { accountId, resource } = target;
     const deadline = this.#now() + this.#waitMs;
     let delayMs = 50;
     for (;;) {
       signal.throwIfAborted();
       const current = await this.#load(accountId);
+      const scopes =
+        resource === undefined
+          ? undefined
+          : resourceScopes(this.#registry.get(current.account.provider), resource, accountId);
       // A forced refresh from a caller that held no token: the token stored now is the one to replace.
-      if (force && stale === undefined) stale = current.tokens.accessToken;
-      if (current.tokens.accessToken !== stale && this.#valid(expiresAtOf(current.tokens), minValidityMs)) {
-        return this.#remember(current);
-      }
+      if (force && stale === undefined) stale = pick(current.tokens, resource)?.accessToken;
+      if (this.#usable(current.tokens, resource, stale, minValidityMs))
+        return this.#remember(current, resource);
       const provider = this.#registry.get(current.account.provider);
       const refreshToken = current.tokens.refreshToken;
       if (refreshToken === null || refreshToken === undefined) {
@@ -487,30 +548,53 @@ export class TokenRefresher {
         });
       }
       this.#breaker(provider.id)?.check();
-      const lease = await this.#persistence.acquireLease(accountId, this.#holder, this.#leaseTtlMs);
-      if (lease === null) {
-        // Another process is refreshing: wait for its new version rather than calling the provider.
-        if (this.#now() >= deadline) {
-          throw new TokenRefreshError('Timed out waiting for another process to refresh this token', {
-            accountId,
-            providerId: provider.id,
-          });
-        }
-        await sleep(Math.min(delayMs, Math.max(1, deadline - this.#now())), undefined, { signal });
-        delayMs = Math.min(delayMs * 2, 1000);
-        continue;
+      // One refresh of an account at a time in this process (the store lease is re-entrant for this holder):
+      // a Graph token and the primary one are refreshed with the same, rotating, refresh token.
+      const token = await this.#withAccountLock(accountId, signal, async () => {
+        const lease = await this.#persistence.acquireLease(accountId, this.#holder, this.#leaseTtlMs);
+        if (lease === null) return undefined;
+        return this.#refreshHoldingLease(target, scopes, minValidityMs, stale, signal, current);
+      });
+      if (token !== undefined) return token;
+      // Another process is refreshing: wait for its new version rather than calling the provider.
+      if (this.#now() >= deadline) {
+        throw new TokenRefreshError('Timed out waiting for another process to refresh this token', {
+          accountId,
+          providerId: provider.id,
+        });
       }
-      return this.#refreshHoldingLease(accountId, minValidityMs, stale, signal, current);
+      await sleep(Math.min(delayMs, Math.max(1, deadline - this.#now())), undefined, { signal });
+      delayMs = Math.min(delayMs * 2, 1000);
+    }
+  }
+
+  /** Run `fn` when no other refresh of this account runs in this process (a FIFO queue per account). */
+  async #withAccountLock<T>(accountId: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+    const previous = this.#accountLocks.get(accountId);
+    let release = () => {};
+    const mine = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const tail = previous === undefined ? mine : previous.then(() => mine);
+    this.#accountLocks.set(accountId, tail);
+    try {
+      if (previous !== undefined) await abortable(previous, signal);
+      return await fn();
+    } finally {
+      release();
+      if (this.#accountLocks.get(accountId) === tail) this.#accountLocks.delete(accountId);
     }
   }
 
   async #refreshHoldingLease(
-    accountId: string,
+    target: Target,
+    scopes: readonly string[] | undefined,
     minValidityMs: number,
     stale: string | undefined,
     signal: AbortSignal,
     before: { account: MailboxAccount; tokens: TokenSetInput },
   ): Promise<AccessToken> {
+    const { accountId, resource } = target;
     let keepLease = false;
     let providerId: string | undefined;
     try {
@@ -523,35 +607,56 @@ export class TokenRefresher {
           : await this.#load(accountId);
       if (latest !== undefined && latest.version === before.account.version) this.#checkStatus(latest);
       providerId = current.account.provider;
-      if (current.tokens.accessToken !== stale && this.#valid(expiresAtOf(current.tokens), minValidityMs)) {
-        return this.#remember(current);
-      }
+      if (this.#usable(current.tokens, resource, stale, minValidityMs))
+        return this.#remember(current, resource);
       const provider = this.#registry.get(current.account.provider);
       const result = await this.#refreshWithRetry(
         accountId,
         provider.id,
         current.tokens.refreshToken as string,
+        scopes,
         signal,
       );
       this.#breaker(provider.id)?.success();
-      const next: TokenSetInput = {
-        accessToken: result.tokens.accessToken,
-        refreshToken: result.tokens.refreshToken ?? current.tokens.refreshToken ?? null,
-        idToken: result.tokens.idToken,
-        expiresAt: result.tokens.expiresAt,
-        tokenType: result.tokens.tokenType,
-      };
+      const refreshToken = result.tokens.refreshToken ?? current.tokens.refreshToken ?? null;
+      // The primary token, or the resource's beside the unchanged primary one; either way the rotated
+      // refresh token and every other resource token are kept.
+      const next: TokenSetInput =
+        resource === undefined
+          ? {
+              accessToken: result.tokens.accessToken,
+              refreshToken,
+              idToken: result.tokens.idToken,
+              expiresAt: result.tokens.expiresAt,
+              tokenType: result.tokens.tokenType,
+              resources: current.tokens.resources,
+            }
+          : {
+              ...current.tokens,
+              refreshToken,
+              resources: {
+                ...current.tokens.resources,
+                [resource]: {
+                  accessToken: result.tokens.accessToken,
+                  expiresAt: result.tokens.expiresAt,
+                  scopes: result.scopes ?? scopes ?? [],
+                  tokenType: result.tokens.tokenType,
+                },
+              },
+            };
       const stored = await this.#store(accountId, next);
       keepLease = stored === 'pending';
-      const token = this.#remember({ account: current.account, tokens: next });
+      const token = this.#remember({ account: current.account, tokens: next }, resource);
+      const rotated = result.tokens.refreshToken !== null;
       this.#emit('refreshed', {
         accountId,
         provider: provider.id,
         expiresAt: token.expiresAt,
-        rotated: result.tokens.refreshToken !== null,
+        rotated,
+        ...(resource === undefined ? {} : { resource }),
       });
       this.#logger.info(
-        { accountId, provider: provider.id, rotated: result.tokens.refreshToken !== null },
+        { accountId, provider: provider.id, rotated, ...(resource === undefined ? {} : { resource }) },
         'token refreshed',
       );
       return token;
@@ -592,6 +697,7 @@ export class TokenRefresher {
         idToken: tokens.idToken,
         expiresAt: tokens.expiresAt,
         tokenType: tokens.tokenType,
+        resources: tokens.resourceInputs(),
       },
     };
   }
@@ -611,6 +717,7 @@ export class TokenRefresher {
     accountId: string,
     providerId: string,
     refreshToken: string,
+    scopes: readonly string[] | undefined,
     signal: AbortSignal,
   ): Promise<ProviderTokenResult> {
     const provider = this.#registry.get(providerId);
@@ -621,7 +728,7 @@ export class TokenRefresher {
     let obtained: ProviderTokenResult | undefined;
     return pRetry(
       async () => {
-        obtained = await provider.refresh(refreshToken);
+        obtained = await provider.refresh(refreshToken, scopes === undefined ? {} : { scopes });
         return obtained;
       },
       {
@@ -661,6 +768,8 @@ export class TokenRefresher {
   async #store(accountId: string, tokens: TokenSetInput): Promise<'stored' | 'pending'> {
     try {
       await this.#persistence.saveTokens(accountId, tokens);
+      // These tokens supersede any older ones still waiting for a write (they were refreshed from them).
+      this.#pending.delete(accountId);
       return 'stored';
     } catch (err) {
       if (isMailboxAuthError(err, 'ERR_ACCOUNT_NOT_FOUND') || isMailboxAuthError(err, 'ERR_INVALID_ARGUMENT'))
@@ -684,16 +793,21 @@ export class TokenRefresher {
       } catch {
         return;
       }
-      const tokens = this.#pending.get(accountId);
-      if (tokens === undefined) return;
+      if (!this.#pending.has(accountId)) return;
       try {
-        await this.#persistence.acquireLease(accountId, this.#holder, this.#leaseTtlMs);
-        await this.#persistence.saveTokens(accountId, tokens);
-        this.#pending.delete(accountId);
-        await this.#persistence.releaseLease(accountId, this.#holder).catch(() => {});
-        this.#logger.info({ accountId }, 'stored refreshed tokens after a failed write');
+        // Under the account lock: a refresh of another resource of this account may be using the lease.
+        await this.#withAccountLock(accountId, this.#closed.signal, async () => {
+          const tokens = this.#pending.get(accountId);
+          if (tokens === undefined) return; // a later refresh stored newer tokens meanwhile
+          await this.#persistence.acquireLease(accountId, this.#holder, this.#leaseTtlMs);
+          await this.#persistence.saveTokens(accountId, tokens);
+          if (this.#pending.get(accountId) === tokens) this.#pending.delete(accountId);
+          await this.#persistence.releaseLease(accountId, this.#holder).catch(() => {});
+          this.#logger.info({ accountId }, 'stored refreshed tokens after a failed write');
+        });
         return;
       } catch (err) {
+        if (this.#closed.signal.aborted) return;
         if (isMailboxAuthError(err, 'ERR_ACCOUNT_NOT_FOUND')) {
           this.#pending.delete(accountId);
           return;
@@ -738,6 +852,7 @@ export class TokenRefresher {
         );
     }
     this.#cache.delete(accountId);
+    this.#resourceCache.delete(accountId);
     this.#logger.warn({ accountId, provider, code: err.code, message: err.message }, 'token refresh failed');
     this.#emit('refreshFailed', { accountId, provider, error: err });
     if (err instanceof ReauthorizationRequiredError) {
@@ -774,9 +889,57 @@ export class TokenRefresher {
   }
 }
 
-function expiresAtOf(tokens: TokenSetInput): number | null {
-  const e = tokens.expiresAt;
+/** What a flight obtains: the primary token of an account, or the token of one of its resources. */
+interface Target {
+  readonly accountId: string;
+  readonly resource: string | undefined;
+}
+
+interface Picked {
+  readonly accessToken: string;
+  readonly expiresAtMs: number | null;
+}
+
+function msOf(e: Date | number | null | undefined): number | null {
   return e === undefined || e === null ? null : e instanceof Date ? e.getTime() : e;
+}
+
+/** The stored token of the target, if any. */
+function pick(tokens: TokenSetInput, resource: string | undefined): Picked | undefined {
+  if (resource === undefined) return { accessToken: tokens.accessToken, expiresAtMs: msOf(tokens.expiresAt) };
+  const r = tokens.resources?.[resource];
+  return r === undefined ? undefined : { accessToken: r.accessToken, expiresAtMs: msOf(r.expiresAt) };
+}
+
+/** The scopes to refresh a resource's token with; a resource the provider lacks is the caller's mistake. */
+function resourceScopes(
+  provider: { readonly id: string; readonly resources?: OAuthProvider['resources'] },
+  resource: string | undefined,
+  accountId: string,
+): readonly string[] | undefined {
+  if (resource === undefined) return undefined;
+  const definition = provider.resources?.[resource];
+  if (definition === undefined) {
+    const known = Object.keys(provider.resources ?? {});
+    throw new InvalidArgumentError(
+      `The provider "${provider.id}" has no resource "${resource}" (${known.length === 0 ? 'it has none' : `it has: ${known.join(', ')}`})`,
+      { accountId, providerId: provider.id },
+    );
+  }
+  return definition.scopes;
+}
+
+/** `promise`, or the signal's reason as soon as it aborts. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  let onAbort: (() => void) | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+    }),
+  ]).finally(() => signal.removeEventListener('abort', onAbort as () => void));
 }
 
 function codeOf(error: unknown): string {

@@ -21,9 +21,147 @@ export interface TokenSetInput {
   readonly expiresAt?: Date | number | null | undefined;
   /** The token type. @default 'Bearer' */
   readonly tokenType?: string | undefined;
+  /**
+   * Access tokens for other resources obtained with the same refresh token (Microsoft issues one access
+   * token per resource: `graph` for Microsoft Graph beside the IMAP/SMTP token), by resource name.
+   * Omitted: none (`saveTokens` without a refresh token keeps the stored ones).
+   */
+  readonly resources?: Readonly<Record<string, ResourceTokenInput>> | undefined;
+}
+
+/**
+ * An access token for one extra resource, as given to {@link TokenPersistence} inside
+ * {@link TokenSetInput.resources}.
+ *
+ * @example
+ * ```ts
+ * const graph: ResourceTokenInput = { accessToken, expiresAt: Date.now() + 3_600_000, scopes: ['https://graph.microsoft.com/Mail.ReadWrite'] };
+ * ```
+ */
+export interface ResourceTokenInput {
+  /** The access token for this resource. */
+  readonly accessToken: string;
+  /** When it expires: a `Date` or epoch milliseconds; `null`/omitted when unknown. */
+  readonly expiresAt?: Date | number | null | undefined;
+  /** The scopes it was granted, when the provider said. @default [] */
+  readonly scopes?: readonly string[] | undefined;
+  /** The token type. @default 'Bearer' */
+  readonly tokenType?: string | undefined;
 }
 
 const REDACTED = '[redacted]';
+/** A resource name: a short lowercase identifier such as `graph`. */
+const RESOURCE_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+
+function expiryOf(exp: unknown, name: string): Date | null {
+  if (exp === undefined || exp === null) return null;
+  const ms = exp instanceof Date ? exp.getTime() : exp;
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
+    throw new InvalidArgumentError(`${name} must be a valid Date, epoch milliseconds, or null`);
+  }
+  return new Date(Math.floor(ms));
+}
+
+function tokenTypeOf(value: unknown, name: string): string {
+  if (value !== undefined && (typeof value !== 'string' || value.length === 0)) {
+    throw new InvalidArgumentError(`${name} must be a non-empty string`);
+  }
+  return (value as string | undefined) ?? 'Bearer';
+}
+
+/**
+ * The access token of one extra resource of an account (see {@link TokenSet.resource}). Like
+ * {@link TokenSet}, its secret is readable through a getter but never serialized.
+ *
+ * @example
+ * ```ts
+ * const graph = (await persistence.load(accountId)).tokens?.resource('graph');
+ * console.log(graph?.expiresAt, graph?.scopes); // the token itself prints as [redacted]
+ * ```
+ */
+export class ResourceToken {
+  readonly #accessToken: string;
+  /** When it expires, or `null` when unknown. */
+  readonly expiresAt: Date | null;
+  /** The scopes it was granted (empty when the provider did not say). */
+  readonly scopes: readonly string[];
+  /** The token type, usually `Bearer`. */
+  readonly tokenType: string;
+
+  constructor(input: ResourceTokenInput, name = 'resource') {
+    if (typeof input !== 'object' || input === null) {
+      throw new InvalidArgumentError(
+        `tokens.resources.${name} must be an object (got ${describeType(input)})`,
+      );
+    }
+    if (typeof input.accessToken !== 'string' || input.accessToken.length === 0) {
+      throw new InvalidArgumentError(`tokens.resources.${name}.accessToken must be a non-empty string`);
+    }
+    const scopes = input.scopes ?? [];
+    if (!Array.isArray(scopes) || !scopes.every((s) => typeof s === 'string' && s.length > 0)) {
+      throw new InvalidArgumentError(`tokens.resources.${name}.scopes must be an array of non-empty strings`);
+    }
+    this.#accessToken = input.accessToken;
+    this.expiresAt = expiryOf(input.expiresAt, `tokens.resources.${name}.expiresAt`);
+    this.scopes = Object.freeze([...scopes]);
+    this.tokenType = tokenTypeOf(input.tokenType, `tokens.resources.${name}.tokenType`);
+  }
+
+  /** The access token. */
+  get accessToken(): string {
+    return this.#accessToken;
+  }
+
+  /** The plain values, for {@link TokenSetInput.resources}. @internal */
+  toInput(): ResourceTokenInput {
+    return {
+      accessToken: this.#accessToken,
+      expiresAt: this.expiresAt,
+      scopes: this.scopes,
+      tokenType: this.tokenType,
+    };
+  }
+
+  /** A redacted view. */
+  toJSON(): Record<string, unknown> {
+    return {
+      accessToken: REDACTED,
+      expiresAt: this.expiresAt?.toISOString() ?? null,
+      scopes: this.scopes,
+      tokenType: this.tokenType,
+    };
+  }
+
+  /** @internal */
+  [inspect.custom](_depth: number, options: object): string {
+    return `ResourceToken ${inspect(this.toJSON(), options)}`;
+  }
+
+  /** @internal */
+  toString(): string {
+    return '[ResourceToken]';
+  }
+}
+
+function resourcesOf(input: unknown): ReadonlyMap<string, ResourceToken> {
+  const map = new Map<string, ResourceToken>();
+  if (input === undefined || input === null) return map;
+  if (typeof input !== 'object' || Array.isArray(input)) {
+    throw new InvalidArgumentError(`tokens.resources must be an object (got ${describeType(input)})`);
+  }
+  for (const [name, value] of Object.entries(input)) {
+    if (!RESOURCE_NAME.test(name)) {
+      throw new InvalidArgumentError(
+        'tokens.resources keys must be resource names: a lowercase letter, then up to 31 of a-z, 0-9 or -',
+      );
+    }
+    map.set(
+      name,
+      value instanceof ResourceToken ? value : new ResourceToken(value as ResourceTokenInput, name),
+    );
+  }
+  return map;
+}
 
 function optionalToken(value: unknown, name: string): string | null {
   if (value === undefined || value === null) return null;
@@ -52,6 +190,7 @@ export class TokenSet {
   readonly expiresAt: Date | null;
   /** The token type, usually `Bearer`. */
   readonly tokenType: string;
+  readonly #resources: ReadonlyMap<string, ResourceToken>;
 
   constructor(input: TokenSetInput) {
     if (typeof input !== 'object' || input === null) {
@@ -63,23 +202,9 @@ export class TokenSet {
     this.#accessToken = input.accessToken;
     this.#refreshToken = optionalToken(input.refreshToken, 'tokens.refreshToken');
     this.#idToken = optionalToken(input.idToken, 'tokens.idToken');
-    const exp = input.expiresAt;
-    if (exp === undefined || exp === null) {
-      this.expiresAt = null;
-    } else {
-      const ms = exp instanceof Date ? exp.getTime() : exp;
-      if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
-        throw new InvalidArgumentError('tokens.expiresAt must be a valid Date, epoch milliseconds, or null');
-      }
-      this.expiresAt = new Date(Math.floor(ms));
-    }
-    if (
-      input.tokenType !== undefined &&
-      (typeof input.tokenType !== 'string' || input.tokenType.length === 0)
-    ) {
-      throw new InvalidArgumentError('tokens.tokenType must be a non-empty string');
-    }
-    this.tokenType = input.tokenType ?? 'Bearer';
+    this.expiresAt = expiryOf(input.expiresAt, 'tokens.expiresAt');
+    this.tokenType = tokenTypeOf(input.tokenType, 'tokens.tokenType');
+    this.#resources = resourcesOf(input.resources);
   }
 
   /** The access token. */
@@ -98,6 +223,29 @@ export class TokenSet {
   }
 
   /**
+   * The access token of an extra resource (such as `graph`), or `undefined` when none is stored.
+   *
+   * @example
+   * ```ts
+   * const graph = tokens.resource('graph');
+   * if (graph === undefined || graph.expiresAt! < new Date()) await auth.getAccessToken(id, { resource: 'graph' });
+   * ```
+   */
+  resource(name: string): ResourceToken | undefined {
+    return this.#resources.get(name);
+  }
+
+  /** The names of the extra resources that have a stored access token. */
+  resourceNames(): string[] {
+    return [...this.#resources.keys()];
+  }
+
+  /** Every extra resource token as plain input values (for a copy with one replaced). @internal */
+  resourceInputs(): Record<string, ResourceTokenInput> {
+    return Object.fromEntries([...this.#resources].map(([name, token]) => [name, token.toInput()]));
+  }
+
+  /**
    * Whether the access token expires within `withinMs` of `now` (an unknown expiry counts as not expired).
    *
    * @example
@@ -109,7 +257,10 @@ export class TokenSet {
     return this.expiresAt !== null && this.expiresAt.getTime() - withinMs <= now;
   }
 
-  /** A copy with some fields replaced, keeping the refresh token when the change has none. @internal */
+  /**
+   * A copy with some fields replaced, keeping the refresh token and the resource tokens when the change has
+   * none. @internal
+   */
   merge(next: TokenSetInput): TokenSet {
     return new TokenSet({
       accessToken: next.accessToken,
@@ -117,42 +268,86 @@ export class TokenSet {
       idToken: next.idToken ?? this.#idToken,
       expiresAt: next.expiresAt ?? null,
       tokenType: next.tokenType ?? this.tokenType,
+      resources: next.resources ?? this.resourceInputs(),
     });
   }
 
-  /** The plain secret values, for encryption. @internal */
+  /**
+   * The plain secret values, for encryption. Resource tokens go under `rs` (absent when there are none, so
+   * records without resources keep the exact format older versions wrote and read). @internal
+   */
   toSecretJSON(): string {
-    return JSON.stringify({
+    const blob: Record<string, unknown> = {
       v: 1,
       at: this.#accessToken,
       rt: this.#refreshToken,
       it: this.#idToken,
       tt: this.tokenType,
-    });
+    };
+    if (this.#resources.size > 0) {
+      blob.rs = Object.fromEntries(
+        [...this.#resources].map(([name, token]) => [
+          name,
+          {
+            at: token.accessToken,
+            exp: token.expiresAt?.getTime() ?? null,
+            sc: token.scopes,
+            tt: token.tokenType,
+          },
+        ]),
+      );
+    }
+    return JSON.stringify(blob);
   }
 
-  /** Parse what {@link toSecretJSON} produced. @internal */
+  /** Parse what {@link toSecretJSON} produced (with or without resource tokens). @internal */
   static fromSecretJSON(json: string, expiresAt: number | null): TokenSet {
-    const data = JSON.parse(json) as { v?: unknown; at?: unknown; rt?: unknown; it?: unknown; tt?: unknown };
+    const data = JSON.parse(json) as {
+      v?: unknown;
+      at?: unknown;
+      rt?: unknown;
+      it?: unknown;
+      tt?: unknown;
+      rs?: unknown;
+    };
     if (data.v !== 1 || typeof data.at !== 'string') throw new Error('unknown token blob format');
+    let resources: Record<string, ResourceTokenInput> | undefined;
+    if (data.rs !== undefined) {
+      if (typeof data.rs !== 'object' || data.rs === null) throw new Error('unknown token blob format');
+      resources = {};
+      for (const [name, value] of Object.entries(data.rs as Record<string, unknown>)) {
+        const r = value as { at?: unknown; exp?: unknown; sc?: unknown; tt?: unknown };
+        resources[name] = {
+          accessToken: r.at as string,
+          expiresAt: r.exp as number | null,
+          scopes: r.sc as string[],
+          tokenType: typeof r.tt === 'string' ? r.tt : undefined,
+        };
+      }
+    }
     return new TokenSet({
       accessToken: data.at,
       refreshToken: data.rt as string | null,
       idToken: data.it as string | null,
       tokenType: typeof data.tt === 'string' ? data.tt : undefined,
       expiresAt,
+      resources,
     });
   }
 
   /** A redacted view: which tokens exist, never their values. */
   toJSON(): Record<string, unknown> {
-    return {
+    const out: Record<string, unknown> = {
       accessToken: REDACTED,
       refreshToken: this.#refreshToken === null ? null : REDACTED,
       idToken: this.#idToken === null ? null : REDACTED,
       expiresAt: this.expiresAt?.toISOString() ?? null,
       tokenType: this.tokenType,
     };
+    if (this.#resources.size > 0) {
+      out.resources = Object.fromEntries([...this.#resources].map(([name, token]) => [name, token.toJSON()]));
+    }
+    return out;
   }
 
   /** @internal */
