@@ -21,7 +21,7 @@ import { inspect } from 'node:util';
  * - configuration (tell the operator): `ERR_CONFIGURATION`, `ERR_UNKNOWN_PROVIDER`, `ERR_CRYPTO`
  * - request (the caller or the end user sent something wrong): `ERR_INVALID_ARGUMENT`, `ERR_INVALID_STATE`,
  *   `ERR_AUTHORIZATION_DENIED`, `ERR_AUTHORIZATION_RESPONSE_INVALID`, `ERR_TOKEN_EXCHANGE_FAILED`,
- *   `ERR_ACCOUNT_NOT_FOUND`
+ *   `ERR_ACCOUNT_NOT_FOUND`, `ERR_MAIL_REQUEST_REJECTED`
  *
  * @example
  * ```ts
@@ -48,7 +48,8 @@ export type MailboxAuthErrorCode =
   | 'ERR_CRYPTO'
   | 'ERR_ACCOUNT_NOT_FOUND'
   | 'ERR_MAIL_AUTHENTICATION_FAILED'
-  | 'ERR_MAIL_CONNECTION_FAILED';
+  | 'ERR_MAIL_CONNECTION_FAILED'
+  | 'ERR_MAIL_REQUEST_REJECTED';
 
 /**
  * What a caller should do about an error, derived from its code.
@@ -78,6 +79,7 @@ const CATEGORY: Readonly<Record<MailboxAuthErrorCode, ErrorCategory>> = {
   ERR_ACCOUNT_NOT_FOUND: 'request',
   ERR_MAIL_AUTHENTICATION_FAILED: 'reauthorization',
   ERR_MAIL_CONNECTION_FAILED: 'transient',
+  ERR_MAIL_REQUEST_REJECTED: 'request',
 };
 
 /**
@@ -280,6 +282,7 @@ export interface MailboxAuthErrorByCode {
   ERR_MAIL_AUTHENTICATION_FAILED: MailAuthenticationError;
   /** {@link MailConnectionError} */
   ERR_MAIL_CONNECTION_FAILED: MailConnectionError;
+  ERR_MAIL_REQUEST_REJECTED: MailRequestError;
 }
 
 /**
@@ -591,11 +594,26 @@ export class AccountNotFoundError extends MailboxAuthError {
   readonly code = 'ERR_ACCOUNT_NOT_FOUND' as const;
 }
 
-/** Options of the mail errors: which protocol failed. */
-type MailErrorOptions = MailboxAuthErrorOptions & { readonly protocol?: 'imap' | 'smtp' };
+/**
+ * The way a mailbox is reached: IMAP or SMTP, the Gmail API, or Microsoft Graph.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof MailConnectionError && err.protocol === 'graph') metrics.inc('graph_unavailable');
+ * ```
+ */
+export type MailProtocol = 'imap' | 'smtp' | 'gmail-api' | 'graph';
+
+/** Options of the mail errors: which protocol failed, and for the HTTP APIs the status and the API's code. */
+type MailErrorOptions = MailboxAuthErrorOptions & {
+  readonly protocol?: MailProtocol;
+  readonly status?: number;
+  readonly apiCode?: string;
+};
 
 /**
- * The IMAP or SMTP server rejected the OAuth access token even after a forced refresh.
+ * The IMAP or SMTP server, or the Gmail API / Microsoft Graph, rejected the OAuth access token even after a
+ * forced refresh, or refused it for lack of a scope (HTTP 403).
  *
  * @example
  * ```ts
@@ -605,29 +623,74 @@ type MailErrorOptions = MailboxAuthErrorOptions & { readonly protocol?: 'imap' |
 export class MailAuthenticationError extends MailboxAuthError {
   readonly code = 'ERR_MAIL_AUTHENTICATION_FAILED' as const;
   /** Which protocol refused the login. */
-  readonly protocol: 'imap' | 'smtp' | undefined;
+  readonly protocol: MailProtocol | undefined;
+  /** The HTTP status (Gmail API, Graph), when there was one. */
+  readonly status: number | undefined;
+  /** The API's own error code or reason (`authError`, `InvalidAuthenticationToken`, ...), when it sent one. */
+  readonly apiCode: string | undefined;
   constructor(message: string, options: MailErrorOptions = {}) {
     super(message, options);
     this.protocol = options.protocol;
+    this.status = options.status;
+    this.apiCode = options.apiCode;
   }
 }
 
 /**
- * The IMAP or SMTP server could not be reached or the connection failed (refused, timeout, TLS). Retry
- * later; check host, port and TLS settings if it persists.
+ * The IMAP or SMTP server could not be reached or the connection failed (refused, timeout, TLS), or the Gmail
+ * API / Microsoft Graph stayed throttled or unavailable (429, 5xx) after the bounded retries. Retry later,
+ * after `retryAfterMs` when it is known; check host, port and TLS settings if it persists.
  *
  * @example
  * ```ts
- * if (err instanceof MailConnectionError) scheduleReconnect(err.protocol);
+ * if (err instanceof MailConnectionError) scheduleReconnect(err.protocol, err.retryAfterMs);
  * ```
  */
 export class MailConnectionError extends MailboxAuthError {
   readonly code = 'ERR_MAIL_CONNECTION_FAILED' as const;
   override readonly retryable = true;
   /** Which protocol failed. */
-  readonly protocol: 'imap' | 'smtp' | undefined;
+  readonly protocol: MailProtocol | undefined;
+  /** The HTTP status (Gmail API, Graph), when there was one. */
+  readonly status: number | undefined;
+  /** The API's own error code or reason, when it sent one. */
+  readonly apiCode: string | undefined;
+  /** How long the API asked us to wait, in milliseconds (`Retry-After`), when it said. */
+  readonly retryAfterMs: number | undefined;
+  constructor(message: string, options: MailErrorOptions & { readonly retryAfterMs?: number } = {}) {
+    super(message, options);
+    this.protocol = options.protocol;
+    this.status = options.status;
+    this.apiCode = options.apiCode;
+    this.retryAfterMs = options.retryAfterMs;
+  }
+}
+
+/**
+ * The Gmail API or Microsoft Graph refused a request for a reason other than the token or throttling: an
+ * unknown or deleted message id (404), a message the API will not send (400: bad recipient, too large),
+ * a conflict. Retrying the same request will not help.
+ *
+ * @example
+ * ```ts
+ * try { await mailbox.markAsRead(id) } catch (err) {
+ *   if (err instanceof MailRequestError && err.status === 404) return; // the message is gone
+ *   throw err;
+ * }
+ * ```
+ */
+export class MailRequestError extends MailboxAuthError {
+  readonly code = 'ERR_MAIL_REQUEST_REJECTED' as const;
+  /** Which API refused the request. */
+  readonly protocol: MailProtocol | undefined;
+  /** The HTTP status. */
+  readonly status: number | undefined;
+  /** The API's own error code or reason (`notFound`, `ErrorItemNotFound`, `invalidArgument`, ...). */
+  readonly apiCode: string | undefined;
   constructor(message: string, options: MailErrorOptions = {}) {
     super(message, options);
     this.protocol = options.protocol;
+    this.status = options.status;
+    this.apiCode = options.apiCode;
   }
 }

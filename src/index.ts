@@ -30,6 +30,8 @@ export {
   type MailboxAuthErrorCode,
   type MailboxAuthErrorOptions,
   MailConnectionError,
+  type MailProtocol,
+  MailRequestError,
   ProviderUnavailableError,
   ReauthorizationRequiredError,
   StorageError,
@@ -56,15 +58,18 @@ export {
   type RedirectValidationOptions,
   validateRedirectUris,
 } from './flow/redirects.js';
+export type { MailApiOptions } from './mail/api-http.js';
 export {
+  type FetchUnreadOptions,
   MailboxClient,
   type MailboxClientEvents,
   type MailboxClientOptions,
   type MailboxHealth,
-  type MailMessage,
   type Watcher,
+  type WatchOptions,
 } from './mail/client.js';
 export { connectImap, type MailContext } from './mail/imap.js';
+export type { MailAddress, MailMessage, SentMail } from './mail/message.js';
 export {
   type WatchHealth,
   WatchOrchestrator,
@@ -82,22 +87,25 @@ export {
   type ProviderServer,
 } from './providers/base.js';
 export { parseRetryAfter } from './providers/classify.js';
-export { GOOGLE, google } from './providers/google.js';
-export { type MicrosoftOptions, microsoft } from './providers/microsoft.js';
+export { GMAIL_API_SCOPES, GOOGLE, type GoogleOptions, google } from './providers/google.js';
+export { MICROSOFT_GRAPH_SCOPES, type MicrosoftOptions, microsoft } from './providers/microsoft.js';
 export { type OAuth2Options, oauth2 } from './providers/oauth2.js';
 export { type OidcOptions, oidc } from './providers/oidc.js';
 export { ProviderRegistry, type ProviderSummary } from './providers/registry.js';
-export type {
-  AuthorizationUrlParams,
-  CodeExchangeChecks,
-  MailboxIdentity,
-  MailServerSettings,
-  MailSettings,
-  OAuthProvider,
-  ProviderOptions,
-  ProviderTokenResult,
-  RefreshOptions,
-  SaslMechanism,
+export {
+  type AuthorizationUrlParams,
+  type CodeExchangeChecks,
+  MAIL_TRANSPORTS,
+  type MailboxIdentity,
+  type MailServerSettings,
+  type MailSettings,
+  type MailTransport,
+  type OAuthProvider,
+  type ProviderOptions,
+  type ProviderResource,
+  type ProviderTokenResult,
+  type RefreshOptions,
+  type SaslMechanism,
 } from './providers/types.js';
 export { yahoo } from './providers/yahoo.js';
 export type { CircuitBreakerOptions, CircuitSnapshot, CircuitState } from './refresh/circuit-breaker.js';
@@ -147,4 +155,9 @@ export {
   TokenPersistence,
   type TokenPersistenceOptions,
 } from './tokens/persistence.js';
-export { TokenSet, type TokenSetInput } from './tokens/token-set.js';
+export {
+  ResourceToken,
+  type ResourceTokenInput,
+  TokenSet,
+  type TokenSetInput,
+} from './tokens/token-set.js';

@@ -97,7 +97,10 @@ export interface MailboxAuth {
   readonly flow: AuthorizationFlow;
   /** The token refresher behind `getAccessToken`. */
   readonly refresher: TokenRefresher;
-  /** A valid access token for the account (see {@link TokenRefresher.getAccessToken}). */
+  /**
+   * A valid access token for the account, or with `{ resource: 'graph' }` for one of the provider's extra
+   * resources (see {@link TokenRefresher.getAccessToken}).
+   */
   getAccessToken(accountId: string, options?: GetAccessTokenOptions): Promise<AccessToken>;
   /** Listen to refresher events (`refreshed`, `refreshFailed`, `reauthorizationRequired`, `circuitOpen`, `circuitClosed`). */
   on<E extends keyof TokenRefresherEvents>(
@@ -108,7 +111,11 @@ export interface MailboxAuth {
   connectImap(accountId: string, options?: MailConnectOptions): Promise<ImapFlow>;
   /** A nodemailer SMTP transport for the account, tokens from the refresher (see {@link createSmtpTransport}). */
   createSmtpTransport(accountId: string, options?: MailConnectOptions): Promise<SmtpTransport>;
-  /** A mailbox client for the account: fetch unread, mark read, send, watch with IDLE (see {@link MailboxClient}). */
+  /**
+   * A mailbox client for the account: fetch unread, mark read, send, watch (see {@link MailboxClient}), over
+   * the provider's transport or `options.transport` (`imap`, `gmail-api`, `graph`). An unknown transport
+   * name is an `InvalidArgumentError` here; one the provider does not offer, at first use.
+   */
   mailbox(accountId: string, options?: MailboxClientOptions): MailboxClient;
   /** Watchers for many accounts, split between instances by store leases (see {@link WatchOrchestrator}). */
   watchOrchestrator(options: WatchOrchestratorOptions): WatchOrchestrator;
@@ -154,6 +161,7 @@ export interface MailboxAuth {
  * const { url } = await auth.startAuthorization('google', { owner: 'user-1' });
  * const { account } = await auth.completeAuthorization('google', callbackUrl, { owner: 'user-1' });
  * const { accessToken } = await auth.getAccessToken(account.id);
+ * const mailbox = auth.mailbox(account.id); // IMAP/SMTP, or { transport: 'gmail-api' | 'graph' }
  * auth.on('reauthorizationRequired', ({ accountId }) => notifyUser(accountId));
  * ```
  */

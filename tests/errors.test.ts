@@ -14,6 +14,7 @@ import {
   MailboxAuthError,
   type MailboxAuthErrorCode,
   MailConnectionError,
+  MailRequestError,
   ProviderUnavailableError,
   ReauthorizationRequiredError,
   StorageError,
@@ -67,6 +68,12 @@ const cases: [MailboxAuthError, MailboxAuthErrorCode, string, boolean][] = [
     false,
   ],
   [new MailConnectionError('m', { protocol: 'smtp' }), 'ERR_MAIL_CONNECTION_FAILED', 'transient', true],
+  [
+    new MailRequestError('m', { protocol: 'gmail-api', status: 404, apiCode: 'notFound' }),
+    'ERR_MAIL_REQUEST_REJECTED',
+    'request',
+    false,
+  ],
 ];
 
 describe('errors', () => {
@@ -121,6 +128,9 @@ describe('errors', () => {
     expect(new CryptoError('m', { reason: 'malformed' }).keyId).toBeUndefined();
     expect(isMailboxAuthError(new Error('x'))).toBe(false);
     expect(isMailboxAuthError(new StorageError('x'), 'ERR_CRYPTO')).toBe(false);
+    const throttled = new MailConnectionError('m', { protocol: 'graph', status: 429, retryAfterMs: 5000 });
+    expect([throttled.protocol, throttled.status, throttled.retryAfterMs]).toEqual(['graph', 429, 5000]);
+    expect(new MailRequestError('m', { apiCode: 'notFound', status: 404 }).apiCode).toBe('notFound');
   });
 
   it('recognizes errors from another copy of the library (ESM and CJS side by side) by brand and name', () => {

@@ -1,26 +1,25 @@
 /**
  * `MailboxClient`: the mailbox interface host apps program against (fetch unread, mark read, send, watch,
- * health), over IMAP and SMTP with tokens from the refresher.
+ * health), the same over every transport: IMAP and SMTP, the Gmail API, Microsoft Graph. Tokens come from
+ * the refresher.
  * @module
  */
 
 import { EventEmitter } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { inspect } from 'node:util';
-import type { FetchMessageObject, ImapFlow } from 'imapflow';
 import type { SendMailOptions } from 'nodemailer';
-import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
-import {
-  InvalidArgumentError,
-  isMailboxAuthError,
-  type MailboxAuthError,
-  ReauthorizationRequiredError,
-} from '../errors.js';
+import { InvalidArgumentError, isMailboxAuthError, type MailboxAuthError } from '../errors.js';
 import { emitSafely } from '../events.js';
+import { MAIL_TRANSPORTS, type MailTransport } from '../providers/types.js';
 import { type Logger, silentLogger } from '../refresh/logger.js';
-import { connectImap, type MailContext } from './imap.js';
+import { type MailApiOptions, resolveApiOptions } from './api-http.js';
+import { GMAIL_API_BASE_URL, GmailApiDriver } from './gmail-api.js';
+import { GRAPH_BASE_URL, GraphDriver } from './graph.js';
+import type { MailContext } from './imap.js';
+import { ImapTransportDriver } from './imap-transport.js';
+import type { MailMessage, SentMail } from './message.js';
 import type { MailConnectOptions } from './settings.js';
-import { createSmtpTransport, type SmtpTransport, toSmtpError } from './smtp.js';
+import { type MailTransportDriver, pause, type WatchRun } from './transport.js';
 
 const DAY = 86_400_000;
 
@@ -30,15 +29,25 @@ const DAY = 86_400_000;
  * @example
  * ```ts
  * const mailbox = auth.mailbox(accountId, { renewBeforeExpiryMs: 600_000, reconnect: { maxDelayMs: 30_000 } });
+ * const graph = auth.mailbox(accountId, { transport: 'graph', api: { pollIntervalMs: 15_000 } });
  * ```
  */
 export interface MailboxClientOptions {
-  /** IMAP connection options (host/port overrides, TLS, shared mailbox user...). */
-  readonly imap?: MailConnectOptions;
-  /** SMTP connection options. */
-  readonly smtp?: MailConnectOptions;
   /**
-   * Reconnect a watcher with a fresh token this long before the access token expires, in milliseconds.
+   * How to reach the mailbox: `imap` (IMAP to read, SMTP to send), `gmail-api` or `graph`. Must be one the
+   * account's provider offers (`provider.mailTransports`).
+   * @default the provider's `mailTransport` (the preset's `mailTransport` option; else `imap`)
+   */
+  readonly transport?: MailTransport;
+  /** IMAP connection options (host/port overrides, TLS, shared mailbox user...). IMAP transport only. */
+  readonly imap?: MailConnectOptions;
+  /** SMTP connection options. IMAP transport only. */
+  readonly smtp?: MailConnectOptions;
+  /** HTTP options of the Gmail API and Graph transports (fetch, retries, page size, poll interval). */
+  readonly api?: MailApiOptions;
+  /**
+   * Reconnect an IMAP watcher with a fresh token this long before the access token expires, in milliseconds.
+   * (The API transports take a token per request and need no reconnect.)
    * @default 300000
    */
   readonly renewBeforeExpiryMs?: number;
@@ -47,54 +56,12 @@ export interface MailboxClientOptions {
    * @default 1740000 (29 minutes)
    */
   readonly idleRestartMs?: number;
-  /** Backoff between reconnection attempts after a drop, in milliseconds. @default { minDelayMs: 1000, maxDelayMs: 60000 } */
-  readonly reconnect?: {
-    /** First delay, in milliseconds (then doubling, with jitter). */
-    readonly minDelayMs?: number;
-    /** Largest delay, in milliseconds. */
-    readonly maxDelayMs?: number;
-  };
-  /** Receives the client's log lines; never a secret. @default silent */
+  /**
+   * Backoff between watch attempts after a failure (a dropped connection, an API that stayed unavailable),
+   * in milliseconds. @default { minDelayMs: 1000, maxDelayMs: 60000 }
+   */
+  readonly reconnect?: { readonly minDelayMs?: number; readonly maxDelayMs?: number };
   readonly logger?: Logger;
-}
-
-/**
- * One message as {@link MailboxClient.fetchUnread} and watchers deliver it.
- *
- * @example
- * ```ts
- * mailbox.watch((message: MailMessage) => console.log(message.uid, message.subject, message.from[0]?.address));
- * ```
- */
-export interface MailMessage {
-  /** The message's IMAP UID in its mailbox. */
-  readonly uid: number;
-  /** The mailbox (folder) it was read from, such as `INBOX`. */
-  readonly mailbox: string;
-  /** The `Message-ID` header. */
-  readonly messageId: string | undefined;
-  /** The `Subject` header. */
-  readonly subject: string | undefined;
-  /** The `From` addresses. */
-  readonly from: readonly {
-    /** The display name. */
-    readonly name?: string;
-    /** The address. */
-    readonly address?: string;
-  }[];
-  /** The `To` addresses. */
-  readonly to: readonly {
-    /** The display name. */
-    readonly name?: string;
-    /** The address. */
-    readonly address?: string;
-  }[];
-  /** The envelope date. */
-  readonly date: Date | undefined;
-  /** The IMAP flags, such as `\Seen`. */
-  readonly flags: readonly string[];
-  /** The raw RFC 822 message, when requested. */
-  readonly source: Buffer | undefined;
 }
 
 /**
@@ -106,24 +73,12 @@ export interface MailMessage {
  * ```
  */
 export interface MailboxHealth {
-  /** Whether the client's IMAP connection is open and usable. */
+  /** IMAP: the connection is open and usable. API transports: the last request reached the API. */
   readonly connected: boolean;
-  /** Whether a watch is running. */
   readonly watching: boolean;
-  /** The last successful IMAP operation. */
   readonly lastSuccessAt: Date | null;
-  /** The last failure, or `null`. */
-  readonly lastError: {
-    /** The error code, such as `ERR_MAIL_CONNECTION_FAILED`. */
-    readonly code: string;
-    /** The error message (never a secret). */
-    readonly message: string;
-    /** When it happened. */
-    readonly at: Date;
-  } | null;
-  /** Failures in the last 24 hours. */
+  readonly lastError: { readonly code: string; readonly message: string; readonly at: Date } | null;
   readonly errorsLast24h: number;
-  /** Messages delivered by the watcher in the last 24 hours. */
   readonly messagesLast24h: number;
 }
 
@@ -133,16 +88,57 @@ export interface MailboxHealth {
  * @example
  * ```ts
  * const watcher: Watcher = mailbox.watch(handle);
- * process.on('SIGTERM', () => watcher.stop());
+ * process.on('SIGTERM', async () => { await watcher.stop(); await saveResumePoint(watcher.cursor) });
  * ```
  */
 export interface Watcher {
-  /** The highest UID delivered so far. */
+  /** The highest UID delivered so far (IMAP; `0` for the API transports). */
   readonly lastUid: number;
+  /**
+   * Where the watch stands, to resume a later watch from it (`watch(fn, { cursor })`): the last delivered
+   * IMAP UID, a Gmail history id, or a Graph delta position. Opaque; `undefined` before the first session.
+   */
+  readonly cursor: string | undefined;
   /** Resolves when the watch has stopped (after `stop()`, or a permanent failure: then it rejects). */
   readonly done: Promise<void>;
   /** Stop watching and close the connection. */
   stop(): Promise<void>;
+}
+
+/**
+ * Options of {@link MailboxClient.watch}.
+ *
+ * @example
+ * ```ts
+ * const watcher = mailbox.watch(handle, { mailbox: 'INBOX', cursor: savedCursor });
+ * ```
+ */
+export interface WatchOptions {
+  /** The mailbox: an IMAP path, a Gmail label id, or a Graph folder (well-known name or id). @default the inbox */
+  readonly mailbox?: string;
+  /** IMAP: deliver messages after this UID (a resume point). */
+  readonly sinceUid?: number;
+  /** Resume from a {@link Watcher.cursor} of an earlier watch with the same transport. */
+  readonly cursor?: string;
+}
+
+/**
+ * Options of {@link MailboxClient.fetchUnread}.
+ *
+ * @example
+ * ```ts
+ * for await (const message of mailbox.fetchUnread({ max: 20, source: false, signal: AbortSignal.timeout(30_000) })) {}
+ * ```
+ */
+export interface FetchUnreadOptions {
+  /** At most this many messages. @default 50 */
+  readonly max?: number;
+  /** The mailbox: an IMAP path, a Gmail label id, or a Graph folder. @default the inbox */
+  readonly mailbox?: string;
+  /** Include the raw RFC 822 message (`source`). @default true */
+  readonly source?: boolean;
+  /** Stops the listing (API transports: between and during requests). */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -154,71 +150,62 @@ export interface Watcher {
  * ```
  */
 export interface MailboxClientEvents {
-  /** The watcher reconnected (`reason`: `token` before expiry, `drop` after a lost connection). */
-  reconnected: {
-    /** The account. */
-    readonly accountId: string;
-    /** `token`: renewed before expiry; `drop`: after a lost connection. */
-    readonly reason: 'token' | 'drop';
-  };
+  /**
+   * The watcher is back: `token` (IMAP: reconnected with a fresh token before expiry), `drop` (after a failure
+   * and backoff), `resync` (the API forgot the resume point: Gmail restarts from now, Graph from the watermark).
+   */
+  reconnected: { readonly accountId: string; readonly reason: 'token' | 'drop' | 'resync' };
   /** A transient failure; the watcher retries. */
-  error: {
-    /** The account. */
-    readonly accountId: string;
-    /** What failed. */
-    readonly error: MailboxAuthError | Error;
-  };
+  error: { readonly accountId: string; readonly error: MailboxAuthError | Error };
   /** A permanent authentication failure stopped the watcher: ask the user to reconnect. */
-  reauthorizationRequired: {
-    /** The account. */
-    readonly accountId: string;
-    /** The failure's message. */
-    readonly reason: string;
-  };
+  reauthorizationRequired: { readonly accountId: string; readonly reason: string };
 }
 
-function toMessage(message: FetchMessageObject, mailbox: string): MailMessage {
-  const envelope = message.envelope;
-  return {
-    uid: message.uid,
-    mailbox,
-    messageId: envelope?.messageId,
-    subject: envelope?.subject,
-    from: envelope?.from ?? [],
-    to: envelope?.to ?? [],
-    date: envelope?.date === undefined ? undefined : new Date(envelope.date),
-    flags: [...(message.flags ?? [])],
-    source: message.source,
-  };
+function checkTransport(value: unknown): MailTransport | undefined {
+  if (value === undefined) return undefined;
+  if (!MAIL_TRANSPORTS.includes(value as MailTransport)) {
+    throw new InvalidArgumentError(
+      `transport must be one of ${MAIL_TRANSPORTS.map((t) => `"${t}"`).join(', ')} (got ${JSON.stringify(value)?.slice(0, 40)})`,
+    );
+  }
+  return value as MailTransport;
+}
+
+function nonNegative(value: number | undefined, name: string, fallback: number): number {
+  const v = value ?? fallback;
+  if (!Number.isSafeInteger(v) || v < 0) {
+    throw new InvalidArgumentError(`${name} must be a non-negative integer (milliseconds)`);
+  }
+  return v;
 }
 
 /**
- * A mailbox for one account: `fetchUnread`, `markAsRead`, `send`, `watch` (IMAP IDLE) and `health`. The
- * IMAP connection is opened on demand and reused; tokens come from the refresher; a watch survives token
- * expiry (it reconnects with a fresh token before expiry and resumes from the last seen UID) and dropped
- * connections (exponential backoff), and stops with `reauthorizationRequired` on a permanent auth failure.
+ * A mailbox for one account: `fetchUnread`, `markAsRead`, `send`, `watch` and `health`, the same whatever the
+ * transport (`imap`: IMAP with IDLE and SMTP; `gmail-api`; `graph`), chosen by the provider preset or the
+ * `transport` option and resolved on first use. Tokens come from the refresher: a rejected token gets one
+ * forced refresh, then a typed error. A watch survives token expiry and failures (backoff), and stops with
+ * `reauthorizationRequired` on a permanent authentication failure.
  *
  * @example
  * ```ts
- * const mailbox = auth.mailbox(accountId);
+ * const mailbox = auth.mailbox(accountId); // or auth.mailbox(accountId, { transport: 'graph' })
  * for await (const msg of mailbox.fetchUnread({ max: 20 })) {
  *   console.log(msg.subject);
- *   await mailbox.markAsRead(msg.uid);
+ *   await mailbox.markAsRead(msg.id);
  * }
  * await mailbox.send({ to: 'bob@example.com', subject: 'Hi', text: 'Hello' });
  * const watcher = mailbox.watch(async (msg) => handle(msg));
  * ```
  */
 export class MailboxClient {
-  /** The account this client reads and sends for. */
   readonly accountId: string;
   readonly #context: MailContext;
   readonly #options: MailboxClientOptions;
   readonly #logger: Logger;
   readonly #events = new EventEmitter();
-  #imap: ImapFlow | undefined;
-  #connecting: Promise<ImapFlow> | undefined;
-  #smtp: Promise<SmtpTransport> | undefined;
+  readonly #transport: MailTransport | undefined;
+  #driver: Promise<MailTransportDriver> | undefined;
+  #resolved: MailTransportDriver | undefined;
   #watcher: { stop(): Promise<void> } | undefined;
   #lastSuccess: number | null = null;
   #lastError: { code: string; message: string; at: number } | null = null;
@@ -228,6 +215,12 @@ export class MailboxClient {
   constructor(context: MailContext, accountId: string, options: MailboxClientOptions = {}) {
     if (typeof accountId !== 'string' || accountId.length === 0)
       throw new InvalidArgumentError('accountId must be a non-empty string');
+    this.#transport = checkTransport(options.transport);
+    resolveApiOptions(options.api, GRAPH_BASE_URL); // validate now, not at the first request
+    nonNegative(options.renewBeforeExpiryMs, 'renewBeforeExpiryMs', 300_000);
+    nonNegative(options.idleRestartMs, 'idleRestartMs', 29 * 60_000);
+    nonNegative(options.reconnect?.minDelayMs, 'reconnect.minDelayMs', 1000);
+    nonNegative(options.reconnect?.maxDelayMs, 'reconnect.maxDelayMs', 60_000);
     this.#context = context;
     this.accountId = accountId;
     this.#options = options;
@@ -243,120 +236,172 @@ export class MailboxClient {
     return this;
   }
 
-  /** Open the IMAP connection now (it is otherwise opened on first use). */
-  async connect(): Promise<void> {
-    await this.#client();
-  }
-
-  /** Close the IMAP connection, the SMTP transport and any watcher. */
-  async disconnect(): Promise<void> {
-    await this.#watcher?.stop();
-    const imap = this.#imap;
-    this.#imap = undefined;
-    if (imap?.usable) await imap.logout().catch(() => imap.close());
-    else imap?.close();
-    const smtp = this.#smtp;
-    this.#smtp = undefined;
-    if (smtp !== undefined) (await smtp.catch(() => undefined))?.close();
-  }
-
-  /** Whether the IMAP connection is open and usable. */
-  isConnected(): boolean {
-    return this.#imap?.usable === true;
+  /** Stop listening. */
+  off<E extends keyof MailboxClientEvents>(
+    event: E,
+    listener: (payload: MailboxClientEvents[E]) => void,
+  ): this {
+    this.#events.off(event, listener);
+    return this;
   }
 
   /**
-   * Unread messages, oldest first, streamed (at most `max`). With `source: true` (the default) each
-   * carries the raw message.
+   * The transport this client uses: the `transport` option, else the provider's default. Rejects with
+   * `InvalidArgumentError` when the account's provider does not offer it.
    */
-  async *fetchUnread(
-    options: { readonly max?: number; readonly mailbox?: string; readonly source?: boolean } = {},
-  ): AsyncGenerator<MailMessage, void, undefined> {
+  async transport(): Promise<MailTransport> {
+    return (await this.#resolve()).name;
+  }
+
+  /**
+   * Connect now (it otherwise happens on first use): IMAP opens its connection; the APIs make one request
+   * (Gmail's profile, Graph's inbox folder), which checks the token and the API access.
+   */
+  async connect(options: { readonly signal?: AbortSignal } = {}): Promise<void> {
+    try {
+      await (await this.#resolve()).connect(options.signal);
+      this.#record('success');
+    } catch (err) {
+      this.#fail(err);
+      throw err;
+    }
+  }
+
+  /** Stop any watcher and close the connections (IMAP, SMTP). */
+  async disconnect(): Promise<void> {
+    await this.#watcher?.stop();
+    const driver = this.#driver;
+    this.#driver = undefined;
+    this.#resolved = undefined;
+    if (driver !== undefined) await (await driver.catch(() => undefined))?.disconnect();
+  }
+
+  /** Whether the mailbox is reachable: IMAP, the connection is open; APIs, the last request succeeded. */
+  isConnected(): boolean {
+    return this.#resolved?.isConnected() === true;
+  }
+
+  /**
+   * Unread messages, streamed: at most `max`, fetched page by page as you iterate (constant memory). IMAP
+   * lists the oldest first; the Gmail API and Graph the newest first (the order they list in). With
+   * `source: true` (the default) each carries the raw message.
+   */
+  async *fetchUnread(options: FetchUnreadOptions = {}): AsyncGenerator<MailMessage, void, undefined> {
     const max = options.max ?? 50;
     if (!Number.isSafeInteger(max) || max < 1)
       throw new InvalidArgumentError('max must be a positive integer');
-    const mailbox = options.mailbox ?? 'INBOX';
-    const imap = await this.#client();
-    const lock = await imap.getMailboxLock(mailbox);
     try {
-      const uids = (await imap.search({ seen: false }, { uid: true })) || [];
-      const wanted = uids.slice(0, max);
-      if (wanted.length === 0) return;
-      for await (const message of imap.fetch(
-        wanted,
-        { uid: true, envelope: true, flags: true, source: options.source ?? true },
-        { uid: true },
-      )) {
+      const driver = await this.#resolve();
+      for await (const message of driver.fetchUnread({
+        max,
+        mailbox: options.mailbox,
+        source: options.source ?? true,
+        signal: options.signal,
+      })) {
         this.#record('message');
-        yield toMessage(message, mailbox);
+        yield message;
       }
       this.#record('success');
     } catch (err) {
       this.#fail(err);
       throw err;
-    } finally {
-      lock.release();
-    }
-  }
-
-  /** Mark a message read (`\Seen`). */
-  async markAsRead(uid: number, options: { readonly mailbox?: string } = {}): Promise<void> {
-    if (!Number.isSafeInteger(uid) || uid < 1)
-      throw new InvalidArgumentError('uid must be a positive integer');
-    const imap = await this.#client();
-    const lock = await imap.getMailboxLock(options.mailbox ?? 'INBOX');
-    try {
-      await imap.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true });
-      this.#record('success');
-    } catch (err) {
-      this.#fail(err);
-      throw err;
-    } finally {
-      lock.release();
-    }
-  }
-
-  /** Send a message over SMTP (`from` defaults to the account's address). Failures are typed errors. */
-  async send(message: SendMailOptions): Promise<SMTPTransport.SentMessageInfo> {
-    this.#smtp ??= createSmtpTransport(this.#context, this.accountId, this.#options.smtp ?? {});
-    try {
-      const transport = await this.#smtp;
-      const from = message.from ?? (await this.#context.persistence.getAccount(this.accountId)).email;
-      const info = await transport.sendMail({ ...message, from });
-      this.#record('success');
-      return info;
-    } catch (err) {
-      const typed = toSmtpError(err, this.accountId);
-      this.#fail(typed);
-      throw typed;
     }
   }
 
   /**
-   * Watch a mailbox with IDLE and call `onNewMessage` for every message that arrives, in order, exactly once
-   * per watch (messages present before the watch started are not delivered). One watch per client.
+   * Mark a message read: IMAP `\Seen`, Gmail removes the `UNREAD` label, Graph sets `isRead`. `id` is
+   * `message.id` (with IMAP, the UID as a number works too).
    */
-  watch(
-    onNewMessage: (message: MailMessage) => void | Promise<void>,
-    options: { readonly mailbox?: string; readonly sinceUid?: number } = {},
-  ): Watcher {
+  async markAsRead(
+    id: string | number,
+    options: { readonly mailbox?: string; readonly signal?: AbortSignal } = {},
+  ): Promise<void> {
+    if (typeof id === 'number') {
+      if (!Number.isSafeInteger(id) || id < 1)
+        throw new InvalidArgumentError('uid must be a positive integer');
+    } else if (typeof id !== 'string' || id.length === 0) {
+      throw new InvalidArgumentError('id must be a non-empty string (message.id) or an IMAP UID');
+    }
+    try {
+      const driver = await this.#resolve();
+      if (typeof id === 'number' && driver.name !== 'imap') {
+        throw new InvalidArgumentError(
+          `markAsRead takes the message's id string (message.id) with the ${driver.name} transport, not a number`,
+        );
+      }
+      await driver.markAsRead(String(id), {
+        mailbox: options.mailbox,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+      this.#record('success');
+    } catch (err) {
+      this.#fail(err);
+      throw err;
+    }
+  }
+
+  /**
+   * Send a message (`from` defaults to the account's address): over SMTP, or as a raw RFC 822 message built by
+   * nodemailer's MailComposer through the Gmail API (`users.messages.send`) or Graph (`/me/sendMail`, MIME).
+   * Failures are typed errors.
+   */
+  async send(message: SendMailOptions, options: { readonly signal?: AbortSignal } = {}): Promise<SentMail> {
+    if (typeof message !== 'object' || message === null)
+      throw new InvalidArgumentError('message must be an object');
+    try {
+      const driver = await this.#resolve();
+      const from =
+        message.from === undefined ? (await this.#context.persistence.getAccount(this.accountId)).email : '';
+      const sent = await driver.send(message, from, options.signal);
+      this.#record('success');
+      return sent;
+    } catch (err) {
+      this.#fail(err);
+      throw err;
+    }
+  }
+
+  /**
+   * Watch a mailbox and call `onNewMessage` for every message that arrives, in order, once per watch
+   * (messages present before the watch started are not delivered). IMAP keeps a connection in IDLE; the
+   * APIs poll (`api.pollIntervalMs`: Gmail `history.list`, Graph delta). One watch per client.
+   */
+  watch(onNewMessage: (message: MailMessage) => void | Promise<void>, options: WatchOptions = {}): Watcher {
     if (typeof onNewMessage !== 'function') throw new InvalidArgumentError('onNewMessage must be a function');
     if (this.#watcher !== undefined)
       throw new InvalidArgumentError('this client already has a watcher; stop it first');
-    const mailbox = options.mailbox ?? 'INBOX';
+    if (options.sinceUid !== undefined && (!Number.isSafeInteger(options.sinceUid) || options.sinceUid < 0))
+      throw new InvalidArgumentError('sinceUid must be a non-negative integer');
+    if (options.cursor !== undefined && (typeof options.cursor !== 'string' || options.cursor.length === 0))
+      throw new InvalidArgumentError('cursor must be a non-empty string (a watcher.cursor)');
     const controller = new AbortController();
-    const state = { lastUid: options.sinceUid ?? -1 };
-    const run = this.#watch(mailbox, onNewMessage, state, controller.signal).finally(() => {
+    const cursor = options.cursor ?? (options.sinceUid === undefined ? undefined : String(options.sinceUid));
+    const run: WatchRun = {
+      mailbox: options.mailbox,
+      cursor,
+      signal: controller.signal,
+      deliver: async (message) => {
+        await onNewMessage(message);
+        this.#record('message');
+      },
+      ready: () => {},
+      resynced: () => {},
+    };
+    const done = this.#watch(run).finally(() => {
       this.#watcher = undefined;
     });
-    const watcher = {
+    const watcher: Watcher = {
       get lastUid() {
-        return Math.max(0, state.lastUid);
+        const uid = Number(run.cursor);
+        return /^\d+$/.test(run.cursor ?? '') && Number.isSafeInteger(uid) ? uid : 0;
       },
-      done: run,
+      get cursor() {
+        return run.cursor;
+      },
+      done,
       stop: async () => {
         controller.abort();
-        await run.catch(() => {});
+        await done.catch(() => {});
       },
     };
     this.#watcher = watcher;
@@ -378,152 +423,108 @@ export class MailboxClient {
     };
   }
 
-  async #client(): Promise<ImapFlow> {
-    if (this.#imap?.usable) return this.#imap;
-    this.#connecting ??= connectImap(this.#context, this.accountId, this.#options.imap ?? {})
-      .then((imap) => {
-        imap.on('error', (err: Error) => this.#fail(err));
-        this.#imap = imap;
-        this.#record('success');
-        return imap;
-      })
-      .catch((err: unknown) => {
-        this.#fail(err);
+  /** The transport, created on first use from the option or the account's provider. */
+  #resolve(): Promise<MailTransportDriver> {
+    this.#driver ??= this.#create().then(
+      (driver) => {
+        this.#resolved = driver;
+        return driver;
+      },
+      (err: unknown) => {
+        this.#driver = undefined; // a store failure is not remembered: the next call tries again
         throw err;
-      })
-      .finally(() => {
-        this.#connecting = undefined;
-      });
-    return this.#connecting;
+      },
+    );
+    return this.#driver;
   }
 
-  async #watch(
-    mailbox: string,
-    deliver: (message: MailMessage) => void | Promise<void>,
-    state: { lastUid: number },
-    signal: AbortSignal,
-  ): Promise<void> {
+  async #create(): Promise<MailTransportDriver> {
+    const account = await this.#context.persistence.getAccount(this.accountId);
+    const provider = this.#context.registry.get(account.provider);
+    const name = this.#transport ?? provider.mailTransport ?? 'imap';
+    const offered = provider.mailTransports ?? ['imap'];
+    if (!offered.includes(name)) {
+      throw new InvalidArgumentError(
+        `The "${name}" transport is not available for provider "${provider.id}" (it offers: ${offered.join(', ')})`,
+        { accountId: this.accountId, providerId: provider.id },
+      );
+    }
+    const o = this.#options;
+    if (name === 'gmail-api') {
+      return new GmailApiDriver(this.#context, this.accountId, resolveApiOptions(o.api, GMAIL_API_BASE_URL));
+    }
+    if (name === 'graph') {
+      const resource = provider.resources?.graph === undefined ? undefined : 'graph';
+      return new GraphDriver(
+        this.#context,
+        this.accountId,
+        resolveApiOptions(o.api, GRAPH_BASE_URL),
+        resource,
+      );
+    }
+    return new ImapTransportDriver(
+      this.#context,
+      this.accountId,
+      {
+        ...(o.imap === undefined ? {} : { imap: o.imap }),
+        ...(o.smtp === undefined ? {} : { smtp: o.smtp }),
+        renewBeforeExpiryMs: o.renewBeforeExpiryMs ?? 300_000,
+        idleRestartMs: o.idleRestartMs ?? 29 * 60_000,
+      },
+      { success: () => this.#record('success'), fail: (err) => this.#fail(err) },
+    );
+  }
+
+  /**
+   * The watch loop, the same for every transport: a session until it must be renewed or fails; after a
+   * failure, exponential backoff with jitter, then a new session that resumes from the cursor. A permanent
+   * authentication failure stops the watch with `reauthorizationRequired`; a refused request (a resource the
+   * API does not know, an account deleted) stops it too.
+   */
+  async #watch(run: WatchRun): Promise<void> {
+    const { signal } = run;
     const minDelay = this.#options.reconnect?.minDelayMs ?? 1000;
     const maxDelay = this.#options.reconnect?.maxDelayMs ?? 60_000;
-    const renewBefore = this.#options.renewBeforeExpiryMs ?? 300_000;
     let delay = minDelay;
     let reason: 'token' | 'drop' | undefined;
+    run.ready = () => {
+      if (reason !== undefined) this.#emit('reconnected', { accountId: this.accountId, reason });
+      reason = undefined;
+      delay = minDelay;
+      this.#record('success');
+    };
+    run.resynced = () => {
+      this.#logger.warn({ accountId: this.accountId }, 'watch resume point expired; resynchronized');
+      this.#emit('reconnected', { accountId: this.accountId, reason: 'resync' });
+    };
     while (!signal.aborted) {
-      let imap: ImapFlow | undefined;
       try {
-        imap = await connectImap(
-          this.#context,
-          this.accountId,
-          { ...this.#options.imap, signal },
-          { disableAutoIdle: true },
-        );
-        const token = await this.#context.refresher.getAccessToken(this.accountId);
-        const box = await imap.mailboxOpen(mailbox);
-        if (state.lastUid < 0) state.lastUid = box.uidNext - 1; // only messages from now on
-        if (reason !== undefined) this.#emit('reconnected', { accountId: this.accountId, reason });
-        delay = minDelay;
-        this.#record('success');
-        reason = await this.#session(imap, mailbox, deliver, state, signal, token.expiresAt, renewBefore);
+        const driver = await this.#resolve();
+        const outcome = await driver.watchSession(run);
+        if (outcome === 'renew') reason = 'token';
       } catch (err) {
         if (signal.aborted) break;
-        if (
-          isMailboxAuthError(err, 'ERR_MAIL_AUTHENTICATION_FAILED') ||
-          err instanceof ReauthorizationRequiredError
-        ) {
-          this.#fail(err);
-          this.#emit('reauthorizationRequired', {
-            accountId: this.accountId,
-            reason: (err as Error).message,
-          });
+        this.#fail(err);
+        if (isMailboxAuthError(err) && err.category === 'reauthorization') {
+          this.#emit('reauthorizationRequired', { accountId: this.accountId, reason: err.message });
           throw err;
         }
-        this.#fail(err);
+        if (isMailboxAuthError(err) && err.category === 'request') {
+          this.#logger.warn(
+            { accountId: this.accountId, code: err.code },
+            'watcher stopped: request refused',
+          );
+          throw err;
+        }
         this.#emit('error', { accountId: this.accountId, error: err as Error });
         this.#logger.warn(
           { accountId: this.accountId, code: (err as { code?: string }).code },
           'watcher failed; reconnecting',
         );
         reason = 'drop';
-        await sleep(delay * (0.5 + Math.random() / 2), undefined, { signal }).catch(() => {});
+        await pause(delay * (0.5 + Math.random() / 2), signal);
         delay = Math.min(delay * 2, maxDelay);
-      } finally {
-        if (imap !== undefined) {
-          if (imap.usable) await imap.logout().catch(() => imap?.close());
-          else imap.close();
-        }
       }
-    }
-  }
-
-  /**
-   * One connected period: deliver new messages, IDLE in between (re-issued every `idleRestartMs`), until the
-   * token nears expiry (then the caller reconnects with a fresh token) or the connection drops (throws).
-   */
-  async #session(
-    imap: ImapFlow,
-    mailbox: string,
-    deliver: (message: MailMessage) => void | Promise<void>,
-    state: { lastUid: number },
-    signal: AbortSignal,
-    expiresAt: Date | null,
-    renewBefore: number,
-  ): Promise<'token'> {
-    let wake: (() => void) | undefined;
-    let pending = true; // catch up first: messages that arrived while disconnected
-    let closed = false;
-    const onExists = () => {
-      pending = true;
-      wake?.();
-    };
-    const onClose = () => {
-      closed = true;
-      wake?.();
-    };
-    imap.on('exists', onExists);
-    imap.on('close', onClose);
-    const idleRestart = this.#options.idleRestartMs ?? 29 * 60_000;
-    try {
-      for (;;) {
-        if (signal.aborted) return 'token';
-        if (closed) throw new Error('the IMAP connection was closed');
-        if (pending) {
-          pending = false;
-          const range = `${state.lastUid + 1}:*`;
-          for await (const message of imap.fetch(
-            range,
-            { uid: true, envelope: true, flags: true, source: true },
-            { uid: true },
-          )) {
-            if (message.uid <= state.lastUid) continue; // `n:*` returns the last message when n is past the end
-            await deliver(toMessage(message, mailbox));
-            state.lastUid = message.uid;
-            this.#record('message');
-          }
-          continue;
-        }
-        const untilRenew =
-          expiresAt === null ? Number.POSITIVE_INFINITY : expiresAt.getTime() - renewBefore - Date.now();
-        if (untilRenew <= 0) return 'token';
-        // IDLE until a message arrives, the token nears expiry, or IDLE must be re-issued (a NOOP ends it).
-        const idling = imap.idle().catch(() => {});
-        const woke = await new Promise<boolean>((resolve) => {
-          const timer = setTimeout(() => resolve(false), Math.min(untilRenew, idleRestart, 2_147_000_000));
-          const onAbort = () => resolve(true);
-          signal.addEventListener('abort', onAbort, { once: true });
-          wake = () => {
-            clearTimeout(timer);
-            signal.removeEventListener('abort', onAbort);
-            resolve(true);
-          };
-        });
-        wake = undefined;
-        // The next command (the fetch, or this NOOP when IDLE must be re-issued) ends the IDLE.
-        if (!woke && !closed && !signal.aborted) await imap.noop();
-        void idling;
-      }
-    } finally {
-      imap.off('exists', onExists);
-      imap.off('close', onClose);
     }
   }
 
@@ -549,6 +550,9 @@ export class MailboxClient {
 
   /** @internal */
   [inspect.custom](): string {
-    return `MailboxClient { accountId: '${this.accountId}', connected: ${this.isConnected()} }`;
+    const transport = this.#resolved?.name ?? this.#transport;
+    return `MailboxClient { accountId: '${this.accountId}', ${transport === undefined ? '' : `transport: '${transport}', `}connected: ${this.isConnected()} }`;
   }
 }
+
+export type { MailAddress, MailMessage, SentMail } from './message.js';

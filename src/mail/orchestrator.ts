@@ -1,5 +1,6 @@
 /**
- * `WatchOrchestrator`: IDLE watchers for many accounts, split between instances by store leases.
+ * `WatchOrchestrator`: watchers (IMAP IDLE, Gmail API or Graph polling) for many accounts, split between
+ * instances by store leases.
  * @module
  */
 
@@ -22,15 +23,18 @@ import type { MailContext } from './imap.js';
  *
  * @example
  * ```ts
- * auth.watchOrchestrator({ onMessage: (accountId, message) => queue.push(message.uid), leaseTtlMs: 30_000, maxConcurrentConnects: 4 });
+ * auth.watchOrchestrator({ onMessage: (accountId, message) => queue.push(message.id), leaseTtlMs: 30_000, maxConcurrentConnects: 4 });
  * ```
  */
 export interface WatchOrchestratorOptions {
   /** Called for every new message of every watched account. */
   readonly onMessage: (accountId: string, message: MailMessage) => void | Promise<void>;
-  /** Called when an account's watcher stopped for good (re-authorization required). */
+  /**
+   * Called when an account's watcher stopped for good: re-authorization required, or a request the server
+   * refuses (an unknown mailbox, a transport the provider does not offer, a deleted account).
+   */
   readonly onStopped?: (accountId: string, error: Error) => void;
-  /** Options of each account's `MailboxClient`. */
+  /** Options of each account's `MailboxClient` (`transport`, `api`, `imap`, ...). */
   readonly mailbox?: MailboxClientOptions;
   /**
    * How long an instance's claim on an account's watch lasts without renewal, in milliseconds. A crashed
@@ -83,13 +87,15 @@ interface Entry {
   leased: boolean;
   client: MailboxClient | undefined;
   watcher: Watcher | undefined;
-  lastUid: number | undefined;
+  /** Where the last watcher stopped (resume point for the next one). */
+  cursor: string | undefined;
 }
 
 const LEASE_PREFIX = 'watch:';
 
 /**
- * Runs IDLE watchers for many accounts. With a shared store, several instances split the accounts between
+ * Runs watchers for many accounts, each over its account's transport (IMAP IDLE, or Gmail API / Graph
+ * polling). With a shared store, several instances split the accounts between
  * them: an instance watches an account only while it holds the account's watch lease (renewed every third
  * of `leaseTtlMs`); when an instance dies its leases lapse and the others take its accounts over. Connects
  * are bounded; each watcher reconnects with backoff on its own; a watcher that needs re-authorization stops
@@ -156,7 +162,7 @@ export class WatchOrchestrator {
       leased: false,
       client: undefined,
       watcher: undefined,
-      lastUid: undefined,
+      cursor: undefined,
     });
     this.#schedule(0);
   }
@@ -169,7 +175,7 @@ export class WatchOrchestrator {
     await this.#stop(entry, true);
   }
 
-  /** Restart an account's watcher (after its settings changed), resuming from the last delivered UID. */
+  /** Restart an account's watcher (after its settings changed), resuming where the last one stopped. */
   async refresh(accountId: string): Promise<void> {
     const entry = this.#entries.get(accountId);
     if (entry === undefined) return;
@@ -263,9 +269,8 @@ export class WatchOrchestrator {
       const watcher = client.watch(
         async (message) => {
           await this.#options.onMessage(entry.accountId, message);
-          entry.lastUid = message.uid;
         },
-        { mailbox: entry.mailbox, ...(entry.lastUid === undefined ? {} : { sinceUid: entry.lastUid }) },
+        { mailbox: entry.mailbox, ...(entry.cursor === undefined ? {} : { cursor: entry.cursor }) },
       );
       entry.watcher = watcher;
       entry.state = 'watching';
@@ -296,6 +301,7 @@ export class WatchOrchestrator {
     entry.watcher = undefined;
     entry.client = undefined;
     await watcher?.stop();
+    if (watcher?.cursor !== undefined) entry.cursor = watcher.cursor;
     await client?.disconnect();
     if (release && entry.leased) {
       await this.#context.persistence

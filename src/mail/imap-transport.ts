@@ -1,0 +1,252 @@
+/**
+ * The IMAP/SMTP transport of `MailboxClient`: read with IMAP (imapflow, IDLE for watching), send with SMTP
+ * (nodemailer), both with XOAUTH2 / OAUTHBEARER tokens from the refresher.
+ * @internal
+ * @module
+ */
+import type { FetchMessageObject, ImapFlow } from 'imapflow';
+import type { SendMailOptions } from 'nodemailer';
+import { InvalidArgumentError } from '../errors.js';
+import { connectImap, type MailContext } from './imap.js';
+import type { MailMessage, SentMail } from './message.js';
+import type { MailConnectOptions } from './settings.js';
+import { createSmtpTransport, type SmtpTransport, toSmtpError } from './smtp.js';
+import type { FetchUnreadRequest, MailTransportDriver, WatchRun } from './transport.js';
+
+/** What the IMAP transport needs from the client's options. */
+export interface ImapTransportOptions {
+  readonly imap?: MailConnectOptions;
+  readonly smtp?: MailConnectOptions;
+  readonly renewBeforeExpiryMs: number;
+  readonly idleRestartMs: number;
+}
+
+/** Health hooks of the client. */
+export interface DriverHooks {
+  success(): void;
+  fail(err: unknown): void;
+}
+
+function toMessage(message: FetchMessageObject, mailbox: string): MailMessage {
+  const envelope = message.envelope;
+  return {
+    id: String(message.uid),
+    uid: message.uid,
+    mailbox,
+    messageId: envelope?.messageId,
+    subject: envelope?.subject,
+    from: envelope?.from ?? [],
+    to: envelope?.to ?? [],
+    date: envelope?.date === undefined ? undefined : new Date(envelope.date),
+    flags: [...(message.flags ?? [])],
+    source: message.source,
+  };
+}
+
+function asAddress(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  const address = (value as { address?: unknown } | null)?.address;
+  return typeof address === 'string' ? address : undefined;
+}
+
+/** IMAP to read (one connection opened on demand and reused; its own connection per watch), SMTP to send. */
+export class ImapTransportDriver implements MailTransportDriver {
+  readonly name = 'imap' as const;
+  readonly #context: MailContext;
+  readonly #accountId: string;
+  readonly #options: ImapTransportOptions;
+  readonly #hooks: DriverHooks;
+  #imap: ImapFlow | undefined;
+  #connecting: Promise<ImapFlow> | undefined;
+  #smtp: Promise<SmtpTransport> | undefined;
+
+  constructor(context: MailContext, accountId: string, options: ImapTransportOptions, hooks: DriverHooks) {
+    this.#context = context;
+    this.#accountId = accountId;
+    this.#options = options;
+    this.#hooks = hooks;
+  }
+
+  async connect(): Promise<void> {
+    await this.#client();
+  }
+
+  async disconnect(): Promise<void> {
+    const imap = this.#imap;
+    this.#imap = undefined;
+    if (imap?.usable) await imap.logout().catch(() => imap.close());
+    else imap?.close();
+    const smtp = this.#smtp;
+    this.#smtp = undefined;
+    if (smtp !== undefined) (await smtp.catch(() => undefined))?.close();
+  }
+
+  isConnected(): boolean {
+    return this.#imap?.usable === true;
+  }
+
+  async *fetchUnread(request: FetchUnreadRequest): AsyncGenerator<MailMessage, void, undefined> {
+    const mailbox = request.mailbox ?? 'INBOX';
+    const imap = await this.#client();
+    const lock = await imap.getMailboxLock(mailbox);
+    try {
+      const uids = (await imap.search({ seen: false }, { uid: true })) || [];
+      const wanted = uids.slice(0, request.max);
+      if (wanted.length === 0) return;
+      for await (const message of imap.fetch(
+        wanted,
+        { uid: true, envelope: true, flags: true, source: request.source },
+        { uid: true },
+      )) {
+        yield toMessage(message, mailbox);
+      }
+    } finally {
+      lock.release();
+    }
+  }
+
+  async markAsRead(id: string, options: { readonly mailbox: string | undefined }): Promise<void> {
+    if (!/^[1-9]\d{0,9}$/.test(id)) {
+      throw new InvalidArgumentError('id must be an IMAP UID: a positive integer (or its decimal string)');
+    }
+    const imap = await this.#client();
+    const lock = await imap.getMailboxLock(options.mailbox ?? 'INBOX');
+    try {
+      await imap.messageFlagsAdd(id, ['\\Seen'], { uid: true });
+    } finally {
+      lock.release();
+    }
+  }
+
+  async send(message: SendMailOptions, from: string): Promise<SentMail> {
+    this.#smtp ??= createSmtpTransport(this.#context, this.#accountId, this.#options.smtp ?? {});
+    try {
+      const transport = await this.#smtp;
+      const info = await transport.sendMail({ ...message, from: message.from ?? from });
+      const list = (values: unknown): string[] =>
+        (Array.isArray(values) ? values : []).map(asAddress).filter((a): a is string => a !== undefined);
+      return {
+        transport: 'imap',
+        messageId: info.messageId,
+        id: undefined,
+        accepted: list(info.accepted),
+        rejected: list(info.rejected),
+        response: info.response,
+      };
+    } catch (err) {
+      throw toSmtpError(err, this.#accountId);
+    }
+  }
+
+  async #client(): Promise<ImapFlow> {
+    if (this.#imap?.usable) return this.#imap;
+    this.#connecting ??= connectImap(this.#context, this.#accountId, this.#options.imap ?? {})
+      .then((imap) => {
+        imap.on('error', (err: Error) => this.#hooks.fail(err));
+        this.#imap = imap;
+        this.#hooks.success();
+        return imap;
+      })
+      .finally(() => {
+        this.#connecting = undefined;
+      });
+    return this.#connecting;
+  }
+
+  /**
+   * One connected period: its own IMAP connection; the baseline is the mailbox's next UID; messages after the
+   * cursor are delivered, IDLE in between (re-issued every `idleRestartMs`), until the token nears expiry
+   * (`'renew'`: the client reconnects with a fresh token) or the connection drops (throws).
+   */
+  async watchSession(run: WatchRun): Promise<'renew' | undefined> {
+    const mailbox = run.mailbox ?? 'INBOX';
+    const { signal } = run;
+    let imap: ImapFlow | undefined;
+    try {
+      imap = await connectImap(
+        this.#context,
+        this.#accountId,
+        { ...this.#options.imap, signal },
+        { disableAutoIdle: true },
+      );
+      const token = await this.#context.refresher.getAccessToken(this.#accountId);
+      const box = await imap.mailboxOpen(mailbox);
+      if (run.cursor === undefined) run.cursor = String(box.uidNext - 1); // only messages from now on
+      run.ready();
+      return await this.#session(imap, mailbox, run, token.expiresAt);
+    } finally {
+      if (imap !== undefined) {
+        if (imap.usable) await imap.logout().catch(() => imap?.close());
+        else imap.close();
+      }
+    }
+  }
+
+  async #session(
+    imap: ImapFlow,
+    mailbox: string,
+    run: WatchRun,
+    expiresAt: Date | null,
+  ): Promise<'renew' | undefined> {
+    const { signal } = run;
+    let wake: (() => void) | undefined;
+    let pending = true; // catch up first: messages that arrived while disconnected
+    let closed = false;
+    const onExists = () => {
+      pending = true;
+      wake?.();
+    };
+    const onClose = () => {
+      closed = true;
+      wake?.();
+    };
+    imap.on('exists', onExists);
+    imap.on('close', onClose);
+    const { idleRestartMs, renewBeforeExpiryMs } = this.#options;
+    try {
+      for (;;) {
+        if (signal.aborted) return undefined;
+        if (closed) throw new Error('the IMAP connection was closed');
+        if (pending) {
+          pending = false;
+          const lastUid = Number(run.cursor);
+          for await (const message of imap.fetch(
+            `${lastUid + 1}:*`,
+            { uid: true, envelope: true, flags: true, source: true },
+            { uid: true },
+          )) {
+            if (message.uid <= lastUid) continue; // `n:*` returns the last message when n is past the end
+            await run.deliver(toMessage(message, mailbox));
+            run.cursor = String(message.uid);
+          }
+          continue;
+        }
+        const untilRenew =
+          expiresAt === null
+            ? Number.POSITIVE_INFINITY
+            : expiresAt.getTime() - renewBeforeExpiryMs - Date.now();
+        if (untilRenew <= 0) return 'renew';
+        // IDLE until a message arrives, the token nears expiry, or IDLE must be re-issued (a NOOP ends it).
+        const idling = imap.idle().catch(() => {});
+        const woke = await new Promise<boolean>((resolve) => {
+          const finish = (value: boolean) => {
+            clearTimeout(timer);
+            signal.removeEventListener('abort', onAbort);
+            resolve(value);
+          };
+          const onAbort = () => finish(true);
+          const timer = setTimeout(() => finish(false), Math.min(untilRenew, idleRestartMs, 2_147_000_000));
+          signal.addEventListener('abort', onAbort, { once: true });
+          wake = () => finish(true);
+        });
+        wake = undefined;
+        // The next command (the fetch, or this NOOP when IDLE must be re-issued) ends the IDLE.
+        if (!woke && !closed && !signal.aborted) await imap.noop();
+        void idling;
+      }
+    } finally {
+      imap.off('exists', onExists);
+      imap.off('close', onClose);
+    }
+  }
+}
