@@ -1,7 +1,8 @@
 /**
  * examples/nextjs, end to end over HTTP: `next start` on the example's production build, then the routes a
- * browser hits (no network: Google's endpoints are static metadata, the callbacks here fail before any
- * token request).
+ * browser hits. No network: Google's endpoints are static metadata and its callbacks here fail before any
+ * token request; the whole flow (consent, token exchange, accounts page, SMTP, revocation) runs against the
+ * repository's local OpenID Provider, the one `examples/nextjs/dev-provider.ts` starts for development.
  *
  * Needs the build: `npm run example:nextjs:build`. Without it the suite skips with a visible reason; CI builds
  * first and sets NEXTJS_EXAMPLE_REQUIRED=1, so there a missing build fails instead.
@@ -15,6 +16,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { completeDevLogin } from '../../examples/dev/dev-login.js';
+import { type LocalProvider, startLocalProvider } from '../../examples/dev/local-provider.js';
+import { type SmtpSink, startSmtpSink } from '../../examples/dev/smtp-sink.js';
 
 const APP_DIR = fileURLToPath(new URL('../../examples/nextjs', import.meta.url));
 const NEXT_BIN = createRequire(import.meta.url).resolve('next/dist/bin/next');
@@ -207,6 +211,103 @@ describe.skipIf(!buildAvailable())('examples/nextjs (next start)', () => {
     it('logs the failures by code, without the authorization code', () => {
       expect(app.output()).toContain('callback google: ERR_INVALID_STATE');
       expect(app.output()).not.toContain('secret-code');
+    });
+  });
+
+  describe('the whole flow, with the local dev provider', () => {
+    const callbackUri = `${ORIGIN}/api/oauth/local/callback`;
+    const as = (owner: string, init: RequestInit = {}): RequestInit => ({
+      ...init,
+      headers: { cookie: `demo-user=${owner}`, ...(init.method === 'POST' ? { origin: ORIGIN } : {}) },
+    });
+    let op: LocalProvider;
+    let sink: SmtpSink;
+    let app: RunningApp;
+    let accountId: string;
+    let callbackSearch: string;
+    beforeAll(async () => {
+      op = await startLocalProvider({
+        redirectUris: [callbackUri],
+        clientId: 'nextjs-example',
+        clientSecret: 'local-dev-secret',
+      });
+      sink = await startSmtpSink({
+        validate: async (user, token) => (await op.introspect(token)).username === user,
+      });
+      app = await startApp({
+        APP_ORIGIN: ORIGIN,
+        DEMO_SESSION: '1',
+        TOKEN_KEY: CONFIGURED.TOKEN_KEY,
+        LOCAL_OIDC_ISSUER: op.issuer,
+        LOCAL_SMTP_PORT: String(sink.port),
+      });
+    }, 40_000);
+    afterAll(async () => {
+      await app?.stop();
+      await sink?.close();
+      await op?.close();
+    });
+
+    it('connects: start → consent at the provider → callback → back on the accounts page', async () => {
+      const start = await request(app, '/api/oauth/local/start', as('ada'));
+      expect(start.status).toBe(302);
+      // The browser's part at the provider: sign in as ada@example.com and consent.
+      const callback = await completeDevLogin(new URL(start.headers.get('location') ?? ''), {
+        login: 'ada@example.com',
+        redirectUri: callbackUri,
+      });
+      callbackSearch = callback.search;
+      const done = await request(app, `/api/oauth/local/callback${callbackSearch}`, as('ada'));
+      expect(done.status).toBe(302);
+      const back = new URL(done.headers.get('location') ?? '');
+      expect(back.origin + back.pathname).toBe(`${ORIGIN}/accounts`);
+      expect(back.searchParams.get('status')).toBe('success');
+      accountId = back.searchParams.get('account') ?? '';
+      expect(accountId).not.toBe('');
+
+      const page = await html(await request(app, `/accounts${back.search}`, as('ada')));
+      expect(page).toContain('Connected ada@example.com (Local dev provider).');
+      expect(page).toContain(`/api/accounts/${accountId}/disconnect`);
+      expect(page).toContain('connected');
+    });
+
+    it('the callback is single use: a replay is refused before any token request', async () => {
+      const replay = await request(app, `/api/oauth/local/callback${callbackSearch}`, as('ada'));
+      expect(new URL(replay.headers.get('location') ?? '').searchParams.get('error')).toBe(
+        'ERR_INVALID_STATE',
+      );
+      expect(op.tokenRequests).toBe(1);
+    });
+
+    it("keeps owners apart: another user neither sees nor disconnects ada's mailbox", async () => {
+      const page = await html(await request(app, '/accounts', as('mallory')));
+      expect(page).not.toContain('ada@example.com');
+      const attempt = await request(
+        app,
+        `/api/accounts/${accountId}/disconnect`,
+        as('mallory', { method: 'POST' }),
+      );
+      expect(attempt.status).toBe(404);
+    });
+
+    it('sends a test message over SMTP with the OAuth access token', async () => {
+      const sent = await request(app, `/api/accounts/${accountId}/send-test`, as('ada', { method: 'POST' }));
+      expect(sent.status).toBe(303);
+      const outcome = new URL(sent.headers.get('location') ?? '').searchParams;
+      expect(outcome.get('status'), `${outcome.get('error')}\n${app.output()}`).toBe('sent');
+      expect(sink.messages).toHaveLength(1);
+      expect(sink.messages[0]?.user).toBe('ada@example.com');
+      expect(sink.messages[0]?.to).toEqual(['ada@example.com']);
+    });
+
+    it('disconnects: revoked at the provider, gone from the page', async () => {
+      const gone = await request(app, `/api/accounts/${accountId}/disconnect`, as('ada', { method: 'POST' }));
+      expect(gone.status).toBe(303);
+      const back = new URL(gone.headers.get('location') ?? '');
+      expect(Object.fromEntries(back.searchParams)).toEqual({ status: 'disconnected', revoked: '1' });
+      const page = await html(await request(app, `/accounts${back.search}`, as('ada')));
+      expect(page).toContain('the provider revoked the access');
+      expect(page).toContain('No mailbox connected yet');
     });
   });
 

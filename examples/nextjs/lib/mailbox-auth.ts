@@ -13,6 +13,7 @@
  * | `TOKEN_KEY`, `TOKEN_KEY_ID` | 32-byte AES key (base64, base64url or hex) and its id (default `k1`); random per process if unset, memory store only |
  * | `DATABASE_URL` | PostgreSQL: accounts and pending authorizations survive restarts and are shared between instances |
  * | `DATABASE_SCHEMA` | The PostgreSQL schema of the tables (default `public`) |
+ * | `LOCAL_OIDC_ISSUER`, `LOCAL_SMTP_PORT` | Development: the local provider of `dev-provider.ts` (see lib/local-provider.ts) |
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -29,6 +30,7 @@ import {
 } from 'oauth-mailbox';
 import { postgresStore } from 'oauth-mailbox/postgres';
 import pg from 'pg';
+import { localProvider } from './local-provider';
 
 /** The configured library, or why it could not be configured (shown on the page, no secret in it). */
 export type MailboxSetup =
@@ -117,9 +119,12 @@ async function setUp(): Promise<MailboxSetup> {
       }),
     );
   }
+  const local = origin ? localProvider(redirectUri(origin, 'local'), problems) : undefined;
+  if (local) providers.push(local);
   if (providers.length === 0 && problems.length === 0) {
     problems.push(
-      'No provider is configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET, and/or MS_CLIENT_ID and MS_CLIENT_SECRET.',
+      'No provider is configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET, and/or MS_CLIENT_ID and ' +
+        'MS_CLIENT_SECRET (or, to try it locally, run dev-provider.ts and set LOCAL_OIDC_ISSUER).',
     );
   }
 

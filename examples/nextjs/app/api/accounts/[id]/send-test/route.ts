@@ -3,6 +3,7 @@
  * OAUTHBEARER with a fresh access token), back to the page with the outcome. Proves the whole chain.
  */
 import { errorCode, fromOwnPage, ownedAccount, redirectTo, setupProblem, text } from '@/lib/http';
+import { mailboxOptions } from '@/lib/local-provider';
 import { getMailboxSetup } from '@/lib/mailbox-auth';
 import { currentOwner } from '@/lib/session';
 
@@ -24,7 +25,7 @@ export async function POST(
 
   const back = new URL('/accounts', setup.origin);
   back.searchParams.set('account', id);
-  const mailbox = setup.auth.mailbox(id);
+  const mailbox = setup.auth.mailbox(id, mailboxOptions(account.provider));
   try {
     await mailbox.send({
       to: account.email,
