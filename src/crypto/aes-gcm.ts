@@ -41,7 +41,7 @@ export interface AesGcmCipherOptions {
  * value). The version and key id are authenticated together with the caller's `aad`, so a value copied
  * onto another account, a swapped key id or any flipped character fails with a {@link CryptoError}.
  *
- * @internal Construct with {@link aesGcmCipher}.
+ * Construct with {@link aesGcmCipher}.
  *
  * @example
  * ```ts

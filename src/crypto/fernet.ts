@@ -70,7 +70,7 @@ export function fernetEncrypt(key: FernetKey, plaintext: string, iv: Uint8Array,
  * Fernet has no associated data: the `aad` argument is ignored, so a Fernet value is not bound to its
  * account. Use it to read legacy values and re-encrypt them with {@link aesGcmCipher}.
  *
- * @internal Construct with {@link fernetCipher}.
+ * Construct with {@link fernetCipher}.
  *
  * @example
  * ```ts

@@ -213,7 +213,7 @@ const COLUMNS =
 
 /**
  * The PostgreSQL / PGlite store.
- * @internal Construct with {@link postgresStore}.
+ * Construct with {@link postgresStore}.
  *
  * @example
  * ```ts

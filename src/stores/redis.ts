@@ -133,7 +133,7 @@ const sha = (script: string) => createHash('sha1').update(script).digest('hex');
 
 /**
  * The Redis store.
- * @internal Construct with {@link redisStore}.
+ * Construct with {@link redisStore}.
  *
  * @example
  * ```ts
