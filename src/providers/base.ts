@@ -113,7 +113,7 @@ function unique(values: Iterable<string>): string[] {
  * An {@link OAuthProvider} on openid-client. Discovery is lazy, shared by concurrent first callers, and
  * retried on the next use after a failure.
  *
- * @internal Construct through a preset (`google()`, `oidc()`, ...) or {@link definePreset}.
+ * Construct through a preset (`google()`, `oidc()`, ...) or {@link definePreset}.
  *
  * @example
  * ```ts

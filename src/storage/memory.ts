@@ -36,7 +36,7 @@ export interface MemoryStoreOptions {
 
 /**
  * An in-process {@link AccountStore} and {@link StateStore}.
- * @internal Construct with {@link memoryStore}.
+ * Construct with {@link memoryStore}.
  *
  * @example
  * ```ts
