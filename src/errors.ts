@@ -282,6 +282,7 @@ export interface MailboxAuthErrorByCode {
   ERR_MAIL_AUTHENTICATION_FAILED: MailAuthenticationError;
   /** {@link MailConnectionError} */
   ERR_MAIL_CONNECTION_FAILED: MailConnectionError;
+  /** {@link MailRequestError} */
   ERR_MAIL_REQUEST_REJECTED: MailRequestError;
 }
 

@@ -60,7 +60,13 @@ export interface MailboxClientOptions {
    * Backoff between watch attempts after a failure (a dropped connection, an API that stayed unavailable),
    * in milliseconds. @default { minDelayMs: 1000, maxDelayMs: 60000 }
    */
-  readonly reconnect?: { readonly minDelayMs?: number; readonly maxDelayMs?: number };
+  readonly reconnect?: {
+    /** First delay, in milliseconds (then doubling, with jitter). */
+    readonly minDelayMs?: number;
+    /** Largest delay, in milliseconds. */
+    readonly maxDelayMs?: number;
+  };
+  /** Receives the client's log lines; never a secret. @default silent */
   readonly logger?: Logger;
 }
 
@@ -75,10 +81,22 @@ export interface MailboxClientOptions {
 export interface MailboxHealth {
   /** IMAP: the connection is open and usable. API transports: the last request reached the API. */
   readonly connected: boolean;
+  /** Whether a watch is running. */
   readonly watching: boolean;
+  /** The last successful operation. */
   readonly lastSuccessAt: Date | null;
-  readonly lastError: { readonly code: string; readonly message: string; readonly at: Date } | null;
+  /** The last failure, or `null`. */
+  readonly lastError: {
+    /** The error code, such as `ERR_MAIL_CONNECTION_FAILED`. */
+    readonly code: string;
+    /** The error message (never a secret). */
+    readonly message: string;
+    /** When it happened. */
+    readonly at: Date;
+  } | null;
+  /** Failures in the last 24 hours. */
   readonly errorsLast24h: number;
+  /** Messages delivered by the watcher in the last 24 hours. */
   readonly messagesLast24h: number;
 }
 
@@ -154,11 +172,26 @@ export interface MailboxClientEvents {
    * The watcher is back: `token` (IMAP: reconnected with a fresh token before expiry), `drop` (after a failure
    * and backoff), `resync` (the API forgot the resume point: Gmail restarts from now, Graph from the watermark).
    */
-  reconnected: { readonly accountId: string; readonly reason: 'token' | 'drop' | 'resync' };
+  reconnected: {
+    /** The account. */
+    readonly accountId: string;
+    /** Why it reconnected (see above). */
+    readonly reason: 'token' | 'drop' | 'resync';
+  };
   /** A transient failure; the watcher retries. */
-  error: { readonly accountId: string; readonly error: MailboxAuthError | Error };
+  error: {
+    /** The account. */
+    readonly accountId: string;
+    /** What failed. */
+    readonly error: MailboxAuthError | Error;
+  };
   /** A permanent authentication failure stopped the watcher: ask the user to reconnect. */
-  reauthorizationRequired: { readonly accountId: string; readonly reason: string };
+  reauthorizationRequired: {
+    /** The account. */
+    readonly accountId: string;
+    /** The failure's message. */
+    readonly reason: string;
+  };
 }
 
 function checkTransport(value: unknown): MailTransport | undefined {
@@ -198,6 +231,7 @@ function nonNegative(value: number | undefined, name: string, fallback: number):
  * ```
  */
 export class MailboxClient {
+  /** The account this client reads and sends for. */
   readonly accountId: string;
   readonly #context: MailContext;
   readonly #options: MailboxClientOptions;

@@ -15,7 +15,9 @@ import type { MailTransport } from '../providers/types.js';
  * ```
  */
 export interface MailAddress {
+  /** The display name. */
   readonly name?: string;
+  /** The address. */
   readonly address?: string;
 }
 
@@ -42,9 +44,13 @@ export interface MailMessage {
   readonly mailbox: string;
   /** The `Message-ID` header. */
   readonly messageId: string | undefined;
+  /** The `Subject` header. */
   readonly subject: string | undefined;
+  /** The `From` addresses. */
   readonly from: readonly MailAddress[];
+  /** The `To` addresses. */
   readonly to: readonly MailAddress[];
+  /** The message's date. */
   readonly date: Date | undefined;
   /**
    * IMAP flags (`\Seen`, `\Flagged`, ...). The API transports map their state to the same names: `\Seen`
