@@ -35,6 +35,25 @@ export interface MemoryStoreOptions {
 }
 
 /**
+ * A copy sharing nothing mutable with `record`: the store hands out and keeps copies. Cheaper than
+ * `structuredClone` on the refresh path (strings are immutable; only the arrays and objects are copied).
+ */
+function copyRecord(record: AccountRecord): AccountRecord {
+  const { metadata, lastError } = record;
+  let isEmpty = true;
+  for (const _ in metadata) {
+    isEmpty = false;
+    break;
+  }
+  return {
+    ...record,
+    scopes: [...record.scopes],
+    lastError: lastError === null ? null : { ...lastError },
+    metadata: isEmpty ? {} : structuredClone(metadata),
+  };
+}
+
+/**
  * An in-process {@link AccountStore} and {@link StateStore}.
  * Construct with {@link memoryStore}.
  *
@@ -62,7 +81,7 @@ export class MemoryStore implements AccountStore, StateStore {
   async getAccount(id: string): Promise<AccountRecord | null> {
     assertId(id);
     const found = this.#accounts.get(id);
-    return found === undefined ? null : structuredClone(found);
+    return found === undefined ? null : copyRecord(found);
   }
 
   async findAccountByIdentity(identity: {
@@ -101,7 +120,7 @@ export class MemoryStore implements AccountStore, StateStore {
         actualVersion: null,
       });
     }
-    const stored: AccountRecord = structuredClone({
+    const stored: AccountRecord = copyRecord({
       ...record,
       createdAt: existing?.createdAt ?? record.createdAt,
       version: (expectedVersion ?? 0) + 1,
@@ -111,7 +130,7 @@ export class MemoryStore implements AccountStore, StateStore {
     else this.#sortedIds.splice(this.#lowerBound(stored.id), 0, stored.id);
     this.#identities.set(identity, stored.id);
     this.#accounts.set(stored.id, stored);
-    return structuredClone(stored);
+    return copyRecord(stored);
   }
 
   async deleteAccount(id: string, options: { readonly expectedVersion?: number } = {}): Promise<boolean> {
@@ -152,7 +171,7 @@ export class MemoryStore implements AccountStore, StateStore {
       const id = ids[i] as string;
       last = id;
       const record = this.#accounts.get(id) as AccountRecord;
-      if (matchesFilter(record, f)) records.push(structuredClone(record));
+      if (matchesFilter(record, f)) records.push(copyRecord(record));
     }
     return { records, nextCursor: i < ids.length && last !== undefined ? encodeCursor(last) : null };
   }
