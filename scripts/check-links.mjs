@@ -1,7 +1,8 @@
 // CI: every relative link in the Markdown docs resolves. Checks README.md, CHANGELOG.md and docs/*.md:
 // a link to a file or folder must exist, and a `#anchor` (in the same page or another Markdown page) must
 // name a heading of that page, slugged as GitHub does. External links (http:, https:, mailto:) are not
-// fetched. Code spans and fenced code blocks are ignored. Exits 1 and lists every broken link.
+// fetched. Code spans and fenced code blocks are ignored. Also checks that docs/errors.md has a table row for
+// every error code of src/errors.ts. Exits 1 and lists every problem.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -120,8 +121,21 @@ for (const page of pages) {
   }
 }
 
+// Every error code has its row in docs/errors.md (codes are added in src/errors.ts, docs drift).
+const union = /export type MailboxAuthErrorCode =([^;]+);/.exec(
+  readFileSync(join(root, 'src/errors.ts'), 'utf8'),
+);
+const codes = [...(union?.[1] ?? '').matchAll(/'(ERR_[A-Z_]+)'/g)].map((m) => m[1]);
+const errorsPage = readFileSync(join(root, 'docs/errors.md'), 'utf8');
+if (codes.length === 0) broken.push('src/errors.ts: could not read the MailboxAuthErrorCode union');
+for (const code of codes) {
+  if (!errorsPage.includes(`| \`${code}\` |`)) broken.push(`docs/errors.md: no table row for ${code}`);
+}
+
 if (broken.length > 0) {
-  console.error(`${broken.length} broken link(s) in the docs:\n${broken.join('\n')}`);
+  console.error(`${broken.length} problem(s) in the docs:\n${broken.join('\n')}`);
   process.exit(1);
 }
-console.log(`Docs: ${checked} relative links in ${pages.length} pages resolve (files and #anchors)`);
+console.log(
+  `Docs: ${checked} relative links in ${pages.length} pages resolve (files and #anchors); docs/errors.md covers all ${codes.length} error codes`,
+);
