@@ -115,6 +115,7 @@ const STYLE = `
   :root { color-scheme: light; --ink: #1c2430; --muted: #5c6675; --line: #dde2ea; --accent: #2557d6; }
   * { box-sizing: border-box; }
   body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink); background: #f5f7fb; }
+  a { color: var(--accent); }
   main { max-width: 760px; margin: 0 auto; padding: 32px 20px 48px; }
   header h1 { font-size: 22px; margin: 0 0 4px; }
   header p { margin: 0 0 24px; color: var(--muted); }
