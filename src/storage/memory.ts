@@ -253,7 +253,14 @@ export class MemoryStore implements AccountStore, StateStore {
   }
 
   /** Counts, for tests and health checks. */
-  get size(): { readonly accounts: number; readonly states: number; readonly leases: number } {
+  get size(): {
+    /** Stored accounts. */
+    readonly accounts: number;
+    /** Pending authorizations (states), expired ones included until swept. */
+    readonly states: number;
+    /** Refresh and watch leases, lapsed ones included until replaced or released. */
+    readonly leases: number;
+  } {
     return { accounts: this.#accounts.size, states: this.#states.size, leases: this.#leases.size };
   }
 }
