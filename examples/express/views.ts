@@ -59,6 +59,7 @@ const MESSAGES: { readonly [code in MailboxAuthErrorCode]?: string } = {
   ERR_TOKEN_REFRESH_FAILED: 'We could not renew access to your mailbox. Please try again later.',
   ERR_MAIL_AUTHENTICATION_FAILED: 'The mail server refused our access. Please connect the mailbox again.',
   ERR_MAIL_CONNECTION_FAILED: 'The mail server is not reachable right now. Please try again later.',
+  ERR_MAIL_REQUEST_REJECTED: 'The mail server refused the message.',
   ERR_ACCOUNT_NOT_FOUND: 'This mailbox is not connected.',
 };
 
