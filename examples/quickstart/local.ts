@@ -174,6 +174,11 @@ export async function runLocal(): Promise<void> {
 
     console.log('\nDone. Next: examples/express (a whole app), docs/getting-started.md.');
   } finally {
-    for (const close of cleanup.reverse()) await close();
+    // Every part is closed even if another fails to close (a Dovecot left running would outlive the demo).
+    for (const close of cleanup.reverse()) {
+      await Promise.resolve()
+        .then(close)
+        .catch((error: unknown) => console.error('   (while closing)', error));
+    }
   }
 }
