@@ -20,6 +20,17 @@ import { type MailConnectOptions, prepareConnection } from './settings.js';
 export type SmtpTransport = Transporter<SMTPTransport.SentMessageInfo, SMTPTransport.Options>;
 
 /**
+ * Carries a token failure through nodemailer, which stamps `code = 'EAUTH'` (and more) on whatever error
+ * `provisionCallback` returns: the library's error rides inside, untouched, and `toSmtpError` takes it out.
+ */
+class TokenProvisionFailure extends Error {
+  override readonly name = 'TokenProvisionFailure';
+  constructor(readonly error: unknown) {
+    super('No access token for the SMTP login');
+  }
+}
+
+/**
  * A nodemailer transport for an account: the provider's SMTP settings (overridable), TLS required except on
  * `allowInsecureHosts`, XOAUTH2 with tokens from the refresher through `provisionCallback` (a server's
  * rejection makes nodemailer ask for a renewed token: a forced refresh). nodemailer's own refresh (which
@@ -63,15 +74,16 @@ export async function createSmtpTransport(
         context.refresher
           .getAccessToken(accountId, { forceRefresh: renew })
           .then((token) => callback(null, token.accessToken, token.expiresAt?.getTime()))
-          .catch((err: Error) => callback(err));
+          .catch((err: unknown) => callback(new TokenProvisionFailure(err)));
       },
     },
   } as SMTPTransport.Options);
 }
 
 /**
- * Turn a nodemailer failure into a typed error: `EAUTH` → `MailAuthenticationError`, connection and TLS
- * failures → `MailConnectionError`; library errors pass through.
+ * Turn a nodemailer failure into a typed error: a token that could not be had → the refresher's error
+ * (`ERR_REAUTHORIZATION_REQUIRED`, `ERR_PROVIDER_UNAVAILABLE`...), `EAUTH` → `MailAuthenticationError`,
+ * connection and TLS failures → `MailConnectionError`; library errors pass through.
  *
  * @example
  * ```ts
@@ -79,6 +91,8 @@ export async function createSmtpTransport(
  * ```
  */
 export function toSmtpError(err: unknown, accountId?: string): unknown {
+  // No token could be had (re-authorization required, provider down...): that error, not nodemailer's EAUTH.
+  if (err instanceof TokenProvisionFailure) return err.error;
   if (err instanceof MailboxAuthError) return err;
   const code = (err as { code?: unknown })?.code;
   const base = { protocol: 'smtp' as const, cause: err, ...(accountId === undefined ? {} : { accountId }) };

@@ -9,6 +9,7 @@ import {
   createMailboxAuth,
   MailAuthenticationError,
   MailConnectionError,
+  ReauthorizationRequiredError,
   toSmtpError,
 } from '../../src/index.js';
 import { mswServer } from '../support/flow.js';
@@ -151,6 +152,25 @@ describe('createSmtpTransport', () => {
       .catch((e) => toSmtpError(e, account.id));
     expect(err).toBeInstanceOf(MailAuthenticationError);
     expect((err as MailAuthenticationError).protocol).toBe('smtp');
+    smtp.close();
+  });
+
+  it('a rejected token that cannot be renewed (revoked grant) fails with the refresher error, not EAUTH', async () => {
+    const { auth, sink, account, fake } = await setup(() => false);
+    await auth.getAccessToken(account.id);
+    fake.revokeUser(account.email); // the next refresh answers invalid_grant
+    const smtp = await auth.createSmtpTransport(account.id, {
+      host: '127.0.0.1',
+      port: sink.port,
+      secure: false,
+      allowInsecureHosts: ['127.0.0.1'],
+    });
+    const err = await smtp
+      .sendMail({ from: account.email, to: 'b@example.com', text: 'x' })
+      .catch((e) => toSmtpError(e, account.id));
+    expect(err).toBeInstanceOf(ReauthorizationRequiredError);
+    expect(err).toMatchObject({ code: 'ERR_REAUTHORIZATION_REQUIRED', category: 'reauthorization' });
+    expect((await auth.getAccount(account.id)).status).toBe('reauth_required');
     smtp.close();
   });
 
