@@ -148,9 +148,9 @@ describe.skipIf(!buildAvailable())('examples/nextjs (next start)', () => {
       expect(q.get('access_type')).toBe('offline');
     });
 
-    it('start: an unknown provider is a 404', async () => {
-      const response = await request(app, '/api/oauth/yahoo/start');
-      expect(response.status).toBe(404);
+    it('an unknown provider is a 404, at the start and at the callback', async () => {
+      expect((await request(app, '/api/oauth/yahoo/start')).status).toBe(404);
+      expect((await request(app, '/api/oauth/yahoo/callback?code=x&state=y')).status).toBe(404);
     });
 
     it('callback: an unknown state goes back to the accounts page with the error code only', async () => {

@@ -22,6 +22,7 @@ export async function GET(
   const { provider } = await params;
   const setup = await getMailboxSetup();
   if (!setup.ok) return setupProblem(setup);
+  if (!setup.auth.registry.has(provider)) return text('Unknown provider.', 404);
   // The session cookie must reach this cross-site redirect: SameSite=Lax (not Strict) on your session cookie.
   const owner = await currentOwner();
   if (owner === null) return text('Your session ended: sign in, then connect the mailbox again.', 401);

@@ -5,7 +5,7 @@
  * the provider; the callback must come back within ten minutes, from the same owner.
  * `?login_hint=ada@example.com` pre-fills the provider's login form (the accounts page uses it to reconnect).
  */
-import { buildReturnUrl, isMailboxAuthError } from 'oauth-mailbox';
+import { buildReturnUrl } from 'oauth-mailbox';
 import { errorCode, redirectTo, setupProblem, text } from '@/lib/http';
 import { getMailboxSetup } from '@/lib/mailbox-auth';
 import { currentOwner } from '@/lib/session';
@@ -23,6 +23,8 @@ export async function GET(
   const owner = await currentOwner();
   if (owner === null) return text('Sign in first.', 401); // your app: redirect to its login page
 
+  if (!setup.auth.registry.has(provider)) return text('Unknown provider.', 404);
+
   const loginHint = new URL(request.url).searchParams.get('login_hint') ?? undefined;
   try {
     const { url } = await setup.auth.startAuthorization(provider, {
@@ -32,7 +34,6 @@ export async function GET(
     });
     return redirectTo(url);
   } catch (error) {
-    if (isMailboxAuthError(error, 'ERR_UNKNOWN_PROVIDER')) return text('Unknown provider.', 404);
     // The state store failed, or a bad login_hint: back to the page with the code only.
     console.error(`[oauth-mailbox example] start ${provider}: ${errorCode(error)}`, error);
     return redirectTo(buildReturnUrl('/accounts', { status: 'error', provider, error }, setup.origin));
