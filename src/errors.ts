@@ -190,19 +190,26 @@ export abstract class MailboxAuthError extends Error {
   /** The provider concerned, if any. */
   readonly providerId: string | undefined;
 
+  /**
+   * The class name as a string literal: a bundler that minifies class names (Next.js, esbuild with
+   * `minify`) must not change `error.name` or break `instanceof` across copies.
+   * @internal
+   */
+  static readonly errorName: string = 'MailboxAuthError';
+
   /** @internal */
   static override [Symbol.hasInstance](value: unknown): boolean {
     if (typeof value !== 'object' || value === null || (value as Record<symbol, unknown>)[BRAND] !== true)
       return false;
     // `this` is the class `instanceof` was asked about (a subclass, or the base itself).
     // biome-ignore lint/complexity/noThisInStatic: the subclass is the point
-    return this === MailboxAuthError || (value as { name?: unknown }).name === this.name;
+    return this === MailboxAuthError || (value as { name?: unknown }).name === this.errorName;
   }
 
   constructor(message: string, options: MailboxAuthErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     Object.defineProperty(this, BRAND, { value: true });
-    this.name = new.target.name;
+    this.name = (new.target as { readonly errorName: string }).errorName;
     this.accountId = options.accountId;
     this.providerId = options.providerId;
   }
@@ -312,6 +319,8 @@ export function isMailboxAuthError<C extends MailboxAuthErrorCode = MailboxAuthE
  * ```
  */
 export class ConfigurationError extends MailboxAuthError {
+  /** @internal */
+  static override readonly errorName = 'ConfigurationError';
   readonly code = 'ERR_CONFIGURATION' as const;
 }
 
@@ -324,6 +333,8 @@ export class ConfigurationError extends MailboxAuthError {
  * ```
  */
 export class InvalidArgumentError extends MailboxAuthError {
+  /** @internal */
+  static override readonly errorName = 'InvalidArgumentError';
   readonly code = 'ERR_INVALID_ARGUMENT' as const;
 }
 
@@ -336,6 +347,8 @@ export class InvalidArgumentError extends MailboxAuthError {
  * ```
  */
 export class UnknownProviderError extends MailboxAuthError {
+  /** @internal */
+  static override readonly errorName = 'UnknownProviderError';
   readonly code = 'ERR_UNKNOWN_PROVIDER' as const;
 }
 
@@ -365,6 +378,8 @@ export type InvalidStateReason =
  * ```
  */
 export class InvalidStateError extends MailboxAuthError {
+  /** @internal */
+  static override readonly errorName = 'InvalidStateError';
   readonly code = 'ERR_INVALID_STATE' as const;
   /** Why the state was refused. */
   readonly reason: InvalidStateReason;
@@ -383,6 +398,8 @@ export class InvalidStateError extends MailboxAuthError {
  * ```
  */
 export class AuthorizationDeniedError extends MailboxAuthError {
+  /** @internal */
+  static override readonly errorName = 'AuthorizationDeniedError';
   readonly code = 'ERR_AUTHORIZATION_DENIED' as const;
 }
 
@@ -396,6 +413,8 @@ export class AuthorizationDeniedError extends MailboxAuthError {
  * ```
  */
 export class AuthorizationResponseError extends MailboxAuthError {
+  /** @internal */
+  static override readonly errorName = 'AuthorizationResponseError';
   readonly code = 'ERR_AUTHORIZATION_RESPONSE_INVALID' as const;
   /** The OAuth `error` parameter, when the provider sent one. */
   readonly oauthError: string | undefined;
@@ -415,6 +434,8 @@ export class AuthorizationResponseError extends MailboxAuthError {
  * ```
  */
 export class TokenExchangeError extends MailboxAuthError {
+  /** @internal */
+  static override readonly errorName = 'TokenExchangeError';
   readonly code = 'ERR_TOKEN_EXCHANGE_FAILED' as const;
   /** The OAuth `error` code from the token endpoint, when there was one. */
   readonly oauthError: string | undefined;
@@ -439,6 +460,8 @@ export class TokenExchangeError extends MailboxAuthError {
  * ```
  */
 export class TokenExpiredError extends MailboxAuthError {
+  /** @internal */
+  static override readonly errorName = 'TokenExpiredError';
   readonly code = 'ERR_TOKEN_EXPIRED' as const;
 }
 
@@ -452,6 +475,8 @@ export class TokenExpiredError extends MailboxAuthError {
  * ```
  */
 export class TokenRefreshError extends MailboxAuthError {
+  /** @internal */
+  static override readonly errorName = 'TokenRefreshError';
   readonly code = 'ERR_TOKEN_REFRESH_FAILED' as const;
   override readonly retryable = true;
   /** How long the provider asked us to wait, in milliseconds, when it said (`Retry-After`). */
@@ -478,6 +503,8 @@ export class TokenRefreshError extends MailboxAuthError {
  * ```
  */
 export class ReauthorizationRequiredError extends MailboxAuthError {
+  /** @internal */
+  static override readonly errorName = 'ReauthorizationRequiredError';
   readonly code = 'ERR_REAUTHORIZATION_REQUIRED' as const;
 }
 
@@ -490,6 +517,8 @@ export class ReauthorizationRequiredError extends MailboxAuthError {
  * ```
  */
 export class ProviderUnavailableError extends MailboxAuthError {
+  /** @internal */
+  static override readonly errorName = 'ProviderUnavailableError';
   readonly code = 'ERR_PROVIDER_UNAVAILABLE' as const;
   override readonly retryable = true;
   /** Milliseconds until the provider will be tried again, when known. */
@@ -509,6 +538,8 @@ export class ProviderUnavailableError extends MailboxAuthError {
  * ```
  */
 export class StorageError extends MailboxAuthError {
+  /** @internal */
+  static override readonly errorName = 'StorageError';
   readonly code = 'ERR_STORAGE' as const;
   override readonly retryable = true;
   /** The store operation that failed, such as `getAccount`. */
@@ -529,6 +560,8 @@ export class StorageError extends MailboxAuthError {
  * ```
  */
 export class VersionConflictError extends MailboxAuthError {
+  /** @internal */
+  static override readonly errorName = 'VersionConflictError';
   readonly code = 'ERR_VERSION_CONFLICT' as const;
   override readonly retryable = true;
   /** The version the writer expected (`null`: it expected no record). */
@@ -568,6 +601,8 @@ export type CryptoErrorReason = 'invalid_key' | 'unknown_key' | 'malformed' | 'd
  * ```
  */
 export class CryptoError extends MailboxAuthError {
+  /** @internal */
+  static override readonly errorName = 'CryptoError';
   readonly code = 'ERR_CRYPTO' as const;
   /** What went wrong. */
   readonly reason: CryptoErrorReason;
@@ -592,6 +627,8 @@ export class CryptoError extends MailboxAuthError {
  * ```
  */
 export class AccountNotFoundError extends MailboxAuthError {
+  /** @internal */
+  static override readonly errorName = 'AccountNotFoundError';
   readonly code = 'ERR_ACCOUNT_NOT_FOUND' as const;
 }
 
@@ -622,6 +659,8 @@ type MailErrorOptions = MailboxAuthErrorOptions & {
  * ```
  */
 export class MailAuthenticationError extends MailboxAuthError {
+  /** @internal */
+  static override readonly errorName = 'MailAuthenticationError';
   readonly code = 'ERR_MAIL_AUTHENTICATION_FAILED' as const;
   /** Which protocol refused the login. */
   readonly protocol: MailProtocol | undefined;
@@ -648,6 +687,8 @@ export class MailAuthenticationError extends MailboxAuthError {
  * ```
  */
 export class MailConnectionError extends MailboxAuthError {
+  /** @internal */
+  static override readonly errorName = 'MailConnectionError';
   readonly code = 'ERR_MAIL_CONNECTION_FAILED' as const;
   override readonly retryable = true;
   /** Which protocol failed. */
@@ -681,6 +722,8 @@ export class MailConnectionError extends MailboxAuthError {
  * ```
  */
 export class MailRequestError extends MailboxAuthError {
+  /** @internal */
+  static override readonly errorName = 'MailRequestError';
   readonly code = 'ERR_MAIL_REQUEST_REJECTED' as const;
   /** Which API refused the request. */
   readonly protocol: MailProtocol | undefined;

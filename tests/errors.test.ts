@@ -1,3 +1,7 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
   AccountNotFoundError,
@@ -125,7 +129,7 @@ describe('errors', () => {
     expect(new InvalidStateError('m', { reason: 'owner_mismatch' }).reason).toBe('owner_mismatch');
     expect(new TokenRefreshError('m', { retryAfterMs: 1500 }).retryAfterMs).toBe(1500);
     expect(new AuthorizationResponseError('m').oauthError).toBeUndefined();
-    expect(new CryptoError('m', { reason: 'malformed' }).keyId).toBeUndefined();
+    expect(new CryptoError('m', { reason: 'expired' }).keyId).toBeUndefined();
     expect(isMailboxAuthError(new Error('x'))).toBe(false);
     expect(isMailboxAuthError(new StorageError('x'), 'ERR_CRYPTO')).toBe(false);
     const throttled = new MailConnectionError('m', { protocol: 'graph', status: 429, retryAfterMs: 5000 });
@@ -147,5 +151,34 @@ describe('errors', () => {
     expect(impostor).not.toBeInstanceOf(MailboxAuthError);
     expect(impostor).not.toBeInstanceOf(StorageError);
     expect(null).not.toBeInstanceOf(MailboxAuthError);
+  });
+
+  it('keeps its names and cross-copy instanceof when a host bundler minifies class names', async () => {
+    // A minified bundle of src/errors.ts, as Next.js or esbuild --minify would make inside a host app.
+    const { build } = await import('esbuild');
+    const out = await build({
+      entryPoints: ['src/errors.ts'],
+      bundle: true,
+      minify: true,
+      format: 'esm',
+      platform: 'node',
+      write: false,
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'om-minified-'));
+    try {
+      const file = join(dir, 'errors.mjs');
+      writeFileSync(file, out.outputFiles[0]?.text ?? '');
+      const minified = (await import(pathToFileURL(file).href)) as typeof import('../src/errors.js');
+      expect(minified.InvalidStateError.name).not.toBe('InvalidStateError'); // the bundler did mangle it
+      const bundled = new minified.InvalidStateError('bad state', { reason: 'expired' });
+      expect(bundled.name).toBe('InvalidStateError');
+      expect(String(bundled)).toBe('InvalidStateError: bad state');
+      expect(bundled).toBeInstanceOf(InvalidStateError); // bundled error, this copy's class
+      expect(bundled).not.toBeInstanceOf(StorageError);
+      expect(new InvalidStateError('x', { reason: 'expired' })).toBeInstanceOf(minified.InvalidStateError);
+      expect(new StorageError('x')).not.toBeInstanceOf(minified.InvalidStateError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
