@@ -443,8 +443,19 @@ export class AuthorizationFlow {
 
   #checkReturnTo(value: unknown): string {
     const returnTo = text(value, 'returnTo', 2048);
-    if (returnTo.startsWith('/') && !returnTo.startsWith('//') && !returnTo.startsWith('/\\'))
-      return returnTo;
+    // URL parsers drop tabs and newlines and read `\` as `/`: `/\t/evil.example` would become
+    // `//evil.example`, another origin. Such characters have no business in a return address.
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
+    if (/[\u0000-\u001f\u007f\\]/.test(returnTo)) {
+      throw new InvalidArgumentError('returnTo must not contain control characters or backslashes');
+    }
+    if (returnTo.startsWith('/') && !returnTo.startsWith('//')) {
+      // Belt and braces: a path must stay on the app's origin once resolved.
+      if (new URL(returnTo, 'https://app.invalid').origin === 'https://app.invalid') return returnTo;
+      throw new InvalidArgumentError(
+        'returnTo must be a path on this app or an absolute URL on an allowed origin',
+      );
+    }
     let url: URL;
     try {
       url = new URL(returnTo);

@@ -9,7 +9,8 @@ import { InvalidArgumentError } from '../errors.js';
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
-function check(value: unknown, name: string): string {
+/** A SASL field value: a non-empty string without control characters. @internal */
+export function checkSaslField(value: unknown, name: string): string {
   if (typeof value !== 'string' || value.length === 0) {
     throw new InvalidArgumentError(`${name} must be a non-empty string`);
   }
@@ -30,8 +31,8 @@ function check(value: unknown, name: string): string {
  * ```
  */
 export function buildXOAuth2(user: string, accessToken: string): string {
-  check(user, 'user');
-  check(accessToken, 'accessToken');
+  checkSaslField(user, 'user');
+  checkSaslField(accessToken, 'accessToken');
   return Buffer.from(`user=${user}\x01auth=Bearer ${accessToken}\x01\x01`, 'utf8').toString('base64');
 }
 
@@ -51,9 +52,9 @@ export function buildOAuthBearer(
   accessToken: string,
   server: { readonly host: string; readonly port: number },
 ): string {
-  check(user, 'user');
-  check(accessToken, 'accessToken');
-  check(server?.host, 'host');
+  checkSaslField(user, 'user');
+  checkSaslField(accessToken, 'accessToken');
+  checkSaslField(server?.host, 'host');
   if (!Number.isInteger(server.port) || server.port < 1 || server.port > 65_535) {
     throw new InvalidArgumentError('port must be an integer from 1 to 65535');
   }

@@ -4,6 +4,7 @@ import type { MailServerSettings, OAuthProvider } from '../providers/types.js';
 import type { AccessToken } from '../refresh/refresher.js';
 import type { MailboxAccount } from '../tokens/account.js';
 import type { MailContext } from './imap.js';
+import { checkSaslField } from './sasl.js';
 
 /**
  * Options of `connectImap` and `createSmtpTransport`.
@@ -78,9 +79,12 @@ export async function prepareConnection(
   const account = await context.persistence.getAccount(accountId);
   const provider = context.registry.get(account.provider);
   const server = resolveServer(provider.mail[protocol], options, protocol);
+  // Checked here for IMAP and SMTP alike (nodemailer's XOAUTH2 builder does not check), before any token
+  // is fetched: a control character in the login would end the SASL field and inject another.
+  const user = checkSaslField(options.user ?? account.email, 'user');
   const token = await context.refresher.getAccessToken(
     accountId,
     options.signal === undefined ? {} : { signal: options.signal },
   );
-  return { account, provider, server, user: options.user ?? account.email, token };
+  return { account, provider, server, user, token };
 }

@@ -6,6 +6,7 @@ import type { Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import { MailAuthenticationError, MailboxAuthError, MailConnectionError } from '../errors.js';
 import type { MailContext } from './imap.js';
+import { checkSaslField } from './sasl.js';
 import { type MailConnectOptions, prepareConnection } from './settings.js';
 
 /**
@@ -73,7 +74,9 @@ export async function createSmtpTransport(
       ) => {
         context.refresher
           .getAccessToken(accountId, { forceRefresh: renew })
-          .then((token) => callback(null, token.accessToken, token.expiresAt?.getTime()))
+          .then((token) =>
+            callback(null, checkSaslField(token.accessToken, 'accessToken'), token.expiresAt?.getTime()),
+          )
           .catch((err: unknown) => callback(new TokenProvisionFailure(err)));
       },
     },

@@ -88,6 +88,17 @@ export interface ProviderDefinition {
   ) => Promise<MailboxIdentity>;
 }
 
+/** Authorization request parameters the library owns: extra parameters may not set them. */
+const RESERVED_PARAMETERS = new Set([
+  'client_id',
+  'redirect_uri',
+  'response_type',
+  'scope',
+  'state',
+  'nonce',
+  'code_challenge',
+  'code_challenge_method',
+]);
 const SECONDS = 1000;
 
 function checkUrl(value: unknown, name: string): URL {
@@ -194,6 +205,13 @@ export class OpenIdClientProvider implements OAuthProvider {
     this.resources = Object.freeze({ ...definition.resources });
     this.#clientId = options.clientId;
     this.#clientSecret = options.clientSecret;
+    for (const name of Object.keys(options.authorizationParameters ?? {})) {
+      if (RESERVED_PARAMETERS.has(name)) {
+        throw new ConfigurationError(
+          `${definition.id}: authorizationParameters cannot set ${name} (the library sets it; use scopes for scope)`,
+        );
+      }
+    }
     this.#parameters = { ...definition.authorizationParameters, ...options.authorizationParameters };
     this.#fetch = options.fetch;
     this.#timeoutS = Math.max(1, Math.ceil((options.timeoutMs ?? 30 * SECONDS) / SECONDS));
@@ -214,16 +232,17 @@ export class OpenIdClientProvider implements OAuthProvider {
   async authorizationUrl(params: AuthorizationUrlParams): Promise<URL> {
     const config = await this.#configuration();
     const scope = unique([...this.scopes, ...(params.scopes ?? [])]).join(' ');
+    // Extra parameters first: the security-relevant ones (PKCE, state, nonce, redirect) cannot be overridden.
     const query: Record<string, string> = {
+      ...this.#parameters,
+      ...params.parameters,
+      ...(params.loginHint === undefined ? {} : { login_hint: params.loginHint }),
       redirect_uri: this.redirectUri,
       scope,
       state: params.state,
       code_challenge: params.codeChallenge,
       code_challenge_method: 'S256',
-      ...this.#parameters,
       ...(this.openid && params.nonce !== undefined ? { nonce: params.nonce } : {}),
-      ...(params.loginHint === undefined ? {} : { login_hint: params.loginHint }),
-      ...params.parameters,
     };
     return client.buildAuthorizationUrl(config, query);
   }

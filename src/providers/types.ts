@@ -245,7 +245,11 @@ export interface ProviderOptions {
   readonly redirectUri: string;
   /** Scopes added to the preset's minimal mail scopes. */
   readonly extraScopes?: readonly string[];
-  /** Authorization query parameters added to (or overriding) the preset's. */
+  /**
+   * Authorization query parameters added to (or overriding) the preset's, such as `prompt` or `hd`. The
+   * ones the library sets are refused with a `ConfigurationError`: `client_id`, `redirect_uri`,
+   * `response_type`, `scope` (use `extraScopes`), `state`, `nonce`, `code_challenge`, `code_challenge_method`.
+   */
   readonly authorizationParameters?: Readonly<Record<string, string>>;
   /** Registry key. @default the preset's id, such as `google` */
   readonly id?: string;

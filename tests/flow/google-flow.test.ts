@@ -402,13 +402,24 @@ describe('Google authorization flow', () => {
       { owner: 'u', returnTo: '//evil.example.com/x' },
       { owner: 'u', returnTo: 'https://evil.example.com/x' },
       { owner: 'u', returnTo: 'javascript:alert(1)' },
+      // URL parsers drop tabs and newlines and read `\` as `/`: each of these resolves to evil.example.com.
+      { owner: 'u', returnTo: '/\t/evil.example.com/x' },
+      { owner: 'u', returnTo: '/\n/evil.example.com/x' },
+      { owner: 'u', returnTo: '/\\evil.example.com/x' },
+      { owner: 'u', returnTo: '\\\\evil.example.com/x' },
+      { owner: 'u', returnTo: '/ok\u0000' },
     ]) {
+      if (bad.returnTo?.startsWith('/') && bad.returnTo.length > 2 && bad.returnTo !== '/ok\u0000')
+        expect(new URL(bad.returnTo, 'https://app.example.com').origin).toBe('https://evil.example.com');
       await expect(auth.startAuthorization('google', bad)).rejects.toBeInstanceOf(InvalidArgumentError);
     }
     const ok = await auth.startAuthorization('google', {
       owner: 'u',
       returnTo: 'https://app.example.com/done',
     });
+    await expect(
+      auth.startAuthorization('google', { owner: 'u', returnTo: '/settings/mail?tab=1#top' }),
+    ).resolves.toMatchObject({ state: expect.any(String) });
     expect(ok.state).toHaveLength(43);
     await expect(auth.completeAuthorization('google', 'not a url', OWNER)).rejects.toBeInstanceOf(
       InvalidArgumentError,

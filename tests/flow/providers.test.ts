@@ -68,7 +68,7 @@ describe('presets', () => {
     expect(url.searchParams.get('prompt')).toBe('login');
   });
 
-  it('validate their options with exact messages', () => {
+  it('validate their options with exact messages', async () => {
     const ok = { ...CLIENT, redirectUri: 'https://a.example/cb' };
     expect(() => google(undefined as never)).toThrow(
       'google: options must be an object with clientId and redirectUri',
@@ -89,6 +89,18 @@ describe('presets', () => {
     );
     expect(() => google({ ...ok, extraScopes: ['a b'] })).toThrow(ConfigurationError);
     expect(() => google({ ...ok, fetch: 'no' as never })).toThrow('google: fetch must be a function');
+    for (const name of ['code_challenge_method', 'state', 'nonce', 'redirect_uri', 'response_type', 'scope']) {
+      expect(() => google({ ...ok, authorizationParameters: { [name]: 'x' } })).toThrow(
+        `google: authorizationParameters cannot set ${name}`,
+      );
+    }
+    expect(
+      new URL(
+        await google({ ...ok, authorizationParameters: { hd: 'contoso.com', prompt: 'select_account' } })
+          .authorizationUrl({ state: 's', codeChallenge: 'c', nonce: 'n' })
+          .then((u) => u.href),
+      ).searchParams.get('hd'),
+    ).toBe('contoso.com');
     expect(() => microsoft({ ...ok, tenant: 'bad/tenant' })).toThrow(ConfigurationError);
     expect(() => oidc({ ...ok, issuer: 5 as never, mail: MAIL })).toThrow(
       'oidc: issuer must be a URL string',

@@ -7,6 +7,7 @@ import { SMTPServer } from 'smtp-server';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   createMailboxAuth,
+  InvalidArgumentError,
   MailAuthenticationError,
   MailConnectionError,
   ReauthorizationRequiredError,
@@ -187,6 +188,24 @@ describe('createSmtpTransport', () => {
     expect(err).toBeInstanceOf(MailConnectionError);
     expect(sink.messages).toHaveLength(0);
     smtp.close();
+  });
+
+  it('refuses a login with control characters before fetching a token (SASL field injection)', async () => {
+    const { auth, sink, account, fake } = await setup(() => true);
+    const requestsBefore = fake.stats.tokenRequests;
+    for (const user of ['shared@contoso.com\x01auth=Bearer x', 'a@contoso.com\r\nRCPT TO:<x@y>', '']) {
+      const attempt = auth.createSmtpTransport(account.id, {
+        host: '127.0.0.1',
+        port: sink.port,
+        secure: false,
+        allowInsecureHosts: ['127.0.0.1'],
+        user,
+      });
+      await expect(attempt).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(auth.connectImap(account.id, { user })).rejects.toBeInstanceOf(InvalidArgumentError);
+    }
+    expect(fake.stats.tokenRequests).toBe(requestsBefore);
+    expect(sink.logins).toHaveLength(0);
   });
 
   it('sends as a shared mailbox with the signed-in user token', async () => {
