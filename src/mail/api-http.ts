@@ -326,7 +326,7 @@ export class MailApiClient {
     const accept = request.accept ?? 'json';
     try {
       if (accept === 'none') {
-        await response.body?.cancel();
+        await response.arrayBuffer(); // drain it: the connection is reused
         return undefined as T;
       }
       if (accept === 'bytes') return Buffer.from(await response.arrayBuffer()) as T;

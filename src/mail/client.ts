@@ -424,10 +424,11 @@ export class MailboxClient {
     const done = this.#watch(run).finally(() => {
       this.#watcher = undefined;
     });
+    const imap = () => (this.#resolved?.name ?? this.#transport) === 'imap';
     const watcher: Watcher = {
       get lastUid() {
         const uid = Number(run.cursor);
-        return /^\d+$/.test(run.cursor ?? '') && Number.isSafeInteger(uid) ? uid : 0;
+        return imap() && /^\d+$/.test(run.cursor ?? '') && Number.isSafeInteger(uid) ? uid : 0;
       },
       get cursor() {
         return run.cursor;

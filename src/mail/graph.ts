@@ -42,27 +42,62 @@ interface GraphPage {
   readonly '@odata.deltaLink'?: string;
 }
 
-/** Where a Graph watch stands: the next link of the round in progress or the delta link, and the watermark. */
+/** Where a Graph watch stands: the next link of the round in progress or the delta link, and the watermarks. */
 interface GraphCursor {
   readonly link: string | undefined;
-  /** Messages received before this (epoch ms) are not new. */
+  /** Messages received before this (epoch ms) are not new: the watch's start, then trailing the newest. */
   readonly since: number;
+  /** The newest receipt time delivered (epoch ms; Graph's times have whole seconds). */
+  readonly last: number;
+  /** The ids delivered with that receipt time. */
+  readonly lastIds: readonly string[];
+}
+
+/** What a watch keeps across its sessions (a failure and backoff does not forget what was delivered). */
+interface GraphWatchState {
+  /** Ids delivered by this watch, by receipt time, at or after `since`. */
+  readonly recent: Map<string, number>;
+  /** A resumed watch does not know what the earlier one delivered: nothing received before this... */
+  readonly floor: number;
+  /** ...nor these ids, received at `floor`. */
+  readonly floorIds: ReadonlySet<string>;
 }
 
 function encodeCursor(cursor: GraphCursor): string {
-  return JSON.stringify({ graph: 1, link: cursor.link ?? null, since: cursor.since });
+  return JSON.stringify({
+    graph: 1,
+    link: cursor.link ?? null,
+    since: cursor.since,
+    last: cursor.last,
+    ids: cursor.lastIds,
+  });
 }
 
 function decodeCursor(value: string): GraphCursor {
   try {
-    const data = JSON.parse(value) as { graph?: unknown; link?: unknown; since?: unknown };
+    const data = JSON.parse(value) as {
+      graph?: unknown;
+      link?: unknown;
+      since?: unknown;
+      last?: unknown;
+      ids?: unknown;
+    };
     if (
       data.graph === 1 &&
       (data.link === null || (typeof data.link === 'string' && data.link.startsWith('https://'))) &&
       typeof data.since === 'number' &&
-      Number.isFinite(data.since)
+      Number.isFinite(data.since) &&
+      typeof data.last === 'number' &&
+      Number.isFinite(data.last) &&
+      Array.isArray(data.ids) &&
+      data.ids.every((id) => typeof id === 'string')
     ) {
-      return { link: data.link ?? undefined, since: data.since };
+      return {
+        link: data.link ?? undefined,
+        since: data.since,
+        last: data.last,
+        lastIds: data.ids as string[],
+      };
     }
   } catch {
     // fall through
@@ -95,6 +130,7 @@ export class GraphDriver implements MailTransportDriver {
   readonly name = 'graph' as const;
   readonly #api: MailApiClient;
   readonly #options: ResolvedApiOptions;
+  readonly #watches = new WeakMap<WatchRun, GraphWatchState>();
   #connected = false;
 
   /** `resource`: the provider's resource for Graph tokens (`graph`), or `undefined` to use the primary token. */
@@ -186,28 +222,37 @@ export class GraphDriver implements MailTransportDriver {
 
   /**
    * Polls the folder's delta query (`changeType=created`, `receivedDateTime ge` the watch's start) every
-   * `pollIntervalMs`. A message is delivered once: it must be received after the watermark (the start, then
-   * the newest delivered minus 5 minutes) and not delivered recently. An expired delta link (410) restarts
-   * the round from the watermark (`reconnected` with reason `resync`); nothing is lost.
+   * `pollIntervalMs`. A message is delivered once: received at or after the watermark (the start, then the
+   * newest delivered minus 5 minutes, for late reports) and not delivered by this watch already. An expired
+   * delta link (410) restarts the round from the watermark (`reconnected` with reason `resync`): nothing is
+   * lost. A watch resumed from a cursor delivers nothing received before the newest its predecessor
+   * delivered.
    */
   async watchSession(run: WatchRun): Promise<'renew' | undefined> {
     const folder = folderOf(run.mailbox);
     const { signal } = run;
-    let cursor: GraphCursor =
-      run.cursor === undefined
-        ? { link: undefined, since: await this.#serverTime(folder, signal) }
-        : decodeCursor(run.cursor);
+    let cursor: GraphCursor;
+    if (run.cursor === undefined) {
+      const start = await this.#serverTime(folder, signal);
+      cursor = { link: undefined, since: start, last: start - 1, lastIds: [] };
+    } else {
+      cursor = decodeCursor(run.cursor);
+    }
     run.cursor = encodeCursor(cursor);
+    let state = this.#watches.get(run);
+    if (state === undefined) {
+      state = { recent: new Map(), floor: cursor.last, floorIds: new Set(cursor.lastIds) };
+      this.#watches.set(run, state);
+    }
     run.ready();
-    const recent = new Map<string, number>(); // delivered ids by received time, at or after the watermark
     for (;;) {
       if (signal.aborted) return undefined;
       try {
-        cursor = await this.#round(run, folder, cursor, recent);
+        cursor = await this.#round(run, folder, cursor, state);
       } catch (err) {
         if (signal.aborted) return undefined;
         if (!isMailboxAuthError(err, 'ERR_MAIL_REQUEST_REJECTED') || err.status !== 410) throw err;
-        cursor = { link: undefined, since: cursor.since };
+        cursor = { ...cursor, link: undefined };
         run.cursor = encodeCursor(cursor);
         run.resynced();
         continue;
@@ -221,10 +266,12 @@ export class GraphDriver implements MailTransportDriver {
     run: WatchRun,
     folder: string,
     start: GraphCursor,
-    recent: Map<string, number>,
+    state: GraphWatchState,
   ): Promise<GraphCursor> {
+    const { recent, floor, floorIds } = state;
     let cursor = start;
-    let newest = Number.NEGATIVE_INFINITY;
+    let newest = cursor.last;
+    let newestIds = [...cursor.lastIds];
     for (;;) {
       const first = cursor.link === undefined;
       const since = new Date(cursor.since).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -240,23 +287,36 @@ export class GraphDriver implements MailTransportDriver {
       for (const item of page.data.value ?? []) {
         if (item['@removed'] !== undefined || typeof item.id !== 'string') continue;
         const received = Date.parse(item.receivedDateTime ?? '');
-        if (!Number.isFinite(received) || received < cursor.since || recent.has(item.id)) continue;
+        if (
+          !Number.isFinite(received) ||
+          received < cursor.since ||
+          received < floor ||
+          (received === floor && floorIds.has(item.id)) ||
+          recent.has(item.id)
+        ) {
+          continue;
+        }
         const source = await this.#source(item.id, run.signal);
         if (source === null) continue;
         await run.deliver(this.#toMessage(item, run.mailbox ?? 'inbox', source));
         recent.set(item.id, received);
-        newest = Math.max(newest, received);
+        if (received > newest) {
+          newest = received;
+          newestIds = [item.id];
+        } else if (received === newest) {
+          newestIds.push(item.id);
+        }
       }
       const next = page.data['@odata.nextLink'];
       const delta = page.data['@odata.deltaLink'];
       if (next !== undefined) {
-        cursor = { link: next, since: cursor.since };
+        cursor = { ...cursor, link: next, last: newest, lastIds: newestIds };
         run.cursor = encodeCursor(cursor);
         continue;
       }
-      const since2 = Math.max(cursor.since, newest - WATERMARK_SLACK_MS);
-      for (const [id, at] of recent) if (at < since2) recent.delete(id);
-      cursor = { link: delta ?? cursor.link, since: since2 };
+      const watermark = Math.max(cursor.since, newest - WATERMARK_SLACK_MS);
+      for (const [id, at] of recent) if (at < watermark) recent.delete(id);
+      cursor = { link: delta ?? cursor.link, since: watermark, last: newest, lastIds: newestIds };
       run.cursor = encodeCursor(cursor);
       return cursor;
     }

@@ -139,6 +139,14 @@ export interface FakeProviderStats {
   discoveryRequests: number;
 }
 
+/** The scopes of the first resource named in `scope` (plus the unqualified ones, such as `openid`). */
+function firstResource(scope: string): string {
+  const scopes = scope.split(' ').filter(Boolean);
+  const origin = /^(https?:\/\/[^/]+\/)/.exec(scopes.find((s) => /^https?:\/\//.test(s)) ?? '')?.[1];
+  if (origin === undefined) return scopes.join(' ');
+  return scopes.filter((s) => !/^https?:\/\//.test(s) || s.startsWith(origin)).join(' ');
+}
+
 function form(status: number, body: Record<string, unknown>, headers: Record<string, string> = {}) {
   return HttpResponse.json(body, { status, headers: { 'cache-control': 'no-store', ...headers } });
 }
@@ -285,6 +293,22 @@ export class FakeOAuthProvider {
     return this.#refreshTokens.has(token);
   }
 
+  /**
+   * Who an access token this fake issued belongs to and its scopes, or `undefined` when it is unknown or
+   * revoked: what {@link fakeGmailApi} and {@link fakeGraph} check bearer tokens with.
+   *
+   * @example
+   * ```ts
+   * const info = fake.accessTokenInfo(token); // { email: 'ada@example.com', scopes: ['openid', ...] }
+   * ```
+   */
+  accessTokenInfo(token: string): { readonly email: string; readonly scopes: readonly string[] } | undefined {
+    const grant = this.#accessTokens.get(token);
+    return grant === undefined
+      ? undefined
+      : { email: grant.email, scopes: grant.scope.split(' ').filter(Boolean) };
+  }
+
   #keyMaterial() {
     this.#keys ??= (async () => {
       const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
@@ -384,22 +408,39 @@ export class FakeOAuthProvider {
     if (grant === undefined)
       return this.#error(400, 'invalid_grant', 'Token has been expired or revoked.', 70008);
     const scope = params.get('scope');
+    if (scope !== null && this.profile.kind === 'microsoft') {
+      const consented = grant.scope.split(' ');
+      const missing = scope.split(' ').filter((s) => /^https?:\/\//.test(s) && !consented.includes(s));
+      if (missing.length > 0) {
+        return this.#error(
+          400,
+          'invalid_grant',
+          `The user or administrator has not consented to use the application with ID '${grant.clientId}'. Send an interactive authorization request for this user and resource.`,
+          65001,
+        );
+      }
+    }
     if (this.#rotates()) this.#refreshTokens.delete(token);
-    return this.#issue(scope === null ? grant : { ...grant, scope }, this.#rotates(), false);
+    // A `scope` narrows the access token to that resource (Microsoft: one resource per access token); the new
+    // refresh token keeps the whole consent, as the real one does.
+    return this.#issue(grant, this.#rotates(), false, scope ?? undefined);
   }
 
   #rotates(): boolean {
     return this.#options.rotateRefreshTokens ?? this.profile.rotateRefreshTokens;
   }
 
-  async #issue(grant: Grant, withRefresh: boolean, withIdToken = true): Promise<Response> {
+  async #issue(grant: Grant, withRefresh: boolean, withIdToken = true, scope?: string): Promise<Response> {
     const accessToken = `${this.profile.kind === 'google' ? 'ya29.' : 'EwB'}${randomBytes(24).toString('base64url')}`;
-    this.#accessTokens.set(accessToken, grant);
+    const requested = scope ?? grant.scope;
+    // At Microsoft an access token is for one resource: the first resource-qualified scope's.
+    const granted = this.profile.kind === 'microsoft' ? firstResource(requested) : requested;
+    this.#accessTokens.set(accessToken, { ...grant, scope: granted });
     const body: Record<string, unknown> = {
       access_token: accessToken,
       token_type: 'Bearer',
       expires_in: this.#options.accessTokenTtlS ?? 3599,
-      scope: grant.scope,
+      scope: granted,
     };
     if (withRefresh && !grant.withoutRefreshToken) {
       const refreshToken = `${this.profile.kind === 'google' ? '1//' : 'M.C'}${randomBytes(24).toString('base64url')}`;

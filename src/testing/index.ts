@@ -5,6 +5,25 @@
  * @packageDocumentation
  */
 export {
+  FakeGmailApi,
+  type FakeGmailDelivery,
+  type FakeGmailMessage,
+  fakeGmailApi,
+} from './fake-gmail.js';
+export {
+  FakeGraph,
+  type FakeGraphDelivery,
+  type FakeGraphMessage,
+  type FakeGraphSent,
+  fakeGraph,
+} from './fake-graph.js';
+export type {
+  AccessTokenIssuer,
+  FakeMailApiOptions,
+  FakeMailApiStats,
+  MailApiFault,
+} from './fake-mail-api.js';
+export {
   type ApproveOptions,
   FakeOAuthProvider,
   type FakeProviderOptions,

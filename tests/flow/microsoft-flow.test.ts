@@ -136,7 +136,11 @@ describe('Microsoft authorization flow', () => {
 
   it('asks for another resource with a scoped refresh', async () => {
     const { auth, microsoftFake } = setupAuth(server);
-    const { url } = await auth.startAuthorization('microsoft', OWNER);
+    // The consent must cover the other resource (else Microsoft answers invalid_grant, AADSTS65001).
+    const { url } = await auth.startAuthorization('microsoft', {
+      ...OWNER,
+      scopes: ['https://graph.microsoft.com/Mail.Read'],
+    });
     const { account } = await auth.completeAuthorization(
       'microsoft',
       microsoftFake.approve(url, { email: 'g@contoso.com' }),
@@ -147,6 +151,13 @@ describe('Microsoft authorization flow', () => {
       .get('microsoft')
       .refresh(rt, { scopes: ['https://graph.microsoft.com/Mail.Read'] });
     expect(graph.scopes).toEqual(['https://graph.microsoft.com/Mail.Read']);
+    const other = await auth.registry
+      .get('microsoft')
+      .refresh(graph.tokens.refreshToken as string, {
+        scopes: ['https://graph.microsoft.com/Calendars.Read'],
+      })
+      .catch((e: unknown) => e);
+    expect(other).toMatchObject({ code: 'ERR_REAUTHORIZATION_REQUIRED' });
   });
 });
 

@@ -1,0 +1,430 @@
+/** The Gmail API transport against the msw emulation of the Gmail API (real response and error shapes). */
+import { inspect } from 'node:util';
+import { HttpResponse, http } from 'msw';
+import { describe, expect, it } from 'vitest';
+import {
+  ConfigurationError,
+  google,
+  InvalidArgumentError,
+  MailAuthenticationError,
+  MailboxClient,
+  MailConnectionError,
+  type MailMessage,
+  MailRequestError,
+  ReauthorizationRequiredError,
+} from '../../src/index.js';
+import { CLIENT, GOOGLE_REDIRECT, mswServer } from '../support/flow.js';
+import { ADA, FAST_API, gmailSetup, waitFor } from '../support/mail-api.js';
+
+const server = mswServer();
+
+async function all(iterable: AsyncIterable<MailMessage>): Promise<MailMessage[]> {
+  const out: MailMessage[] = [];
+  for await (const m of iterable) out.push(m);
+  return out;
+}
+
+describe('Gmail API transport', () => {
+  it('is chosen by the preset, which asks for gmail.modify and gmail.send instead of https://mail.google.com/', async () => {
+    const provider = google({ ...CLIENT, redirectUri: GOOGLE_REDIRECT, mailTransport: 'gmail-api' });
+    expect(provider.scopes).toEqual([
+      'openid',
+      'email',
+      'https://www.googleapis.com/auth/gmail.modify',
+      'https://www.googleapis.com/auth/gmail.send',
+    ]);
+    expect(provider.mailTransport).toBe('gmail-api');
+    expect(google({ ...CLIENT, redirectUri: GOOGLE_REDIRECT }).scopes).toContain('https://mail.google.com/');
+    expect(() =>
+      google({ ...CLIENT, redirectUri: GOOGLE_REDIRECT, mailTransport: 'graph' as never }),
+    ).toThrow(new ConfigurationError('google: mailTransport must be "imap" or "gmail-api" (got "graph")'));
+    const { auth, accountId } = await gmailSetup(server);
+    const mailbox = auth.mailbox(accountId);
+    expect(mailbox).toBeInstanceOf(MailboxClient);
+    expect(await mailbox.transport()).toBe('gmail-api');
+    expect(await auth.mailbox(accountId, { transport: 'imap' }).transport()).toBe('imap');
+  });
+
+  it('validates the transport up front, and refuses one the provider does not offer', async () => {
+    const { auth, accountId, store } = await gmailSetup(server);
+    expect(() => auth.mailbox(accountId, { transport: 'grpah' as never })).toThrow(
+      new InvalidArgumentError('transport must be one of "imap", "gmail-api", "graph" (got "grpah")'),
+    );
+    expect(() => auth.mailbox(accountId, { api: { retries: -1 } })).toThrow(
+      new InvalidArgumentError('api.retries must be a non-negative integer (milliseconds or count)'),
+    );
+    const before = await store.getAccount(accountId);
+    const err = await auth
+      .mailbox(accountId, { transport: 'graph' })
+      .fetchUnread()
+      .next()
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    expect((err as Error).message).toBe(
+      'The "graph" transport is not available for provider "google" (it offers: imap, gmail-api)',
+    );
+    expect((await store.getAccount(accountId))?.version).toBe(before?.version);
+  });
+
+  it('streams unread messages page by page (constant memory), newest first, with source, and marks them read', async () => {
+    const { auth, accountId, gmail } = await gmailSetup(server);
+    for (const subject of ['one', 'two', 'three', 'four', 'five']) {
+      gmail.deliver({ subject, from: '"Sender" <sender@example.com>', date: new Date(Date.now() - 1000) });
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    gmail.deliver({ subject: 'read already', labelIds: ['INBOX'] });
+    const mailbox = auth.mailbox(accountId, { api: { ...FAST_API, pageSize: 2 } });
+    const iterator = mailbox.fetchUnread({ max: 10 });
+    const first = await iterator.next();
+    // Only the first page was listed: the next one is asked for when the consumer gets there.
+    expect(gmail.stats.operations['users.messages.list']).toBe(1);
+    const rest = await all({ [Symbol.asyncIterator]: () => iterator });
+    const messages = [first.value as MailMessage, ...rest];
+    expect(messages.map((m) => m.subject)).toEqual(['five', 'four', 'three', 'two', 'one']);
+    expect(gmail.stats.operations['users.messages.list']).toBe(3);
+    const five = messages[0] as MailMessage;
+    expect(five).toMatchObject({ uid: undefined, mailbox: 'INBOX', flags: [] });
+    expect(five.id).toMatch(/^[0-9a-f]{16}$/);
+    expect(five.from).toEqual([{ name: 'Sender', address: 'sender@example.com' }]);
+    expect(five.to).toEqual([{ address: ADA }]);
+    expect(five.messageId).toMatch(/^<.+@mail\.example\.com>$/);
+    expect(five.source?.toString()).toContain('Body of five');
+    await mailbox.markAsRead(five.id);
+    expect(gmail.message(five.id)?.labelIds).toEqual(['INBOX']);
+    const left = await all(mailbox.fetchUnread({ max: 2, source: false }));
+    expect(left.map((m) => [m.subject, m.source])).toEqual([
+      ['four', undefined],
+      ['three', undefined],
+    ]);
+    expect(mailbox.health()).toMatchObject({ connected: true, errorsLast24h: 0, messagesLast24h: 7 });
+    await expect(mailbox.markAsRead(42)).rejects.toThrow(
+      "markAsRead takes the message's id string (message.id) with the gmail-api transport, not a number",
+    );
+    await expect(mailbox.markAsRead('nope/../x')).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(mailbox.markAsRead('ffffffffffffffff')).rejects.toMatchObject({
+      code: 'ERR_MAIL_REQUEST_REJECTED',
+      status: 404,
+      apiCode: 'notFound',
+      protocol: 'gmail-api',
+    });
+  });
+
+  it('skips a message deleted between the listing and its fetch', async () => {
+    const { auth, accountId, gmail } = await gmailSetup(server);
+    const gone = gmail.deliver({ subject: 'gone' });
+    gmail.deliver({ subject: 'kept', date: new Date(Date.now() - 5000) });
+    // Listed, then deleted before its fetch: Gmail answers the fetch with its 404.
+    server.use(
+      http.get(
+        `https://gmail.googleapis.com/gmail/v1/users/me/messages/${gone}`,
+        () => {
+          gmail.remove(gone);
+          return HttpResponse.json(
+            {
+              error: {
+                code: 404,
+                message: 'Requested entity was not found.',
+                errors: [
+                  { message: 'Requested entity was not found.', domain: 'global', reason: 'notFound' },
+                ],
+                status: 'NOT_FOUND',
+              },
+            },
+            { status: 404 },
+          );
+        },
+        { once: true },
+      ),
+    );
+    const messages = await all(auth.mailbox(accountId, { api: FAST_API }).fetchUnread());
+    expect(messages.map((m) => m.subject)).toEqual(['kept']);
+  });
+
+  it('honours Retry-After on 429 and 503, then succeeds', async () => {
+    const { auth, accountId, gmail } = await gmailSetup(server);
+    gmail.deliver({ subject: 'after throttling' });
+    gmail.throttleNext(1, { retryAfterS: 1 }).throttleNext(1, { status: 503 });
+    const started = Date.now();
+    const messages = await all(auth.mailbox(accountId, { api: FAST_API }).fetchUnread());
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+    expect(messages.map((m) => m.subject)).toEqual(['after throttling']);
+    expect(gmail.stats.faults).toBe(2);
+  });
+
+  it('gives up after bounded retries with a retryable MailConnectionError, and at once when Retry-After is too long', async () => {
+    const { auth, accountId, gmail } = await gmailSetup(server);
+    gmail.throttleNext(3, { status: 503 });
+    const mailbox = auth.mailbox(accountId, { api: { ...FAST_API, retries: 2 } });
+    const err = await all(mailbox.fetchUnread()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MailConnectionError);
+    expect(err).toMatchObject({
+      retryable: true,
+      status: 503,
+      apiCode: 'backendError',
+      protocol: 'gmail-api',
+    });
+    expect(gmail.stats.faults).toBe(3);
+    expect(mailbox.health().lastError?.code).toBe('ERR_MAIL_CONNECTION_FAILED');
+
+    gmail.throttleNext(1, { retryAfterS: 3600 });
+    const started = Date.now();
+    const long = await all(
+      auth.mailbox(accountId, { api: { ...FAST_API, maxRetryWaitMs: 5000 } }).fetchUnread(),
+    ).catch((e: unknown) => e);
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(long).toMatchObject({ code: 'ERR_MAIL_CONNECTION_FAILED', status: 429, retryAfterMs: 3_600_000 });
+  });
+
+  it('an access token that expires mid-listing gets one forced refresh and the listing goes on', async () => {
+    const { auth, accountId, gmail, google: googleFake } = await gmailSetup(server);
+    for (let i = 0; i < 4; i++) gmail.deliver({ subject: `m${i}`, date: new Date(Date.now() - i * 1000) });
+    const mailbox = auth.mailbox(accountId, { api: { ...FAST_API, pageSize: 2 } });
+    const seen: string[] = [];
+    for await (const message of mailbox.fetchUnread()) {
+      seen.push(message.subject as string);
+      if (seen.length === 2) gmail.expireAccessTokens(); // the token dies between two pages
+    }
+    expect(seen).toEqual(['m0', 'm1', 'm2', 'm3']);
+    expect(gmail.stats.unauthorized).toBe(1);
+    expect(googleFake.stats.refreshes).toBe(1);
+  });
+
+  it('a token refused again after the refresh is MailAuthenticationError, and the account is marked', async () => {
+    const { auth, accountId, gmail, google: googleFake } = await gmailSetup(server);
+    gmail.failNext('expired-token', 'expired-token');
+    const err = await auth
+      .mailbox(accountId, { api: FAST_API })
+      .connect()
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MailAuthenticationError);
+    expect(err).toMatchObject({
+      protocol: 'gmail-api',
+      status: 401,
+      apiCode: 'authError',
+      category: 'reauthorization',
+    });
+    expect(googleFake.stats.refreshes).toBe(1);
+    expect((await auth.getAccount(accountId)).status).toBe('error');
+  });
+
+  it('a 403 for a missing scope is MailAuthenticationError without a refresh', async () => {
+    const { auth, accountId, gmail, google: googleFake } = await gmailSetup(server);
+    gmail.failNext({
+      status: 403,
+      body: {
+        error: {
+          code: 403,
+          message: 'Request had insufficient authentication scopes.',
+          errors: [
+            { message: 'Insufficient Permission', domain: 'global', reason: 'insufficientPermissions' },
+          ],
+          status: 'PERMISSION_DENIED',
+        },
+      },
+    });
+    const err = await auth
+      .mailbox(accountId)
+      .connect()
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: 'ERR_MAIL_AUTHENTICATION_FAILED',
+      status: 403,
+      apiCode: 'insufficientPermissions',
+    });
+    expect(googleFake.stats.refreshes).toBe(0);
+  });
+
+  it('aborts during a Retry-After wait and during a request', async () => {
+    const { auth, accountId, gmail } = await gmailSetup(server);
+    gmail.throttleNext(1, { retryAfterS: 30 });
+    const controller = new AbortController();
+    const reason = new Error('request cancelled');
+    setTimeout(() => controller.abort(reason), 100);
+    const started = Date.now();
+    const mailbox = auth.mailbox(accountId, { api: FAST_API });
+    await expect(all(mailbox.fetchUnread({ signal: controller.signal }))).rejects.toBe(reason);
+    expect(Date.now() - started).toBeLessThan(2000);
+    gmail.failNext({ delayMs: 5000 });
+    const slow = new AbortController();
+    setTimeout(() => slow.abort(reason), 100);
+    await expect(mailbox.connect({ signal: slow.signal })).rejects.toBe(reason);
+    await expect(mailbox.markAsRead('abc', { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+  });
+
+  it('sends a raw RFC 822 message built by MailComposer (Bcc kept for Gmail to deliver), from the account', async () => {
+    const { auth, accountId, gmail } = await gmailSetup(server);
+    const mailbox = auth.mailbox(accountId, { api: FAST_API });
+    const sent = await mailbox.send({
+      to: 'Bob <bob@example.com>',
+      bcc: 'audit@example.com',
+      subject: 'Grüße',
+      text: 'Hello from the Gmail API',
+      attachments: [{ filename: 'a.txt', content: 'attached' }],
+    });
+    expect(sent).toMatchObject({
+      transport: 'gmail-api',
+      accepted: ['bob@example.com', 'audit@example.com'],
+      rejected: [],
+    });
+    expect(sent.id).toBe(gmail.sent[0]?.id);
+    const raw = gmail.sent[0]?.raw.toString() ?? '';
+    expect(raw).toContain(`From: ${ADA}`);
+    expect(raw).toContain('To: Bob <bob@example.com>');
+    expect(raw).toContain('Bcc: audit@example.com');
+    expect(raw).toContain('Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=');
+    expect(raw).toContain(`Message-ID: ${sent.messageId}`);
+    expect(raw).toContain('Content-Disposition: attachment; filename=a.txt');
+    expect(gmail.stats.operations['users.messages.send']).toBe(1);
+    await expect(mailbox.send({ subject: 'nobody' })).rejects.toThrow(
+      'message has no recipient (to, cc or bcc)',
+    );
+  });
+
+  it('sends a large message through the media upload endpoint', async () => {
+    const { auth, accountId, gmail } = await gmailSetup(server);
+    const big = Buffer.alloc(4.5 * 1024 * 1024, 'a');
+    const urls: string[] = [];
+    const listener = ({ request }: { request: Request }) => {
+      urls.push(request.url);
+    };
+    server.events.on('request:start', listener);
+    await auth
+      .mailbox(accountId)
+      .send({ to: 'bob@example.com', text: 'big', attachments: [{ content: big }] });
+    server.events.removeListener('request:start', listener);
+    expect(urls).toContain(
+      'https://gmail.googleapis.com/upload/gmail/v1/users/me/messages/send?uploadType=media',
+    );
+    expect(gmail.sent).toHaveLength(1);
+    expect(gmail.sent[0]?.raw.length).toBeGreaterThan(4.5 * 1024 * 1024);
+  });
+
+  it('a send is not retried after a network failure (the API may have sent it)', async () => {
+    const { auth, accountId, gmail } = await gmailSetup(server);
+    gmail.failNext('network');
+    const err = await auth
+      .mailbox(accountId, { api: FAST_API })
+      .send({ to: 'bob@example.com', text: 'x' })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MailConnectionError);
+    expect(gmail.stats.operations['users.messages.send']).toBe(1);
+    expect(gmail.sent).toHaveLength(0);
+    gmail.failNext('network');
+    expect(await all(auth.mailbox(accountId, { api: FAST_API }).fetchUnread())).toEqual([]); // reads retry
+  });
+
+  it('watches with history.list: only new messages, in order, once; resumes from the cursor; resyncs after a 404', async () => {
+    const { auth, accountId, gmail } = await gmailSetup(server);
+    gmail.deliver({ subject: 'before the watch' });
+    const mailbox = auth.mailbox(accountId, { api: { ...FAST_API, pageSize: 2 } });
+    const received: string[] = [];
+    const reasons: string[] = [];
+    mailbox.on('reconnected', (e) => reasons.push(e.reason));
+    const watcher = mailbox.watch((m) => {
+      received.push(m.subject as string);
+    });
+    await waitFor(() => (watcher.cursor !== undefined ? true : undefined));
+    for (const s of ['a', 'b', 'c']) gmail.deliver({ subject: s });
+    gmail.deliver({ subject: 'sent by me', labelIds: ['SENT'] });
+    await waitFor(() => (received.length >= 3 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 150)); // a few more polls: nothing delivered twice
+    expect(received).toEqual(['a', 'b', 'c']);
+    expect(mailbox.health()).toMatchObject({ watching: true, connected: true, messagesLast24h: 3 });
+    await watcher.stop();
+    expect(watcher.lastUid).toBe(0);
+    const cursor = watcher.cursor as string;
+    expect(cursor).toMatch(/^\d+$/);
+
+    gmail.deliver({ subject: 'while stopped' });
+    const resumed = mailbox.watch(
+      (m) => {
+        received.push(m.subject as string);
+      },
+      { cursor },
+    );
+    await waitFor(() => (received.includes('while stopped') ? true : undefined));
+    gmail.expireHistory();
+    gmail.deliver({ subject: 'lost in the gap' }); // Gmail forgot the history: a resync starts from now
+    await waitFor(() => (reasons.includes('resync') ? true : undefined));
+    gmail.deliver({ subject: 'after resync' });
+    await waitFor(() => (received.includes('after resync') ? true : undefined));
+    expect(received).toEqual(['a', 'b', 'c', 'while stopped', 'after resync']);
+    await resumed.stop();
+  });
+
+  it('a watcher backs off on transient errors, and stops with reauthorizationRequired when the grant is revoked', async () => {
+    const { auth, accountId, gmail, google: googleFake } = await gmailSetup(server);
+    const mailbox = auth.mailbox(accountId, { api: FAST_API, reconnect: { minDelayMs: 10, maxDelayMs: 20 } });
+    const events: string[] = [];
+    mailbox.on('error', (e) => events.push(`error ${(e.error as { code?: string }).code}`));
+    mailbox.on('reconnected', (e) => events.push(`reconnected ${e.reason}`));
+    mailbox.on('reauthorizationRequired', (e) => events.push(`reauth ${e.accountId === accountId}`));
+    const received: string[] = [];
+    const watcher = mailbox.watch((m) => {
+      received.push(m.subject as string);
+    });
+    await waitFor(() => (watcher.cursor !== undefined ? true : undefined));
+    gmail.throttleNext(4, { status: 503 }); // more than the request's own retries
+    await waitFor(() => (events.includes('reconnected drop') ? true : undefined));
+    gmail.deliver({ subject: 'after the outage' });
+    await waitFor(() => (received.length > 0 ? true : undefined));
+    googleFake.revokeUser(ADA);
+    gmail.expireAccessTokens();
+    await expect(watcher.done).rejects.toBeInstanceOf(ReauthorizationRequiredError);
+    expect(events).toContain('error ERR_MAIL_CONNECTION_FAILED');
+    expect(events.at(-1)).toBe('reauth true');
+    expect(mailbox.health().watching).toBe(false);
+    expect((await auth.getAccount(accountId)).status).toBe('reauth_required');
+  });
+
+  it('a watcher on a label Gmail does not know stops with the refused request', async () => {
+    const { auth, accountId, gmail } = await gmailSetup(server);
+    gmail.failNext({
+      status: 400,
+      body: {
+        error: {
+          code: 400,
+          message: 'Invalid label: X',
+          errors: [{ reason: 'invalidArgument' }],
+          status: 'INVALID_ARGUMENT',
+        },
+      },
+    });
+    const watcher = auth.mailbox(accountId, { api: FAST_API }).watch(() => {}, { mailbox: 'Label_404' });
+    await expect(watcher.done).rejects.toBeInstanceOf(MailRequestError);
+  });
+
+  it('never shows a token in an error, an event or the client', async () => {
+    const { auth, accountId, gmail, store, cipher } = await gmailSetup(server);
+    const stored = await store.getAccount(accountId);
+    const { tokens } = await auth.persistence.load(accountId);
+    const secrets = [tokens?.accessToken as string, tokens?.refreshToken as string];
+    expect(stored?.secret).not.toContain(secrets[0]);
+    void cipher;
+    const mailbox = auth.mailbox(accountId, { api: { ...FAST_API, retries: 0 } });
+    const caught: unknown[] = [];
+    gmail.failNext('expired-token', 'expired-token');
+    caught.push(await mailbox.connect().catch((e: unknown) => e));
+    gmail.throttleNext(1);
+    caught.push(await mailbox.connect().catch((e: unknown) => e));
+    gmail.failNext('network');
+    caught.push(await mailbox.connect().catch((e: unknown) => e));
+    caught.push(await mailbox.markAsRead('0000000000000000').catch((e: unknown) => e));
+    const { tokens: after } = await auth.persistence.load(accountId);
+    secrets.push(after?.accessToken as string);
+    const text = [
+      ...caught.map((e) => JSON.stringify(e)),
+      ...caught.map((e) => inspect(e, { depth: 10, showHidden: true })),
+      ...caught.map((e) => String((e as Error).stack)),
+      inspect(mailbox),
+      JSON.stringify(mailbox.health()),
+    ].join('\n');
+    expect(caught.map((e) => (e as { code?: string }).code)).toEqual([
+      'ERR_MAIL_AUTHENTICATION_FAILED',
+      'ERR_MAIL_CONNECTION_FAILED',
+      'ERR_MAIL_CONNECTION_FAILED',
+      'ERR_MAIL_REQUEST_REJECTED',
+    ]);
+    for (const secret of secrets) expect(text).not.toContain(secret);
+  });
+});

@@ -1,0 +1,263 @@
+/** The Microsoft Graph transport against the msw emulation of Graph, with per-resource tokens from the refresher. */
+import { inspect } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import {
+  MailAuthenticationError,
+  type MailMessage,
+  MICROSOFT_GRAPH_SCOPES,
+  microsoft,
+  ReauthorizationRequiredError,
+} from '../../src/index.js';
+import { CLIENT, MS_REDIRECT, mswServer } from '../support/flow.js';
+import { FAST_API, GRACE, graphSetup, waitFor } from '../support/mail-api.js';
+
+const server = mswServer();
+
+async function all(iterable: AsyncIterable<MailMessage>): Promise<MailMessage[]> {
+  const out: MailMessage[] = [];
+  for await (const m of iterable) out.push(m);
+  return out;
+}
+
+describe('Microsoft Graph transport', () => {
+  it('the preset option asks for Graph scopes at consent and makes Graph the default transport', async () => {
+    const provider = microsoft({ ...CLIENT, redirectUri: MS_REDIRECT, mailTransport: 'graph' });
+    expect(provider.scopes).toEqual([...MICROSOFT_GRAPH_SCOPES, 'offline_access', 'openid', 'email']);
+    expect(provider.mailTransport).toBe('graph');
+    expect(provider.resources.graph?.scopes).toEqual([...MICROSOFT_GRAPH_SCOPES, 'offline_access']);
+    expect(() =>
+      microsoft({ ...CLIENT, redirectUri: MS_REDIRECT, mailTransport: 'gmail-api' as never }),
+    ).toThrow('microsoft: mailTransport must be "imap" or "graph" (got "gmail-api")');
+    const { auth, accountId, graph } = await graphSetup(server, { mailTransport: 'graph' });
+    graph.deliver({ subject: 'hello graph' });
+    const mailbox = auth.mailbox(accountId, { api: FAST_API });
+    expect(await mailbox.transport()).toBe('graph');
+    expect((await all(mailbox.fetchUnread())).map((m) => m.subject)).toEqual(['hello graph']);
+  });
+
+  it('uses the Graph token, not the IMAP one: the two coexist, from one rotating refresh token', async () => {
+    const { auth, accountId, graph, microsoft: ms } = await graphSetup(server);
+    const outlook = await auth.getAccessToken(accountId);
+    // Graph refuses the Outlook (IMAP/SMTP) token, as Microsoft does: wrong audience.
+    const refused = await fetch('https://graph.microsoft.com/v1.0/me/mailFolders/inbox', {
+      headers: { authorization: `Bearer ${outlook.accessToken}` },
+    });
+    expect(refused.status).toBe(401);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe(
+      'InvalidAuthenticationToken',
+    );
+    graph.deliver({ subject: 'via graph' });
+    const mailbox = auth.mailbox(accountId, { transport: 'graph', api: FAST_API });
+    expect((await all(mailbox.fetchUnread())).map((m) => m.subject)).toEqual(['via graph']);
+    expect(graph.stats.unauthorized).toBe(1); // only the request above
+    const graphToken = await auth.getAccessToken(accountId, { resource: 'graph' });
+    expect(graphToken.resource).toBe('graph');
+    expect(graphToken.accessToken).not.toBe(outlook.accessToken);
+    expect(ms.accessTokenInfo(graphToken.accessToken)?.scopes).toEqual([
+      ...MICROSOFT_GRAPH_SCOPES,
+      'offline_access',
+    ]);
+    expect(ms.accessTokenInfo(outlook.accessToken)?.scopes.some((s) => s.includes('graph'))).toBe(false);
+    expect((await auth.getAccessToken(accountId)).accessToken).toBe(outlook.accessToken); // still valid
+    expect(ms.stats.refreshes).toBe(1);
+  });
+
+  it('pages through unread messages with @odata.nextLink (constant memory) and marks them read with PATCH', async () => {
+    const { auth, accountId, graph } = await graphSetup(server);
+    for (let i = 0; i < 5; i++)
+      graph.deliver({ subject: `m${i}`, receivedAt: new Date(Date.now() - (5 - i) * 1000) });
+    graph.deliver({ subject: 'read', isRead: true });
+    const mailbox = auth.mailbox(accountId, { transport: 'graph', api: { ...FAST_API, pageSize: 2 } });
+    const iterator = mailbox.fetchUnread({ max: 4 });
+    const first = await iterator.next();
+    expect(graph.stats.operations['list messages']).toBe(1);
+    const rest = await all({ [Symbol.asyncIterator]: () => iterator });
+    const messages = [first.value as MailMessage, ...rest];
+    expect(messages.map((m) => m.subject)).toEqual(['m4', 'm3', 'm2', 'm1']); // max 4: the third page is never asked for
+    expect(graph.stats.operations['list messages']).toBe(2);
+    const m4 = messages[0] as MailMessage;
+    expect(m4).toMatchObject({
+      uid: undefined,
+      mailbox: 'inbox',
+      flags: [],
+      to: [{ name: GRACE, address: GRACE }],
+    });
+    expect(m4.from[0]?.address).toBe('sender@contoso.com');
+    expect(m4.source?.toString()).toContain('Body of m4');
+    expect(m4.date?.toISOString()).toBe(graph.message(m4.id)?.receivedDateTime.replace('Z', '.000Z'));
+    await mailbox.markAsRead(m4.id);
+    expect(graph.message(m4.id)?.isRead).toBe(true);
+    const unread = await all(mailbox.fetchUnread({ source: false }));
+    expect(unread.map((m) => m.subject)).toEqual(['m3', 'm2', 'm1', 'm0']);
+    expect(unread[0]?.source).toBeUndefined();
+    await expect(mailbox.markAsRead('AAMkAGI2missing=')).rejects.toMatchObject({
+      code: 'ERR_MAIL_REQUEST_REJECTED',
+      status: 404,
+      apiCode: 'ErrorItemNotFound',
+      protocol: 'graph',
+    });
+  });
+
+  it('honours Retry-After on 429 ApplicationThrottled and on 503', async () => {
+    const { auth, accountId, graph } = await graphSetup(server);
+    graph.deliver({ subject: 'x' });
+    graph.throttleNext(1, { retryAfterS: 1 }).throttleNext(1, { status: 503, retryAfterS: 0 });
+    const started = Date.now();
+    const messages = await all(auth.mailbox(accountId, { transport: 'graph', api: FAST_API }).fetchUnread());
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+    expect(messages).toHaveLength(1);
+    graph.throttleNext(2, { retryAfterS: 0 });
+    const err = await all(
+      auth.mailbox(accountId, { transport: 'graph', api: { ...FAST_API, retries: 1 } }).fetchUnread(),
+    ).catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: 'ERR_MAIL_CONNECTION_FAILED',
+      status: 429,
+      apiCode: 'ApplicationThrottled',
+      retryAfterMs: 0,
+    });
+  });
+
+  it('a Graph token that expires mid-listing is refreshed once (for the graph resource) and the listing goes on', async () => {
+    const { auth, accountId, graph, microsoft: ms } = await graphSetup(server);
+    for (let i = 0; i < 4; i++)
+      graph.deliver({ subject: `m${i}`, receivedAt: new Date(Date.now() - i * 1000) });
+    const mailbox = auth.mailbox(accountId, { transport: 'graph', api: { ...FAST_API, pageSize: 2 } });
+    const outlookBefore = (await auth.getAccessToken(accountId)).accessToken;
+    const seen: string[] = [];
+    for await (const message of mailbox.fetchUnread({ source: false })) {
+      seen.push(message.subject as string);
+      if (seen.length === 2) graph.expireAccessTokens();
+    }
+    expect(seen).toEqual(['m0', 'm1', 'm2', 'm3']);
+    expect(ms.stats.refreshes).toBe(2); // the first Graph token, then the forced one
+    expect((await auth.getAccessToken(accountId)).accessToken).toBe(outlookBefore);
+    const stored = (await auth.persistence.load(accountId)).tokens;
+    expect(ms.isRefreshTokenValid(stored?.refreshToken as string)).toBe(true); // every rotation was stored
+  });
+
+  it('a token refused twice is MailAuthenticationError (InvalidAuthenticationToken), never showing a token', async () => {
+    const { auth, accountId, graph } = await graphSetup(server);
+    graph.failNext('expired-token', 'expired-token');
+    const err = await auth
+      .mailbox(accountId, { transport: 'graph', api: FAST_API })
+      .connect()
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MailAuthenticationError);
+    expect(err).toMatchObject({ protocol: 'graph', status: 401, apiCode: 'InvalidAuthenticationToken' });
+    const { tokens } = await auth.persistence.load(accountId);
+    const text = `${JSON.stringify(err)}\n${inspect(err, { depth: 10, showHidden: true })}`;
+    for (const secret of [
+      tokens?.accessToken,
+      tokens?.refreshToken,
+      tokens?.resource('graph')?.accessToken,
+    ] as string[]) {
+      expect(secret).toBeTruthy();
+      expect(text).not.toContain(secret);
+    }
+    expect(JSON.stringify(tokens)).not.toContain(tokens?.resource('graph')?.accessToken);
+    expect(inspect(tokens, { depth: 10, showHidden: true })).not.toContain(
+      tokens?.resource('graph')?.accessToken,
+    );
+  });
+
+  it('sends the MailComposer MIME (base64) to /me/sendMail', async () => {
+    const { auth, accountId, graph } = await graphSetup(server);
+    const sent = await auth
+      .mailbox(accountId, { transport: 'graph', api: FAST_API })
+      .send({ to: 'bob@example.com', cc: 'carol@example.com', subject: 'Report', html: '<p>Hi</p>' });
+    expect(sent).toMatchObject({
+      transport: 'graph',
+      id: undefined,
+      accepted: ['bob@example.com', 'carol@example.com'],
+    });
+    expect(graph.sent).toHaveLength(1);
+    const mime = graph.sent[0]?.mime.toString() ?? '';
+    expect(graph.sent[0]?.format).toBe('mime');
+    expect(mime).toContain(`From: ${GRACE}`);
+    expect(mime).toContain('Subject: Report');
+    expect(mime).toContain('Cc: carol@example.com');
+    expect(mime).toContain(`Message-ID: ${sent.messageId}`);
+    expect(mime).toContain('<p>Hi</p>');
+  });
+
+  it('watches with delta: new messages once (not read-state changes), resumes from the cursor, and resyncs after 410 without loss', async () => {
+    const { auth, accountId, graph } = await graphSetup(server);
+    graph.deliver({ subject: 'old', receivedAt: new Date(Date.now() - 60_000) });
+    const mailbox = auth.mailbox(accountId, { transport: 'graph', api: { ...FAST_API, pageSize: 2 } });
+    const received: MailMessage[] = [];
+    const reasons: string[] = [];
+    mailbox.on('reconnected', (e) => reasons.push(e.reason));
+    const watcher = mailbox.watch((m) => {
+      received.push(m);
+    });
+    await waitFor(() => (watcher.cursor !== undefined ? true : undefined));
+    for (const s of ['a', 'b', 'c']) graph.deliver({ subject: s });
+    await waitFor(() => (received.length >= 3 ? true : undefined));
+    graph.setRead(received[0]?.id as string, true); // a change delta may report: not a new message
+    graph.remove(received[1]?.id as string);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(received.map((m) => m.subject)).toEqual(['a', 'b', 'c']);
+    expect(received[0]?.source?.toString()).toContain('Body of a');
+    await watcher.stop();
+    const cursor = watcher.cursor as string;
+
+    graph.deliver({ subject: 'while stopped' });
+    const resumed = mailbox.watch(
+      (m) => {
+        received.push(m);
+      },
+      { cursor },
+    );
+    await waitFor(() => (received.some((m) => m.subject === 'while stopped') ? true : undefined));
+    graph.expireDeltaTokens();
+    graph.deliver({ subject: 'during the expiry' });
+    await waitFor(() => (reasons.includes('resync') ? true : undefined));
+    await waitFor(() => (received.some((m) => m.subject === 'during the expiry') ? true : undefined));
+    graph.deliver({ subject: 'after' });
+    await waitFor(() => (received.some((m) => m.subject === 'after') ? true : undefined));
+    await new Promise((r) => setTimeout(r, 150));
+    expect(received.map((m) => m.subject)).toEqual([
+      'a',
+      'b',
+      'c',
+      'while stopped',
+      'during the expiry',
+      'after',
+    ]);
+    await resumed.stop();
+  });
+
+  it('a bad cursor stops the watch with InvalidArgumentError', async () => {
+    const { auth, accountId } = await graphSetup(server);
+    const watcher = auth
+      .mailbox(accountId, { transport: 'graph', api: FAST_API })
+      .watch(() => {}, { cursor: '42' });
+    await expect(watcher.done).rejects.toThrow(
+      'cursor is not a Microsoft Graph watch position (use watcher.cursor of a Graph watch)',
+    );
+  });
+
+  it('a watcher stops with reauthorizationRequired when the grant is revoked', async () => {
+    const { auth, accountId, graph, microsoft: ms } = await graphSetup(server);
+    const mailbox = auth.mailbox(accountId, { transport: 'graph', api: FAST_API });
+    const events: string[] = [];
+    mailbox.on('reauthorizationRequired', (e) => events.push(e.accountId));
+    const watcher = mailbox.watch(() => {});
+    await waitFor(() => (watcher.cursor !== undefined ? true : undefined));
+    ms.revokeUser(GRACE);
+    graph.expireAccessTokens();
+    await expect(watcher.done).rejects.toBeInstanceOf(ReauthorizationRequiredError);
+    expect(events).toEqual([accountId]);
+  });
+
+  it('an account whose consent lacks Graph: Microsoft answers invalid_grant (AADSTS65001), reconnect required', async () => {
+    const { auth, accountId, microsoft: ms } = await graphSetup(server, { graphConsent: false });
+    const err = await all(auth.mailbox(accountId, { transport: 'graph', api: FAST_API }).fetchUnread()).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ReauthorizationRequiredError);
+    expect(ms.stats.refreshes).toBe(1);
+    expect((await auth.getAccount(accountId)).status).toBe('reauth_required');
+  });
+});
