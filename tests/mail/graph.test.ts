@@ -260,4 +260,34 @@ describe('Microsoft Graph transport', () => {
     expect(ms.stats.refreshes).toBe(1);
     expect((await auth.getAccount(accountId)).status).toBe('reauth_required');
   });
+
+  it('a watch orchestrator runs Graph watchers: two instances, each account watched once', async () => {
+    const { auth, make, accountId, graph } = await graphSetup(server);
+    const other = make(); // a second instance on the same store
+    const received: string[] = [];
+    const orchestrators = ['a', 'b'].map((name, i) =>
+      (i === 0 ? auth : other).watchOrchestrator({
+        holderId: name,
+        leaseTtlMs: 600,
+        mailbox: { transport: 'graph', api: FAST_API },
+        onMessage: (id, message) => {
+          received.push(`${name} ${id === accountId} ${message.subject}`);
+        },
+      }),
+    );
+    for (const o of orchestrators) o.add(accountId);
+    await waitFor(() =>
+      orchestrators.flatMap((o) => o.health()).some((h) => h.state === 'watching' && h.lastSuccessAt !== null)
+        ? true
+        : undefined,
+    );
+    graph.deliver({ subject: 'to the orchestrator' });
+    await waitFor(() => (received.length > 0 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(received).toHaveLength(1);
+    expect(received[0]).toMatch(/^[ab] true to the orchestrator$/);
+    const watching = orchestrators.flatMap((o) => o.health()).filter((h) => h.state === 'watching');
+    expect(watching).toHaveLength(1);
+    for (const o of orchestrators) await o.stopAll();
+  });
 });
