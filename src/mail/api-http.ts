@@ -382,9 +382,17 @@ export class MailApiClient {
   }
 
   #url(request: ApiRequest): URL {
+    const base = new URL(this.#options.baseUrl);
     const url = /^https?:\/\//.test(request.url)
       ? new URL(request.url)
       : new URL(`${this.#options.baseUrl}/${request.url.replace(/^\/+/, '')}`);
+    if (url.origin !== base.origin) {
+      // A next link, delta link or cursor pointing elsewhere must not receive the account's token.
+      throw new MailRequestError(
+        `${this.#name}: a link to another origin (${url.origin}) was refused; the token is only sent to ${base.origin}`,
+        { accountId: this.#accountId, protocol: this.#protocol },
+      );
+    }
     for (const [key, value] of Object.entries(request.query ?? {})) {
       if (value === undefined) continue;
       if (Array.isArray(value)) for (const v of value) url.searchParams.append(key, String(v));

@@ -31,11 +31,17 @@ const SEND_SCOPES = [
  * ```
  */
 export interface FakeGmailMessage {
+  /** Gmail's message id (16 hex digits). */
   readonly id: string;
+  /** The thread id (each message is its own thread here). */
   readonly threadId: string;
+  /** Its labels: `INBOX`, `UNREAD`, `SENT`, `STARRED`, ... */
   labelIds: string[];
+  /** The RFC 822 message. */
   readonly raw: Buffer;
+  /** When it arrived, in epoch milliseconds. */
   readonly internalDate: number;
+  /** The history id of its arrival. */
   readonly historyId: number;
 }
 
@@ -48,9 +54,13 @@ export interface FakeGmailMessage {
  * ```
  */
 export interface FakeGmailDelivery {
+  /** The subject. @default 'Hello' */
   readonly subject?: string;
+  /** The `From` header. @default 'sender@example.com' */
   readonly from?: string;
+  /** The `To` header. @default the mailbox's address */
   readonly to?: string;
+  /** The plain-text body. @default `Body of <subject>` */
   readonly text?: string;
   /** A whole RFC 822 message instead of the fields above. */
   readonly raw?: Buffer | string;

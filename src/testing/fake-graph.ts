@@ -22,17 +22,37 @@ const INBOX_ID = 'AAMkAGI2TAAA=inbox';
  * ```
  */
 export interface FakeGraphMessage {
+  /** Graph's message id. */
   readonly id: string;
+  /** The folder it is in. */
   readonly folder: 'inbox' | 'sentitems';
+  /** The subject. */
   readonly subject: string;
-  readonly from: { readonly name?: string; readonly address: string };
-  readonly to: readonly { readonly name?: string; readonly address: string }[];
+  /** The sender. */
+  readonly from: {
+    /** The display name. */
+    readonly name?: string;
+    /** The address. */
+    readonly address: string;
+  };
+  /** The recipients. */
+  readonly to: readonly {
+    /** The display name. */
+    readonly name?: string;
+    /** The address. */
+    readonly address: string;
+  }[];
+  /** When it arrived, in Graph's format (whole seconds, `Z`). */
   readonly receivedDateTime: string;
+  /** The `Message-ID` header. */
   readonly internetMessageId: string;
+  /** Whether it was read. */
   isRead: boolean;
+  /** The MIME message (what `$value` returns). */
   readonly mime: Buffer;
-  /** The change sequence at creation and at the last change (for delta). */
+  /** The change sequence at creation (for delta). */
   readonly createdSeq: number;
+  /** The change sequence at the last change (for delta). */
   changedSeq: number;
 }
 
@@ -45,8 +65,11 @@ export interface FakeGraphMessage {
  * ```
  */
 export interface FakeGraphDelivery {
+  /** The subject. @default 'Hello' */
   readonly subject?: string;
+  /** The sender's address. @default 'sender@contoso.com' */
   readonly from?: string;
+  /** The plain-text body. @default `Body of <subject>` */
   readonly text?: string;
   /** @default false */
   readonly isRead?: boolean;

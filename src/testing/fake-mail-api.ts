@@ -17,13 +17,19 @@ import { HttpResponse } from 'msw';
  */
 export type MailApiFault =
   | {
+      /** The HTTP status to answer with. */
       readonly status: number;
+      /** The body: JSON (an object) or text. @default {} */
       readonly body?: string | Record<string, unknown>;
+      /** Extra response headers, such as `retry-after`. */
       readonly headers?: Record<string, string>;
     }
   | 'network'
   | 'expired-token'
-  | { readonly delayMs: number };
+  | {
+      /** Wait this long, in milliseconds, then answer normally. */
+      readonly delayMs: number;
+    };
 
 /**
  * Where the emulated APIs check bearer tokens: a fake OAuth provider (`fakeGoogle()`, `fakeMicrosoft()`).
@@ -35,7 +41,15 @@ export type MailApiFault =
  * ```
  */
 export interface AccessTokenIssuer {
-  accessTokenInfo(token: string): { readonly email: string; readonly scopes: readonly string[] } | undefined;
+  /** Who a live access token belongs to and its scopes; `undefined` for an unknown or revoked one. */
+  accessTokenInfo(token: string):
+    | {
+        /** The address of the user the token was issued to. */
+        readonly email: string;
+        /** The token's scopes. */
+        readonly scopes: readonly string[];
+      }
+    | undefined;
 }
 
 /**
@@ -77,7 +91,9 @@ export interface FakeMailApiStats {
 
 /** The parts of an emulated API that do not depend on which API it is. @internal */
 export abstract class FakeMailApiBase {
+  /** What the emulated API saw. */
   readonly stats: FakeMailApiStats = { requests: 0, unauthorized: 0, faults: 0, operations: {} };
+  /** The mailbox's address. */
   readonly email: string;
   readonly #tokens: AccessTokenIssuer | undefined;
   readonly #faults: MailApiFault[] = [];

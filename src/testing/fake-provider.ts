@@ -302,7 +302,14 @@ export class FakeOAuthProvider {
    * const info = fake.accessTokenInfo(token); // { email: 'ada@example.com', scopes: ['openid', ...] }
    * ```
    */
-  accessTokenInfo(token: string): { readonly email: string; readonly scopes: readonly string[] } | undefined {
+  accessTokenInfo(token: string):
+    | {
+        /** The address of the user the token was issued to. */
+        readonly email: string;
+        /** The token's scopes. */
+        readonly scopes: readonly string[];
+      }
+    | undefined {
     const grant = this.#accessTokens.get(token);
     return grant === undefined
       ? undefined

@@ -236,6 +236,20 @@ describe('Microsoft Graph transport', () => {
     await expect(watcher.done).rejects.toThrow(
       'cursor is not a Microsoft Graph watch position (use watcher.cursor of a Graph watch)',
     );
+    // A link elsewhere never receives the token.
+    const evil = JSON.stringify({
+      graph: 1,
+      link: 'https://evil.example.com/delta',
+      since: 0,
+      last: 0,
+      ids: [],
+    });
+    const stolen = auth
+      .mailbox(accountId, { transport: 'graph', api: FAST_API })
+      .watch(() => {}, { cursor: evil });
+    await expect(stolen.done).rejects.toThrow(
+      'Microsoft Graph: a link to another origin (https://evil.example.com) was refused; the token is only sent to https://graph.microsoft.com',
+    );
   });
 
   it('a watcher stops with reauthorizationRequired when the grant is revoked', async () => {
