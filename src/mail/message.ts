@@ -154,26 +154,3 @@ export function toDate(value: string | number | undefined | null): Date | undefi
   const date = new Date(typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value);
   return Number.isNaN(date.getTime()) ? undefined : date;
 }
-
-/** Every recipient address of outgoing mail options (to, cc, bcc), for `SentMail.accepted`. @internal */
-export async function recipientsOf(message: {
-  readonly to?: unknown;
-  readonly cc?: unknown;
-  readonly bcc?: unknown;
-}): Promise<string[]> {
-  const out: string[] = [];
-  const add = async (value: unknown): Promise<void> => {
-    if (value === undefined || value === null) return;
-    if (Array.isArray(value)) {
-      for (const v of value) await add(v);
-    } else if (typeof value === 'string') {
-      for (const a of await parseAddresses(value)) if (a.address) out.push(a.address);
-    } else if (typeof (value as { address?: unknown }).address === 'string') {
-      out.push((value as { address: string }).address);
-    }
-  };
-  await add(message.to);
-  await add(message.cc);
-  await add(message.bcc);
-  return out;
-}

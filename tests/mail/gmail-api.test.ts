@@ -109,6 +109,35 @@ describe('Gmail API transport', () => {
     });
   });
 
+  it('decodes encoded headers (RFC 2047 B and Q words, folded lines) from raw and metadata answers', async () => {
+    const { auth, accountId, gmail } = await gmailSetup(server);
+    const subject = `=?UTF-8?B?${Buffer.from('Grüße aus').toString('base64')}?=\r\n =?ISO-8859-1?Q?K=F6ln_heute?=`;
+    gmail.deliver({
+      raw: [
+        `From: =?UTF-8?Q?J=C3=BCrgen?= <j@example.com>, group: a@example.com, b@example.com;`,
+        `To: ${ADA}`,
+        `Subject: ${subject}`,
+        'Date: Tue, 02 Jan 2024 10:00:00 +0000',
+        'Message-ID: <m1@example.com>',
+        '',
+        'Body',
+        '',
+      ].join('\r\n'),
+    });
+    const mailbox = auth.mailbox(accountId);
+    for (const source of [true, false]) {
+      const [message] = await all(mailbox.fetchUnread({ source }));
+      expect(message?.subject).toBe('Grüße ausKöln heute');
+      expect(message?.from).toEqual([
+        { name: 'Jürgen', address: 'j@example.com' },
+        { address: 'a@example.com' },
+        { address: 'b@example.com' },
+      ]);
+      expect(message?.date?.toISOString()).toBe('2024-01-02T10:00:00.000Z');
+      expect(message?.messageId).toBe('<m1@example.com>');
+    }
+  });
+
   it('skips a message deleted between the listing and its fetch', async () => {
     const { auth, accountId, gmail } = await gmailSetup(server);
     const gone = gmail.deliver({ subject: 'gone' });
