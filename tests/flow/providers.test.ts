@@ -89,7 +89,14 @@ describe('presets', () => {
     );
     expect(() => google({ ...ok, extraScopes: ['a b'] })).toThrow(ConfigurationError);
     expect(() => google({ ...ok, fetch: 'no' as never })).toThrow('google: fetch must be a function');
-    for (const name of ['code_challenge_method', 'state', 'nonce', 'redirect_uri', 'response_type', 'scope']) {
+    for (const name of [
+      'code_challenge_method',
+      'state',
+      'nonce',
+      'redirect_uri',
+      'response_type',
+      'scope',
+    ]) {
       expect(() => google({ ...ok, authorizationParameters: { [name]: 'x' } })).toThrow(
         `google: authorizationParameters cannot set ${name}`,
       );
