@@ -506,6 +506,20 @@ export class ReauthorizationRequiredError extends MailboxAuthError {
   /** @internal */
   static override readonly errorName = 'ReauthorizationRequiredError';
   readonly code = 'ERR_REAUTHORIZATION_REQUIRED' as const;
+  /**
+   * The refresh token is fine but the user never consented to the scopes asked for (Microsoft's
+   * `consent_required`, say for a Graph token of an account connected for IMAP): connect the mailbox again
+   * asking for them. The account itself stays usable for what it was consented to.
+   */
+  readonly consentRequired: boolean;
+
+  constructor(
+    message: string,
+    options: MailboxAuthErrorOptions & { readonly consentRequired?: boolean } = {},
+  ) {
+    super(message, options);
+    this.consentRequired = options.consentRequired === true;
+  }
 }
 
 /**

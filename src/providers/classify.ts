@@ -79,6 +79,8 @@ interface Facts {
   timeout: boolean;
   malformed: boolean;
   idToken: boolean;
+  /** Microsoft's `invalid_grant` for scopes the user never consented to (AADSTS65001, `consent_required`). */
+  consentRequired: boolean;
   cause: ProviderErrorCause;
 }
 
@@ -92,10 +94,16 @@ function facts(err: unknown): Facts {
   let malformed = false;
   let idToken = false;
   const code = (e as { code?: unknown }).code;
+  let consentRequired = false;
   if (err instanceof client.ResponseBodyError) {
     status = err.status;
     oauthError = err.error;
     retryAfter = err.response.headers.get('retry-after');
+    const body = err.cause as { suberror?: unknown; error_codes?: unknown } | undefined;
+    consentRequired =
+      body?.suberror === 'consent_required' ||
+      (Array.isArray(body?.error_codes) && body.error_codes.includes(65001)) ||
+      /^AADSTS65001\b/.test(err.error_description ?? '');
   } else if (err instanceof client.AuthorizationResponseError) {
     oauthError = err.error;
   } else if (err instanceof client.ClientError) {
@@ -142,6 +150,7 @@ function facts(err: unknown): Facts {
     timeout,
     malformed,
     idToken,
+    consentRequired,
     cause: new ProviderErrorCause(e, causeFields),
   };
 }
@@ -207,6 +216,12 @@ export function classifyProviderError(
         },
       );
     case 'refresh':
+      if (f.oauthError === 'invalid_grant' && f.consentRequired) {
+        return new ReauthorizationRequiredError(
+          `The user has not consented to the requested scopes (consent_required): connect the mailbox again asking for them`,
+          { ...base, consentRequired: true },
+        );
+      }
       if (f.oauthError === 'invalid_grant') {
         return new ReauthorizationRequiredError(
           `The refresh token was revoked or has expired (invalid_grant); the mailbox must be connected again`,

@@ -827,7 +827,10 @@ export class TokenRefresher {
     if (!(err instanceof MailboxAuthError) || signal.aborted) return;
     const provider = providerId ?? err.providerId ?? 'unknown';
     let status: AccountStatus | undefined;
-    if (err instanceof ReauthorizationRequiredError) {
+    // A resource the user never consented to (Graph for an IMAP-consented account): the refresh token and
+    // the account's primary token still work, so the account keeps its status.
+    const consentOnly = err instanceof ReauthorizationRequiredError && err.consentRequired;
+    if (err instanceof ReauthorizationRequiredError && !consentOnly) {
       status = 'reauth_required';
     } else if (err.category === 'configuration') {
       status = 'error';
@@ -851,7 +854,7 @@ export class TokenRefresher {
           this.#logger.warn({ accountId, code: codeOf(error) }, 'could not record the failure'),
         );
     }
-    this.#cache.delete(accountId);
+    if (!consentOnly) this.#cache.delete(accountId);
     this.#resourceCache.delete(accountId);
     this.#logger.warn({ accountId, provider, code: err.code, message: err.message }, 'token refresh failed');
     this.#emit('refreshFailed', { accountId, provider, error: err });

@@ -265,14 +265,26 @@ describe('Microsoft Graph transport', () => {
     expect(events).toEqual([accountId]);
   });
 
-  it('an account whose consent lacks Graph: Microsoft answers invalid_grant (AADSTS65001), reconnect required', async () => {
+  it('an account whose consent lacks Graph: consentRequired for Graph, while the account and its IMAP token stay usable', async () => {
     const { auth, accountId, microsoft: ms } = await graphSetup(server, { graphConsent: false });
+    const events: unknown[] = [];
+    auth.on('reauthorizationRequired', (e) => events.push(e));
     const err = await all(auth.mailbox(accountId, { transport: 'graph', api: FAST_API }).fetchUnread()).catch(
       (e: unknown) => e,
     );
+    // Microsoft answers invalid_grant with AADSTS65001 / consent_required: the refresh token is still good.
     expect(err).toBeInstanceOf(ReauthorizationRequiredError);
+    expect(err).toMatchObject({ code: 'ERR_REAUTHORIZATION_REQUIRED', consentRequired: true });
     expect(ms.stats.refreshes).toBe(1);
-    expect((await auth.getAccount(accountId)).status).toBe('reauth_required');
+    expect(events).toHaveLength(1);
+    const account = await auth.getAccount(accountId);
+    expect(account.status).toBe('active');
+    expect(account.lastError?.code).toBe('ERR_REAUTHORIZATION_REQUIRED');
+    // The IMAP/SMTP token still comes, and a forced refresh of it still works (the refresh token lives).
+    const outlook = await auth.getAccessToken(accountId, { forceRefresh: true });
+    expect(ms.accessTokenInfo(outlook.accessToken)?.scopes[0]).toBe(
+      'https://outlook.office.com/IMAP.AccessAsUser.All',
+    );
   });
 
   it('a watch orchestrator runs Graph watchers: two instances, each account watched once', async () => {
