@@ -242,7 +242,12 @@ interface CacheEntry {
 
 interface Flight {
   readonly promise: Promise<AccessToken>;
-  readonly controller: AbortController;
+  /**
+   * Aborts the flight once every waiter has given up. Absent when the first caller passed no signal: that
+   * caller never gives up, so the flight always has a waiter (and creating signals costs: Node 20 makes
+   * every AbortSignal transferable, the most expensive allocation of a bulk refresh after the HTTP request).
+   */
+  readonly controller: AbortController | undefined;
   waiters: number;
 }
 
@@ -435,8 +440,11 @@ export class TokenRefresher {
       target.resource === undefined ? target.accountId : `${target.accountId}\u0000${target.resource}`;
     let flight = this.#flights.get(key);
     if (flight === undefined) {
-      const controller = new AbortController();
-      const shared = AbortSignal.any([controller.signal, this.#closed.signal]);
+      const controller = signal === undefined ? undefined : new AbortController();
+      const shared =
+        controller === undefined
+          ? this.#closed.signal
+          : AbortSignal.any([controller.signal, this.#closed.signal]);
       const promise = this.#obtain(target, minValidityMs, force, stale, shared).finally(() => {
         if (this.#flights.get(key)?.promise === promise) this.#flights.delete(key);
       });
@@ -475,7 +483,7 @@ export class TokenRefresher {
     } finally {
       if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
       flight.waiters--;
-      if (flight.waiters === 0 && signal.aborted) flight.controller.abort(signal.reason);
+      if (flight.waiters === 0 && signal.aborted) flight.controller?.abort(signal.reason);
     }
   }
 
