@@ -8,6 +8,8 @@
  *   the HTTP client), with the same concurrency: what any library built on openid-client pays.
  */
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import {
   aesGcmCipher,
   memoryStore,
@@ -82,6 +84,14 @@ async function run({ url, count, concurrency, mode }: BulkWorkerInput): Promise<
     peakRss = Math.max(peakRss, now.rss);
     peakHeap = Math.max(peakHeap, now.heapUsed);
   }, 20);
+  // BENCH_CPU_PROFILE=file.cpuprofile: a CPU profile of the measured phase only (open it in Chrome DevTools).
+  const profile = process.env.BENCH_CPU_PROFILE;
+  const session = profile === undefined ? undefined : new Session();
+  if (session !== undefined) {
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+  }
   const t = performance.now();
   let refreshed = 0;
   let failed = 0;
@@ -105,6 +115,10 @@ async function run({ url, count, concurrency, mode }: BulkWorkerInput): Promise<
   }
   const wallMs = performance.now() - t;
   clearInterval(sampler);
+  if (session !== undefined && profile !== undefined) {
+    const { profile: data } = await session.post('Profiler.stop');
+    writeFileSync(`${profile.replace(/\.cpuprofile$/, '')}-${mode}.cpuprofile`, JSON.stringify(data));
+  }
   const mb = (bytes: number) => bytes / 1024 / 1024;
   return {
     refreshed,

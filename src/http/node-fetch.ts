@@ -5,8 +5,8 @@
  * Why not the global `fetch`: on Node 20 and 22 each undici `fetch` call builds WHATWG streams, a `Request`,
  * abort-signal plumbing and a `Response` pipeline. For small JSON exchanges this costs more CPU and memory
  * than the request itself: refreshing 10,000 tokens takes about 40% longer and peaks at twice the memory
- * (`npm run bench`, case 5). This client buffers the (small, size-capped) answer and hands back a standard
- * `Response`.
+ * (`npm run bench`, case 5). This client buffers the (small, size-capped) answer and hands back a
+ * `Response` (a subclass) whose `text()` / `json()` read those bytes directly, without a stream.
  *
  * It behaves like `fetch` where the library depends on it: network failures reject with
  * `TypeError('fetch failed')` whose `cause` carries the errno `code`; an abort rejects with the signal's
@@ -51,6 +51,79 @@ function responseHeaders(res: IncomingMessage): Headers {
   const raw = res.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) headers.append(raw[i] as string, raw[i + 1] as string);
   return headers;
+}
+
+const utf8 = new TextDecoder(); // strips a BOM, as fetch's text() and json() do
+
+/**
+ * A `Response` whose body is already in memory: `text()`, `json()` and `arrayBuffer()` read the bytes
+ * directly instead of through a WHATWG stream (undici's body machinery cost more than the request on the
+ * refresh path). `body` still gives a stream, made on first access; `clone()` and `bodyUsed` behave as
+ * fetch's do.
+ */
+// lib.dom types Response's methods as properties, which a subclass cannot override: extend it loosely typed.
+const ResponseBase: new (
+  body: null,
+  init: ResponseInit,
+) => { readonly headers: Headers; readonly status: number; readonly statusText: string } = Response;
+
+class BufferedResponse extends ResponseBase {
+  readonly #bytes: Uint8Array | null;
+  #used = false;
+  /** A plain `Response` over the bytes, made when `body` is first asked for: it then owns the body. */
+  #inner: Response | undefined;
+
+  constructor(bytes: Uint8Array | null, init: ResponseInit) {
+    super(null, init);
+    this.#bytes = bytes;
+  }
+
+  get body(): ReadableStream<Uint8Array> | null {
+    if (this.#bytes === null) return null;
+    this.#inner ??= new Response(this.#bytes);
+    return this.#inner.body;
+  }
+
+  get bodyUsed(): boolean {
+    return this.#used || this.#inner?.bodyUsed === true;
+  }
+
+  /** The bytes, once; after `body` was handed out, the `Response` that owns the stream. */
+  #take(): Uint8Array | Response {
+    if (this.#inner !== undefined) return this.#inner;
+    if (this.#used) throw new TypeError('Body is unusable: Body has already been read');
+    this.#used = true;
+    return this.#bytes ?? new Uint8Array(0);
+  }
+
+  async text(): Promise<string> {
+    const taken = this.#take();
+    return taken instanceof Response ? taken.text() : utf8.decode(taken);
+  }
+
+  async json(): Promise<unknown> {
+    const taken = this.#take();
+    return taken instanceof Response ? taken.json() : JSON.parse(utf8.decode(taken));
+  }
+
+  async arrayBuffer(): Promise<ArrayBuffer> {
+    const taken = this.#take();
+    if (taken instanceof Response) return taken.arrayBuffer();
+    return taken.buffer.slice(taken.byteOffset, taken.byteOffset + taken.byteLength) as ArrayBuffer;
+  }
+
+  async blob(): Promise<Blob> {
+    const type = this.headers.get('content-type') ?? '';
+    return new Blob([await this.arrayBuffer()], { type });
+  }
+
+  clone(): Response {
+    if (this.bodyUsed) throw new TypeError('Response.clone: Body has already been consumed.');
+    const init = { status: this.status, statusText: this.statusText, headers: this.headers };
+    // After `body` was handed out the inner Response tees its stream, as fetch's clone does.
+    if (this.#inner !== undefined) return new Response(this.#inner.clone().body, init);
+    return new BufferedResponse(this.#bytes, init) as unknown as Response;
+  }
 }
 
 function networkError(cause: unknown): TypeError {
@@ -120,11 +193,11 @@ export const nodeFetch: typeof fetch = (input, init) =>
         const status = res.statusCode ?? 0;
         try {
           resolve(
-            new Response(NULL_BODY.has(status) ? null : Buffer.concat(chunks, size), {
+            new BufferedResponse(NULL_BODY.has(status) ? null : Buffer.concat(chunks, size), {
               status,
               statusText: res.statusMessage ?? '',
               headers: responseHeaders(res),
-            }),
+            }) as unknown as Response,
           );
         } catch (error) {
           reject(networkError(error)); // a status Response refuses (outside 200-599)

@@ -110,6 +110,43 @@ describe('nodeFetch', () => {
     expect(moved.headers.get('location')).toBe('https://elsewhere.example/');
   });
 
+  it('returns a Response whose buffered body reads like fetch: once, clonable, as a stream on demand', async () => {
+    const { url } = await serve((_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(`\uFEFF${JSON.stringify({ access_token: 'é' })}`);
+    });
+    const res = await nodeFetch(url);
+    expect(res).toBeInstanceOf(Response);
+    expect(res.bodyUsed).toBe(false);
+    const copy = res.clone();
+    expect(await res.json()).toEqual({ access_token: 'é' }); // BOM stripped, UTF-8 decoded
+    expect(res.bodyUsed).toBe(true);
+    await expect(res.text()).rejects.toBeInstanceOf(TypeError);
+    expect(() => res.clone()).toThrow(TypeError);
+    expect(await copy.text()).toBe(JSON.stringify({ access_token: 'é' }));
+
+    const bytes = await (await nodeFetch(url)).arrayBuffer();
+    expect(new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes).charCodeAt(0)).toBe(0xfeff);
+    const blob = await (await nodeFetch(url)).blob();
+    expect(blob.type).toBe('application/json');
+
+    // The body as a stream: reading it uses the body up.
+    const streamed = await nodeFetch(url);
+    let text = '';
+    for await (const chunk of streamed.body as ReadableStream<Uint8Array>)
+      text += Buffer.from(chunk).toString();
+    expect(text).toContain('access_token');
+    expect(streamed.bodyUsed).toBe(true);
+    await expect(streamed.json()).rejects.toBeInstanceOf(TypeError);
+
+    // The stream taken but not read: text() still reads it; a clone tees it.
+    const taken = await nodeFetch(url);
+    expect(taken.body).not.toBeNull();
+    const tee = taken.clone();
+    expect(await taken.json()).toEqual({ access_token: 'é' });
+    expect(await tee.json()).toEqual({ access_token: 'é' });
+  });
+
   it('reuses the connection (keep-alive)', async () => {
     const server = await serve((_req, _body, res) => res.end('{}'));
     for (let i = 0; i < 5; i++) await (await nodeFetch(server.url)).text();
