@@ -146,6 +146,7 @@ export interface WatchOptions {
  * @example
  * ```ts
  * for await (const message of mailbox.fetchUnread({ max: 20, source: false, signal: AbortSignal.timeout(30_000) })) {}
+ * for await (const message of mailbox.fetchUnread({ max: 100, order: 'oldest' })) await queue.push(message); // a backlog, in arrival order
  * ```
  */
 export interface FetchUnreadOptions {
@@ -155,7 +156,17 @@ export interface FetchUnreadOptions {
   readonly mailbox?: string;
   /** Include the raw RFC 822 message (`source`). @default true */
   readonly source?: boolean;
-  /** Stops the listing (API transports: between and during requests). */
+  /**
+   * Which unread messages, in which order, the same on every transport: `newest` yields the `max` most
+   * recent, newest first (an inbox view, "the latest 20 unread"); `oldest` yields the `max` earliest, oldest
+   * first (working through a backlog in arrival order). IMAP orders by UID (arrival in the mailbox), the Gmail
+   * API by its listing order (internal date), Graph by `receivedDateTime`. Costs: IMAP and Graph list either
+   * way in one pass; the Gmail API lists only newest first, so `oldest` first walks every page of unread ids
+   * (ids only, 500 a request, keeping the last `max`) before fetching any message.
+   * @default 'newest'
+   */
+  readonly order?: 'newest' | 'oldest';
+  /** Stops the listing (API transports: between and during requests; IMAP: between fetches of 10 messages). */
   readonly signal?: AbortSignal;
 }
 
@@ -316,20 +327,28 @@ export class MailboxClient {
   }
 
   /**
-   * Unread messages, streamed: at most `max`, fetched page by page as you iterate (constant memory). IMAP
-   * lists the oldest first; the Gmail API and Graph the newest first (the order they list in). With
-   * `source: true` (the default) each carries the raw message.
+   * Unread messages, streamed: at most `max`, fetched page by page as you iterate (constant memory), in the
+   * same order on every transport: the newest first by default, the oldest first with `order: 'oldest'`
+   * (see {@link FetchUnreadOptions.order}). With `source: true` (the default) each carries the raw message.
+   * Marking a message read (`markAsRead`) while iterating is fine, on every transport.
    */
   async *fetchUnread(options: FetchUnreadOptions = {}): AsyncGenerator<MailMessage, void, undefined> {
     const max = options.max ?? 50;
     if (!Number.isSafeInteger(max) || max < 1)
       throw new InvalidArgumentError('max must be a positive integer');
+    const order = options.order ?? 'newest';
+    if (order !== 'newest' && order !== 'oldest') {
+      throw new InvalidArgumentError(
+        `order must be "newest" or "oldest" (got ${JSON.stringify(order)?.slice(0, 40)})`,
+      );
+    }
     try {
       const driver = await this.#resolve();
       for await (const message of driver.fetchUnread({
         max,
         mailbox: options.mailbox,
         source: options.source ?? true,
+        order,
         signal: options.signal,
       })) {
         this.#record('message');

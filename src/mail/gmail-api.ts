@@ -24,6 +24,8 @@ export const GMAIL_API_BASE_URL = 'https://gmail.googleapis.com';
 
 /** Above this size a message is sent through the media upload endpoint (35 MB) instead of JSON `raw`. */
 const JSON_SEND_LIMIT_BYTES = 4 * 1024 * 1024;
+/** Ids asked for per page when walking the whole unread listing (`order: 'oldest'`): Gmail's maximum. */
+const ID_PAGE_SIZE = 500;
 const METADATA_HEADERS = ['From', 'To', 'Subject', 'Date', 'Message-ID'];
 const MESSAGE_ID = /^[A-Za-z0-9_-]{1,256}$/;
 
@@ -95,31 +97,77 @@ export class GmailApiDriver implements MailTransportDriver {
     return this.#connected;
   }
 
-  /** Unread messages of a label (newest first, as the API lists them), one page at a time. */
+  /**
+   * Unread messages of a label. `newest`: as the API lists them, one page at a time. `oldest`: `messages.list`
+   * has no other order, so every page of unread ids is walked first (ids only, 500 a request),
+   * keeping the last `max` (the oldest), which are then fetched oldest first.
+   */
   async *fetchUnread(request: FetchUnreadRequest): AsyncGenerator<MailMessage, void, undefined> {
     const label = request.mailbox ?? 'INBOX';
+    if (request.order === 'oldest') {
+      const ids = await this.#oldestUnreadIds(label, request.max, request.signal);
+      for (let i = ids.length - 1; i >= 0; i--) {
+        const message = await this.#get(ids[i] as string, label, request.source, request.signal);
+        if (message !== undefined) yield message; // else deleted since it was listed
+      }
+      return;
+    }
     let count = 0;
     let pageToken: string | undefined;
     do {
-      const page = await this.#api.request<GmailList>({
-        operation: 'users.messages.list',
-        url: 'gmail/v1/users/me/messages',
-        query: {
-          q: 'is:unread',
-          labelIds: label,
-          maxResults: Math.min(this.#options.pageSize, request.max - count),
-          pageToken,
-        },
-        signal: request.signal,
-      });
-      for (const ref of page.data.messages ?? []) {
+      const page = await this.#list(
+        label,
+        Math.min(this.#options.pageSize, request.max - count),
+        pageToken,
+        request.signal,
+      );
+      for (const ref of page.messages ?? []) {
         const message = await this.#get(ref.id, label, request.source, request.signal);
         if (message === undefined) continue; // deleted since it was listed
         yield message;
         if (++count >= request.max) return;
       }
-      pageToken = page.data.nextPageToken;
+      pageToken = page.nextPageToken;
     } while (pageToken !== undefined && pageToken !== '');
+  }
+
+  /**
+   * The ids of the `max` oldest unread messages of a label, newest first (the listing's order): every page is
+   * read, only the last `max` ids are kept (memory: `max` ids, whatever the number of unread messages).
+   */
+  async #oldestUnreadIds(label: string, max: number, signal: AbortSignal | undefined): Promise<string[]> {
+    let kept: string[] = [];
+    let pageToken: string | undefined;
+    do {
+      const page = await this.#list(label, ID_PAGE_SIZE, pageToken, signal, true);
+      for (const ref of page.messages ?? []) kept.push(ref.id);
+      if (kept.length > 2 * max) kept = kept.slice(-max);
+      pageToken = page.nextPageToken;
+    } while (pageToken !== undefined && pageToken !== '');
+    return kept.slice(-max);
+  }
+
+  /** One page of `users.messages.list` for the unread messages of a label (`idsOnly`: a partial response). */
+  async #list(
+    label: string,
+    maxResults: number,
+    pageToken: string | undefined,
+    signal: AbortSignal | undefined,
+    idsOnly = false,
+  ): Promise<GmailList> {
+    const { data } = await this.#api.request<GmailList>({
+      operation: 'users.messages.list',
+      url: 'gmail/v1/users/me/messages',
+      query: {
+        q: 'is:unread',
+        labelIds: label,
+        maxResults,
+        pageToken,
+        ...(idsOnly ? { fields: 'messages/id,nextPageToken' } : {}),
+      },
+      signal,
+    });
+    return data;
   }
 
   async markAsRead(id: string, options: { readonly signal?: AbortSignal }): Promise<void> {

@@ -1,6 +1,6 @@
 /**
- * The Microsoft Graph transport of `MailboxClient`: folder messages with `$filter=isRead eq false`, `PATCH
- * isRead`, MIME `sendMail`, and delta-query polling, over the shared HTTP layer with the account's Graph
+ * The Microsoft Graph transport of `MailboxClient`: unread folder messages ordered by `receivedDateTime`,
+ * `PATCH isRead`, MIME `sendMail`, and delta-query polling, over the shared HTTP layer with the account's Graph
  * token (the provider's `graph` resource).
  * @internal
  * @module
@@ -17,6 +17,8 @@ import { type FetchUnreadRequest, type MailTransportDriver, pause, type WatchRun
 export const GRAPH_BASE_URL = 'https://graph.microsoft.com/v1.0';
 
 const SELECT = 'id,subject,from,toRecipients,receivedDateTime,internetMessageId,isRead,flag';
+/** Unread messages; the `$orderby` property comes first, as Graph requires when both are used. */
+const UNREAD_FILTER = 'receivedDateTime ge 1900-01-01T00:00:00Z and isRead eq false';
 /** A message can show up in a delta round this long after one received later: the watermark trails by it. */
 const WATERMARK_SLACK_MS = 5 * 60_000;
 
@@ -158,13 +160,18 @@ export class GraphDriver implements MailTransportDriver {
     return this.#connected;
   }
 
-  /** Unread messages of a folder (newest first, as Graph lists them), one page at a time. */
+  /**
+   * Unread messages of a folder ordered by `receivedDateTime` (descending for `newest`, ascending for
+   * `oldest`), one page at a time. Graph refuses (`InefficientFilter`) an `$orderby` property that is not
+   * also the first one of `$filter`: hence the always-true `receivedDateTime ge 1900-01-01T00:00:00Z` first.
+   */
   async *fetchUnread(request: FetchUnreadRequest): AsyncGenerator<MailMessage, void, undefined> {
     const folder = folderOf(request.mailbox);
     let count = 0;
     let url: string | undefined = `me/mailFolders/${folder}/messages`;
     let query: Record<string, string | number> | undefined = {
-      $filter: 'isRead eq false',
+      $filter: UNREAD_FILTER,
+      $orderby: `receivedDateTime ${request.order === 'oldest' ? 'asc' : 'desc'}`,
       $select: SELECT,
       $top: Math.min(this.#options.pageSize, request.max),
     };

@@ -13,6 +13,12 @@ import type { MailConnectOptions } from './settings.js';
 import { createSmtpTransport, type SmtpTransport, toSmtpError } from './smtp.js';
 import type { FetchUnreadRequest, MailTransportDriver, WatchRun } from './transport.js';
 
+/**
+ * UIDs per `UID FETCH` of `fetchUnread`: the most messages (sources included) held in memory at once.
+ * @internal
+ */
+export const FETCH_WINDOW = 10;
+
 /** What the IMAP transport needs from the client's options. */
 export interface ImapTransportOptions {
   readonly imap?: MailConnectOptions;
@@ -85,23 +91,58 @@ export class ImapTransportDriver implements MailTransportDriver {
     return this.#imap?.usable === true;
   }
 
+  /**
+   * One `UID SEARCH UNSEEN` (the unread UIDs: a few bytes each), then the wanted UIDs (the highest `max`,
+   * descending, for `newest`; the lowest `max`, ascending, for `oldest`) fetched `FETCH_WINDOW` (10) at a time:
+   * imapflow answers a window in server order, so at most one window is buffered, sorted and yielded. The
+   * mailbox lock is held only while searching and fetching, never while the consumer has a message, so
+   * `markAsRead` (or any other call on this connection) inside the loop does not wait for the listing. A
+   * mailbox recreated meanwhile (another UIDVALIDITY: the UIDs name other messages) ends the listing.
+   */
   async *fetchUnread(request: FetchUnreadRequest): AsyncGenerator<MailMessage, void, undefined> {
     const mailbox = request.mailbox ?? 'INBOX';
-    const imap = await this.#client();
-    const lock = await imap.getMailboxLock(mailbox);
-    try {
-      const uids = (await imap.search({ seen: false }, { uid: true })) || [];
-      const wanted = uids.slice(0, request.max);
-      if (wanted.length === 0) return;
-      for await (const message of imap.fetch(
-        wanted,
-        { uid: true, envelope: true, flags: true, source: request.source },
-        { uid: true },
-      )) {
-        yield toMessage(message, mailbox);
+    const newest = request.order === 'newest';
+    let uids: number[];
+    let validity: bigint | undefined;
+    {
+      request.signal?.throwIfAborted();
+      const imap = await this.#client();
+      const lock = await imap.getMailboxLock(mailbox);
+      try {
+        // The reused connection may have this mailbox selected since an earlier call: its view is only brought
+        // up to date by a command, and SEARCH would not see what arrived since. A NOOP syncs it first.
+        await imap.noop();
+        uids = [...((await imap.search({ seen: false }, { uid: true })) || [])];
+        validity = imap.mailbox === false ? undefined : imap.mailbox.uidValidity;
+      } finally {
+        lock.release();
       }
-    } finally {
-      lock.release();
+    }
+    uids.sort((a, b) => a - b);
+    const wanted = newest ? uids.slice(-request.max).reverse() : uids.slice(0, request.max);
+    for (let start = 0; start < wanted.length; start += FETCH_WINDOW) {
+      request.signal?.throwIfAborted();
+      const window = wanted.slice(start, start + FETCH_WINDOW);
+      const batch: MailMessage[] = [];
+      const imap = await this.#client();
+      const lock = await imap.getMailboxLock(mailbox);
+      try {
+        if (imap.mailbox !== false && imap.mailbox.uidValidity !== validity) return;
+        for await (const message of imap.fetch(
+          window.join(','),
+          { uid: true, envelope: true, flags: true, source: request.source },
+          { uid: true },
+        )) {
+          batch.push(toMessage(message, mailbox));
+        }
+      } finally {
+        lock.release();
+      }
+      // A message expunged since the search is simply absent from its window.
+      batch.sort((a, b) =>
+        newest ? (b.uid as number) - (a.uid as number) : (a.uid as number) - (b.uid as number),
+      );
+      yield* batch;
     }
   }
 

@@ -15,6 +15,8 @@ export interface FetchUnreadRequest {
   /** `undefined`: the transport's inbox. */
   readonly mailbox: string | undefined;
   readonly source: boolean;
+  /** `newest`: the most recent `max`, newest first; `oldest`: the earliest `max`, oldest first. */
+  readonly order: 'newest' | 'oldest';
   readonly signal: AbortSignal | undefined;
 }
 

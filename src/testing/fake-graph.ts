@@ -1,7 +1,8 @@
 /**
  * An emulated Microsoft Graph mail API for msw with an in-memory mailbox: mail folders, folder messages with
- * `$filter=isRead eq false` paged by `@odata.nextLink`, `$value` (MIME), `PATCH isRead`, `/me/sendMail` (MIME or
- * JSON), and delta queries (`@odata.nextLink` / `@odata.deltaLink`, `changeType`, `receivedDateTime` filter,
+ * `$filter` (`isRead`, `receivedDateTime`) and `$orderby=receivedDateTime` (Graph's `InefficientFilter` rule
+ * enforced) paged by `@odata.nextLink`, `$value` (MIME), `PATCH isRead`, `/me/sendMail` (MIME or JSON), and
+ * delta queries (`@odata.nextLink` / `@odata.deltaLink`, `changeType`, `receivedDateTime` filter,
  * 410 for an expired delta token), with Graph's response and error shapes.
  * @module
  */
@@ -118,6 +119,64 @@ function graphError(code: string, message: string): Record<string, unknown> {
       },
     },
   };
+}
+
+/** One `property op value` of a `$filter` the emulation understands. */
+interface FilterClause {
+  readonly property: 'isRead' | 'receivedDateTime';
+  readonly test: (message: FakeGraphMessage) => boolean;
+}
+
+/**
+ * A `$filter` of `and`-joined clauses: `isRead eq true|false`, `receivedDateTime eq|ne|ge|gt|le|lt <time>`;
+ * `undefined` for anything else (Graph's `ErrorInvalidUrlQueryFilter`).
+ */
+function parseFilter(filter: string): FilterClause[] | undefined {
+  const clauses: FilterClause[] = [];
+  for (const part of filter.trim().split(/\s+and\s+/i)) {
+    const m = /^\(?\s*(\w+)\s+(eq|ne|ge|gt|le|lt)\s+(\S+?)\s*\)?$/.exec(part.trim());
+    if (m === null) return undefined;
+    const [, property, op, value] = m as unknown as [string, string, string, string];
+    if (property === 'isRead' && (op === 'eq' || op === 'ne') && (value === 'true' || value === 'false')) {
+      const wanted = (value === 'true') === (op === 'eq');
+      clauses.push({ property, test: (message) => message.isRead === wanted });
+      continue;
+    }
+    const time = Date.parse(value);
+    if (property !== 'receivedDateTime' || !/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(time)) {
+      return undefined;
+    }
+    const compare: Record<string, (a: number) => boolean> = {
+      eq: (a) => a === time,
+      ne: (a) => a !== time,
+      ge: (a) => a >= time,
+      gt: (a) => a > time,
+      le: (a) => a <= time,
+      lt: (a) => a < time,
+    };
+    const test = compare[op] as (a: number) => boolean;
+    clauses.push({ property, test: (message) => test(Date.parse(message.receivedDateTime)) });
+  }
+  return clauses;
+}
+
+/** An `$orderby` on `receivedDateTime` (`asc` by default); `undefined` for another property. */
+function parseOrderBy(
+  orderby: string,
+): { readonly property: 'receivedDateTime'; readonly descending: boolean }[] | undefined {
+  const terms = orderby.split(',').map((t) => t.trim().split(/\s+/));
+  if (
+    terms.some(
+      ([property, direction]) =>
+        property !== 'receivedDateTime' || !['asc', 'desc', undefined].includes(direction?.toLowerCase()),
+    )
+  ) {
+    return undefined;
+  }
+  return terms.map(([, direction]) => ({
+    property: 'receivedDateTime',
+    descending: direction?.toLowerCase() === 'desc',
+  }));
 }
 
 function graphTime(date: Date): string {
@@ -334,15 +393,36 @@ export class FakeGraph extends FakeMailApiBase {
       if (denied !== undefined) return denied;
       if (this.#folder(list[1] as string) === undefined) return notFound();
       const filter = q.get('$filter');
-      if (filter !== null && filter.replace(/\s+/g, ' ').trim() !== 'isRead eq false') {
+      const clauses = filter === null ? [] : parseFilter(filter);
+      if (clauses === undefined) {
         return this.json(
           graphError('ErrorInvalidUrlQueryFilter', 'The query filter contains one or more invalid nodes.'),
           400,
         );
       }
+      const orderby = q.get('$orderby');
+      const order = orderby === null ? [] : parseOrderBy(orderby);
+      if (order === undefined) {
+        return this.json(
+          graphError(
+            'BadRequest',
+            `Could not find a property named '${orderby}' on type 'microsoft.graph.message'.`,
+          ),
+          400,
+        );
+      }
+      // Graph: with both, the $orderby properties must also be the first ones of $filter, in the same order.
+      if (clauses.length > 0 && order.some((o, i) => clauses[i]?.property !== o.property)) {
+        return this.json(
+          graphError('InefficientFilter', 'The restriction or sort order is too complex for this operation.'),
+          400,
+        );
+      }
       const top = Math.min(Number(q.get('$top') ?? 10) || 10, 1000);
       const skip = Number(q.get('$skip') ?? 0) || 0;
-      const items = this.messages().filter((m) => filter === null || !m.isRead);
+      // messages() is newest first: the default order, and `receivedDateTime desc`.
+      const matching = this.messages().filter((m) => clauses.every((c) => c.test(m)));
+      const items = order[0]?.descending === false ? matching.reverse() : matching;
       const slice = items.slice(skip, skip + top);
       const next = new URL(url);
       next.searchParams.set('$skip', String(skip + top));

@@ -456,4 +456,64 @@ describe('Gmail API transport', () => {
     ]);
     for (const secret of secrets) expect(text).not.toContain(secret);
   });
+
+  it('fetchUnread order: the newest max first by default; oldest first walks the unread ids (ids only) and fetches only the oldest max', async () => {
+    const { auth, accountId, gmail } = await gmailSetup(server);
+    const base = Date.now() - 3_600_000;
+    // More unread messages than one page of ids (500), so the oldest ones are on the third page.
+    for (let i = 0; i < 1203; i++) gmail.deliver({ subject: `m${i}`, date: new Date(base + i * 1000) });
+    gmail.deliver({ subject: 'read', labelIds: ['INBOX'], date: new Date(base - 1000) });
+    const urls: URL[] = [];
+    const mailbox = auth.mailbox(accountId, {
+      api: {
+        ...FAST_API,
+        pageSize: 2,
+        fetch: (input, init) => {
+          urls.push(new URL(String(input)));
+          return fetch(input, init);
+        },
+      },
+    });
+    const lists = () => urls.filter((u) => u.pathname.endsWith('/messages'));
+    const gets = () => urls.filter((u) => /\/messages\/[0-9a-f]{16}$/.test(u.pathname));
+    const newest = await all(mailbox.fetchUnread({ max: 5, source: false }));
+    expect(newest.map((m) => m.subject)).toEqual(['m1202', 'm1201', 'm1200', 'm1199', 'm1198']);
+    expect(lists().map((u) => u.searchParams.get('maxResults'))).toEqual(['2', '2', '1']);
+    expect(gets()).toHaveLength(5);
+    urls.length = 0;
+    const iterator = mailbox.fetchUnread({ max: 5, order: 'oldest' });
+    const first = await iterator.next();
+    // Every page of ids was listed before the first message: ids only, 500 a page (not pageSize).
+    expect(lists()).toHaveLength(3);
+    expect(lists().every((u) => u.searchParams.get('maxResults') === '500')).toBe(true);
+    expect(lists().every((u) => u.searchParams.get('fields') === 'messages/id,nextPageToken')).toBe(true);
+    expect(gets()).toHaveLength(1);
+    const oldest = [first.value as MailMessage, ...(await all({ [Symbol.asyncIterator]: () => iterator }))];
+    expect(oldest.map((m) => m.subject)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4']);
+    expect(oldest[0]?.source?.toString()).toContain('Body of m0');
+    expect(gets()).toHaveLength(5); // only the max wanted are fetched
+    // A message deleted between the listing and its fetch is skipped; max above the unread count gives them all.
+    urls.length = 0;
+    const few = await gmailSetup(server);
+    const ids = ['a', 'b', 'c'].map((subject, i) =>
+      few.gmail.deliver({ subject, date: new Date(base + i * 1000) }),
+    );
+    const small = few.auth.mailbox(few.accountId, { api: FAST_API });
+    const walk = small.fetchUnread({ max: 10, order: 'oldest' });
+    expect((await walk.next()).value?.subject).toBe('a');
+    few.gmail.remove(ids[1] as string);
+    expect((await all({ [Symbol.asyncIterator]: () => walk })).map((m) => m.subject)).toEqual(['c']);
+  });
+
+  it('validates order with an exact message', async () => {
+    const { auth, accountId, gmail } = await gmailSetup(server);
+    const mailbox = auth.mailbox(accountId);
+    await expect(mailbox.fetchUnread({ order: 'latest' as never }).next()).rejects.toThrow(
+      new InvalidArgumentError('order must be "newest" or "oldest" (got "latest")'),
+    );
+    await expect(mailbox.fetchUnread({ order: 1 as never }).next()).rejects.toThrow(
+      'order must be "newest" or "oldest" (got 1)',
+    );
+    expect(gmail.stats.requests).toBe(0);
+  });
 });

@@ -316,4 +316,86 @@ describe('Microsoft Graph transport', () => {
     expect(watching).toHaveLength(1);
     for (const o of orchestrators) await o.stopAll();
   });
+
+  it('fetchUnread orders by receivedDateTime: the newest max first by default, the oldest max first on request', async () => {
+    const { auth, accountId, graph } = await graphSetup(server);
+    const base = Date.now() - 60_000;
+    for (let i = 0; i < 7; i++) graph.deliver({ subject: `m${i}`, receivedAt: new Date(base + i * 1000) });
+    graph.deliver({ subject: 'read', isRead: true, receivedAt: new Date(base + 500) });
+    const urls: URL[] = [];
+    const mailbox = auth.mailbox(accountId, {
+      transport: 'graph',
+      api: {
+        ...FAST_API,
+        pageSize: 2,
+        fetch: (input, init) => {
+          urls.push(new URL(String(input)));
+          return fetch(input, init);
+        },
+      },
+    });
+    const lists = () => urls.filter((u) => u.pathname.endsWith('/messages'));
+    const newest = await all(mailbox.fetchUnread({ max: 5, source: false }));
+    expect(newest.map((m) => m.subject)).toEqual(['m6', 'm5', 'm4', 'm3', 'm2']);
+    expect(lists()).toHaveLength(3); // pages of 2, 2 and 1
+    expect(lists()[0]?.searchParams.get('$orderby')).toBe('receivedDateTime desc');
+    // Graph wants the $orderby property first in $filter (else 400 InefficientFilter, which the fake enforces).
+    expect(lists()[0]?.searchParams.get('$filter')).toBe(
+      'receivedDateTime ge 1900-01-01T00:00:00Z and isRead eq false',
+    );
+    urls.length = 0;
+    const oldest = await all(mailbox.fetchUnread({ max: 5, order: 'oldest' }));
+    expect(oldest.map((m) => m.subject)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4']);
+    expect(oldest[0]?.source?.toString()).toContain('Body of m0');
+    expect(lists()).toHaveLength(3);
+    expect(lists()[0]?.searchParams.get('$orderby')).toBe('receivedDateTime asc');
+    expect(lists()[1]?.searchParams.get('$orderby')).toBe('receivedDateTime asc'); // the next link keeps it
+    expect((await all(mailbox.fetchUnread({ max: 50, order: 'oldest' }))).map((m) => m.subject)).toEqual([
+      'm0',
+      'm1',
+      'm2',
+      'm3',
+      'm4',
+      'm5',
+      'm6',
+    ]);
+  });
+
+  it('the emulation refuses what Graph refuses: $orderby not first in $filter (InefficientFilter), an unknown filter', async () => {
+    const { auth, accountId, graph } = await graphSetup(server);
+    graph.deliver({ subject: 'old', receivedAt: new Date(Date.now() - 5000) });
+    graph.deliver({ subject: 'new' });
+    const { accessToken } = await auth.getAccessToken(accountId, { resource: 'graph' });
+    const list = async (query: Record<string, string>) => {
+      const url = new URL('https://graph.microsoft.com/v1.0/me/mailFolders/inbox/messages');
+      for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+      const res = await fetch(url, { headers: { authorization: `Bearer ${accessToken}` } });
+      const body = (await res.json()) as { value?: { subject: string }[]; error?: { code: string } };
+      return { status: res.status, code: body.error?.code, subjects: body.value?.map((m) => m.subject) };
+    };
+    expect(await list({ $filter: 'isRead eq false', $orderby: 'receivedDateTime asc' })).toEqual({
+      status: 400,
+      code: 'InefficientFilter',
+      subjects: undefined,
+    });
+    expect(
+      await list({
+        $filter: 'receivedDateTime ge 1900-01-01T00:00:00Z and isRead eq false',
+        $orderby: 'receivedDateTime asc',
+      }),
+    ).toEqual({ status: 200, code: undefined, subjects: ['old', 'new'] });
+    expect(await list({ $orderby: 'receivedDateTime' })).toMatchObject({
+      status: 200,
+      subjects: ['old', 'new'],
+    });
+    expect(await list({ $filter: 'isRead eq false' })).toMatchObject({
+      status: 200,
+      subjects: ['new', 'old'],
+    });
+    expect(await list({ $filter: "subject eq 'x'" })).toMatchObject({
+      status: 400,
+      code: 'ErrorInvalidUrlQueryFilter',
+    });
+    expect(await list({ $orderby: 'subject desc' })).toMatchObject({ status: 400, code: 'BadRequest' });
+  });
 });

@@ -1,5 +1,6 @@
 /** MailboxClient against a real Dovecot: fetch, mark read, send through submission, watch with IDLE. */
-import { describe, expect, it } from 'vitest';
+import { ImapFlow } from 'imapflow';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { InvalidArgumentError, MailConnectionError, type MailMessage } from '../../src/index.js';
 import { dovecotAvailable } from '../support/dovecot-server.js';
 import { ALICE, LOCAL, useMailSetup } from '../support/mail.js';
@@ -20,6 +21,36 @@ function waitFor<T>(check: () => T | undefined, timeoutMs = 10_000): Promise<T> 
   });
 }
 
+async function all(iterable: AsyncIterable<MailMessage>): Promise<MailMessage[]> {
+  const out: MailMessage[] = [];
+  for await (const m of iterable) out.push(m);
+  return out;
+}
+
+/** Watches imapflow's `fetch`: the UIDs of each FETCH command, and how many messages were read from the server. */
+function spyOnFetch() {
+  const original = ImapFlow.prototype.fetch;
+  const state = { windows: [] as number[][], pulled: 0 };
+  vi.spyOn(ImapFlow.prototype, 'fetch').mockImplementation(function (
+    this: ImapFlow,
+    ...args: Parameters<ImapFlow['fetch']>
+  ) {
+    state.windows.push(String(args[0]).split(',').map(Number));
+    const inner = original.apply(this, args);
+    return (async function* () {
+      for await (const message of inner) {
+        state.pulled++;
+        yield message;
+      }
+    })() as ReturnType<ImapFlow['fetch']>;
+  });
+  return state;
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
 describe.skipIf(!dovecotAvailable())('MailboxClient (Dovecot)', () => {
   it('streams unread messages with their source and marks them read', async () => {
     const { auth, accountId, deliver } = await setup();
@@ -29,11 +60,11 @@ describe.skipIf(!dovecotAvailable())('MailboxClient (Dovecot)', () => {
     const mailbox = auth.mailbox(accountId, { imap: LOCAL });
     const unread: MailMessage[] = [];
     for await (const message of mailbox.fetchUnread({ max: 10 })) unread.push(message);
-    expect(unread.map((m) => m.subject)).toEqual(['first', 'second']);
-    expect(unread[0]?.source?.toString()).toContain('Body of first');
-    expect(unread[0]?.from[0]?.address).toBe('sender@example.com');
+    expect(unread.map((m) => m.subject)).toEqual(['second', 'first']); // newest first, as every transport
+    expect(unread[1]?.source?.toString()).toContain('Body of first');
+    expect(unread[1]?.from[0]?.address).toBe('sender@example.com');
     expect(mailbox.isConnected()).toBe(true);
-    await mailbox.markAsRead(unread[0]?.uid as number);
+    await mailbox.markAsRead(unread[1]?.uid as number);
     const left: string[] = [];
     for await (const message of mailbox.fetchUnread({ max: 1, source: false }))
       left.push(message.subject as string);
@@ -50,6 +81,68 @@ describe.skipIf(!dovecotAvailable())('MailboxClient (Dovecot)', () => {
     expect(mailbox.isConnected()).toBe(false);
     await expect(mailbox.markAsRead(0)).rejects.toBeInstanceOf(InvalidArgumentError);
   });
+
+  it('fetchUnread order: the highest max UIDs descending by default, the lowest ascending on request, 10 UIDs per FETCH', async () => {
+    const { auth, accountId, deliver } = await setup();
+    for (let i = 0; i < 25; i++) await deliver(`m${i}`);
+    await deliver('read', { seen: true });
+    const mailbox = auth.mailbox(accountId, { imap: LOCAL });
+    const fetches = spyOnFetch();
+    const newest = await all(mailbox.fetchUnread({ max: 23 }));
+    expect(newest.map((m) => m.subject)).toEqual(Array.from({ length: 23 }, (_, i) => `m${24 - i}`));
+    // Three FETCH commands of 10, 10 and 3 UIDs, highest first.
+    expect(fetches.windows.map((w) => w.length)).toEqual([10, 10, 3]);
+    expect(fetches.windows.flat()).toEqual(newest.map((m) => m.uid));
+    fetches.windows.length = 0;
+    const oldest = await all(mailbox.fetchUnread({ max: 23, order: 'oldest', source: false }));
+    expect(oldest.map((m) => m.subject)).toEqual(Array.from({ length: 23 }, (_, i) => `m${i}`));
+    expect(oldest[0]?.source).toBeUndefined();
+    expect(fetches.windows.map((w) => w.length)).toEqual([10, 10, 3]);
+    expect(fetches.windows.flat()).toEqual(oldest.map((m) => m.uid));
+    await mailbox.disconnect();
+  });
+
+  it('fetchUnread holds at most one window of 10 messages (sources included), asking for the next when the consumer gets there', async () => {
+    const { auth, accountId, deliver } = await setup();
+    for (let i = 0; i < 25; i++) await deliver(`m${i}`);
+    const mailbox = auth.mailbox(accountId, { imap: LOCAL });
+    const fetches = spyOnFetch();
+    for (const order of ['newest', 'oldest'] as const) {
+      fetches.pulled = 0;
+      fetches.windows.length = 0;
+      let consumed = 0;
+      for await (const message of mailbox.fetchUnread({ max: 25, order })) {
+        expect(message.source).toBeInstanceOf(Buffer);
+        // Read from the server and not yet handed to the consumer: the rest of the current window at most.
+        expect(fetches.pulled - consumed).toBeLessThanOrEqual(10);
+        expect(fetches.windows).toHaveLength(Math.floor(consumed / 10) + 1);
+        consumed++;
+      }
+      expect([consumed, fetches.pulled, fetches.windows.length]).toEqual([25, 25, 3]);
+    }
+    await mailbox.disconnect();
+  });
+
+  it('markAsRead inside the fetchUnread loop does not wait for the listing (no lock held across yields); later arrivals are listed', async () => {
+    const { auth, accountId, deliver } = await setup();
+    for (let i = 0; i < 12; i++) await deliver(`m${i}`);
+    const mailbox = auth.mailbox(accountId, { imap: LOCAL });
+    const seen: string[] = [];
+    for await (const message of mailbox.fetchUnread({ order: 'oldest' })) {
+      seen.push(message.subject as string);
+      await mailbox.markAsRead(message.id);
+    }
+    expect(seen).toEqual(Array.from({ length: 12 }, (_, i) => `m${i}`));
+    expect(await all(mailbox.fetchUnread())).toEqual([]);
+    // Messages that arrived since, on the same connection (the mailbox still selected), are listed.
+    await deliver('x');
+    await deliver('y');
+    expect((await all(mailbox.fetchUnread())).map((m) => m.subject)).toEqual(['y', 'x']);
+    const controller = new AbortController();
+    controller.abort(new Error('stop'));
+    await expect(all(mailbox.fetchUnread({ signal: controller.signal }))).rejects.toThrow('stop');
+    await mailbox.disconnect();
+  }, 15_000);
 
   it('sends through SMTP submission (XOAUTH2 checked by Dovecot) and the watcher reads it over IMAP', async () => {
     const { auth, accountId } = await setup();
