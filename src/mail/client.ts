@@ -14,7 +14,7 @@ import { MAIL_TRANSPORTS, type MailTransport } from '../providers/types.js';
 import { type Logger, silentLogger } from '../refresh/logger.js';
 import { type MailApiOptions, resolveApiOptions } from './api-http.js';
 import { GMAIL_API_BASE_URL, GmailApiDriver } from './gmail-api.js';
-import { GRAPH_BASE_URL, GraphDriver } from './graph.js';
+import { GRAPH_BASE_URL, GraphDriver, primaryTokenIsGraph } from './graph.js';
 import type { MailContext } from './imap.js';
 import { ImapTransportDriver } from './imap-transport.js';
 import type { MailMessage, SentMail } from './message.js';
@@ -508,7 +508,10 @@ export class MailboxClient {
       return new GmailApiDriver(this.#context, this.accountId, resolveApiOptions(o.api, GMAIL_API_BASE_URL));
     }
     if (name === 'graph') {
-      const resource = provider.resources?.graph === undefined ? undefined : 'graph';
+      // An account consented for Graph (`microsoft({ mailTransport: 'graph' })`) has a Graph primary token:
+      // use it rather than refreshing the same kind of token a second time as the `graph` resource.
+      const resource =
+        provider.resources?.graph === undefined || primaryTokenIsGraph(account.scopes) ? undefined : 'graph';
       return new GraphDriver(
         this.#context,
         this.accountId,

@@ -1,7 +1,7 @@
 /**
  * The Microsoft Graph transport of `MailboxClient`: unread folder messages ordered by `receivedDateTime`,
  * `PATCH isRead`, MIME `sendMail`, and delta-query polling, over the shared HTTP layer with the account's Graph
- * token (the provider's `graph` resource).
+ * token (its primary token when that is a Graph token, else the provider's `graph` resource).
  * @internal
  * @module
  */
@@ -115,6 +115,29 @@ function address(recipient: GraphRecipient | null | undefined): MailAddress | un
   return { ...(e.name ? { name: e.name } : {}), ...(e.address ? { address: e.address } : {}) };
 }
 
+/** Scopes that name no resource (OpenID Connect's, and the refresh token's). */
+const RESOURCELESS_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access']);
+
+/**
+ * Whether an account's primary access token is a Microsoft Graph token, from its granted scopes: a Microsoft
+ * access token is for the resource of the first scope that names one (`openid`, `profile`, `email` and
+ * `offline_access` name none), and that resource is Graph when the scope is `https://graph.microsoft.com/…` or
+ * unqualified (`Mail.ReadWrite`: Microsoft reads an unqualified scope as Graph's). True for an account
+ * connected with `microsoft({ mailTransport: 'graph' })`; false for Outlook's IMAP/SMTP scopes, and when no
+ * scope is stored.
+ * @internal
+ */
+export function primaryTokenIsGraph(scopes: readonly string[]): boolean {
+  const first = scopes.find((scope) => !RESOURCELESS_SCOPES.has(scope.toLowerCase()));
+  if (first === undefined) return false;
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:/.test(first)) return true;
+  try {
+    return new URL(first).origin === new URL(GRAPH_BASE_URL).origin;
+  } catch {
+    return false;
+  }
+}
+
 /** The folder segment: Graph's well-known `inbox` for IMAP's `INBOX`, else a folder id or well-known name. */
 function folderOf(mailbox: string | undefined): string {
   if (mailbox === undefined || mailbox.toLowerCase() === 'inbox') return 'inbox';
@@ -127,7 +150,7 @@ function checkId(id: string): void {
   }
 }
 
-/** Reads and sends through Microsoft Graph with the account's Graph token. */
+/** Reads and sends through Microsoft Graph with the account's Graph token (see {@link primaryTokenIsGraph}). */
 export class GraphDriver implements MailTransportDriver {
   readonly name = 'graph' as const;
   readonly #api: MailApiClient;
@@ -135,7 +158,10 @@ export class GraphDriver implements MailTransportDriver {
   readonly #watches = new WeakMap<WatchRun, GraphWatchState>();
   #connected = false;
 
-  /** `resource`: the provider's resource for Graph tokens (`graph`), or `undefined` to use the primary token. */
+  /**
+   * `resource`: the provider's resource for Graph tokens (`graph`), or `undefined` to use the primary token
+   * (a provider without a `graph` resource, or an account whose primary token is a Graph token).
+   */
   constructor(
     context: MailContext,
     accountId: string,

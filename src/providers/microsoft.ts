@@ -19,8 +19,9 @@ export interface MicrosoftOptions extends ProviderOptions {
   readonly tenant?: string;
   /**
    * How `auth.mailbox()` reaches the mailbox: `imap` (IMAP and SMTP; Outlook scopes) or `graph` (Microsoft
-   * Graph; the consent asks for `Mail.ReadWrite` and `Mail.Send` on Graph instead). Either way the account can
-   * get a Graph token (`getAccessToken(id, { resource: 'graph' })`) when its consent covers Graph.
+   * Graph; the consent asks for `Mail.ReadWrite` and `Mail.Send` on Graph instead, and the primary access token
+   * is a Graph token, which the Graph transport uses as it is). Either way the account can get a Graph token
+   * (`getAccessToken(id, { resource: 'graph' })`) when its consent covers Graph.
    * @default 'imap'
    */
   readonly mailTransport?: 'imap' | 'graph';
@@ -55,8 +56,10 @@ const ISSUER = /^https:\/\/login\.microsoftonline\.com\/(\{tenantid\}|[0-9a-fA-F
  * `preferred_username`). There is no revocation endpoint: disconnecting deletes the local tokens.
  *
  * One access token is for one resource: the primary token is Outlook's (IMAP, SMTP), or Graph's with
- * `mailTransport: 'graph'`; the `graph` resource (`getAccessToken(id, { resource: 'graph' })`, used by the
- * Graph transport) is a separate token from the same refresh token, stored beside the primary one.
+ * `mailTransport: 'graph'`; the `graph` resource (`getAccessToken(id, { resource: 'graph' })`) is a separate
+ * token from the same refresh token, stored beside the primary one. The Graph transport uses the primary token
+ * when the account's granted scopes say it is a Graph token (the first scope naming a resource is Graph's: an
+ * account connected with `mailTransport: 'graph'`), else the `graph` resource token.
  *
  * @example
  * ```ts

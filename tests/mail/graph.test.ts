@@ -8,6 +8,7 @@ import {
   microsoft,
   ReauthorizationRequiredError,
 } from '../../src/index.js';
+import { primaryTokenIsGraph } from '../../src/mail/graph.js';
 import { CLIENT, MS_REDIRECT, mswServer } from '../support/flow.js';
 import { FAST_API, GRACE, graphSetup, waitFor } from '../support/mail-api.js';
 
@@ -398,4 +399,105 @@ describe('Microsoft Graph transport', () => {
     });
     expect(await list({ $orderby: 'subject desc' })).toMatchObject({ status: 400, code: 'BadRequest' });
   });
+
+  /** Run `rounds` rounds, each once the previous round's tokens need a refresh: Graph reads and the primary token. */
+  async function tokenRounds(
+    auth: Awaited<ReturnType<typeof graphSetup>>['auth'],
+    accountId: string,
+    rounds: number,
+  ) {
+    const bearers: string[] = [];
+    const primaries: string[] = [];
+    const mailbox = auth.mailbox(accountId, {
+      transport: 'graph',
+      api: {
+        ...FAST_API,
+        fetch: (input, init) => {
+          bearers.push(new Headers(init?.headers).get('authorization')?.replace(/^Bearer /, '') ?? '');
+          return fetch(input, init);
+        },
+      },
+    });
+    for (let round = 0; round < rounds; round++) {
+      if (round > 0) {
+        // Wait until every token of the last round is within minValidityMs (1 s) of its expiry.
+        const { tokens } = await auth.persistence.load(accountId);
+        const expiries = [tokens?.expiresAt, tokens?.resource('graph')?.expiresAt]
+          .filter((d): d is Date => d instanceof Date)
+          .map((d) => d.getTime());
+        await new Promise((r) => setTimeout(r, Math.max(...expiries) - 1000 - Date.now() + 50));
+      }
+      expect(await all(mailbox.fetchUnread({ source: false }))).toHaveLength(1);
+      // The host also uses the primary token (IMAP, its own calls, refreshExpiring...).
+      primaries.push((await auth.getAccessToken(accountId)).accessToken);
+    }
+    return { bearers, primaries };
+  }
+
+  it('whether the primary token is a Graph token is read from the first scope that names a resource', () => {
+    expect(primaryTokenIsGraph([...MICROSOFT_GRAPH_SCOPES, 'offline_access', 'openid', 'email'])).toBe(true);
+    expect(primaryTokenIsGraph(['openid', 'profile', 'https://graph.microsoft.com/Mail.Read'])).toBe(true);
+    // Microsoft reads an unqualified scope as Graph's (token responses often list Graph scopes so).
+    expect(primaryTokenIsGraph(['Mail.ReadWrite', 'Mail.Send', 'openid'])).toBe(true);
+    expect(
+      primaryTokenIsGraph([
+        'https://outlook.office.com/IMAP.AccessAsUser.All',
+        'https://outlook.office.com/SMTP.Send',
+        ...MICROSOFT_GRAPH_SCOPES,
+      ]),
+    ).toBe(false);
+    expect(primaryTokenIsGraph(['api://contoso/read'])).toBe(false);
+    expect(primaryTokenIsGraph(['offline_access', 'openid'])).toBe(false);
+    expect(primaryTokenIsGraph([])).toBe(false);
+  });
+
+  it('a Graph-consented account: the Graph transport uses the primary token, one token request per expiry', async () => {
+    const {
+      auth,
+      accountId,
+      graph,
+      microsoft: ms,
+    } = await graphSetup(server, {
+      mailTransport: 'graph',
+      accessTokenTtlS: 3,
+      minValidityMs: 1000,
+    });
+    expect((await auth.getAccount(accountId)).scopes[0]).toBe('https://graph.microsoft.com/Mail.ReadWrite');
+    graph.deliver({ subject: 'hello' });
+    const { bearers, primaries } = await tokenRounds(auth, accountId, 3);
+    // The token from the code exchange, then one refresh per expiry, shared by Graph and every other use.
+    expect(ms.stats.tokenRequests).toBe(2);
+    expect(new Set(primaries).size).toBe(3);
+    expect([...new Set(bearers)]).toEqual(primaries);
+    expect(graph.stats.unauthorized).toBe(0);
+    expect((await auth.persistence.load(accountId)).tokens?.resource('graph')).toBeUndefined();
+  }, 20_000);
+
+  it('an Outlook-consented account (IMAP, Graph as an extra consent) still gets a separate Graph resource token', async () => {
+    const {
+      auth,
+      accountId,
+      graph,
+      microsoft: ms,
+    } = await graphSetup(server, {
+      accessTokenTtlS: 3,
+      minValidityMs: 1000,
+    });
+    expect((await auth.getAccount(accountId)).scopes[0]).toBe(
+      'https://outlook.office.com/IMAP.AccessAsUser.All',
+    );
+    graph.deliver({ subject: 'hello' });
+    const { bearers, primaries } = await tokenRounds(auth, accountId, 3);
+    // Round one: the Graph token (the primary one comes from the code exchange); then both, per expiry.
+    expect(ms.stats.tokenRequests).toBe(5);
+    const graphTokens = [...new Set(bearers)];
+    expect(graphTokens).toHaveLength(3);
+    for (const token of graphTokens) {
+      expect(primaries).not.toContain(token);
+      expect(ms.accessTokenInfo(token)?.scopes[0]).toBe('https://graph.microsoft.com/Mail.ReadWrite');
+    }
+    const { tokens } = await auth.persistence.load(accountId);
+    expect(tokens?.resource('graph')?.accessToken).toBe(graphTokens[2]);
+    expect(graph.stats.unauthorized).toBe(0);
+  }, 20_000);
 });

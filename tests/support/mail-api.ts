@@ -63,9 +63,17 @@ export async function graphSetup(
     graphConsent?: boolean;
     store?: AccountStore & StateStore;
     cipher?: Cipher;
+    /** Lifetime of the access tokens the fake issues. @default 3599 */
+    accessTokenTtlS?: number;
+    /** The refresher's `minValidityMs`. @default 300000 */
+    minValidityMs?: number;
   } = {},
 ) {
-  const microsoftFake = fakeMicrosoft({ ...CLIENT, rotateRefreshTokens: true });
+  const microsoftFake = fakeMicrosoft({
+    ...CLIENT,
+    rotateRefreshTokens: true,
+    ...(options.accessTokenTtlS === undefined ? {} : { accessTokenTtlS: options.accessTokenTtlS }),
+  });
   const graph = fakeGraph({ tokens: microsoftFake, email: GRACE });
   server.use(...microsoftFake.handlers(), ...graph.handlers());
   const store = options.store ?? memoryStore();
@@ -84,7 +92,10 @@ export async function graphSetup(
       ],
       store,
       cipher,
-      refresh: { retry: { retries: 0 } },
+      refresh: {
+        retry: { retries: 0 },
+        ...(options.minValidityMs === undefined ? {} : { minValidityMs: options.minValidityMs }),
+      },
     });
   const auth = make();
   const { url } = await auth.startAuthorization('microsoft', { owner: 'u1' });
