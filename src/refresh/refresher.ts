@@ -4,7 +4,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inspect } from 'node:util';
@@ -238,6 +238,8 @@ export interface TokenRefresherEvents {
 interface CacheEntry {
   readonly token: AccessToken;
   readonly expiresAtMs: number | null;
+  /** `token`, already resolved: every hot-path call returns this one promise (no allocation per call). */
+  readonly resolved: Promise<AccessToken>;
 }
 
 interface Flight {
@@ -252,6 +254,12 @@ interface Flight {
 }
 
 const MINUTE = 60_000;
+
+function closedController(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  return controller;
+}
 /** A resource name, as in `TokenSetInput.resources`. */
 const RESOURCE_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 
@@ -311,7 +319,8 @@ export class TokenRefresher {
   readonly #accountLocks = new Map<string, Promise<void>>();
   /** Tokens obtained from a refresh whose store write has not succeeded yet. */
   readonly #pending = new Map<string, TokenSetInput>();
-  readonly #closed = new AbortController();
+  /** Aborted by `close()`. Every in-flight refresh without a caller signal listens to it (no listener cap). */
+  readonly #closed = closedController();
 
   constructor(options: TokenRefresherOptions) {
     if (typeof options?.persistence?.load !== 'function') {
@@ -375,7 +384,7 @@ export class TokenRefresher {
       return Promise.reject(new InvalidArgumentError('accountId must be a non-empty string'));
     }
     const minValidityMs = options.minValidityMs ?? this.#minValidityMs;
-    if (!Number.isSafeInteger(minValidityMs) || minValidityMs < 0) {
+    if (options.minValidityMs !== undefined && (!Number.isSafeInteger(minValidityMs) || minValidityMs < 0)) {
       return Promise.reject(
         new InvalidArgumentError('minValidityMs must be a non-negative integer (milliseconds)'),
       );
@@ -395,7 +404,7 @@ export class TokenRefresher {
       cached !== undefined &&
       this.#valid(cached.expiresAtMs, minValidityMs)
     ) {
-      return Promise.resolve(cached.token); // the hot path: no store, no cipher
+      return cached.resolved; // the hot path: no store, no cipher, no allocation
     }
     if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     const force = options.forceRefresh === true;
@@ -498,7 +507,7 @@ export class TokenRefresher {
     const { account } = stored;
     const picked = pick(stored.tokens as TokenSetInput, resource) as Picked;
     const token = new AccessToken(picked.accessToken, account, picked.expiresAtMs, resource);
-    const entry = { token, expiresAtMs: picked.expiresAtMs };
+    const entry: CacheEntry = { token, expiresAtMs: picked.expiresAtMs, resolved: Promise.resolve(token) };
     if (resource === undefined) {
       this.#cache.set(account.id, entry);
     } else {
