@@ -212,14 +212,19 @@ export interface TokenRefresherEvents {
     /** The typed error the caller received. */
     readonly error: MailboxAuthError;
   };
-  /** The refresh token is dead (`invalid_grant`): ask the user to reconnect. */
+  /**
+   * Ask the user to reconnect: the refresh token is dead (`invalid_grant`), or the user never consented to
+   * an extra resource's scopes (`resource` set; the account stays usable for the rest).
+   */
   reauthorizationRequired: {
-    /** The account (its status is now `reauth_required`). */
+    /** The account (its status is now `reauth_required`, unless `resource` is set). */
     readonly accountId: string;
     /** Its provider id. */
     readonly provider: string;
     /** The error message (no secret). */
     readonly reason: string;
+    /** The extra resource whose scopes were never consented (such as `graph`), if that was the cause. */
+    readonly resource?: string;
   };
   /** A provider's circuit opened: its refreshes fail fast for the cool-down. */
   circuitOpen: {
@@ -678,7 +683,7 @@ export class TokenRefresher {
       );
       return token;
     } catch (err) {
-      await this.#fail(accountId, providerId, err, signal);
+      await this.#fail(accountId, providerId, err, signal, resource);
       throw err;
     } finally {
       if (!keepLease) {
@@ -840,13 +845,15 @@ export class TokenRefresher {
     providerId: string | undefined,
     err: unknown,
     signal: AbortSignal,
+    resource?: string,
   ): Promise<void> {
     if (!(err instanceof MailboxAuthError) || signal.aborted) return;
     const provider = providerId ?? err.providerId ?? 'unknown';
     let status: AccountStatus | undefined;
     // A resource the user never consented to (Graph for an IMAP-consented account): the refresh token and
     // the account's primary token still work, so the account keeps its status.
-    const consentOnly = err instanceof ReauthorizationRequiredError && err.consentRequired;
+    const consentOnly =
+      resource !== undefined && err instanceof ReauthorizationRequiredError && err.consentRequired;
     if (err instanceof ReauthorizationRequiredError && !consentOnly) {
       status = 'reauth_required';
     } else if (err.category === 'configuration') {
@@ -876,7 +883,12 @@ export class TokenRefresher {
     this.#logger.warn({ accountId, provider, code: err.code, message: err.message }, 'token refresh failed');
     this.#emit('refreshFailed', { accountId, provider, error: err });
     if (err instanceof ReauthorizationRequiredError) {
-      this.#emit('reauthorizationRequired', { accountId, provider, reason: err.message });
+      this.#emit('reauthorizationRequired', {
+        accountId,
+        provider,
+        reason: err.message,
+        ...(consentOnly ? { resource } : {}),
+      });
     }
   }
 

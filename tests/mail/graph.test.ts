@@ -20,6 +20,15 @@ async function all(iterable: AsyncIterable<MailMessage>): Promise<MailMessage[]>
   return out;
 }
 
+/** Make the account's stored primary token expired and forget this process's copy. */
+async function expireAccessToken(
+  auth: Awaited<ReturnType<typeof graphSetup>>['auth'],
+  accountId: string,
+): Promise<void> {
+  await auth.persistence.saveTokens(accountId, { accessToken: 'expired', expiresAt: Date.now() - 1000 });
+  auth.refresher.invalidate(accountId);
+}
+
 describe('Microsoft Graph transport', () => {
   it('the preset option asks for Graph scopes at consent and makes Graph the default transport', async () => {
     const provider = microsoft({ ...CLIENT, redirectUri: MS_REDIRECT, mailTransport: 'graph' });
@@ -286,6 +295,26 @@ describe('Microsoft Graph transport', () => {
     expect(ms.accessTokenInfo(outlook.accessToken)?.scopes[0]).toBe(
       'https://outlook.office.com/IMAP.AccessAsUser.All',
     );
+  });
+
+  it('consent_required on the primary token (consent withdrawn) marks the account reauth_required', async () => {
+    const { auth, accountId, microsoft: ms } = await graphSetup(server, { graphConsent: false });
+    await expireAccessToken(auth, accountId);
+    ms.failNext({
+      status: 400,
+      body: {
+        error: 'invalid_grant',
+        error_description: 'AADSTS65001: The user or administrator has not consented to use the application.',
+        error_codes: [65001],
+        suberror: 'consent_required',
+      },
+    });
+    const err = await auth.getAccessToken(accountId).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_REAUTHORIZATION_REQUIRED', consentRequired: true });
+    expect((await auth.getAccount(accountId)).status).toBe('reauth_required');
+    const refreshes = ms.stats.refreshes;
+    await expect(auth.getAccessToken(accountId)).rejects.toBeInstanceOf(ReauthorizationRequiredError);
+    expect(ms.stats.refreshes).toBe(refreshes); // fails fast from now on
   });
 
   it('a watch orchestrator runs Graph watchers: two instances, each account watched once', async () => {
