@@ -88,6 +88,11 @@ export interface DovecotOptions {
   readonly submissionRelay?: { readonly host: string; readonly port: number };
   /** Allow this many concurrent IMAP sessions (for benchmarks). @default 100 */
   readonly maxConnections?: number;
+  /**
+   * How long start-up (and each restart) waits for every listener to answer before it gives up, stops
+   * Dovecot and throws. @default 10000
+   */
+  readonly startTimeoutMs?: number;
 }
 
 export interface Dovecot {
@@ -117,9 +122,9 @@ async function waitForPort(
   port: number,
   child: ChildProcess,
   log: () => string,
+  deadline: number,
   banner = true,
 ): Promise<void> {
-  const deadline = Date.now() + 10_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`dovecot exited (${child.exitCode}):\n${log()}`);
     const open = await new Promise<boolean>((resolve) => {
@@ -134,13 +139,26 @@ async function waitForPort(
       socket.once('error', () => done(false));
     });
     if (open) return;
-    if (Date.now() > deadline) throw new Error(`dovecot did not open port ${port}:\n${log()}`);
+    if (Date.now() >= deadline) throw new Error(`dovecot did not open port ${port} in time:\n${log()}`);
     await new Promise((r) => setTimeout(r, 30));
   }
 }
 
+/**
+ * Start Dovecot. When start-up fails (a listener does not answer in time, Dovecot exits), the process is
+ * stopped and the temp folder (with the TLS key) removed before the error is thrown.
+ */
 export async function startDovecot(options: DovecotOptions): Promise<Dovecot> {
   const dir = mkdtempSync(join(tmpdir(), 'om-dovecot-'));
+  try {
+    return await launch(dir, options);
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function launch(dir: string, options: DovecotOptions): Promise<Dovecot> {
   for (const sub of ['run', 'state', 'home']) mkdirSync(join(dir, sub));
   const [imapPort, imapsPort, submissionPort] = await Promise.all([freePort(), freePort(), freePort()]);
   execFileSync(
@@ -250,24 +268,39 @@ service submission-login {
   chmodSync(dir, 0o755);
   const log = () =>
     existsSync(join(dir, 'dovecot.log')) ? readFileSync(join(dir, 'dovecot.log'), 'utf8').slice(-4000) : '';
-  let child: ChildProcess;
-  const start = async () => {
-    child = spawn(DOVECOT, ['-F', '-c', join(dir, 'dovecot.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr?.on('data', (c) => {
-      stderr += c;
-    });
-    await waitForPort(imapPort, child, () => `${stderr}\n${log()}`);
-    await waitForPort(imapsPort, child, () => `${stderr}\n${log()}`, false);
-    if (submission) await waitForPort(submissionPort as number, child, () => `${stderr}\n${log()}`);
-  };
+  let child: ChildProcess | undefined;
   const stop = async () => {
-    if (child.exitCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    const running = child;
+    if (running === undefined || running.exitCode !== null || running.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => running.once('exit', () => resolve()));
+    running.kill('SIGTERM');
+    const timer = setTimeout(() => running.kill('SIGKILL'), 5000);
     await exited;
     clearTimeout(timer);
+  };
+  const start = async () => {
+    const deadline = Date.now() + (options.startTimeoutMs ?? 10_000);
+    const started = spawn(DOVECOT, ['-F', '-c', join(dir, 'dovecot.conf')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    child = started;
+    let stderr = '';
+    started.stderr?.on('data', (c) => {
+      stderr += c;
+    });
+    started.on('error', (error) => {
+      stderr += `${error.message}\n`; // cannot spawn: exitCode is set, waitForPort reports it
+    });
+    const output = () => `${stderr}\n${log()}`;
+    try {
+      await waitForPort(imapPort, started, output, deadline);
+      await waitForPort(imapsPort, started, output, deadline, false);
+      if (submission) await waitForPort(submissionPort as number, started, output, deadline);
+    } catch (error) {
+      // Still running (a listener that never answered): stop it, it runs as root and holds the ports.
+      await stop();
+      throw error;
+    }
   };
   await start();
   let delivered = 0;

@@ -1,0 +1,53 @@
+/**
+ * The shared Dovecot harness (examples/dev/dovecot.ts) when start-up fails: Dovecot runs as root and holds
+ * loopback ports, and its temp folder holds a TLS key, so a failed start must leave neither behind.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { dovecotAvailable, startDovecot, startIntrospection } from '../support/dovecot-server.js';
+
+/** Whether something accepts connections on the loopback port. */
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    const done = (open: boolean) => {
+      socket.destroy();
+      resolve(open);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/** The harness's temp folders whose config has a listener on `port`. */
+function foldersWithPort(port: number): string[] {
+  return readdirSync(tmpdir())
+    .filter((name) => name.startsWith('om-dovecot-'))
+    .map((name) => join(tmpdir(), name, 'dovecot.conf'))
+    .filter((conf) => existsSync(conf) && readFileSync(conf, 'utf8').includes(`port = ${port}\n`));
+}
+
+describe.runIf(dovecotAvailable())('examples/dev/dovecot start-up failure', () => {
+  it('stops Dovecot and removes its folder when the listeners do not answer in time', async () => {
+    const introspection = await startIntrospection();
+    try {
+      // No time at all: the first look at the IMAP port fails while Dovecot is still starting.
+      const error = await startDovecot({ introspectionUrl: introspection.url, startTimeoutMs: 0 }).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      const port = Number(/did not open port (\d+) in time/.exec(error?.message ?? '')?.[1]);
+      expect(port, String(error)).toBeGreaterThan(0);
+      expect(foldersWithPort(port)).toEqual([]);
+      // A Dovecot left running would have opened the port by now.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(await listening(port)).toBe(false);
+    } finally {
+      await introspection.close();
+    }
+  });
+});
