@@ -294,8 +294,12 @@ export class OpenIdClientProvider implements OAuthProvider {
   ): Promise<MailboxIdentity> {
     const custom = this.#definition.identify;
     if (custom !== undefined) {
+      // Bounded like openid-client's own requests (a userinfo server that never answers must not hang the
+      // callback), and https only unless allowInsecureRequests: the access token is in these requests.
+      const timeout = AbortSignal.timeout(this.#timeoutS * SECONDS);
+      const signal = options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]);
       const identity = await this.#call('userinfo', options.signal, () =>
-        custom(result, { fetch: this.#fetch ?? nodeFetch, signal: options.signal }),
+        custom(result, { fetch: this.#guardedFetch, signal }),
       );
       if (typeof identity?.email !== 'string' || !identity.email.includes('@')) {
         throw new TokenExchangeError(`${this.id} returned no email address`, { providerId: this.id });
@@ -446,6 +450,22 @@ export class OpenIdClientProvider implements OAuthProvider {
    */
   readonly #customFetch: client.CustomFetch = (url, init) =>
     (this.#fetch ?? nodeFetch)(url, init as RequestInit);
+
+  /** The fetch handed to `identify`: https only (unless allowInsecureRequests), bounded by the timeout. */
+  readonly #guardedFetch: typeof fetch = (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    if (url.protocol !== 'https:' && !this.#insecure) {
+      return Promise.reject(
+        new ConfigurationError(
+          `${this.id}: provider requests must use https (allowInsecureRequests only for local tests)`,
+          { providerId: this.id },
+        ),
+      );
+    }
+    const timeout = AbortSignal.timeout(this.#timeoutS * SECONDS);
+    const signal = init?.signal == null ? timeout : AbortSignal.any([init.signal, timeout]);
+    return (this.#fetch ?? nodeFetch)(input, { ...init, signal });
+  };
 
   /** @internal */
   [inspect.custom](): string {

@@ -59,6 +59,24 @@ export function oauth2(options: OAuth2Options): OpenIdClientProvider {
       'oauth2: give identify() or userinfoEndpoint so the mailbox address can be read',
     );
   }
+  if (options.userinfoEndpoint !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(options.userinfoEndpoint);
+    } catch {
+      url = undefined;
+    }
+    // The access token travels in this request's header: https only, as openid-client requires for its own.
+    if (
+      url === undefined ||
+      (url.protocol !== 'https:' && !(url.protocol === 'http:' && options.allowInsecureRequests === true))
+    ) {
+      throw new ConfigurationError(
+        'oauth2: userinfoEndpoint must be an https URL (http only with allowInsecureRequests, for local tests)',
+      );
+    }
+  }
+
   const userinfo = options.userinfoEndpoint;
   return definePreset(
     {

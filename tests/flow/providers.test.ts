@@ -1,4 +1,4 @@
-import { HttpResponse, http } from 'msw';
+import { delay, HttpResponse, http } from 'msw';
 import { describe, expect, it } from 'vitest';
 import {
   aesGcmCipher,
@@ -196,6 +196,60 @@ describe('oauth2 (plain OAuth 2.0, no id_token)', () => {
     const result = await auth.disconnect(account.id);
     expect(result.revoked).toBe(true);
     expect(revoked).toBe('corp-rt');
+  });
+
+  it('bounds the userinfo request by timeoutMs and refuses a plain-http userinfo endpoint', async () => {
+    const corp = {
+      ...CLIENT,
+      id: 'corp',
+      redirectUri: 'https://app.example.com/oauth/corp/callback',
+      authorizationEndpoint: 'https://auth.corp.example/authorize',
+      tokenEndpoint: 'https://auth.corp.example/token',
+      scopes: ['mail'],
+      mail: MAIL,
+    };
+    // The bearer token would travel in clear: refused at creation unless explicitly allowed (local tests).
+    expect(() => oauth2({ ...corp, userinfoEndpoint: 'http://auth.corp.example/me' })).toThrow(
+      'oauth2: userinfoEndpoint must be an https URL (http only with allowInsecureRequests, for local tests)',
+    );
+    expect(() =>
+      oauth2({ ...corp, userinfoEndpoint: 'http://127.0.0.1:1/me', allowInsecureRequests: true }),
+    ).not.toThrow();
+    // A custom identify gets a fetch that refuses http too.
+    const leaky = oauth2({
+      ...corp,
+      identify: async (result, { fetch }) => {
+        await fetch('http://auth.corp.example/me', {
+          headers: { authorization: `Bearer ${result.tokens.accessToken}` },
+        });
+        return { email: 'x@corp.example' };
+      },
+    });
+    const hanging = oauth2({ ...corp, userinfoEndpoint: 'https://auth.corp.example/me', timeoutMs: 500 });
+    server.use(
+      http.post('https://auth.corp.example/token', () =>
+        HttpResponse.json({ access_token: 'corp-at', token_type: 'bearer', expires_in: 600 }),
+      ),
+      http.get('https://auth.corp.example/me', async () => {
+        await delay('infinite'); // accepts the request, never answers
+        return HttpResponse.json({});
+      }),
+    );
+    for (const [provider, expected] of [
+      [leaky, 'ERR_CONFIGURATION'],
+      [hanging, 'ERR_PROVIDER_UNAVAILABLE'], // transient: the user can try again
+    ] as const) {
+      const auth = createMailboxAuth({ providers: [provider], store: memoryStore(), cipher });
+      const { state } = await auth.startAuthorization('corp', { owner: 'u' });
+      const cb = new URL(provider.redirectUri);
+      cb.searchParams.set('code', 'the-code');
+      cb.searchParams.set('state', state);
+      const started = Date.now();
+      await expect(auth.completeAuthorization('corp', cb, { owner: 'u' })).rejects.toMatchObject({
+        code: expected,
+      });
+      expect(Date.now() - started).toBeLessThan(5_000);
+    }
   });
 
   it('fails clearly when the identity has no email', async () => {
