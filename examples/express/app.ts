@@ -50,7 +50,10 @@ export interface MailboxApp {
   readonly auth: MailboxAuth;
   /** The local services in dev mode. */
   readonly dev: DevServices | undefined;
-  /** Stop the dev services and close the database pool. */
+  /**
+   * Stop the dev services and close the database pool. Runs once (a second call does nothing); a step that
+   * fails is logged and the others still run.
+   */
   close(): Promise<void>;
 }
 
@@ -114,7 +117,14 @@ export async function createApp(config: AppConfig): Promise<MailboxApp> {
 
   const closers: (() => Promise<void>)[] = [];
   const close = async () => {
-    for (const closer of closers.splice(0).reverse()) await closer();
+    // Newest first, and once: splice empties the list. A failing step is logged; the others still run.
+    for (const closer of closers.splice(0).reverse()) {
+      try {
+        await closer();
+      } catch (error) {
+        log(`close: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
   };
 
   try {
@@ -130,6 +140,7 @@ export async function createApp(config: AppConfig): Promise<MailboxApp> {
     if (dev !== undefined) {
       services = await startDevServices({
         origin,
+        log,
         ...(dev.dovecot === undefined ? {} : { dovecot: dev.dovecot }),
       });
       closers.push(services.close);

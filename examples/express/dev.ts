@@ -20,6 +20,7 @@ export interface DevServices {
   readonly dovecot: Dovecot | undefined;
   /** Why there is no Dovecot, when there is none. */
   readonly noDovecot: string | undefined;
+  /** Stop every service (newest first). Runs once; a service that fails to stop is logged, not fatal. */
   close(): Promise<void>;
 }
 
@@ -27,11 +28,24 @@ export interface DevServices {
 export async function startDevServices(options: {
   readonly origin: string;
   readonly dovecot?: boolean;
+  /** Where shutdown failures are written. @default console.error */
+  readonly log?: (line: string) => void;
 }): Promise<DevServices> {
   const redirectUri = `${options.origin}/oauth/local/callback`;
+  const log = options.log ?? ((line: string) => console.error(line));
   const closers: (() => Promise<void>)[] = [];
   const close = async () => {
-    for (const closer of closers.reverse()) await closer();
+    // Newest first, and once: splice empties the list, so a second close() has nothing left to run. A
+    // failing closer is logged and the rest still run (Dovecot runs as root and must not be left behind).
+    for (const closer of closers.splice(0).reverse()) {
+      try {
+        await closer();
+      } catch (error) {
+        log(
+          `dev services: a service failed to stop: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+    }
   };
   try {
     const op = await startLocalProvider({ redirectUris: [redirectUri] });

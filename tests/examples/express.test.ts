@@ -6,9 +6,11 @@
  * a revoked grant). No token may ever appear in a page or a log line.
  */
 import { randomBytes } from 'node:crypto';
+import { connect as connectTcp } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { completeDevLogin } from '../../examples/dev/dev-login.js';
 import { AppConfigurationError, configFromEnv } from '../../examples/express/config.js';
+import { startDevServices } from '../../examples/express/dev.js';
 import { type RunningExample, startExample, Visitor } from '../support/express-app.js';
 
 let running: RunningExample;
@@ -286,6 +288,70 @@ describe('examples/express configuration', () => {
       );
     } finally {
       await app.close();
+    }
+  });
+});
+
+/** Whether something accepts connections on the loopback port. */
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connectTcp(port, '127.0.0.1');
+    const done = (open: boolean) => {
+      socket.destroy();
+      resolve(open);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+const portOf = (url: string) => Number(new URL(url).port);
+
+describe('examples/express shutdown', () => {
+  it('close() twice is harmless: each service is stopped once', async () => {
+    const app = await startExample();
+    const dev = app.example.dev;
+    if (dev === undefined) throw new Error('dev mode expected');
+    const stops: string[] = [];
+    for (const [name, service] of [
+      ['provider', dev.op],
+      ['smtp', dev.sink],
+    ] as const) {
+      const target = service as { close: () => Promise<void> };
+      const close = target.close;
+      target.close = () => {
+        stops.push(name);
+        return close();
+      };
+    }
+    await app.close();
+    await expect(app.example.close()).resolves.toBeUndefined();
+    await expect(dev.close()).resolves.toBeUndefined();
+    expect(stops).toEqual(['smtp', 'provider']);
+    expect(await listening(portOf(dev.op.issuer))).toBe(false);
+    expect(await listening(dev.sink.port)).toBe(false);
+    expect(app.logs.filter((line) => /close|failed to stop/.test(line))).toEqual([]);
+  });
+
+  it('a service that fails to stop is logged, and the others are still stopped', async () => {
+    const logs: string[] = [];
+    const services = await startDevServices({
+      origin: 'http://127.0.0.1:9',
+      dovecot: false,
+      log: (line) => logs.push(line),
+    });
+    // The SMTP server is stopped first (newest first): make it fail.
+    const sink = services.sink as { close: () => Promise<void> };
+    const closeSink = sink.close;
+    sink.close = async () => {
+      throw new Error('sink would not stop');
+    };
+    try {
+      await services.close();
+      expect(logs).toEqual(['dev services: a service failed to stop: sink would not stop']);
+      expect(await listening(portOf(services.op.issuer))).toBe(false); // the provider was still stopped
+    } finally {
+      await closeSink();
     }
   });
 });
