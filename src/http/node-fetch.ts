@@ -42,9 +42,16 @@ function requestHeaders(init: RequestInit | undefined, body: string | Uint8Array
   });
   if (body !== undefined && headers['content-type'] === undefined && init?.body instanceof URLSearchParams)
     headers['content-type'] = 'application/x-www-form-urlencoded;charset=UTF-8';
-  headers['content-length'] = String(body === undefined ? 0 : Buffer.byteLength(body));
+  if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
   return headers;
 }
+
+/** As fetch: the standard methods are upper-cased, any other is sent as given. */
+function normalizeMethod(method: string): string {
+  const upper = method.toUpperCase();
+  return STANDARD_METHODS.has(upper) ? upper : method;
+}
+const STANDARD_METHODS = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH']);
 
 function responseHeaders(res: IncomingMessage): Headers {
   const headers = new Headers();
@@ -80,7 +87,9 @@ class BufferedResponse extends ResponseBase {
 
   get body(): ReadableStream<Uint8Array> | null {
     if (this.#bytes === null) return null;
-    this.#inner ??= new Response(this.#bytes);
+    this.#inner ??= new Response(this.#bytes, {
+      headers: { 'content-type': this.headers.get('content-type') ?? '' },
+    });
     return this.#inner.body;
   }
 
@@ -88,12 +97,26 @@ class BufferedResponse extends ResponseBase {
     return this.#used || this.#inner?.bodyUsed === true;
   }
 
-  /** The bytes, once; after `body` was handed out, the `Response` that owns the stream. */
+  /**
+   * The bytes, once; after `body` was handed out, the `Response` that owns the stream. A null body reads as
+   * empty, any number of times, and never counts as used (as fetch).
+   */
   #take(): Uint8Array | Response {
+    if (this.#bytes === null) return new Uint8Array(0);
     if (this.#inner !== undefined) return this.#inner;
     if (this.#used) throw new TypeError('Body is unusable: Body has already been read');
     this.#used = true;
-    return this.#bytes ?? new Uint8Array(0);
+    return this.#bytes;
+  }
+
+  async bytes(): Promise<Uint8Array> {
+    return new Uint8Array(await this.arrayBuffer());
+  }
+
+  async formData(): Promise<FormData> {
+    const taken = this.#take();
+    const headers = { 'content-type': this.headers.get('content-type') ?? '' };
+    return (taken instanceof Response ? taken : new Response(taken, { headers })).formData();
   }
 
   async text(): Promise<string> {
@@ -137,11 +160,20 @@ function networkError(cause: unknown): TypeError {
  */
 export const nodeFetch: typeof fetch = (input, init) =>
   new Promise<Response>((resolve, reject) => {
-    const url = new URL(input instanceof Request ? input.url : String(input));
+    if (input instanceof Request) {
+      // Its method, headers and (streamed) body would have to be honoured; the library never passes one.
+      return reject(new TypeError('nodeFetch takes a URL; pass method, headers and body in init'));
+    }
+    const url = new URL(String(input));
     const signal = init?.signal ?? undefined;
     if (signal?.aborted === true) return reject(signal.reason);
     const secure = url.protocol === 'https:';
-    if (!secure && url.protocol !== 'http:') return reject(networkError(new Error('unsupported protocol')));
+    if (!secure && url.protocol !== 'http:') {
+      const cause = Object.assign(new Error(`unsupported protocol ${url.protocol}`), {
+        code: 'ERR_INVALID_PROTOCOL',
+      });
+      return reject(networkError(cause));
+    }
     let body: string | Uint8Array | undefined;
     try {
       body = requestBody(init?.body);
@@ -153,7 +185,7 @@ export const nodeFetch: typeof fetch = (input, init) =>
       hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
       port: url.port,
       path: `${url.pathname}${url.search}`,
-      method: (init?.method ?? 'GET').toUpperCase(),
+      method: normalizeMethod(init?.method ?? 'GET'),
       headers: requestHeaders(init, body),
       // Node's global agents: keep-alive, idle sockets closed after 5 s or the server's Keep-Alive hint, and
       // whatever the host configured on them.

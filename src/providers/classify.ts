@@ -40,6 +40,10 @@ const CONFIG_ERRORS = new Set([
 ]);
 const TRANSIENT_ERRORS = new Set(['temporarily_unavailable', 'server_error', 'slow_down']);
 const NETWORK_CODES = new Set([
+  // The library's HTTP client (src/http/node-fetch.ts): an oversized answer (an error page from a proxy,
+  // say) or a broken TLS / HTTP exchange is the provider side misbehaving, not a misconfiguration.
+  'ERR_RESPONSE_TOO_LARGE',
+  'EPROTO',
   'ECONNRESET',
   'ECONNREFUSED',
   'ETIMEDOUT',
@@ -134,7 +138,9 @@ function facts(err: unknown): Facts {
   } else if (e instanceof TypeError) {
     const causeCode = (e as { cause?: { code?: unknown } }).cause?.code;
     network =
-      typeof causeCode === 'string' ? NETWORK_CODES.has(causeCode) || causeCode.startsWith('UND_ERR') : true;
+      typeof causeCode === 'string'
+        ? NETWORK_CODES.has(causeCode) || causeCode.startsWith('UND_ERR') || causeCode.startsWith('HPE_')
+        : true;
   } else if (e instanceof SyntaxError) {
     malformed = true;
   }

@@ -147,6 +147,38 @@ describe('nodeFetch', () => {
     expect(await tee.json()).toEqual({ access_token: 'é' });
   });
 
+  it('reads bytes() and formData(); a null body reads as empty every time and is never used', async () => {
+    const { url } = await serve((req, _body, res) => {
+      if (req.url === '/none') return void res.writeHead(204).end();
+      res.writeHead(200, { 'content-type': 'application/x-www-form-urlencoded' });
+      res.end('a=1&b=%C3%A9');
+    });
+    expect(Buffer.from(await (await nodeFetch(url)).bytes()).toString()).toBe('a=1&b=%C3%A9');
+    const form = await (await nodeFetch(url)).formData();
+    expect([...form.entries()]).toEqual([
+      ['a', '1'],
+      ['b', 'é'],
+    ]);
+    const none = await nodeFetch(`${url}/none`);
+    expect(await none.text()).toBe('');
+    expect(await none.text()).toBe('');
+    expect(none.bodyUsed).toBe(false);
+    expect(none.clone().status).toBe(204);
+  });
+
+  it('sends no content-length without a body, normalizes standard methods only, and refuses a Request', async () => {
+    const seen: string[] = [];
+    const { url } = await serve((req, _body, res) => {
+      seen.push(`${req.method} ${req.headers['content-length'] ?? '-'}`);
+      res.end();
+    });
+    await nodeFetch(url);
+    await nodeFetch(url, { method: 'patch', body: 'x' });
+    await nodeFetch(url, { method: 'PURGE' });
+    expect(seen).toEqual(['GET -', 'PATCH 1', 'PURGE 0']); // node:http, like undici, sends 0 for a bodiless PURGE
+    await expect(nodeFetch(new Request(url))).rejects.toThrow('nodeFetch takes a URL');
+  });
+
   it('reuses the connection (keep-alive)', async () => {
     const server = await serve((_req, _body, res) => res.end('{}'));
     for (let i = 0; i < 5; i++) await (await nodeFetch(server.url)).text();
@@ -177,7 +209,10 @@ describe('nodeFetch', () => {
       message: 'fetch failed',
       cause: { code: 'ECONNRESET' },
     });
-    await expect(nodeFetch('ftp://127.0.0.1/')).rejects.toMatchObject({ message: 'fetch failed' });
+    await expect(nodeFetch('ftp://127.0.0.1/')).rejects.toMatchObject({
+      message: 'fetch failed',
+      cause: { code: 'ERR_INVALID_PROTOCOL' },
+    });
   });
 
   it('refuses a response body over 1 MiB', async () => {
