@@ -98,6 +98,11 @@ const RESERVED_PARAMETERS = new Set([
   'nonce',
   'code_challenge',
   'code_challenge_method',
+  // A request object would carry its own copy of all of the above (RFC 9101); response_mode=fragment would
+  // hide the code from the server.
+  'request',
+  'request_uri',
+  'response_mode',
 ]);
 const SECONDS = 1000;
 
@@ -205,7 +210,10 @@ export class OpenIdClientProvider implements OAuthProvider {
     this.resources = Object.freeze({ ...definition.resources });
     this.#clientId = options.clientId;
     this.#clientSecret = options.clientSecret;
-    for (const name of Object.keys(options.authorizationParameters ?? {})) {
+    for (const name of Object.keys({
+      ...definition.authorizationParameters,
+      ...options.authorizationParameters,
+    })) {
       if (RESERVED_PARAMETERS.has(name)) {
         throw new ConfigurationError(
           `${definition.id}: authorizationParameters cannot set ${name} (the library sets it; use scopes for scope)`,
@@ -232,6 +240,10 @@ export class OpenIdClientProvider implements OAuthProvider {
   async authorizationUrl(params: AuthorizationUrlParams): Promise<URL> {
     const config = await this.#configuration();
     const scope = unique([...this.scopes, ...(params.scopes ?? [])]).join(' ');
+    for (const name of Object.keys(params.parameters ?? {})) {
+      if (RESERVED_PARAMETERS.has(name))
+        throw new InvalidArgumentError(`authorization parameters cannot set ${name} (the library sets it)`);
+    }
     // Extra parameters first: the security-relevant ones (PKCE, state, nonce, redirect) cannot be overridden.
     const query: Record<string, string> = {
       ...this.#parameters,

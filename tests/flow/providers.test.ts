@@ -5,6 +5,7 @@ import {
   buildReturnUrl,
   ConfigurationError,
   createMailboxAuth,
+  definePreset,
   google,
   memoryStore,
   microsoft,
@@ -96,6 +97,9 @@ describe('presets', () => {
       'redirect_uri',
       'response_type',
       'scope',
+      'request',
+      'request_uri',
+      'response_mode',
     ]) {
       expect(() => google({ ...ok, authorizationParameters: { [name]: 'x' } })).toThrow(
         `google: authorizationParameters cannot set ${name}`,
@@ -108,6 +112,25 @@ describe('presets', () => {
           .then((u) => u.href),
       ).searchParams.get('hd'),
     ).toBe('contoso.com');
+    await expect(
+      google(ok).authorizationUrl({ state: 's', codeChallenge: 'c', parameters: { client_id: 'other' } }),
+    ).rejects.toThrow('authorization parameters cannot set client_id (the library sets it)');
+    expect(() =>
+      definePreset(
+        {
+          id: 'custom',
+          displayName: 'Custom',
+          openid: false,
+          server: {
+            metadata: { issuer: 'https://c.example', authorization_endpoint: 'https://c.example/a' },
+          },
+          scopes: ['mail'],
+          mail: MAIL,
+          authorizationParameters: { request_uri: 'urn:x' },
+        },
+        ok,
+      ),
+    ).toThrow('custom: authorizationParameters cannot set request_uri');
     expect(() => microsoft({ ...ok, tenant: 'bad/tenant' })).toThrow(ConfigurationError);
     expect(() => oidc({ ...ok, issuer: 5 as never, mail: MAIL })).toThrow(
       'oidc: issuer must be a URL string',

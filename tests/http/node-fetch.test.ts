@@ -153,7 +153,11 @@ describe('nodeFetch', () => {
       res.writeHead(200, { 'content-type': 'application/x-www-form-urlencoded' });
       res.end('a=1&b=%C3%A9');
     });
-    expect(Buffer.from(await (await nodeFetch(url)).bytes()).toString()).toBe('a=1&b=%C3%A9');
+    expect(
+      Buffer.from(
+        await ((await nodeFetch(url)) as Response & { bytes(): Promise<Uint8Array> }).bytes(),
+      ).toString(),
+    ).toBe('a=1&b=%C3%A9');
     const form = await (await nodeFetch(url)).formData();
     expect([...form.entries()]).toEqual([
       ['a', '1'],
