@@ -46,13 +46,22 @@ export interface AppConfig {
   readonly log?: (line: string) => void;
 }
 
-/** {@link AppConfig} plus the port to listen on; `origin` is unset when it follows the port. */
+/** {@link AppConfig} plus where to listen; `origin` is unset when it follows the port. */
 export interface ServerConfig extends Omit<AppConfig, 'origin'> {
   readonly port: number;
+  /** The address to listen on: `HOST`, else `127.0.0.1` in dev mode, else `undefined` (every interface). */
+  readonly host: string | undefined;
   readonly origin: string | undefined;
 }
 
 const TRUE = new Set(['1', 'true', 'yes', 'on']);
+const FALSE = new Set(['0', 'false', 'no', 'off']);
+
+/** Whether the origin is this machine only (`localhost`, `127.x.x.x`, `[::1]`). */
+function isLoopback(origin: string): boolean {
+  const { hostname } = new URL(origin);
+  return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
 
 function credentials(
   env: NodeJS.ProcessEnv,
@@ -69,27 +78,14 @@ function credentials(
 
 /**
  * Read the configuration: GOOGLE_CLIENT_ID/SECRET, MS_CLIENT_ID/SECRET/MS_TENANT, TOKEN_KEY, SESSION_SECRET,
- * APP_ORIGIN, PORT, DATABASE_URL, DEV. Dev mode is on with `DEV=1`, with `--dev`, or when no provider has
- * credentials.
+ * APP_ORIGIN, HOST, PORT, DATABASE_URL, DEV, NODE_ENV. Dev mode is on with `DEV=1` or `--dev`. Without
+ * provider credentials it is also on by itself, but only for a local run: with `NODE_ENV=production` or an
+ * `APP_ORIGIN` that is not loopback this throws instead (dev mode's provider accepts any password), unless
+ * `DEV=1` asks for it.
  */
 export function configFromEnv(env: NodeJS.ProcessEnv, argv: readonly string[] = []): ServerConfig {
   const google = credentials(env, 'GOOGLE_CLIENT_ID', 'GOOGLE_CLIENT_SECRET');
   const ms = credentials(env, 'MS_CLIENT_ID', 'MS_CLIENT_SECRET');
-  const dev =
-    argv.includes('--dev') || TRUE.has((env.DEV ?? '').toLowerCase()) || (google === undefined && !ms);
-
-  const tokenKey = env.TOKEN_KEY?.trim() || undefined;
-  if (tokenKey === undefined && !dev) {
-    throw new AppConfigurationError(
-      'TOKEN_KEY is required outside dev mode: 32 random bytes, base64 ' +
-        `(node -e "console.log(crypto.randomBytes(32).toString('base64'))"). Keep it in your secret manager; ` +
-        'losing it loses every connected mailbox.',
-    );
-  }
-
-  const port = Number(env.PORT ?? 3000);
-  if (!Number.isInteger(port) || port < 0 || port > 65_535)
-    throw new AppConfigurationError('PORT must be a port number (0-65535)');
 
   let origin: string | undefined;
   if (env.APP_ORIGIN?.trim()) {
@@ -104,8 +100,48 @@ export function configFromEnv(env: NodeJS.ProcessEnv, argv: readonly string[] = 
     origin = url.origin;
   }
 
+  const devVariable = (env.DEV ?? '').trim().toLowerCase();
+  if (devVariable !== '' && !TRUE.has(devVariable) && !FALSE.has(devVariable))
+    throw new AppConfigurationError('DEV must be 1 (dev mode) or 0');
+  const noProvider = google === undefined && ms === undefined;
+  let dev = argv.includes('--dev') || TRUE.has(devVariable);
+  if (!dev && noProvider) {
+    // Dev mode by itself only on a developer's machine: its local provider signs anyone in with any password.
+    const production = env.NODE_ENV?.trim() === 'production';
+    const publicOrigin = origin !== undefined && !isLoopback(origin);
+    if (FALSE.has(devVariable) || production || publicOrigin) {
+      const why = FALSE.has(devVariable)
+        ? `DEV=${env.DEV?.trim()}`
+        : production
+          ? 'NODE_ENV=production'
+          : `APP_ORIGIN=${origin} is not a loopback origin`;
+      throw new AppConfigurationError(
+        'no provider is configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET, or MS_CLIENT_ID and ' +
+          `MS_CLIENT_SECRET. Dev mode (a local test provider that accepts any password) does not start by itself ` +
+          `here (${why}); set DEV=1 to run it anyway.`,
+      );
+    }
+    dev = true;
+  }
+
+  const tokenKey = env.TOKEN_KEY?.trim() || undefined;
+  if (tokenKey === undefined && !dev) {
+    throw new AppConfigurationError(
+      'TOKEN_KEY is required outside dev mode: 32 random bytes, base64 ' +
+        `(node -e "console.log(crypto.randomBytes(32).toString('base64'))"). Keep it in your secret manager; ` +
+        'losing it loses every connected mailbox.',
+    );
+  }
+
+  const port = Number(env.PORT ?? 3000);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535)
+    throw new AppConfigurationError('PORT must be a port number (0-65535)');
+  // Dev mode listens on loopback only unless HOST says otherwise.
+  const host = env.HOST?.trim() || (dev ? '127.0.0.1' : undefined);
+
   return {
     port,
+    host,
     origin,
     ...(google === undefined ? {} : { google }),
     ...(ms === undefined ? {} : { microsoft: { ...ms, tenant: env.MS_TENANT?.trim() || 'common' } }),

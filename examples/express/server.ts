@@ -16,10 +16,12 @@ async function main(): Promise<void> {
   const config = configFromEnv(process.env, process.argv.slice(2));
 
   // Listen first, so that with PORT=0 the origin (and the dev provider's redirect URI) has the real port.
+  // Dev mode listens on 127.0.0.1 only (HOST overrides); otherwise every interface unless HOST is set.
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(config.port, resolve);
+    if (config.host === undefined) server.listen(config.port, resolve);
+    else server.listen(config.port, config.host, resolve);
   });
   const { port } = server.address() as AddressInfo;
   const origin = config.origin ?? `http://localhost:${port}`;
@@ -34,7 +36,9 @@ async function main(): Promise<void> {
   server.on('request', mailboxApp.app);
 
   const names = mailboxApp.auth.listProviders().map((p) => p.displayName);
-  console.log(`oauth-mailbox Express example on ${origin}`);
+  console.log(
+    `oauth-mailbox Express example on ${origin} (listening on ${config.host ?? 'every interface'})`,
+  );
   console.log(`  providers: ${names.join(', ')}`);
   console.log(`  store: ${config.databaseUrl === undefined ? 'memory (lost on restart)' : 'PostgreSQL'}`);
   if (mailboxApp.dev !== undefined) {

@@ -267,6 +267,59 @@ describe('examples/express configuration', () => {
     });
   });
 
+  it('starts dev mode by itself only for a local run, and listens on loopback in dev mode', () => {
+    for (const origin of ['http://localhost:3000', 'http://127.0.0.1:8080', 'http://[::1]:3000']) {
+      expect(configFromEnv({ APP_ORIGIN: origin }), origin).toMatchObject({ dev: true, host: '127.0.0.1' });
+    }
+    expect(configFromEnv({}).host).toBe('127.0.0.1');
+    expect(configFromEnv({ HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
+    const real = { GOOGLE_CLIENT_ID: 'id', GOOGLE_CLIENT_SECRET: 's', TOKEN_KEY: 'k' };
+    expect(configFromEnv(real)).toMatchObject({ dev: false, host: undefined });
+    expect(configFromEnv({ ...real, HOST: '10.0.0.5' }).host).toBe('10.0.0.5');
+    expect(configFromEnv({ ...real, DEV: '1' })).toMatchObject({ dev: true, host: '127.0.0.1' });
+  });
+
+  it('refuses implicit dev mode in production or on a public origin, naming the variables', () => {
+    const refused = [
+      { env: { NODE_ENV: 'production' }, why: 'NODE_ENV=production' },
+      {
+        env: { APP_ORIGIN: 'https://mail.example.com' },
+        why: 'APP_ORIGIN=https://mail.example.com is not a loopback origin',
+      },
+      // A misnamed variable is no credential: still refused, not a silent dev mode.
+      { env: { NODE_ENV: 'production', GOOGLE_ID: 'id', TOKEN_KEY: 'k' }, why: 'NODE_ENV=production' },
+      { env: { DEV: '0' }, why: 'DEV=0' },
+    ];
+    for (const { env, why } of refused) {
+      let error: unknown;
+      try {
+        configFromEnv(env);
+      } catch (e) {
+        error = e;
+      }
+      expect(error, JSON.stringify(env)).toBeInstanceOf(AppConfigurationError);
+      const message = (error as Error).message;
+      for (const name of [
+        'GOOGLE_CLIENT_ID',
+        'GOOGLE_CLIENT_SECRET',
+        'MS_CLIENT_ID',
+        'MS_CLIENT_SECRET',
+        'DEV=1',
+      ])
+        expect(message).toContain(name);
+      expect(message).toContain(`(${why})`);
+    }
+    // Asked for explicitly, dev mode runs anywhere.
+    expect(configFromEnv({ NODE_ENV: 'production', DEV: '1' }).dev).toBe(true);
+    expect(configFromEnv({ NODE_ENV: 'production' }, ['--dev']).dev).toBe(true);
+    expect(configFromEnv({ APP_ORIGIN: 'https://mail.example.com', DEV: 'true' }).dev).toBe(true);
+    expect(() => configFromEnv({ DEV: 'maybe' })).toThrow('DEV must be 1 (dev mode) or 0');
+    // With credentials, production is not dev mode and needs TOKEN_KEY as before.
+    expect(() =>
+      configFromEnv({ NODE_ENV: 'production', MS_CLIENT_ID: 'id', MS_CLIENT_SECRET: 's' }),
+    ).toThrow(/TOKEN_KEY is required/);
+  });
+
   it('lists only the providers with credentials', async () => {
     const app = await startExample({
       dev: false,
