@@ -72,12 +72,18 @@ export async function createSmtpTransport(
         renew: boolean,
         callback: (err: Error | null, token?: string, expires?: number) => void,
       ) => {
+        // The token is checked before the callback; the callback runs exactly once (an exception thrown by
+        // nodemailer inside it must not run it a second time).
         context.refresher
           .getAccessToken(accountId, { forceRefresh: renew })
-          .then((token) =>
-            callback(null, checkSaslField(token.accessToken, 'accessToken'), token.expiresAt?.getTime()),
-          )
-          .catch((err: unknown) => callback(new TokenProvisionFailure(err)));
+          .then((token) => {
+            checkSaslField(token.accessToken, 'accessToken');
+            return token;
+          })
+          .then(
+            (token) => callback(null, token.accessToken, token.expiresAt?.getTime()),
+            (err: unknown) => callback(new TokenProvisionFailure(err)),
+          );
       },
     },
   } as SMTPTransport.Options);
