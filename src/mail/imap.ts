@@ -7,6 +7,7 @@ import { MailAuthenticationError, MailboxAuthError, MailConnectionError } from '
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { TokenRefresher } from '../refresh/refresher.js';
 import type { TokenPersistence } from '../tokens/persistence.js';
+import { checkSaslField } from './sasl.js';
 import { type MailConnectOptions, prepareConnection, type ResolvedServer } from './settings.js';
 
 /**
@@ -36,6 +37,7 @@ async function imapClient(
   options: MailConnectOptions,
   extra: Partial<ImapFlowOptions>,
 ): Promise<ImapFlow> {
+  checkSaslField(accessToken, 'accessToken'); // as the login: no control character reaches a SASL field
   imapflow ??= import('imapflow');
   const { ImapFlow } = await imapflow;
   return new ImapFlow({
