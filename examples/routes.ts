@@ -34,9 +34,25 @@ export const auth = createMailboxAuth({
   allowedOrigins: [APP],
 });
 
-/** Your session lookup (stubbed). */
-function ownerOf(request: Request): string {
-  return request.headers.get('x-user-id') ?? 'demo-user';
+/**
+ * STUB: replace with your session lookup (the signed-in user's id from your session). Never take the owner
+ * from a header, query parameter or unsigned cookie: the client sets those. For a local demo only, set
+ * `UNSAFE_DEMO_OWNER=demo-user` and every request is that user.
+ */
+function ownerOf(_request: Request): string {
+  const demo = process.env.UNSAFE_DEMO_OWNER;
+  if (demo && process.env.NODE_ENV !== 'production') return demo;
+  throw new Error(
+    'examples/routes.ts: ownerOf() is a stub; replace it with your session lookup (UNSAFE_DEMO_OWNER=… for a local demo)',
+  );
+}
+
+/** A 302 that is never cached and sends no Referer onwards. */
+function redirect(url: URL): Response {
+  return new Response(null, {
+    status: 302,
+    headers: { location: url.href, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' },
+  });
 }
 
 /** GET /oauth/:provider/start */
@@ -46,7 +62,7 @@ export async function start(request: Request, provider: string): Promise<Respons
       owner: ownerOf(request),
       returnTo: '/settings/mail',
     });
-    return Response.redirect(url.href, 302);
+    return redirect(url);
   } catch (error) {
     if (isMailboxAuthError(error, 'ERR_UNKNOWN_PROVIDER'))
       return new Response('Unknown provider', { status: 404 });
@@ -56,21 +72,22 @@ export async function start(request: Request, provider: string): Promise<Respons
 
 /** GET /oauth/:provider/callback */
 export async function callback(request: Request, provider: string): Promise<Response> {
+  const owner = ownerOf(request);
   try {
-    const { account, returnTo } = await auth.completeAuthorization(provider, request, {
-      owner: ownerOf(request),
-    });
+    const { account, returnTo } = await auth.completeAuthorization(provider, request, { owner });
     const target = buildReturnUrl(
       returnTo ?? '/settings/mail',
       { status: 'success', provider, accountId: account.id },
       APP,
     );
-    return Response.redirect(target.href, 302);
+    return redirect(target);
   } catch (error) {
+    if (!isMailboxAuthError(error)) {
+      // Unexpected (a bug, the store down): its code or name only, never its message or the request URL.
+      const { code, name } = Object(error) as { code?: unknown; name?: unknown };
+      console.error(`oauth callback ${provider}: unexpected ${String(code ?? name ?? typeof error)}`);
+    }
     // Only the stable code reaches the browser: ?status=error&provider=google&error=ERR_AUTHORIZATION_DENIED
-    return Response.redirect(
-      buildReturnUrl('/settings/mail', { status: 'error', provider, error }, APP).href,
-      302,
-    );
+    return redirect(buildReturnUrl('/settings/mail', { status: 'error', provider, error }, APP));
   }
 }
