@@ -167,6 +167,16 @@ function summarizeCause(cause: unknown, depth = 0): CauseSummary[] {
 const BRAND = Symbol.for('oauth-mailbox.MailboxAuthError');
 
 /**
+ * A class's error name: its own `errorName` (a string literal that survives minification), else its class
+ * name (a host's subclass that declares none is not mistaken for its parent).
+ */
+function classErrorName(target: { readonly name: string }): string {
+  return Object.hasOwn(target, 'errorName')
+    ? (target as { readonly errorName: string }).errorName
+    : target.name;
+}
+
+/**
  * The base class of every error this library throws. Catch it, then switch on `code`.
  *
  * `instanceof` works across copies of the library (its ESM and CJS builds loaded side by side, say): it
@@ -203,13 +213,13 @@ export abstract class MailboxAuthError extends Error {
       return false;
     // `this` is the class `instanceof` was asked about (a subclass, or the base itself).
     // biome-ignore lint/complexity/noThisInStatic: the subclass is the point
-    return this === MailboxAuthError || (value as { name?: unknown }).name === this.errorName;
+    return this === MailboxAuthError || (value as { name?: unknown }).name === classErrorName(this);
   }
 
   constructor(message: string, options: MailboxAuthErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     Object.defineProperty(this, BRAND, { value: true });
-    this.name = (new.target as { readonly errorName: string }).errorName;
+    this.name = classErrorName(new.target);
     this.accountId = options.accountId;
     this.providerId = options.providerId;
   }

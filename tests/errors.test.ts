@@ -153,6 +153,14 @@ describe('errors', () => {
     expect(null).not.toBeInstanceOf(MailboxAuthError);
   });
 
+  it("a host's subclass without errorName keeps its own name and is not mistaken for its parent", () => {
+    class AppTokenError extends ReauthorizationRequiredError {}
+    const mine = new AppTokenError('app');
+    expect(mine.name).toBe('AppTokenError');
+    expect(mine).toBeInstanceOf(AppTokenError);
+    expect(new ReauthorizationRequiredError('lib')).not.toBeInstanceOf(AppTokenError);
+  });
+
   it('keeps its names and cross-copy instanceof when a host bundler minifies class names', async () => {
     // A minified bundle of src/errors.ts, as Next.js or esbuild --minify would make inside a host app.
     const { build } = await import('esbuild');
