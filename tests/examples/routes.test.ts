@@ -66,23 +66,19 @@ describe('examples/routes.ts', () => {
     vi.stubEnv('UNSAFE_DEMO_OWNER', 'user-1');
     const logged = vi.spyOn(console, 'error').mockImplementation(() => {});
     /** A form-posted callback whose body cannot be read (a dropped connection, a bug): not a library error. */
-    class UnreadableCallback extends Request {
-      constructor(readonly failure: unknown) {
-        super('http://localhost:3000/oauth/google/callback', {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          body: 'code=the-code&state=s',
-        });
-      }
-      override text(): Promise<string> {
-        return Promise.reject(this.failure);
-      }
-    }
+    const unreadableCallback = (failure: unknown) => {
+      const request = new Request('http://localhost:3000/oauth/google/callback', {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'code=the-code&state=s',
+      });
+      return Object.defineProperty(request, 'text', { value: () => Promise.reject(failure) });
+    };
     for (const failure of [
       Object.assign(new Error('socket closed, code=the-code'), { code: 'ECONNRESET' }),
       new TypeError('secret detail'),
     ]) {
-      const done = await callback(new UnreadableCallback(failure), 'google');
+      const done = await callback(unreadableCallback(failure), 'google');
       expect(new URL(done.headers.get('location') ?? '').searchParams.get('error')).toBe('ERR_UNEXPECTED');
     }
     expect(logged.mock.calls).toEqual([
