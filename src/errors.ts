@@ -170,9 +170,9 @@ const BRAND = Symbol.for('oauth-mailbox.MailboxAuthError');
  * A class's error name: its own `errorName` (a string literal that survives minification), else its class
  * name (a host's subclass that declares none is not mistaken for its parent).
  */
-function classErrorName(target: { readonly name: string }): string {
-  return Object.hasOwn(target, 'errorName')
-    ? (target as { readonly errorName: string }).errorName
+function classErrorName(target: { readonly name: string; readonly errorName?: string }): string {
+  return Object.hasOwn(target, 'errorName') && target.errorName !== undefined
+    ? target.errorName
     : target.name;
 }
 
