@@ -1,7 +1,8 @@
 /**
  * The quickstart against a real provider: with GOOGLE_CLIENT_ID / GOOGLE_CLIENT_SECRET (or MS_CLIENT_ID /
  * MS_CLIENT_SECRET, optionally MS_TENANT) in the environment it opens the consent page, receives the callback
- * on localhost, and lists the newest unread messages of the real mailbox over IMAP.
+ * on localhost, lists the newest unread messages of the real mailbox over IMAP, then disconnects: the grant is
+ * revoked at Google (Microsoft has no revocation endpoint; the demo says so) and deleted here.
  *
  * Register `http://localhost:53682/oauth/google/callback` (or `.../microsoft/callback`; the port is
  * DEMO_PORT) as a redirect URI of your OAuth client first: see docs/providers.md.
@@ -177,6 +178,25 @@ export async function runReal(which: 'google' | 'microsoft', env: NodeJS.Process
     if (count === 0) show('no unread message');
   } finally {
     await mailbox.disconnect();
+    // The grant outlives this process (the refresh token stays valid at the provider): revoke it, even
+    // when listing failed.
+    await disconnect(auth, account.id, provider.displayName);
   }
-  show('the tokens lived only in this process (memoryStore); nothing to clean up at the provider');
+}
+
+/** Revoke the grant at the provider where it has a revocation endpoint, delete it here, and say which. */
+async function disconnect(auth: MailboxAuth, accountId: string, providerName: string): Promise<void> {
+  step('Disconnect (revoke at the provider, delete here)');
+  const { revoked, revocationError, deleted } = await auth.disconnect(accountId);
+  show('deleted here', deleted);
+  if (revoked) show(`revoked at ${providerName}: the refresh token no longer works`);
+  else if (revocationError !== undefined)
+    show(`not revoked at ${providerName} (${revocationError.code}): ${revocationError.message}`);
+  else show(`not revoked: ${providerName} has no revocation endpoint`);
+  if (!revoked) {
+    show(
+      'the refresh token stays valid until it expires or you remove the app in your account settings ' +
+        `at ${providerName}`,
+    );
+  }
 }
