@@ -117,6 +117,11 @@ export interface Watcher {
    * IMAP UID, a Gmail history id, or a Graph delta position. Opaque; `undefined` before the first session.
    */
   readonly cursor: string | undefined;
+  /**
+   * Resolves once the first session is up (IMAP in IDLE, or the first API poll answered), or when the watch
+   * ends first (then see `done`). Never rejects.
+   */
+  readonly ready: Promise<void>;
   /** Resolves when the watch has stopped (after `stop()`, or a permanent failure: then it rejects). */
   readonly done: Promise<void>;
   /** Stop watching and close the connection. */
@@ -440,7 +445,12 @@ export class MailboxClient {
       ready: () => {},
       resynced: () => {},
     };
-    const done = this.#watch(run).finally(() => {
+    let markReady = () => {};
+    const ready = new Promise<void>((resolve) => {
+      markReady = resolve;
+    });
+    const done = this.#watch(run, markReady).finally(() => {
+      markReady();
       this.#watcher = undefined;
     });
     const imap = () => (this.#resolved?.name ?? this.#transport) === 'imap';
@@ -452,6 +462,7 @@ export class MailboxClient {
       get cursor() {
         return run.cursor;
       },
+      ready,
       done,
       stop: async () => {
         controller.abort();
@@ -538,13 +549,14 @@ export class MailboxClient {
    * authentication failure stops the watch with `reauthorizationRequired`; a refused request (a resource the
    * API does not know, an account deleted) stops it too.
    */
-  async #watch(run: WatchRun): Promise<void> {
+  async #watch(run: WatchRun, onFirstReady: () => void): Promise<void> {
     const { signal } = run;
     const minDelay = this.#options.reconnect?.minDelayMs ?? 1000;
     const maxDelay = this.#options.reconnect?.maxDelayMs ?? 60_000;
     let delay = minDelay;
     let reason: 'token' | 'drop' | undefined;
     run.ready = () => {
+      onFirstReady();
       if (reason !== undefined) this.#emit('reconnected', { accountId: this.accountId, reason });
       reason = undefined;
       delay = minDelay;

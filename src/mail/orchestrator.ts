@@ -287,10 +287,16 @@ export class WatchOrchestrator {
           .catch(() => {});
         entry.leased = false;
       });
-      // Count the connect as done once the watcher is connected or failed.
-      for (let i = 0; i < 200 && !client.health().lastSuccessAt && entry.state === 'watching'; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
+      // Count the connect as done once the watcher is connected or has ended, or after 5 s (a server that
+      // keeps failing must not hold a connect slot: the watcher goes on retrying with backoff).
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        watcher.ready,
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, 5_000);
+        }),
+      ]);
+      clearTimeout(timer);
     } finally {
       this.#connecting--;
     }

@@ -151,8 +151,8 @@ describe.skipIf(!dovecotAvailable())('MailboxClient (Dovecot)', () => {
     const watcher = mailbox.watch((message) => {
       received.push(message);
     });
-    await waitFor(() => (mailbox.health().watching ? true : undefined));
-    await new Promise((r) => setTimeout(r, 300)); // the watcher is connected and idling
+    await watcher.ready; // connected and in IDLE: a message sent now must arrive
+    expect(mailbox.health().lastSuccessAt).not.toBeNull();
     const info = await mailbox.send({
       to: ALICE,
       subject: 'Round trip',
@@ -212,11 +212,16 @@ describe.skipIf(!dovecotAvailable())('MailboxClient (Dovecot)', () => {
     const events: string[] = [];
     mailbox.on('reauthorizationRequired', (e) => events.push(e.accountId));
     const watcher = mailbox.watch(() => {});
-    await new Promise((r) => setTimeout(r, 300));
+    await watcher.ready;
     tokens.revoke(ALICE);
     await expect(watcher.done).rejects.toMatchObject({ code: 'ERR_REAUTHORIZATION_REQUIRED' });
     expect(events).toEqual([accountId]);
     expect(mailbox.health().watching).toBe(false);
+    // ready never rejects, also for a watch that ends before its first session.
+    tokens.revoke(ALICE);
+    const doomed = mailbox.watch(() => {});
+    await expect(doomed.ready).resolves.toBeUndefined();
+    await expect(doomed.done).rejects.toMatchObject({ code: 'ERR_REAUTHORIZATION_REQUIRED' });
   }, 20_000);
 
   it('reconnects with backoff after the server goes away and restarts, and still delivers', async () => {
