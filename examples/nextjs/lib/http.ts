@@ -53,3 +53,20 @@ export async function ownedAccount(
 export function errorCode(error: unknown): string {
   return isMailboxAuthError(error) ? error.code : 'ERR_UNEXPECTED';
 }
+
+/**
+ * Write a failure to the server log: a library error as its `{ code, name, message }` (messages hold no
+ * secret), never the whole object: its `cause` can be a raw provider response or a socket error. Anything
+ * else gets one generic line with its type only.
+ */
+export function logFailure(where: string, error: unknown, level: 'error' | 'warn' = 'error'): void {
+  const write = level === 'warn' ? console.warn : console.error;
+  if (isMailboxAuthError(error)) {
+    const { code, name, message } = error;
+    write(`[oauth-mailbox example] ${where}: ${code}`, { code, name, message });
+  } else {
+    write(
+      `[oauth-mailbox example] ${where}: ERR_UNEXPECTED (an unexpected ${error instanceof Error ? error.name : typeof error})`,
+    );
+  }
+}

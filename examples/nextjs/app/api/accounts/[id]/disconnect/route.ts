@@ -2,7 +2,7 @@
  * POST /api/accounts/:id/disconnect (the accounts page's form) → revoke at the provider where it can
  * (Google; Microsoft has no revocation endpoint), delete the account and its tokens, back to the page.
  */
-import { errorCode, fromOwnPage, ownedAccount, redirectTo, setupProblem, text } from '@/lib/http';
+import { errorCode, fromOwnPage, logFailure, ownedAccount, redirectTo, setupProblem, text } from '@/lib/http';
 import { getMailboxSetup } from '@/lib/mailbox-auth';
 import { currentOwner } from '@/lib/session';
 
@@ -29,12 +29,12 @@ export async function POST(
     });
     if (revocationError !== undefined) {
       // Deleted here all the same; the user can also remove the app in their provider account settings.
-      console.warn(`[oauth-mailbox example] disconnect ${id}: not revoked at the provider`, revocationError);
+      logFailure(`disconnect ${id}: not revoked at the provider`, revocationError, 'warn');
     }
     back.searchParams.set('status', 'disconnected');
     back.searchParams.set('revoked', revoked ? '1' : '0');
   } catch (error) {
-    console.error(`[oauth-mailbox example] disconnect ${id}: ${errorCode(error)}`, error);
+    logFailure(`disconnect ${id}`, error);
     back.searchParams.set('status', 'error');
     back.searchParams.set('error', errorCode(error));
   }

@@ -2,7 +2,7 @@
  * POST /api/accounts/:id/send-test → send a short message from the mailbox to itself over SMTP (XOAUTH2 /
  * OAUTHBEARER with a fresh access token), back to the page with the outcome. Proves the whole chain.
  */
-import { errorCode, fromOwnPage, ownedAccount, redirectTo, setupProblem, text } from '@/lib/http';
+import { errorCode, fromOwnPage, logFailure, ownedAccount, redirectTo, setupProblem, text } from '@/lib/http';
 import { mailboxOptions } from '@/lib/local-provider';
 import { getMailboxSetup } from '@/lib/mailbox-auth';
 import { currentOwner } from '@/lib/session';
@@ -35,7 +35,7 @@ export async function POST(
     back.searchParams.set('status', 'sent');
   } catch (error) {
     // MailAuthenticationError: the token was refused (reconnect); MailConnectionError: try again later.
-    console.error(`[oauth-mailbox example] send-test ${id}: ${errorCode(error)}`, error);
+    logFailure(`send-test ${id}`, error);
     back.searchParams.set('status', 'error');
     back.searchParams.set('error', errorCode(error));
   } finally {

@@ -8,7 +8,7 @@
  * `?status=error&error=<stable code>`: never a message, a code or a token in the URL.
  */
 import { buildReturnUrl } from 'oauth-mailbox';
-import { errorCode, redirectTo, setupProblem, text } from '@/lib/http';
+import { logFailure, redirectTo, setupProblem, text } from '@/lib/http';
 import { getMailboxSetup } from '@/lib/mailbox-auth';
 import { currentOwner } from '@/lib/session';
 
@@ -40,8 +40,8 @@ export async function GET(
       ),
     );
   } catch (error) {
-    // The full error (redacted by the library: no code, verifier or token in it) goes to the server log.
-    console.error(`[oauth-mailbox example] callback ${provider}: ${errorCode(error)}`, error);
+    // Code, name and message to the server log (no authorization code, verifier or token in them).
+    logFailure(`callback ${provider}`, error);
     return redirectTo(buildReturnUrl('/accounts', { status: 'error', provider, error }, setup.origin));
   }
 }

@@ -6,7 +6,7 @@
  * `?login_hint=ada@example.com` pre-fills the provider's login form (the accounts page uses it to reconnect).
  */
 import { buildReturnUrl } from 'oauth-mailbox';
-import { errorCode, redirectTo, setupProblem, text } from '@/lib/http';
+import { logFailure, redirectTo, setupProblem, text } from '@/lib/http';
 import { getMailboxSetup } from '@/lib/mailbox-auth';
 import { currentOwner } from '@/lib/session';
 
@@ -35,7 +35,7 @@ export async function GET(
     return redirectTo(url);
   } catch (error) {
     // The state store failed, or a bad login_hint: back to the page with the code only.
-    console.error(`[oauth-mailbox example] start ${provider}: ${errorCode(error)}`, error);
+    logFailure(`start ${provider}`, error);
     return redirectTo(buildReturnUrl('/accounts', { status: 'error', provider, error }, setup.origin));
   }
 }
