@@ -3,8 +3,8 @@
  * benchmarks: started in the foreground from a generated config in a temp folder, listening on loopback only,
  * validating OAuth bearer tokens by RFC 7662 introspection (against the local OpenID provider or a test's
  * token server). IMAP plain (XOAUTH2/OAUTHBEARER allowed on loopback) and IMAPS with a generated self-signed
- * certificate; optionally submission relaying to an SMTP sink. Needs root (the mail folders belong to
- * `nobody`).
+ * certificate; optionally submission relaying to an SMTP sink. As root its processes and mail folders run
+ * as `nobody`; as any other user, rootless (everything runs as that user, no chroot).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import {
@@ -19,17 +19,15 @@ import {
 } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { type AddressInfo, connect, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 
 export const DOVECOT = '/usr/sbin/dovecot';
 
-/** Why Dovecot cannot run here (not installed, not root), or `undefined` when it can. */
+/** Why Dovecot cannot run here (not installed), or `undefined` when it can. */
 export function dovecotUnavailableReason(): string | undefined {
   if (!existsSync(DOVECOT))
     return `${DOVECOT} is not installed (Debian: apt-get install dovecot-imapd dovecot-submissiond)`;
-  if (typeof process.getuid === 'function' && process.getuid() !== 0)
-    return 'Dovecot is started as root here (its mail folders belong to nobody); run as root to enable it';
   return undefined;
 }
 
@@ -107,6 +105,19 @@ export interface Dovecot {
   /** Restart the server (same ports, same mail). */
   restart(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/**
+ * Who Dovecot's processes and mail folders run as: `nobody` when started as root (Dovecot drops to it), else
+ * the current user (a rootless Dovecot cannot change users, so every process and folder is this user's).
+ */
+function runAs(): { user: string; group: string } {
+  if (typeof process.getuid !== 'function' || process.getuid() === 0)
+    return { user: 'nobody', group: 'nogroup' };
+  return {
+    user: userInfo().username,
+    group: execFileSync('id', ['-gn'], { encoding: 'utf8' }).trim(),
+  };
 }
 
 async function freePort(): Promise<number> {
@@ -196,15 +207,18 @@ async function launch(dir: string, options: DovecotOptions): Promise<Dovecot> {
     ].join('\n'),
   );
   const submission = options.submissionRelay;
+  const { user, group } = runAs();
+  // A rootless Dovecot cannot chroot its login and anvil processes.
+  const chroot = user === 'nobody' ? '' : '\n  chroot =';
   const config = `
 base_dir = ${dir}/run
 state_dir = ${dir}/state
 log_path = ${dir}/dovecot.log
 protocols = imap${submission ? ' submission' : ''}
 listen = 127.0.0.1
-default_internal_user = nobody
-default_internal_group = nogroup
-default_login_user = nobody
+default_internal_user = ${user}
+default_internal_group = ${group}
+default_login_user = ${user}
 ssl = yes
 ssl_cert = <${dir}/cert.pem
 ssl_key = <${dir}/key.pem
@@ -213,8 +227,8 @@ auth_mechanisms = ${mechanisms}
 auth_failure_delay = 0
 auth_cache_size = 0
 mail_location = maildir:~/Maildir
-mail_uid = nobody
-mail_gid = nogroup
+mail_uid = ${user}
+mail_gid = ${group}
 first_valid_uid = 0
 hostname = localhost
 shutdown_clients = yes
@@ -230,9 +244,9 @@ passdb {
 }
 userdb {
   driver = static
-  args = uid=nobody gid=nogroup home=${dir}/home/%u
+  args = uid=${user} gid=${group} home=${dir}/home/%u
 }
-service imap-login {
+service imap-login {${chroot}
   inet_listener imap {
     address = 127.0.0.1
     port = ${imapPort}
@@ -243,7 +257,7 @@ service imap-login {
     ssl = yes
   }
 }
-service anvil {
+service anvil {${chroot}
   unix_listener anvil-auth-penalty {
     mode = 0
   }
@@ -254,7 +268,7 @@ ${
 submission_relay_port = ${submission.port}
 submission_relay_trusted = yes
 submission_relay_ssl = no
-service submission-login {
+service submission-login {${chroot}
   inet_listener submission {
     address = 127.0.0.1
     port = ${submissionPort}
@@ -264,7 +278,8 @@ service submission-login {
 }
 `;
   writeFileSync(join(dir, 'dovecot.conf'), config);
-  execFileSync('chown', ['-R', 'nobody:nogroup', join(dir, 'home'), join(dir, 'state')]);
+  if (user === 'nobody')
+    execFileSync('chown', ['-R', 'nobody:nogroup', join(dir, 'home'), join(dir, 'state')]);
   chmodSync(dir, 0o755);
   const log = () =>
     existsSync(join(dir, 'dovecot.log')) ? readFileSync(join(dir, 'dovecot.log'), 'utf8').slice(-4000) : '';
@@ -297,13 +312,14 @@ service submission-login {
       await waitForPort(imapsPort, started, output, deadline, false);
       if (submission) await waitForPort(submissionPort as number, started, output, deadline);
     } catch (error) {
-      // Still running (a listener that never answered): stop it, it runs as root and holds the ports.
+      // Still running (a listener that never answered): stop it, it holds the ports (and may run as root).
       await stop();
       throw error;
     }
   };
   await start();
   let delivered = 0;
+  const owner = user;
   return {
     imapPort,
     imapsPort,
@@ -317,7 +333,7 @@ service submission-login {
       const name = `${Date.now()}.M${++delivered}P${process.pid}.localhost`;
       writeFileSync(join(maildir, 'tmp', name), raw);
       renameSync(join(maildir, 'tmp', name), join(maildir, 'new', name));
-      execFileSync('chown', ['-R', 'nobody:nogroup', join(dir, 'home', user)]);
+      if (owner === 'nobody') execFileSync('chown', ['-R', 'nobody:nogroup', join(dir, 'home', user)]);
     },
     restart: async () => {
       await stop();

@@ -1,7 +1,7 @@
 /**
  * Dev mode: the local stand-ins for a mail provider, from the shared dev kit in examples/dev. A real OpenID
  * provider (login and consent pages, PKCE, refresh rotation, revocation), an SMTP server that accepts only
- * XOAUTH2 with a live token from it, and Dovecot for IMAP when it is installed and we are root.
+ * XOAUTH2 with a live token from it, and Dovecot for IMAP when it is installed.
  *
  * Not needed in production: there the providers are Google and Microsoft.
  */
@@ -36,7 +36,7 @@ export async function startDevServices(options: {
   const closers: (() => Promise<void>)[] = [];
   const close = async () => {
     // Newest first, and once: splice empties the list, so a second close() has nothing left to run. A
-    // failing closer is logged and the rest still run (Dovecot runs as root and must not be left behind).
+    // failing closer is logged and the rest still run (Dovecot must not be left behind).
     for (const closer of closers.splice(0).reverse()) {
       try {
         await closer();

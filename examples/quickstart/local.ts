@@ -152,7 +152,7 @@ export async function runLocal(): Promise<void> {
     step('Read it back over IMAP (XOAUTH2)');
     if (dovecot === undefined) {
       show(`skipped: ${noDovecot}`);
-      show('hint: install Dovecot (apt-get install dovecot-imapd dovecot-submissiond) and run as root');
+      show('hint: install Dovecot (apt-get install dovecot-imapd dovecot-submissiond) to read it back');
     } else {
       for await (const message of mailbox.fetchUnread({ max: 10, source: false })) {
         show('unread', { subject: message.subject, from: message.from[0]?.address, date: message.date });

@@ -1,6 +1,6 @@
 /**
- * The shared Dovecot harness (examples/dev/dovecot.ts) when start-up fails: Dovecot runs as root and holds
- * loopback ports, and its temp folder holds a TLS key, so a failed start must leave neither behind.
+ * The shared Dovecot harness (examples/dev/dovecot.ts) when start-up fails: Dovecot holds loopback ports
+ * (and may run as root), and its temp folder holds a TLS key, so a failed start must leave neither behind.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
