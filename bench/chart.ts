@@ -73,6 +73,18 @@ export function renderChart(data: Results): string {
         { name: 'raw imapflow', value: get('7', 'raw imapflow median ms'), ours: false },
       ],
     },
+    {
+      label: '7. RSS per idle IMAP watcher, KB',
+      unit: 'KB',
+      bars: [
+        { name: 'oauth-mailbox watch()', value: get('7', 'RSS per idle watcher KB'), ours: true },
+        {
+          name: 'raw imapflow IDLE',
+          value: get('7', 'raw imapflow RSS per idle connection KB'),
+          ours: false,
+        },
+      ],
+    },
   ];
   const width = 760;
   const barHeight = 18;
