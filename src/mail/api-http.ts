@@ -67,8 +67,9 @@ export interface ApiRequest {
   /** What to read from a successful response. @default 'json' */
   readonly accept?: 'json' | 'bytes' | 'none';
   /**
-   * Whether the request may be repeated after a network failure (the API may have acted on it). Throttling
-   * and 5xx answers are always retried: the API did not act. @default true
+   * Whether the request may be repeated when the API may have acted on it: after a network failure, a
+   * truncated answer, or a 500 / 502 / 504. Throttling (429, 503, Gmail's 403 rate limits) is always retried:
+   * the API did not act. @default true
    */
   readonly idempotent?: boolean;
   readonly signal?: AbortSignal | undefined;
@@ -118,6 +119,8 @@ function readError(body: unknown): { apiCode: string | undefined; message: strin
 /** Gmail answers some throttling with 403 and one of these reasons. */
 const THROTTLE_REASONS = new Set(['rateLimitExceeded', 'userRateLimitExceeded']);
 const RETRY_STATUSES = new Set([429, 500, 502, 503, 504]);
+/** Answers that say the API did not act on the request: retried even when it is not idempotent (a send). */
+const NOT_ACTED_STATUSES = new Set([429, 503]);
 
 function positive(value: number | undefined, name: string, fallback: number, allowZero = false): number {
   const v = value ?? fallback;
@@ -208,10 +211,10 @@ export class MailApiClient {
   }
 
   /** A token for this API (the resource's when set). */
-  token(options: { readonly forceRefresh?: boolean; readonly signal?: AbortSignal | undefined } = {}) {
+  token(options: { readonly rejected?: AccessToken; readonly signal?: AbortSignal | undefined } = {}) {
     return this.#context.refresher.getAccessToken(this.#accountId, {
       ...(this.#resource === undefined ? {} : { resource: this.#resource }),
-      ...(options.forceRefresh === true ? { forceRefresh: true } : {}),
+      ...(options.rejected === undefined ? {} : { rejected: options.rejected }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
   }
@@ -242,11 +245,23 @@ export class MailApiClient {
         continue;
       }
       if (response.ok) {
-        const data = await this.#read<T>(response, request);
+        let data: T;
+        try {
+          data = await this.#read<T>(response, request);
+        } catch (failure) {
+          // A truncated or malformed answer: the API acted, but what it said is lost; ask again if that is safe.
+          if (!(failure instanceof MailConnectionError)) throw failure;
+          this.#onResult(false);
+          if (request.idempotent === false || retries >= this.#options.retries) throw failure;
+          await this.#wait(this.#backoff(retries), signal);
+          retries++;
+          continue;
+        }
         this.#onResult(true);
         return { status: response.status, data, headers: response.headers };
       }
       const body: unknown = await response.json().catch(() => undefined);
+      if (signal?.aborted) throw signal.reason;
       const { apiCode, message } = readError(body);
       const cause = new MailApiErrorCause(message || response.statusText, response.status, apiCode);
       const status = response.status;
@@ -254,7 +269,7 @@ export class MailApiClient {
         if (!refreshed) {
           // The token may have expired early or been revoked: one forced refresh, then try again.
           refreshed = true;
-          token = await this.token({ forceRefresh: true, signal });
+          token = await this.token({ rejected: token, signal });
           continue;
         }
         throw await this.#refused(
@@ -276,6 +291,12 @@ export class MailApiClient {
             ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
           },
         );
+        if (request.idempotent === false && !NOT_ACTED_STATUSES.has(status) && status !== 403) {
+          throw new MailConnectionError(
+            `${this.#name} failed (${request.operation}, HTTP ${status}${apiCode ? ` ${apiCode}` : ''}); it may have acted on the request, so it was not repeated`,
+            this.#errorOptions(status, apiCode, cause),
+          );
+        }
         if (retries >= this.#options.retries || waitMs > this.#options.maxRetryWaitMs) throw failure;
         await this.#wait(waitMs, signal);
         retries++;

@@ -58,7 +58,8 @@ export interface MailboxClientOptions {
   readonly idleRestartMs?: number;
   /**
    * Backoff between watch attempts after a failure (a dropped connection, an API that stayed unavailable),
-   * in milliseconds. @default { minDelayMs: 1000, maxDelayMs: 60000 }
+   * in milliseconds; never shorter than a `Retry-After` the API or the provider sent (the error's
+   * `retryAfterMs`). @default { minDelayMs: 1000, maxDelayMs: 60000 }
    */
   readonly reconnect?: {
     /** First delay, in milliseconds (then doubling, with jitter). */
@@ -591,7 +592,12 @@ export class MailboxClient {
           'watcher failed; reconnecting',
         );
         reason = 'drop';
-        await pause(delay * (0.5 + Math.random() / 2), signal);
+        // A throttling API (or provider) said how long to stay away: never come back sooner than that.
+        const retryAfterMs = (err as { retryAfterMs?: unknown }).retryAfterMs;
+        await pause(
+          Math.max(delay * (0.5 + Math.random() / 2), typeof retryAfterMs === 'number' ? retryAfterMs : 0),
+          signal,
+        );
         delay = Math.min(delay * 2, maxDelay);
       }
     }

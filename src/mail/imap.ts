@@ -119,7 +119,7 @@ export async function connectImap(
       if (attempt === 0) {
         // The token may have been revoked or expired early: refresh once and try a new connection.
         token = await context.refresher.getAccessToken(accountId, {
-          forceRefresh: true,
+          rejected: token,
           ...(options.signal === undefined ? {} : { signal: options.signal }),
         });
         continue;

@@ -110,6 +110,12 @@ export interface GetAccessTokenOptions {
    * replaced the token this caller holds.
    */
   readonly forceRefresh?: boolean;
+  /**
+   * The token a server just refused (implies `forceRefresh`): refreshed unless the token held now is already
+   * another, valid one (a concurrent caller replaced it), so a late 401 for an old token costs no second
+   * refresh. Must be an `AccessToken` of this account and resource, as `getAccessToken` returned it.
+   */
+  readonly rejected?: AccessToken;
   /** Stops waiting (and the refresh, once every waiting caller has stopped). */
   readonly signal?: AbortSignal;
   /**
@@ -402,22 +408,37 @@ export class TokenRefresher {
         ),
       );
     }
+    const { rejected } = options;
+    if (
+      rejected !== undefined &&
+      (typeof rejected !== 'object' ||
+        rejected === null ||
+        typeof rejected.accessToken !== 'string' ||
+        rejected.accountId !== accountId ||
+        rejected.resource !== resource)
+    ) {
+      return Promise.reject(
+        new InvalidArgumentError(
+          'rejected must be an AccessToken of this account and resource (from getAccessToken)',
+        ),
+      );
+    }
     const cached =
       resource === undefined ? this.#cache.get(accountId) : this.#resourceCache.get(accountId)?.get(resource);
+    const force = options.forceRefresh === true || rejected !== undefined;
     if (
-      options.forceRefresh !== true &&
       cached !== undefined &&
+      (!force || (rejected !== undefined && cached.token.accessToken !== rejected.accessToken)) &&
       this.#valid(cached.expiresAtMs, minValidityMs)
     ) {
       return cached.resolved; // the hot path: no store, no cipher, no allocation
     }
     if (options.signal?.aborted) return Promise.reject(options.signal.reason);
-    const force = options.forceRefresh === true;
     return this.#join(
       { accountId, resource },
       minValidityMs,
       force,
-      force ? cached?.token.accessToken : undefined,
+      rejected?.accessToken ?? (force ? cached?.token.accessToken : undefined),
       options.signal,
     );
   }

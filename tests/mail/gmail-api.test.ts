@@ -169,6 +169,69 @@ describe('Gmail API transport', () => {
     expect(messages.map((m) => m.subject)).toEqual(['kept']);
   });
 
+  it('a truncated answer is asked again when the request is a read, and not when it is a send', async () => {
+    const { auth, accountId, gmail } = await gmailSetup(server);
+    gmail.deliver({ subject: 'whole' });
+    const truncated = () =>
+      new HttpResponse(
+        new ReadableStream({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode('{"messages":[{"id":"'));
+            controller.error(new Error('connection reset'));
+          },
+        }),
+        { headers: { 'content-type': 'application/json' } },
+      );
+    server.use(
+      http.get('https://gmail.googleapis.com/gmail/v1/users/me/messages', truncated, { once: true }),
+    );
+    const mailbox = auth.mailbox(accountId, { api: FAST_API });
+    expect((await all(mailbox.fetchUnread())).map((m) => m.subject)).toEqual(['whole']);
+    server.use(
+      http.post('https://gmail.googleapis.com/gmail/v1/users/me/messages/send', truncated, { once: true }),
+    );
+    const err = await mailbox.send({ to: 'bob@example.com', text: 'x' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MailConnectionError);
+    expect((err as Error).message).toBe(
+      'The Gmail API returned a malformed or truncated response (users.messages.send)',
+    );
+    expect(gmail.stats.operations['users.messages.send'] ?? 0).toBe(0); // answered by the override alone
+    server.use(http.get('https://gmail.googleapis.com/gmail/v1/users/me/messages', truncated));
+    const exhausted = await all(
+      auth.mailbox(accountId, { api: { ...FAST_API, retries: 2 } }).fetchUnread(),
+    ).catch((e: unknown) => e);
+    expect(exhausted).toMatchObject({ code: 'ERR_MAIL_CONNECTION_FAILED', retryable: true });
+  });
+
+  it('an abort while an error answer is read rejects with the abort reason', async () => {
+    const { auth, accountId } = await gmailSetup(server);
+    const reason = new Error('request cancelled');
+    const controller = new AbortController();
+    server.use(
+      http.get(
+        'https://gmail.googleapis.com/gmail/v1/users/me/messages',
+        () =>
+          new HttpResponse(
+            new ReadableStream({
+              start(stream) {
+                stream.enqueue(new TextEncoder().encode('{"error":'));
+                // As fetch does: an abort after the headers errors the body; the rest never comes.
+                controller.signal.addEventListener('abort', () =>
+                  stream.error(new DOMException('This operation was aborted', 'AbortError')),
+                );
+                setTimeout(() => controller.abort(reason), 50);
+              },
+            }),
+            { status: 400, headers: { 'content-type': 'application/json' } },
+          ),
+        { once: true },
+      ),
+    );
+    await expect(
+      all(auth.mailbox(accountId, { api: FAST_API }).fetchUnread({ signal: controller.signal })),
+    ).rejects.toBe(reason);
+  });
+
   it('honours Retry-After on 429 and 503, then succeeds', async () => {
     const { auth, accountId, gmail } = await gmailSetup(server);
     gmail.deliver({ subject: 'after throttling' });
@@ -178,6 +241,32 @@ describe('Gmail API transport', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(950);
     expect(messages.map((m) => m.subject)).toEqual(['after throttling']);
     expect(gmail.stats.faults).toBe(2);
+  });
+
+  it("waits for the Retry-After of a 503, and retries Gmail's 403 rate-limit reasons without a refresh", async () => {
+    const { auth, accountId, gmail, google: googleFake } = await gmailSetup(server);
+    gmail.deliver({ subject: 'after the outage' });
+    gmail.failNext({ status: 503, headers: { 'retry-after': '1' } });
+    const started = Date.now();
+    const mailbox = auth.mailbox(accountId, { api: FAST_API });
+    expect((await all(mailbox.fetchUnread())).map((m) => m.subject)).toEqual(['after the outage']);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+    for (const reason of ['rateLimitExceeded', 'userRateLimitExceeded']) {
+      gmail.failNext({
+        status: 403,
+        body: {
+          error: {
+            code: 403,
+            message: 'Rate Limit Exceeded',
+            errors: [{ message: 'Rate Limit Exceeded', domain: 'usageLimits', reason }],
+            status: 'PERMISSION_DENIED',
+          },
+        },
+      });
+      expect(await all(mailbox.fetchUnread())).toHaveLength(1);
+    }
+    expect(gmail.stats.faults).toBe(3);
+    expect(googleFake.stats.refreshes).toBe(0);
   });
 
   it('gives up after bounded retries with a retryable MailConnectionError, and at once when Retry-After is too long', async () => {
@@ -340,6 +429,68 @@ describe('Gmail API transport', () => {
     expect(gmail.sent).toHaveLength(0);
     gmail.failNext('network');
     expect(await all(auth.mailbox(accountId, { api: FAST_API }).fetchUnread())).toEqual([]); // reads retry
+  });
+
+  it('a send is not repeated after a 500, 502 or 504 (Gmail may have sent it), but is after a 429 or 503', async () => {
+    const { auth, accountId, gmail } = await gmailSetup(server);
+    const mailbox = auth.mailbox(accountId, { api: FAST_API });
+    for (const status of [500, 502, 504]) {
+      gmail.failNext({
+        status,
+        body: { error: { code: status, message: 'Backend Error', status: 'UNAVAILABLE' } },
+      });
+      const err = await mailbox.send({ to: 'bob@example.com', text: 'x' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(MailConnectionError);
+      expect(err).toMatchObject({ status, retryable: true, protocol: 'gmail-api' });
+      expect((err as Error).message).toBe(
+        `The Gmail API failed (users.messages.send, HTTP ${status} UNAVAILABLE); it may have acted on the request, so it was not repeated`,
+      );
+    }
+    expect(gmail.stats.operations['users.messages.send']).toBe(3);
+    gmail.throttleNext(1, { retryAfterS: 0 }).throttleNext(1, { status: 503 });
+    await mailbox.send({ to: 'bob@example.com', text: 'sent once' });
+    expect(gmail.stats.operations['users.messages.send']).toBe(6);
+    expect(gmail.sent).toHaveLength(1);
+  });
+
+  it('a 401 that arrives after another request already refreshed the token costs no second refresh', async () => {
+    const { auth, accountId, gmail, google: googleFake } = await gmailSetup(server);
+    const a = gmail.deliver({ subject: 'a' });
+    const b = gmail.deliver({ subject: 'b' });
+    const mailbox = auth.mailbox(accountId, { api: FAST_API });
+    await mailbox.connect();
+    gmail.expireAccessTokens();
+    gmail.failNext({ delayMs: 300 }); // the first request (b's) is slow: its 401 comes late
+    const slow = mailbox.markAsRead(b);
+    await new Promise((r) => setTimeout(r, 50));
+    await mailbox.markAsRead(a); // 401, refresh, done
+    expect(googleFake.stats.refreshes).toBe(1);
+    await slow; // 401 for the old token: the new one is used, no second refresh
+    expect(googleFake.stats.refreshes).toBe(1);
+    expect(gmail.stats.unauthorized).toBe(2);
+    expect(await all(mailbox.fetchUnread())).toEqual([]);
+  });
+
+  it('a watcher stays away as long as a Retry-After says, even beyond its own backoff', async () => {
+    const { auth, accountId, gmail } = await gmailSetup(server);
+    const mailbox = auth.mailbox(accountId, {
+      api: { ...FAST_API, maxRetryWaitMs: 100 },
+      reconnect: { minDelayMs: 10, maxDelayMs: 20 },
+    });
+    const errors: (number | undefined)[] = [];
+    mailbox.on('error', (e) => errors.push((e.error as { retryAfterMs?: number }).retryAfterMs));
+    const received: string[] = [];
+    const watcher = mailbox.watch((m) => {
+      received.push(m.subject as string);
+    });
+    await waitFor(() => (watcher.cursor !== undefined ? true : undefined));
+    gmail.throttleNext(10, { retryAfterS: 2 }); // longer than maxRetryWaitMs: each poll fails at once
+    await waitFor(() => (errors.length > 0 ? true : undefined));
+    const faults = gmail.stats.faults;
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(gmail.stats.faults).toBe(faults); // no poll during the Retry-After (it was 50+ before the fix)
+    expect(errors).toEqual([2000]);
+    await watcher.stop();
   });
 
   it('watches with history.list: only new messages, in order, once; resumes from the cursor; resyncs after a 404', async () => {

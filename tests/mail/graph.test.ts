@@ -128,6 +128,45 @@ describe('Microsoft Graph transport', () => {
     });
   });
 
+  it('waits for the Retry-After of a 503, and aborts during a Retry-After wait, a request or a send', async () => {
+    const { auth, accountId, graph } = await graphSetup(server);
+    graph.deliver({ subject: 'x' });
+    graph.throttleNext(1, { status: 503, retryAfterS: 1 });
+    const mailbox = auth.mailbox(accountId, { transport: 'graph', api: FAST_API });
+    let started = Date.now();
+    expect(await all(mailbox.fetchUnread())).toHaveLength(1);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+    const reason = new Error('request cancelled');
+    graph.throttleNext(1, { retryAfterS: 30 });
+    const waiting = new AbortController();
+    setTimeout(() => waiting.abort(reason), 100);
+    started = Date.now();
+    await expect(all(mailbox.fetchUnread({ signal: waiting.signal }))).rejects.toBe(reason);
+    expect(Date.now() - started).toBeLessThan(2000);
+    graph.failNext({ delayMs: 5000 });
+    const slow = new AbortController();
+    setTimeout(() => slow.abort(reason), 100);
+    await expect(mailbox.markAsRead('AAMkAGI2x=', { signal: slow.signal })).rejects.toBe(reason);
+    await expect(
+      mailbox.send({ to: 'bob@example.com', text: 'x' }, { signal: AbortSignal.abort(reason) }),
+    ).rejects.toBe(reason);
+    expect(graph.sent).toHaveLength(0);
+  });
+
+  it('a send is not repeated after a 504 (Graph may have sent it)', async () => {
+    const { auth, accountId, graph } = await graphSetup(server);
+    graph.failNext({ status: 504, body: { error: { code: 'UnknownError', message: '' } } });
+    const err = await auth
+      .mailbox(accountId, { transport: 'graph', api: FAST_API })
+      .send({ to: 'bob@example.com', text: 'x' })
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_MAIL_CONNECTION_FAILED', status: 504, protocol: 'graph' });
+    expect((err as Error).message).toBe(
+      'Microsoft Graph failed (sendMail, HTTP 504 UnknownError); it may have acted on the request, so it was not repeated',
+    );
+    expect(graph.stats.faults).toBe(1);
+  });
+
   it('a Graph token that expires mid-listing is refreshed once (for the graph resource) and the listing goes on', async () => {
     const { auth, accountId, graph, microsoft: ms } = await graphSetup(server);
     for (let i = 0; i < 4; i++)

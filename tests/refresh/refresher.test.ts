@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   type AccountStore,
   ConfigurationError,
+  InvalidArgumentError,
   memoryStore,
   ProviderUnavailableError,
   ReauthorizationRequiredError,
@@ -327,6 +328,33 @@ describe('TokenRefresher', () => {
     expect(new Set(forced.map((t) => t.accessToken)).size).toBe(1);
     expect(forced[0]?.accessToken).not.toBe(first.accessToken);
     expect(fake.stats.refreshes).toBe(2);
+  });
+
+  it('rejected: the refused token is replaced once; a late refusal of it, here or in another process, costs nothing', async () => {
+    const { fake, refresher, id } = await expiredAccount(server);
+    const r = refresher();
+    const first = await r.getAccessToken(id);
+    const replaced = await r.getAccessToken(id, { rejected: first });
+    expect(replaced.accessToken).not.toBe(first.accessToken);
+    expect(fake.stats.refreshes).toBe(2);
+    // The old token refused again (a request that was slower): the new one, no refresh.
+    expect((await r.getAccessToken(id, { rejected: first })).accessToken).toBe(replaced.accessToken);
+    // Another process holding nothing: it reads the store, which already holds a token other than the refused one.
+    expect((await refresher().getAccessToken(id, { rejected: first })).accessToken).toBe(
+      replaced.accessToken,
+    );
+    expect(fake.stats.refreshes).toBe(2);
+    // The current token refused: refreshed.
+    expect((await r.getAccessToken(id, { rejected: replaced })).accessToken).not.toBe(replaced.accessToken);
+    expect(fake.stats.refreshes).toBe(3);
+    const message = 'rejected must be an AccessToken of this account and resource (from getAccessToken)';
+    for (const bad of [{ accessToken: 1, accountId: id }, { ...first.toJSON(), accountId: 'other' }, null]) {
+      await expect(r.getAccessToken(id, { rejected: bad as never })).rejects.toThrow(
+        new InvalidArgumentError(message),
+      );
+    }
+    await expect(r.getAccessToken(id, { rejected: first, resource: 'graph' })).rejects.toThrow(message);
+    expect(fake.stats.refreshes).toBe(3);
   });
 
   it('forceRefresh refreshes even when this process holds no token yet', async () => {
