@@ -71,6 +71,7 @@ export {
 export { connectImap, type MailContext } from './mail/imap.js';
 export type { MailAddress, MailMessage, SentMail } from './mail/message.js';
 export {
+  type WatchAddOptions,
   type WatchHealth,
   WatchOrchestrator,
   type WatchOrchestratorOptions,

@@ -34,7 +34,10 @@ export interface WatchOrchestratorOptions {
    * refuses (an unknown mailbox, a transport the provider does not offer, a deleted account).
    */
   readonly onStopped?: (accountId: string, error: Error) => void;
-  /** Options of each account's `MailboxClient` (`transport`, `api`, `imap`, ...). */
+  /**
+   * Options of each account's `MailboxClient` (`transport`, `api`, `imap`, ...); `add(id, { client })`
+   * overrides them for one account. Without a `transport`, each account uses its provider's default.
+   */
   readonly mailbox?: MailboxClientOptions;
   /**
    * How long an instance's claim on an account's watch lasts without renewal, in milliseconds. A crashed
@@ -80,9 +83,28 @@ export interface WatchHealth extends MailboxHealth {
   readonly leased: boolean;
 }
 
+/**
+ * Options of {@link WatchOrchestrator.add}.
+ *
+ * @example
+ * ```ts
+ * orchestrator.add(account.id, { mailbox: 'INBOX', client: { transport: 'graph', api: { pollIntervalMs: 10_000 } } });
+ * ```
+ */
+export interface WatchAddOptions {
+  /** The folder (IMAP), label id (Gmail API) or folder id (Graph) to watch. @default 'INBOX' */
+  readonly mailbox?: string;
+  /**
+   * This account's `MailboxClient` options, over the orchestrator's `mailbox` options (each key given here
+   * wins): a transport chosen per account, say Graph for one tenant and IMAP for the others.
+   */
+  readonly client?: MailboxClientOptions;
+}
+
 interface Entry {
   readonly accountId: string;
   readonly mailbox: string;
+  readonly clientOptions: MailboxClientOptions;
   state: WatchState;
   leased: boolean;
   client: MailboxClient | undefined;
@@ -149,15 +171,29 @@ export class WatchOrchestrator {
     return this.#holder;
   }
 
-  /** Watch an account (when this instance gets its lease). */
-  add(accountId: string, options: { readonly mailbox?: string } = {}): void {
+  /**
+   * Watch an account (when this instance gets its lease). Its client options are checked now: a bad
+   * `client` option throws `InvalidArgumentError` and adds nothing. Adding an account already added does
+   * nothing.
+   */
+  add(accountId: string, options: WatchAddOptions = {}): void {
     if (typeof accountId !== 'string' || accountId.length === 0)
       throw new InvalidArgumentError('accountId must be a non-empty string');
     if (this.#stopped) throw new InvalidArgumentError('the orchestrator was stopped');
+    if (
+      options.mailbox !== undefined &&
+      (typeof options.mailbox !== 'string' || options.mailbox.length === 0)
+    )
+      throw new InvalidArgumentError('mailbox must be a non-empty string');
+    if (options.client !== undefined && (typeof options.client !== 'object' || options.client === null))
+      throw new InvalidArgumentError('client must be an object of MailboxClient options');
     if (this.#entries.has(accountId)) return;
+    const clientOptions: MailboxClientOptions = { ...this.#options.mailbox, ...options.client };
+    new MailboxClient(this.#context, accountId, clientOptions); // validates the options; nothing runs yet
     this.#entries.set(accountId, {
       accountId,
       mailbox: options.mailbox ?? 'INBOX',
+      clientOptions,
       state: 'waiting',
       leased: false,
       client: undefined,
@@ -264,7 +300,7 @@ export class WatchOrchestrator {
     entry.state = 'starting';
     this.#connecting++;
     try {
-      const client = new MailboxClient(this.#context, entry.accountId, this.#options.mailbox ?? {});
+      const client = new MailboxClient(this.#context, entry.accountId, entry.clientOptions);
       entry.client = client;
       const watcher = client.watch(
         async (message) => {

@@ -2,6 +2,7 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import {
+  InvalidArgumentError,
   MailAuthenticationError,
   type MailMessage,
   MICROSOFT_GRAPH_SCOPES,
@@ -384,6 +385,43 @@ describe('Microsoft Graph transport', () => {
     const watching = orchestrators.flatMap((o) => o.health()).filter((h) => h.state === 'watching');
     expect(watching).toHaveLength(1);
     for (const o of orchestrators) await o.stopAll();
+  });
+
+  it('an orchestrator chooses the transport per account: add(id, { client }) over its own mailbox options', async () => {
+    // An IMAP-first account (the preset's default is IMAP): watched over Graph because add() says so.
+    const { auth, accountId, graph } = await graphSetup(server, { mailTransport: 'imap' });
+    expect(await auth.mailbox(accountId).transport()).toBe('imap');
+    const received: string[] = [];
+    const stopped: string[] = [];
+    const orchestrator = auth.watchOrchestrator({
+      leaseTtlMs: 600,
+      mailbox: { api: FAST_API, imap: { connectionTimeoutMs: 50 } },
+      onMessage: (_id, message) => {
+        received.push(message.subject as string);
+      },
+      onStopped: (id, error) => stopped.push(`${id} ${(error as { code?: string }).code}`),
+    });
+    expect(() => orchestrator.add('other', { client: { transport: 'pop3' as never } })).toThrow(
+      new InvalidArgumentError('transport must be one of "imap", "gmail-api", "graph" (got "pop3")'),
+    );
+    expect(() => orchestrator.add('other', { client: { api: { pollIntervalMs: 0 } } })).toThrow(
+      InvalidArgumentError,
+    );
+    expect(() => orchestrator.add('other', { mailbox: '' })).toThrow(
+      new InvalidArgumentError('mailbox must be a non-empty string'),
+    );
+    expect(orchestrator.health()).toEqual([]); // nothing was added by the refused calls
+    orchestrator.add(accountId, { client: { transport: 'graph' } });
+    await waitFor(() =>
+      orchestrator.health().some((h) => h.state === 'watching' && h.lastSuccessAt !== null)
+        ? true
+        : undefined,
+    );
+    graph.deliver({ subject: 'over graph' });
+    await waitFor(() => (received.length > 0 ? true : undefined));
+    expect(received).toEqual(['over graph']);
+    expect(stopped).toEqual([]);
+    await orchestrator.stopAll();
   });
 
   it('fetchUnread orders by receivedDateTime: the newest max first by default, the oldest max first on request', async () => {
