@@ -1,4 +1,5 @@
-// CI: every relative link in the Markdown docs resolves. Checks README.md, CHANGELOG.md and docs/*.md:
+// CI: every relative link in the Markdown docs resolves. Checks README.md, CHANGELOG.md, docs/*.md and the
+// examples' READMEs:
 // a link to a file or folder must exist, and a `#anchor` (in the same page or another Markdown page) must
 // name a heading of that page, slugged as GitHub does. External links (http:, https:, mailto:) are not
 // fetched. Code spans and fenced code blocks are ignored. Also checks that docs/errors.md has a table row for
@@ -15,6 +16,9 @@ const pages = [
     .filter((name) => name.endsWith('.md'))
     .sort()
     .map((name) => `docs/${name}`),
+  ...readdirSync(join(root, 'examples'))
+    .map((name) => `examples/${name}/README.md`)
+    .sort(),
 ].filter((page) => existsSync(join(root, page)));
 
 /** Lines outside fenced code blocks, with inline code spans blanked out. */

@@ -3,7 +3,8 @@
  * through the Express example in dev mode. Open the page, click Connect, sign in and consent on the local
  * OpenID provider's pages, land back on the page with the connected mailbox, send a test message.
  *
- * Screenshots of every step go to test-results/browser/*.png (kept as CI artifacts). Without
+ * Screenshots of every step go to test-results/browser/*.png (kept as CI artifacts; .ci/run checks they
+ * are there), and a failing step leaves `failure.png` of the page as it was. Without
  * /usr/bin/chromium the test skips with a visible reason; in CI (`CI=true`) that is an error (.ci/run
  * installs it).
  */
@@ -31,6 +32,7 @@ describe.skipIf(!chromiumAvailable())('headless Chromium through the Express exa
   let profile: string;
 
   beforeAll(async () => {
+    rmSync(SHOTS, { recursive: true, force: true }); // only this run's pictures
     mkdirSync(SHOTS, { recursive: true });
     running = await startExample();
     // A fresh profile per run: no cookies or cache from an earlier run.
@@ -64,6 +66,15 @@ describe.skipIf(!chromiumAvailable())('headless Chromium through the Express exa
 
   it('connects a mailbox through the provider’s login and consent pages, then sends a test message', async () => {
     const page = await context.newPage();
+    try {
+      await walk(page);
+    } catch (error) {
+      await shot(page, 'failure').catch(() => {}); // the page as it was when the step failed
+      throw error;
+    }
+  }, 30_000);
+
+  async function walk(page: Page): Promise<void> {
     const issuer = running.example.dev?.op.issuer ?? '';
 
     // 1. The app's page lists the local provider.
@@ -105,5 +116,5 @@ describe.skipIf(!chromiumAvailable())('headless Chromium through the Express exa
     expect(sink?.messages).toHaveLength(1);
     expect(sink?.messages[0]?.user).toBe('ada@example.com');
     expect(sink?.rejectedLogins).toBe(0);
-  }, 30_000);
+  }
 });

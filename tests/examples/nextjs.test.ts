@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { completeDevLogin } from '../../examples/dev/dev-login.js';
 import { type LocalProvider, startLocalProvider } from '../../examples/dev/local-provider.js';
 import { type SmtpSink, startSmtpSink } from '../../examples/dev/smtp-sink.js';
+import { requireService } from '../support/services.js';
 
 const APP_DIR = fileURLToPath(new URL('../../examples/nextjs', import.meta.url));
 const NEXT_BIN = createRequire(import.meta.url).resolve('next/dist/bin/next');
@@ -347,7 +348,7 @@ describe.skipIf(!buildAvailable())('examples/nextjs (next start)', () => {
     });
   });
 
-  const databaseUrl = process.env.DATABASE_URL;
+  const databaseUrl = requireService('DATABASE_URL', 'Next.js example on PostgreSQL');
   describe.skipIf(!databaseUrl)('with DATABASE_URL (PostgreSQL store)', () => {
     const schema = `om_next_${randomBytes(4).toString('hex')}`;
     let app: RunningApp;
