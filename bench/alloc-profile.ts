@@ -11,12 +11,12 @@ import { pathToFileURL } from 'node:url';
 import {
   aesGcmCipher,
   memoryStore,
-  oauth2,
   ProviderRegistry,
   refreshExpiring,
   TokenPersistence,
   TokenRefresher,
 } from '../src/index.js';
+import { benchProvider } from './support.js';
 
 const tsx = pathToFileURL(resolve('node_modules/tsx/dist/loader.mjs')).href;
 const child = fork(resolve('bench/token-server-process.ts'), ['20'], { execArgv: ['--import', tsx] });
@@ -30,22 +30,7 @@ const persistence = new TokenPersistence({
   store: memoryStore(),
   cipher: aesGcmCipher({ keys: { k: randomBytes(32) }, current: 'k' }),
 });
-const provider = oauth2({
-  id: 'local',
-  clientId: 'bench',
-  clientSecret: 'bench-secret',
-  redirectUri: 'http://127.0.0.1/cb',
-  authorizationEndpoint: `${url}/authorize`,
-  tokenEndpoint: `${url}/token`,
-  scopes: ['mail'],
-  identify: async () => ({ email: 'x@example.com' }),
-  allowInsecureRequests: true,
-  mail: {
-    imap: { host: 'h', port: 1, secure: false },
-    smtp: { host: 'h', port: 1, secure: false },
-    sasl: 'XOAUTH2',
-  },
-});
+const provider = benchProvider(url);
 for (const [i, email] of emails.entries())
   await persistence.connect({
     provider: 'local',

@@ -13,12 +13,12 @@ import { Session } from 'node:inspector/promises';
 import {
   aesGcmCipher,
   memoryStore,
-  oauth2,
   ProviderRegistry,
   refreshExpiring,
   TokenPersistence,
   TokenRefresher,
 } from '../src/index.js';
+import { benchProvider } from './support.js';
 
 export interface BulkWorkerInput {
   readonly url: string;
@@ -40,22 +40,7 @@ async function run({ url, count, concurrency, mode }: BulkWorkerInput): Promise<
   const refreshTokens = (await (
     await fetch(`${url}/issue`, { method: 'POST', body: JSON.stringify(emails) })
   ).json()) as string[];
-  const provider = oauth2({
-    id: 'local',
-    clientId: 'bench',
-    clientSecret: 'bench-secret',
-    redirectUri: 'http://127.0.0.1/cb',
-    authorizationEndpoint: `${url}/authorize`,
-    tokenEndpoint: `${url}/token`,
-    scopes: ['mail'],
-    identify: async () => ({ email: 'unused@example.com' }),
-    allowInsecureRequests: true,
-    mail: {
-      imap: { host: '127.0.0.1', port: 1, secure: false },
-      smtp: { host: '127.0.0.1', port: 1, secure: false },
-      sasl: 'XOAUTH2',
-    },
-  });
+  const provider = benchProvider(url);
   const persistence = new TokenPersistence({
     store: memoryStore(),
     cipher: aesGcmCipher({ keys: { k: randomBytes(32) }, current: 'k' }),

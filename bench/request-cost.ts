@@ -7,7 +7,8 @@ import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { aesGcmCipher, memoryStore, oauth2, TokenPersistence } from '../src/index.js';
+import { aesGcmCipher, memoryStore, TokenPersistence } from '../src/index.js';
+import { benchProvider } from './support.js';
 
 const tsx = pathToFileURL(resolve('node_modules/tsx/dist/loader.mjs')).href;
 const child = fork(resolve('bench/token-server-process.ts'), ['0'], { execArgv: ['--import', tsx] });
@@ -19,22 +20,7 @@ const issue = async (n: number, tag: string) =>
       body: JSON.stringify(Array.from({ length: n }, (_, i) => `${tag}${i}@x.com`)),
     })
   ).json()) as string[];
-const provider = oauth2({
-  id: 'local',
-  clientId: 'c',
-  clientSecret: 's',
-  redirectUri: 'http://127.0.0.1/cb',
-  authorizationEndpoint: `${url}/authorize`,
-  tokenEndpoint: `${url}/token`,
-  scopes: ['mail'],
-  identify: async () => ({ email: 'x@example.com' }),
-  allowInsecureRequests: true,
-  mail: {
-    imap: { host: 'h', port: 1, secure: false },
-    smtp: { host: 'h', port: 1, secure: false },
-    sasl: 'XOAUTH2',
-  },
-});
+const provider = benchProvider(url);
 const raw = (rt: string) =>
   fetch(`${url}/token`, {
     method: 'POST',

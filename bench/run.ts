@@ -22,7 +22,6 @@ import {
   aesGcmCipher,
   createMailboxAuth,
   memoryStore,
-  oauth2,
   ProviderRegistry,
   type StateStore,
   TokenPersistence,
@@ -35,6 +34,7 @@ import { startDovecot } from '../tests/support/dovecot-server.js';
 import { startTokenServer, type TokenServer } from '../tests/support/token-server.js';
 import type { BulkWorkerInput, BulkWorkerResult } from './bulk-worker.js';
 import { renderChart } from './chart.js';
+import { benchProvider, runInFreshProcess } from './support.js';
 import type { WatchersWorkerInput, WatchersWorkerResult } from './watchers-worker.js';
 
 const SMOKE = process.argv.includes('--smoke');
@@ -95,24 +95,8 @@ async function throughput(fn: () => unknown, durationMs: number): Promise<number
   return calls / ((performance.now() - start) / 1000);
 }
 
-function provider(server: Pick<TokenServer, 'url'>, id = 'local', imapPort = 1) {
-  return oauth2({
-    id,
-    clientId: 'bench',
-    clientSecret: 'bench-secret',
-    redirectUri: 'http://127.0.0.1/cb',
-    authorizationEndpoint: `${server.url}/authorize`,
-    tokenEndpoint: `${server.url}/token`,
-    scopes: ['mail'],
-    identify: async () => ({ email: 'unused@example.com' }),
-    allowInsecureRequests: true,
-    mail: {
-      imap: { host: '127.0.0.1', port: imapPort, secure: false },
-      smtp: { host: '127.0.0.1', port: 1, secure: false },
-      sasl: 'XOAUTH2',
-    },
-  });
-}
+const provider = (server: Pick<TokenServer, 'url'>, id = 'local', imapPort = 1) =>
+  benchProvider(server.url, { id, imapPort });
 
 async function seed(
   persistence: TokenPersistence,
@@ -422,19 +406,8 @@ async function fleet() {
 
 // 5. Bulk proactive refresh ----------------------------------------------------------------------------
 /** Run one case-5 measurement in a fresh process (bench/bulk-worker.ts). */
-async function bulkRun(input: BulkWorkerInput): Promise<BulkWorkerResult> {
-  const tsx = pathToFileURL(resolve('node_modules/tsx/dist/loader.mjs')).href;
-  const worker = fork(resolve('bench/bulk-worker.ts'), [], {
-    execArgv: ['--expose-gc', '--import', tsx],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const result = new Promise<BulkWorkerResult>((resolvePromise, reject) => {
-    worker.once('message', (m: BulkWorkerResult) => resolvePromise(m));
-    worker.once('exit', (code) => reject(new Error(`bulk worker exited with ${code}`)));
-  });
-  worker.send(input);
-  return result;
-}
+const bulkRun = (input: BulkWorkerInput) =>
+  runInFreshProcess<BulkWorkerInput, BulkWorkerResult>('bench/bulk-worker.ts', input);
 
 async function bulk() {
   const count = SMOKE ? 200 : 10_000;
@@ -610,21 +583,8 @@ async function mail() {
 }
 
 /** Run one case-7 memory measurement in a fresh process (bench/watchers-worker.ts). */
-async function watchersRun(input: WatchersWorkerInput): Promise<WatchersWorkerResult> {
-  const tsx = pathToFileURL(resolve('node_modules/tsx/dist/loader.mjs')).href;
-  const worker = fork(resolve('bench/watchers-worker.ts'), [], {
-    execArgv: ['--expose-gc', '--import', tsx],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const result = new Promise<WatchersWorkerResult>((resolvePromise, reject) => {
-    worker.once('message', (m: WatchersWorkerResult) => resolvePromise(m));
-    worker.once('exit', (code) => reject(new Error(`watchers worker exited with ${code}`)));
-  });
-  worker.send(input);
-  const out = await result;
-  await new Promise((r) => (worker.exitCode === null ? worker.once('exit', r) : r(undefined)));
-  return out;
-}
+const watchersRun = (input: WatchersWorkerInput) =>
+  runInFreshProcess<WatchersWorkerInput, WatchersWorkerResult>('bench/watchers-worker.ts', input);
 
 // 8. Import cost ---------------------------------------------------------------------------------------
 async function importCost() {

@@ -13,7 +13,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ImapFlow } from 'imapflow';
-import { aesGcmCipher, createMailboxAuth, memoryStore, oauth2 } from '../src/index.js';
+import { aesGcmCipher, createMailboxAuth, memoryStore } from '../src/index.js';
+import { benchProvider } from './support.js';
 
 export interface WatchersWorkerInput {
   readonly url: string;
@@ -41,24 +42,7 @@ function sample(): { rss: number; used: number } {
 
 async function startLibrary(input: WatchersWorkerInput) {
   const auth = createMailboxAuth({
-    providers: [
-      oauth2({
-        id: 'local',
-        clientId: 'bench',
-        clientSecret: 'bench-secret',
-        redirectUri: 'http://127.0.0.1/cb',
-        authorizationEndpoint: `${input.url}/authorize`,
-        tokenEndpoint: `${input.url}/token`,
-        scopes: ['mail'],
-        identify: async () => ({ email: input.email }),
-        allowInsecureRequests: true,
-        mail: {
-          imap: { host: '127.0.0.1', port: input.imapPort, secure: false },
-          smtp: { host: '127.0.0.1', port: 1, secure: false },
-          sasl: 'XOAUTH2',
-        },
-      }),
-    ],
+    providers: [benchProvider(input.url, { imapPort: input.imapPort })],
     store: memoryStore(),
     cipher: aesGcmCipher({ keys: { k: randomBytes(32) }, current: 'k' }),
   });

@@ -1,0 +1,49 @@
+/** What the benchmark scripts share: the token server's provider, and running a measurement in a fresh process. */
+import { fork } from 'node:child_process';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { oauth2 } from '../src/index.js';
+
+/** The `oauth2()` provider of a bench token server at `url` (IMAP on `imapPort` when a case needs Dovecot). */
+export function benchProvider(
+  url: string,
+  options: { readonly id?: string; readonly imapPort?: number } = {},
+) {
+  return oauth2({
+    id: options.id ?? 'local',
+    clientId: 'bench',
+    clientSecret: 'bench-secret',
+    redirectUri: 'http://127.0.0.1/cb',
+    authorizationEndpoint: `${url}/authorize`,
+    tokenEndpoint: `${url}/token`,
+    scopes: ['mail'],
+    identify: async () => ({ email: 'unused@example.com' }),
+    allowInsecureRequests: true,
+    mail: {
+      imap: { host: '127.0.0.1', port: options.imapPort ?? 1, secure: false },
+      smtp: { host: '127.0.0.1', port: 1, secure: false },
+      sasl: 'XOAUTH2',
+    },
+  });
+}
+
+/**
+ * Run `file` (a bench worker that answers one IPC message with one result) in a fresh process with
+ * `--expose-gc` and tsx, so that its memory figures are its own; resolves once it has exited.
+ */
+export async function runInFreshProcess<I, O>(file: string, input: I): Promise<O> {
+  const tsx = pathToFileURL(resolve('node_modules/tsx/dist/loader.mjs')).href;
+  const worker = fork(resolve(file), [], {
+    execArgv: ['--expose-gc', '--import', tsx],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<number | null>((r) => worker.once('exit', (code) => r(code)));
+  const result = new Promise<O>((resolvePromise, reject) => {
+    worker.once('message', (m: O) => resolvePromise(m));
+    void exited.then((code) => reject(new Error(`${file} exited with ${code}`)));
+  });
+  worker.send(input as object);
+  const out = await result;
+  await exited;
+  return out;
+}
