@@ -1,11 +1,19 @@
 /**
  * The quickstart against a real provider: with GOOGLE_CLIENT_ID / GOOGLE_CLIENT_SECRET (or MS_CLIENT_ID /
  * MS_CLIENT_SECRET, optionally MS_TENANT) in the environment it opens the consent page, receives the callback
- * on localhost, lists the newest unread messages of the real mailbox over IMAP, then disconnects: the grant is
- * revoked at Google (Microsoft has no revocation endpoint; the demo says so) and deleted here.
+ * on localhost, lists the newest unread messages of the real mailbox, then disconnects: the grant is revoked at
+ * Google (Microsoft has no revocation endpoint; the demo says so) and deleted here.
+ *
+ * DEMO_TRANSPORT picks how the mailbox is read: `imap` (the default: IMAP over XOAUTH2 at imap.gmail.com or
+ * outlook.office365.com) or `api` (the Gmail API with the gmail.modify + gmail.send scopes, or Microsoft Graph
+ * with Mail.ReadWrite + Mail.Send: for a Workspace or tenant whose admin blocks IMAP). The preset's
+ * `mailTransport` sets the consent's scopes and what `auth.mailbox(id)` uses; the demo prints both. A listing
+ * that fails prints its error code and message (typed errors hold no secret); the grant is revoked all the same,
+ * then the run fails with that error.
  *
  * Register `http://localhost:53682/oauth/google/callback` (or `.../microsoft/callback`; the port is
- * DEMO_PORT) as a redirect URI of your OAuth client first: see docs/providers.md.
+ * DEMO_PORT) as a redirect URI of your OAuth client first, and for `api` enable the Gmail API (or add the Graph
+ * permissions): see docs/providers.md.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -16,6 +24,7 @@ import {
   google,
   isMailboxAuthError,
   type MailboxAuth,
+  type MailTransport,
   memoryStore,
   microsoft,
   type OAuthProvider,
@@ -55,7 +64,27 @@ function demoPort(env: NodeJS.ProcessEnv): number {
   return port;
 }
 
-function buildProvider(which: 'google' | 'microsoft', env: NodeJS.ProcessEnv, port: number): OAuthProvider {
+/** How the demo reads the mailbox: IMAP (the default) or the provider's mail API. */
+function demoTransport(env: NodeJS.ProcessEnv): 'imap' | 'api' {
+  const transport = env.DEMO_TRANSPORT ?? 'imap';
+  if (transport !== 'imap' && transport !== 'api')
+    throw new DemoConfigurationError('DEMO_TRANSPORT must be "imap" or "api"');
+  return transport;
+}
+
+/** What each transport is called in the narration. */
+const TRANSPORT_NAMES: Record<MailTransport, string> = {
+  imap: 'IMAP over XOAUTH2',
+  'gmail-api': 'the Gmail API',
+  graph: 'Microsoft Graph',
+};
+
+function buildProvider(
+  which: 'google' | 'microsoft',
+  transport: 'imap' | 'api',
+  env: NodeJS.ProcessEnv,
+  port: number,
+): OAuthProvider {
   const redirectUri = `http://localhost:${port}/oauth/${which}/callback`;
   if (which === 'google') {
     return google({
@@ -66,6 +95,7 @@ function buildProvider(which: 'google' | 'microsoft', env: NodeJS.ProcessEnv, po
         'the OAuth client secret from Google Cloud console',
       ),
       redirectUri,
+      mailTransport: transport === 'api' ? 'gmail-api' : 'imap',
     });
   }
   return microsoft({
@@ -73,6 +103,7 @@ function buildProvider(which: 'google' | 'microsoft', env: NodeJS.ProcessEnv, po
     clientSecret: required(env, 'MS_CLIENT_SECRET', 'a client secret of the Entra app registration'),
     redirectUri,
     tenant: env.MS_TENANT ?? 'common',
+    mailTransport: transport === 'api' ? 'graph' : 'imap',
   });
 }
 
@@ -145,9 +176,12 @@ async function receiveCallback(auth: MailboxAuth, which: string, port: number, t
 
 export async function runReal(which: 'google' | 'microsoft', env: NodeJS.ProcessEnv): Promise<void> {
   const port = demoPort(env);
+  const transport = demoTransport(env);
   step(`Configure ${which} from the environment`);
-  const provider = buildProvider(which, env, port);
+  const provider = buildProvider(which, transport, env, port);
+  const mailTransport = provider.mailTransport ?? 'imap';
   show('redirect URI (must be registered with the provider)', provider.redirectUri);
+  show('mail transport', `${mailTransport} (${TRANSPORT_NAMES[mailTransport]}; DEMO_TRANSPORT=${transport})`);
   show('scopes', provider.scopes.join(' '));
   const auth = createMailboxAuth({
     providers: [provider],
@@ -167,15 +201,29 @@ export async function runReal(which: 'google' | 'microsoft', env: NodeJS.Process
   const { account } = await receiveCallback(auth, which, port, Number(env.DEMO_TIMEOUT_MS ?? 300_000));
   show('connected', account);
 
-  step('Newest unread messages (IMAP over XOAUTH2)');
+  step(`Newest unread messages (${TRANSPORT_NAMES[mailTransport]})`);
+  // No transport option: the client uses the preset's `mailTransport`, which the consent's scopes match.
   const mailbox = auth.mailbox(account.id);
   try {
+    show('auth.mailbox(id) uses', await mailbox.transport());
     let count = 0;
     for await (const message of mailbox.fetchUnread({ max: 10, source: false })) {
       count++;
       show(clip(message.subject ?? '(no subject)', 60), message.from[0]?.address ?? '');
     }
     if (count === 0) show('no unread message');
+  } catch (error) {
+    // Typed errors carry a stable code and never a secret: safe to print. The grant is revoked below all the
+    // same, then the error ends the demo.
+    if (isMailboxAuthError(error)) {
+      show(`listing failed: ${error.code} (${error.category})`, error.message);
+      if (mailTransport === 'imap') show('IMAP blocked for this account or network? Try DEMO_TRANSPORT=api');
+      else if (error.code === 'ERR_MAIL_AUTHENTICATION_FAILED')
+        show('are the API and its scopes enabled for your OAuth client? See docs/providers.md');
+    } else {
+      show('listing failed (details below)');
+    }
+    throw error;
   } finally {
     await mailbox.disconnect();
     // The grant outlives this process (the refresh token stays valid at the provider): revoke it, even
