@@ -111,10 +111,11 @@ export interface Dovecot {
  * Who Dovecot's processes and mail folders run as: `nobody` when started as root (Dovecot drops to it), else
  * the current user (a rootless Dovecot cannot change users, so every process and folder is this user's).
  */
-function runAs(): { user: string; group: string } {
+function runAs(): { root: boolean; user: string; group: string } {
   if (typeof process.getuid !== 'function' || process.getuid() === 0)
-    return { user: 'nobody', group: 'nogroup' };
+    return { root: true, user: 'nobody', group: 'nogroup' };
   return {
+    root: false, // even when this user is called nobody (a container): no chroot, no chown
     user: userInfo().username,
     group: execFileSync('id', ['-gn'], { encoding: 'utf8' }).trim(),
   };
@@ -148,6 +149,7 @@ async function waitForPort(
       if (banner) socket.once('data', (data) => done(/^(\* OK|220)/.test(data.toString())));
       else socket.once('connect', () => done(true));
       socket.once('error', () => done(false));
+      socket.once('close', () => done(false)); // closed without a greeting (a login process that died)
     });
     if (open) return;
     if (Date.now() >= deadline) throw new Error(`dovecot did not open port ${port} in time:\n${log()}`);
@@ -207,9 +209,9 @@ async function launch(dir: string, options: DovecotOptions): Promise<Dovecot> {
     ].join('\n'),
   );
   const submission = options.submissionRelay;
-  const { user, group } = runAs();
+  const { root, user, group } = runAs();
   // A rootless Dovecot cannot chroot its login and anvil processes.
-  const chroot = user === 'nobody' ? '' : '\n  chroot =';
+  const chroot = root ? '' : '\n  chroot =';
   const config = `
 base_dir = ${dir}/run
 state_dir = ${dir}/state
@@ -278,7 +280,7 @@ service submission-login {${chroot}
 }
 `;
   writeFileSync(join(dir, 'dovecot.conf'), config);
-  if (user === 'nobody')
+  if (root)
     execFileSync('chown', ['-R', 'nobody:nogroup', join(dir, 'home'), join(dir, 'state')]);
   chmodSync(dir, 0o755);
   const log = () =>
@@ -319,21 +321,20 @@ service submission-login {${chroot}
   };
   await start();
   let delivered = 0;
-  const owner = user;
   return {
     imapPort,
     imapsPort,
     submissionPort: submission ? submissionPort : undefined,
     caPem: readFileSync(join(dir, 'cert.pem'), 'utf8'),
     dir,
-    deliver: (user, raw) => {
-      if (!/^[^/\\\s]+@[^/\\\s]+$/.test(user)) throw new Error('deliver: user must be an email address');
-      const maildir = join(dir, 'home', user, 'Maildir');
+    deliver: (mailbox, raw) => {
+      if (!/^[^/\\\s]+@[^/\\\s]+$/.test(mailbox)) throw new Error('deliver: user must be an email address');
+      const maildir = join(dir, 'home', mailbox, 'Maildir');
       for (const sub of ['cur', 'new', 'tmp']) mkdirSync(join(maildir, sub), { recursive: true });
       const name = `${Date.now()}.M${++delivered}P${process.pid}.localhost`;
       writeFileSync(join(maildir, 'tmp', name), raw);
       renameSync(join(maildir, 'tmp', name), join(maildir, 'new', name));
-      if (owner === 'nobody') execFileSync('chown', ['-R', 'nobody:nogroup', join(dir, 'home', user)]);
+      if (root) execFileSync('chown', ['-R', 'nobody:nogroup', join(dir, 'home', mailbox)]);
     },
     restart: async () => {
       await stop();

@@ -2,10 +2,12 @@
  * The shared Dovecot harness (examples/dev/dovecot.ts) when start-up fails: Dovecot holds loopback ports
  * (and may run as root), and its temp folder holds a TLS key, so a failed start must leave neither behind.
  */
+import { fork } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { dovecotAvailable, startDovecot, startIntrospection } from '../support/dovecot-server.js';
 
@@ -50,4 +52,35 @@ describe.runIf(dovecotAvailable())('examples/dev/dovecot start-up failure', () =
       await introspection.close();
     }
   });
+
+  // Dovecot is started by whoever runs the tests: root drops its processes to nobody; any other user gets a
+  // rootless Dovecot (no chroot, no chown), even a user that is itself called nobody, as in many containers.
+  it.runIf(process.getuid?.() === 0)(
+    'runs rootless for a non-root user, even one called nobody',
+    async () => {
+      const tsx = pathToFileURL(resolve('node_modules/tsx/dist/loader.mjs')).href;
+      const child = fork(resolve('tests/support/dovecot-as-user.ts'), [], {
+        execArgv: ['--import', tsx],
+        uid: 65534,
+        gid: 65534,
+        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+        env: { ...process.env, HOME: tmpdir() },
+      });
+      let stderr = '';
+      child.stderr?.on('data', (chunk) => {
+        stderr += chunk;
+      });
+      try {
+        const result = await new Promise<unknown>((resolvePromise, reject) => {
+          child.once('message', resolvePromise);
+          child.once('exit', (code) => reject(new Error(`exited with ${code}: ${stderr.slice(-2000)}`)));
+          setTimeout(() => reject(new Error(`no answer in 20 s: ${stderr.slice(-2000)}`)), 20_000);
+        });
+        expect(result).toEqual({ ok: true, rootless: true });
+      } finally {
+        child.kill('SIGKILL'); // a start-up that hangs must not leave the child behind
+      }
+    },
+    30_000,
+  );
 });
