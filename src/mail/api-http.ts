@@ -15,6 +15,7 @@ import {
 } from '../errors.js';
 import { parseRetryAfter } from '../providers/classify.js';
 import type { AccessToken } from '../refresh/refresher.js';
+import { timerMs } from '../timers.js';
 import type { MailContext } from './imap.js';
 
 /**
@@ -395,7 +396,7 @@ export class MailApiClient {
   async #wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
     if (ms <= 0) return;
     try {
-      await sleep(ms, undefined, signal === undefined ? {} : { signal });
+      await sleep(timerMs(ms), undefined, signal === undefined ? {} : { signal });
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
       throw err;

@@ -7,6 +7,7 @@
 import type { FetchMessageObject, ImapFlow } from 'imapflow';
 import type { SendMailOptions } from 'nodemailer';
 import { InvalidArgumentError } from '../errors.js';
+import { timerMs } from '../timers.js';
 import { connectImap, type MailContext } from './imap.js';
 import type { MailMessage, SentMail } from './message.js';
 import type { MailConnectOptions } from './settings.js';
@@ -276,7 +277,7 @@ export class ImapTransportDriver implements MailTransportDriver {
             resolve(value);
           };
           const onAbort = () => finish(true);
-          const timer = setTimeout(() => finish(false), Math.min(untilRenew, idleRestartMs, 2_147_000_000));
+          const timer = setTimeout(() => finish(false), timerMs(Math.min(untilRenew, idleRestartMs)));
           signal.addEventListener('abort', onAbort, { once: true });
           wake = () => finish(true);
         });

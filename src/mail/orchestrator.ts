@@ -95,8 +95,10 @@ export interface WatchAddOptions {
   /** The folder (IMAP), label id (Gmail API) or folder id (Graph) to watch. @default 'INBOX' */
   readonly mailbox?: string;
   /**
-   * This account's `MailboxClient` options, over the orchestrator's `mailbox` options (each key given here
-   * wins): a transport chosen per account, say Graph for one tenant and IMAP for the others.
+   * This account's `MailboxClient` options, over the orchestrator's `mailbox` options: a transport chosen
+   * per account, say Graph for one tenant and IMAP for the others. Each option given here wins; `api`,
+   * `imap`, `smtp` and `reconnect` are merged one level deep (`client: { api: { pollIntervalMs } }` keeps the
+   * orchestrator's `api.fetch`).
    */
   readonly client?: MailboxClientOptions;
 }
@@ -114,6 +116,19 @@ interface Entry {
 }
 
 const LEASE_PREFIX = 'watch:';
+
+/** The orchestrator's client options with an account's over them; the option objects merged one level deep. */
+function mergeClientOptions(
+  base: MailboxClientOptions | undefined,
+  own: MailboxClientOptions | undefined,
+): MailboxClientOptions {
+  if (own === undefined) return base ?? {};
+  const merged: Record<string, unknown> = { ...base, ...own };
+  for (const key of ['api', 'imap', 'smtp', 'reconnect'] as const) {
+    if (base?.[key] !== undefined && own[key] !== undefined) merged[key] = { ...base[key], ...own[key] };
+  }
+  return merged as MailboxClientOptions;
+}
 
 /**
  * Runs watchers for many accounts, each over its account's transport (IMAP IDLE, or Gmail API / Graph
@@ -187,9 +202,9 @@ export class WatchOrchestrator {
       throw new InvalidArgumentError('mailbox must be a non-empty string');
     if (options.client !== undefined && (typeof options.client !== 'object' || options.client === null))
       throw new InvalidArgumentError('client must be an object of MailboxClient options');
-    if (this.#entries.has(accountId)) return;
-    const clientOptions: MailboxClientOptions = { ...this.#options.mailbox, ...options.client };
+    const clientOptions = mergeClientOptions(this.#options.mailbox, options.client);
     new MailboxClient(this.#context, accountId, clientOptions); // validates the options; nothing runs yet
+    if (this.#entries.has(accountId)) return;
     this.#entries.set(accountId, {
       accountId,
       mailbox: options.mailbox ?? 'INBOX',

@@ -7,6 +7,7 @@
  */
 import type { SendMailOptions } from 'nodemailer';
 import type { MailTransport } from '../providers/types.js';
+import { timerMs } from '../timers.js';
 import type { MailMessage, SentMail } from './message.js';
 
 /** Options of `fetchUnread`, validated. */
@@ -62,7 +63,7 @@ export interface MailTransportDriver {
 export function pause(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
+    const timer = setTimeout(done, timerMs(ms));
     function done() {
       clearTimeout(timer);
       signal.removeEventListener('abort', done);

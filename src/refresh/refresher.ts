@@ -22,6 +22,7 @@ import { emitSafely } from '../events.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { OAuthProvider, ProviderTokenResult } from '../providers/types.js';
 import type { AccountStatus } from '../storage/account-store.js';
+import { timerMs } from '../timers.js';
 import type { MailboxAccount } from '../tokens/account.js';
 import type { StoredAccount, TokenPersistence } from '../tokens/persistence.js';
 import type { TokenSetInput } from '../tokens/token-set.js';
@@ -797,7 +798,7 @@ export class TokenRefresher {
           );
           if (error instanceof TokenRefreshError && error.retryAfterMs !== undefined && retriesLeft > 0) {
             if (this.#now() - started + error.retryAfterMs > maxRetryTimeMs) throw error; // would outlive the budget
-            await sleep(error.retryAfterMs, undefined, { signal });
+            await sleep(timerMs(error.retryAfterMs), undefined, { signal });
           }
         },
       },
@@ -832,7 +833,7 @@ export class TokenRefresher {
     let delayMs = 200;
     while (!this.#closed.signal.aborted) {
       try {
-        await sleep(delayMs, undefined, { signal: this.#closed.signal });
+        await sleep(timerMs(delayMs), undefined, { signal: this.#closed.signal });
       } catch {
         return;
       }

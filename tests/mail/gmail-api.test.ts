@@ -471,26 +471,26 @@ describe('Gmail API transport', () => {
     expect(await all(mailbox.fetchUnread())).toEqual([]);
   });
 
-  it('a watcher stays away as long as a Retry-After says, even beyond its own backoff', async () => {
-    const { auth, accountId, gmail } = await gmailSetup(server);
-    const mailbox = auth.mailbox(accountId, {
-      api: { ...FAST_API, maxRetryWaitMs: 100 },
-      reconnect: { minDelayMs: 10, maxDelayMs: 20 },
-    });
-    const errors: (number | undefined)[] = [];
-    mailbox.on('error', (e) => errors.push((e.error as { retryAfterMs?: number }).retryAfterMs));
-    const received: string[] = [];
-    const watcher = mailbox.watch((m) => {
-      received.push(m.subject as string);
-    });
-    await waitFor(() => (watcher.cursor !== undefined ? true : undefined));
-    gmail.throttleNext(10, { retryAfterS: 2 }); // longer than maxRetryWaitMs: each poll fails at once
-    await waitFor(() => (errors.length > 0 ? true : undefined));
-    const faults = gmail.stats.faults;
-    await new Promise((r) => setTimeout(r, 1000));
-    expect(gmail.stats.faults).toBe(faults); // no poll during the Retry-After (it was 50+ before the fix)
-    expect(errors).toEqual([2000]);
-    await watcher.stop();
+  it('a watcher stays away as long as a Retry-After says, even beyond its own backoff or a timer', async () => {
+    // Longer than maxRetryWaitMs, so each poll fails at once: 60 s, then 35 days (beyond what a Node timer
+    // takes: an unclamped wait fires after 1 ms).
+    for (const retryAfterS of [60, 3_000_000]) {
+      const { auth, accountId, gmail } = await gmailSetup(server);
+      const mailbox = auth.mailbox(accountId, {
+        api: { ...FAST_API, maxRetryWaitMs: 100 },
+        reconnect: { minDelayMs: 10, maxDelayMs: 20 },
+      });
+      const errors: (number | undefined)[] = [];
+      mailbox.on('error', (e) => errors.push((e.error as { retryAfterMs?: number }).retryAfterMs));
+      const watcher = mailbox.watch(() => {});
+      await waitFor(() => (watcher.cursor !== undefined ? true : undefined));
+      gmail.throttleNext(10, { retryAfterS });
+      await waitFor(() => (errors.length > 0 ? true : undefined));
+      await new Promise((r) => setTimeout(r, 500));
+      expect(gmail.stats.faults).toBe(1); // no poll during the Retry-After (dozens without the fix)
+      expect(errors).toEqual([retryAfterS * 1000]);
+      await watcher.stop();
+    }
   });
 
   it('watches with history.list: only new messages, in order, once; resumes from the cursor; resyncs after a 404', async () => {

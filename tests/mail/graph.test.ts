@@ -393,9 +393,14 @@ describe('Microsoft Graph transport', () => {
     expect(await auth.mailbox(accountId).transport()).toBe('imap');
     const received: string[] = [];
     const stopped: string[] = [];
+    let fetched = 0;
+    const countingFetch: typeof fetch = (input, init) => {
+      fetched++;
+      return fetch(input, init);
+    };
     const orchestrator = auth.watchOrchestrator({
       leaseTtlMs: 600,
-      mailbox: { api: FAST_API, imap: { connectionTimeoutMs: 50 } },
+      mailbox: { api: { ...FAST_API, fetch: countingFetch }, imap: { connectionTimeoutMs: 50 } },
       onMessage: (_id, message) => {
         received.push(message.subject as string);
       },
@@ -411,7 +416,11 @@ describe('Microsoft Graph transport', () => {
       new InvalidArgumentError('mailbox must be a non-empty string'),
     );
     expect(orchestrator.health()).toEqual([]); // nothing was added by the refused calls
-    orchestrator.add(accountId, { client: { transport: 'graph' } });
+    // The account's api options are merged into the orchestrator's (its fetch and poll interval are kept).
+    orchestrator.add(accountId, { client: { transport: 'graph', api: { pageSize: 10 } } });
+    expect(() => orchestrator.add(accountId, { client: { transport: 'pop3' as never } })).toThrow(
+      InvalidArgumentError, // checked even for an account already added
+    );
     await waitFor(() =>
       orchestrator.health().some((h) => h.state === 'watching' && h.lastSuccessAt !== null)
         ? true
@@ -421,6 +430,7 @@ describe('Microsoft Graph transport', () => {
     await waitFor(() => (received.length > 0 ? true : undefined));
     expect(received).toEqual(['over graph']);
     expect(stopped).toEqual([]);
+    expect(fetched).toBeGreaterThan(0);
     await orchestrator.stopAll();
   });
 
