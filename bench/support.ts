@@ -29,9 +29,10 @@ export function benchProvider(
 
 /**
  * Run `file` (a bench worker that answers one IPC message with one result) in a fresh process with
- * `--expose-gc` and tsx, so that its memory figures are its own; resolves once it has exited.
+ * `--expose-gc` and tsx, so that its memory figures are its own; resolves once it has exited. A worker that
+ * has not answered within `timeoutMs` is killed and the run fails (a hung case must not hang the suite).
  */
-export async function runInFreshProcess<I, O>(file: string, input: I): Promise<O> {
+export async function runInFreshProcess<I, O>(file: string, input: I, timeoutMs = 300_000): Promise<O> {
   const tsx = pathToFileURL(resolve('node_modules/tsx/dist/loader.mjs')).href;
   const worker = fork(resolve(file), [], {
     execArgv: ['--expose-gc', '--import', tsx],
@@ -42,8 +43,13 @@ export async function runInFreshProcess<I, O>(file: string, input: I): Promise<O
     worker.once('message', (m: O) => resolvePromise(m));
     void exited.then((code) => reject(new Error(`${file} exited with ${code}`)));
   });
-  worker.send(input as object);
-  const out = await result;
-  await exited;
-  return out;
+  const timer = setTimeout(() => worker.kill('SIGKILL'), timeoutMs);
+  try {
+    worker.send(input as object);
+    const out = await result;
+    await exited;
+    return out;
+  } finally {
+    clearTimeout(timer);
+  }
 }
