@@ -280,8 +280,7 @@ service submission-login {${chroot}
 }
 `;
   writeFileSync(join(dir, 'dovecot.conf'), config);
-  if (root)
-    execFileSync('chown', ['-R', 'nobody:nogroup', join(dir, 'home'), join(dir, 'state')]);
+  if (root) execFileSync('chown', ['-R', 'nobody:nogroup', join(dir, 'home'), join(dir, 'state')]);
   chmodSync(dir, 0o755);
   const log = () =>
     existsSync(join(dir, 'dovecot.log')) ? readFileSync(join(dir, 'dovecot.log'), 'utf8').slice(-4000) : '';
