@@ -307,6 +307,22 @@ describe('Gmail API transport', () => {
     expect(googleFake.stats.refreshes).toBe(1);
   });
 
+  it('an access token that expires inside a page (between two messages.get) is refreshed once and the page goes on', async () => {
+    const { auth, accountId, gmail, google: googleFake } = await gmailSetup(server);
+    for (let i = 0; i < 3; i++) gmail.deliver({ subject: `m${i}`, date: new Date(Date.now() - i * 1000) });
+    const seen: string[] = [];
+    for await (const message of auth
+      .mailbox(accountId, { api: { ...FAST_API, pageSize: 10 } })
+      .fetchUnread()) {
+      seen.push(message.subject as string);
+      if (seen.length === 1) gmail.expireAccessTokens(); // one list call for all three; the next get is refused
+    }
+    expect(seen).toEqual(['m0', 'm1', 'm2']);
+    expect(gmail.stats.operations['users.messages.list']).toBe(1);
+    expect(gmail.stats.unauthorized).toBe(1);
+    expect(googleFake.stats.refreshes).toBe(1);
+  });
+
   it('a token refused again after the refresh is MailAuthenticationError, and the account is marked', async () => {
     const { auth, accountId, gmail, google: googleFake } = await gmailSetup(server);
     gmail.failNext('expired-token', 'expired-token');
