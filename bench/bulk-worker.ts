@@ -18,7 +18,7 @@ import {
   TokenPersistence,
   TokenRefresher,
 } from '../src/index.js';
-import { benchProvider } from './support.js';
+import { benchProvider, serveOnce } from './support.js';
 
 export interface BulkWorkerInput {
   readonly url: string;
@@ -114,12 +114,4 @@ async function run({ url, count, concurrency, mode }: BulkWorkerInput): Promise<
   };
 }
 
-process.once('message', (input: BulkWorkerInput) => {
-  run(input).then(
-    (result) => process.send?.(result, () => process.exit(0)),
-    (error: unknown) => {
-      console.error(error);
-      process.exit(1);
-    },
-  );
-});
+serveOnce(run);

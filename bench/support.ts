@@ -28,6 +28,23 @@ export function benchProvider(
 }
 
 /**
+ * The worker side of {@link runInFreshProcess}: run `measure` on the one input the parent sends, answer with
+ * its result and exit (without closing what it opened: the process ends with it); on failure print the
+ * error and exit 1.
+ */
+export function serveOnce<I, O>(measure: (input: I) => Promise<O>): void {
+  process.once('message', (input: I) => {
+    measure(input).then(
+      (result) => process.send?.(result as object, () => process.exit(0)),
+      (error: unknown) => {
+        console.error(error);
+        process.exit(1);
+      },
+    );
+  });
+}
+
+/**
  * Run `file` (a bench worker that answers one IPC message with one result) in a fresh process with
  * `--expose-gc` and tsx, so that its memory figures are its own; resolves once it has exited. A worker that
  * has not answered within `timeoutMs` is killed and the run fails (a hung case must not hang the suite).

@@ -14,7 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { ImapFlow } from 'imapflow';
 import { aesGcmCipher, createMailboxAuth, memoryStore } from '../src/index.js';
-import { benchProvider } from './support.js';
+import { benchProvider, serveOnce } from './support.js';
 
 export interface WatchersWorkerInput {
   readonly url: string;
@@ -97,13 +97,5 @@ async function run(input: WatchersWorkerInput): Promise<WatchersWorkerResult> {
   };
 }
 
-process.once('message', (input: WatchersWorkerInput) => {
-  run(input).then(
-    // Exit without logging out: the parent stops Dovecot, and 2 × count LOGOUTs would only add time.
-    (result) => process.send?.(result, () => process.exit(0)),
-    (error: unknown) => {
-      console.error(error);
-      process.exit(1);
-    },
-  );
-});
+// Exits without logging out: the parent stops Dovecot, and 2 × count LOGOUTs would only add time.
+serveOnce(run);

@@ -6,8 +6,8 @@
  * @module
  */
 
-/** The longest delay a Node timer honours, in milliseconds. @internal */
-export const MAX_TIMER_MS = 2_147_483_647;
+/** The longest delay a Node timer honours, in milliseconds. */
+const MAX_TIMER_MS = 2_147_483_647;
 
 /** `ms` clamped to what a Node timer honours. @internal */
 export function timerMs(ms: number): number {

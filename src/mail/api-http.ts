@@ -120,7 +120,7 @@ function readError(body: unknown): { apiCode: string | undefined; message: strin
 /** Gmail answers some throttling with 403 and one of these reasons. */
 const THROTTLE_REASONS = new Set(['rateLimitExceeded', 'userRateLimitExceeded']);
 const RETRY_STATUSES = new Set([429, 500, 502, 503, 504]);
-/** Answers that say the API did not act on the request: retried even when it is not idempotent (a send). */
+/** Throttling answers that say the API did not act on the request: retried even for a send. */
 const NOT_ACTED_STATUSES = new Set([429, 503]);
 
 function positive(value: number | undefined, name: string, fallback: number, allowZero = false): number {
@@ -292,7 +292,8 @@ export class MailApiClient {
             ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
           },
         );
-        if (request.idempotent === false && !NOT_ACTED_STATUSES.has(status) && status !== 403) {
+        const acted = !NOT_ACTED_STATUSES.has(status) && status !== 403; // 403 here: a Gmail rate limit
+        if (request.idempotent === false && acted) {
           throw new MailConnectionError(
             `${this.#name} failed (${request.operation}, HTTP ${status}${apiCode ? ` ${apiCode}` : ''}); it may have acted on the request, so it was not repeated`,
             this.#errorOptions(status, apiCode, cause),
