@@ -16,7 +16,11 @@ for (const name of reports) {
     const attrs = match[1] ?? '';
     const body = match[3] ?? '';
     const key = `${/\bclassname="([^"]*)"/.exec(attrs)?.[1]}\u0000${/\bname="([^"]*)"/.exec(attrs)?.[1]}`;
-    const outcome = /<(failure|error)\b/.test(body) ? 'failed' : /<skipped\b/.test(body) ? 'skipped' : 'passed';
+    const outcome = /<(failure|error)\b/.test(body)
+      ? 'failed'
+      : /<skipped\b/.test(body)
+        ? 'skipped'
+        : 'passed';
     const before = outcomes.get(key);
     if (before === undefined || rank[outcome] > rank[before]) outcomes.set(key, outcome);
   }
