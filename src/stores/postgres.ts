@@ -50,7 +50,14 @@ export interface Queryable {
 
 /** A `pg` Pool: `connect()` lends a client for a transaction. */
 interface Pool extends Queryable {
-  connect(): Promise<Queryable & { release(err?: unknown): void }>;
+  connect(): Promise<PoolClient>;
+}
+
+/** A client lent by a `pg` Pool: an EventEmitter that emits `error` when its connection is lost. */
+interface PoolClient extends Queryable {
+  release(err?: unknown): void;
+  on?(event: 'error', listener: (err: unknown) => void): unknown;
+  off?(event: 'error', listener: (err: unknown) => void): unknown;
 }
 
 /**
@@ -253,12 +260,29 @@ export class PostgresStore implements AccountStore, StateStore {
    */
   async migrate(): Promise<number> {
     const pool = this.#client as Partial<Pool>;
-    const conn =
-      typeof pool.connect === 'function' && !('release' in pool)
-        ? await this.#run('migrate', () => (pool as Pool).connect())
-        : undefined;
-    const db: Queryable = conn ?? this.#client;
-    const transactional = conn !== undefined;
+    if (typeof pool.connect !== 'function' || 'release' in pool) return this.#migrate(this.#client, false);
+    const conn = await this.#run('migrate', () => (pool as Pool).connect());
+    // A lent client whose backend is terminated emits `error`; without a listener that is an uncaught
+    // exception in the host. Guard it for as long as it is lent, and hand a broken one back as broken.
+    let lost: unknown;
+    const onError = (err: unknown) => {
+      lost ??= err;
+    };
+    conn.on?.('error', onError);
+    let failure: unknown;
+    try {
+      return await this.#migrate(conn, true);
+    } catch (err) {
+      failure = err;
+      throw err;
+    } finally {
+      conn.off?.('error', onError);
+      // pg destroys a client released with an error instead of lending it again.
+      conn.release(lost ?? (failure === undefined ? undefined : true));
+    }
+  }
+
+  async #migrate(db: Queryable, transactional: boolean): Promise<number> {
     try {
       return await this.#run('migrate', async () => {
         if (transactional) {
@@ -287,8 +311,6 @@ export class PostgresStore implements AccountStore, StateStore {
     } catch (err) {
       if (transactional) await db.query('ROLLBACK').catch(() => {});
       throw err;
-    } finally {
-      conn?.release();
     }
   }
 

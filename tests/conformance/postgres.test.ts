@@ -3,7 +3,7 @@ import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigurationError, StorageError } from '../../src/index.js';
-import { postgresMigrations, postgresStore } from '../../src/postgres.js';
+import { POSTGRES_SCHEMA_VERSION, postgresMigrations, postgresStore } from '../../src/postgres.js';
 import { requireService } from '../support/services.js';
 import { describeStoreConformance, newRecord } from './account-store.js';
 
@@ -36,6 +36,52 @@ describe.skipIf(!DATABASE_URL)('PostgreSQL (DATABASE_URL)', () => {
     const { rows } = await pool.query(`SELECT version FROM ${schema}.oauth_mailbox_migrations`);
     expect(rows).toEqual([{ version: 1 }]);
     await pool.query(`DROP SCHEMA ${schema} CASCADE`);
+  });
+
+  it('a connection lost during migrate() is a rejected ERR_STORAGE, not an uncaught exception in the host', async () => {
+    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 2 });
+    const poolErrors: unknown[] = [];
+    pool.on('error', (err) => poolErrors.push(err)); // what a host sets; the lent client is the library's
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown) => uncaught.push(err);
+    process.on('uncaughtException', onUncaught);
+    const holder = new pg.Client({ connectionString: DATABASE_URL });
+    await holder.connect();
+    const schema = `om_${randomBytes(6).toString('hex')}`;
+    try {
+      // Hold migrate()'s advisory lock so that its transaction waits on it, then terminate its backend.
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
+        `oauth-mailbox:${schema}.oauth_mailbox_`,
+      ]);
+      const migrating = postgresStore({ client: pool, schema }).migrate();
+      const outcome = migrating.then(
+        () => 'migrated',
+        (err: unknown) => err,
+      );
+      for (;;) {
+        const { rows } = await pool.query<{ pid: number }>(
+          `SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT pg_advisory_xact_lock%'`,
+        );
+        if (rows[0]) {
+          await pool.query('SELECT pg_terminate_backend($1)', [rows[0].pid]);
+          break;
+        }
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      const err = await outcome;
+      expect(err).toBeInstanceOf(StorageError);
+      expect((err as StorageError).retryable).toBe(true);
+      // The pool still works (the broken client was destroyed, not lent again) and nothing escaped.
+      await holder.query('ROLLBACK');
+      expect(await postgresStore({ client: pool, schema }).migrate()).toBe(POSTGRES_SCHEMA_VERSION);
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      await holder.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
+      await holder.end();
+      await pool.end();
+    }
   });
 
   it('reports a lost connection as StorageError, never as "not found"', async () => {
