@@ -238,3 +238,13 @@ export const nodeFetch: typeof fetch = (input, init) =>
     });
     req.end(body);
   });
+
+/**
+ * A `Response` over a JSON text already in memory, with the status and headers of `like` (for answers the
+ * library rewrites before openid-client reads them).
+ * @internal
+ */
+export function bufferedResponse(text: string, like: Response): Response {
+  const init = { status: like.status, statusText: like.statusText, headers: like.headers };
+  return new BufferedResponse(new TextEncoder().encode(text), init) as unknown as Response;
+}

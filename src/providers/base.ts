@@ -11,9 +11,10 @@ import {
   InvalidArgumentError,
   TokenExchangeError,
 } from '../errors.js';
-import { nodeFetch } from '../http/node-fetch.js';
+import { bufferedResponse, nodeFetch } from '../http/node-fetch.js';
 import { TokenSet } from '../tokens/token-set.js';
 import { classifyProviderError, type ProviderPhase } from './classify.js';
+import { attachRescuedRefreshToken, normalizeTokenResponse, refreshTokenOf } from './token-response.js';
 import type {
   AuthorizationUrlParams,
   CodeExchangeChecks,
@@ -287,10 +288,22 @@ export class OpenIdClientProvider implements OAuthProvider {
     }
     const config = await this.#configuration(options.signal);
     const parameters = options.scopes === undefined ? undefined : { scope: unique(options.scopes).join(' ') };
-    const response = await this.#call('refresh', options.signal, () =>
-      client.refreshTokenGrant(config, refreshToken, parameters),
-    );
-    return this.#result(response, 'refresh');
+    // A rotating provider's answer holds the only valid refresh token: if the answer is refused, the new
+    // refresh token goes with the error (token-response.ts) so that the refresher can store it first.
+    const slot: { refreshToken?: string } = {};
+    this.#rescues.set(refreshToken, slot);
+    try {
+      const response = await this.#call('refresh', options.signal, () =>
+        client.refreshTokenGrant(config, refreshToken, parameters),
+      );
+      return this.#result(response, 'refresh');
+    } catch (err) {
+      if (slot.refreshToken !== undefined && slot.refreshToken !== refreshToken)
+        attachRescuedRefreshToken(err, slot.refreshToken);
+      throw err;
+    } finally {
+      if (this.#rescues.get(refreshToken) === slot) this.#rescues.delete(refreshToken);
+    }
   }
 
   async revoke(token: string, options: { readonly signal?: AbortSignal } = {}): Promise<boolean> {
@@ -460,8 +473,33 @@ export class OpenIdClientProvider implements OAuthProvider {
    * Calls the configured fetch, else the library's keep-alive `node:http(s)` client (`http/node-fetch.ts`:
    * cheaper than undici's fetch; msw and other `node:http` interceptors still apply).
    */
-  readonly #customFetch: client.CustomFetch = (url, init) =>
-    (this.#fetch ?? nodeFetch)(url, init as RequestInit);
+  readonly #customFetch: client.CustomFetch = async (url, init) => {
+    const response = await (this.#fetch ?? nodeFetch)(url, init as RequestInit);
+    const form = init.body;
+    if (!response.ok || !(form instanceof URLSearchParams) || !form.has('grant_type')) return response;
+    return this.#inspectTokenResponse(response, form);
+  };
+
+  /** Rescue a rotated refresh token from a token endpoint's 200 and apply the lenient fixes (token-response.ts). */
+  async #inspectTokenResponse(response: Response, form: URLSearchParams): Promise<Response> {
+    let body: unknown;
+    try {
+      body = await response.clone().json();
+    } catch {
+      return response; // not JSON: openid-client refuses it, typed
+    }
+    const rotated = refreshTokenOf(body);
+    const used = form.get('refresh_token');
+    if (rotated !== undefined && used !== null) {
+      const slot = this.#rescues.get(used);
+      if (slot !== undefined) slot.refreshToken = rotated;
+    }
+    const fixed = normalizeTokenResponse(body);
+    return fixed === undefined ? response : bufferedResponse(JSON.stringify(fixed), response);
+  }
+
+  /** Refresh calls in flight, by the refresh token they use: where a rescued rotated refresh token lands. */
+  readonly #rescues = new Map<string, { refreshToken?: string }>();
 
   /** The fetch handed to `identify`: https only (unless allowInsecureRequests), bounded by the timeout. */
   readonly #guardedFetch: typeof fetch = (input, init) => {

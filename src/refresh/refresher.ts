@@ -20,6 +20,7 @@ import {
 } from '../errors.js';
 import { emitSafely } from '../events.js';
 import type { ProviderRegistry } from '../providers/registry.js';
+import { rescuedRefreshToken } from '../providers/token-response.js';
 import type { OAuthProvider, ProviderTokenResult } from '../providers/types.js';
 import type { AccountStatus } from '../storage/account-store.js';
 import { timerMs } from '../timers.js';
@@ -654,15 +655,28 @@ export class TokenRefresher {
       if (this.#usable(current.tokens, resource, stale, minValidityMs))
         return this.#remember(current, resource);
       const provider = this.#registry.get(current.account.provider);
+      // A refused answer that carried a rotated refresh token: store it before anything else is decided (the
+      // old one is already invalid), and use it for the next attempt.
+      let rescued: string | undefined;
+      const onRescued = async (refreshToken: string) => {
+        rescued = refreshToken;
+        const stored = await this.#store(accountId, { ...current.tokens, refreshToken });
+        if (stored === 'pending') keepLease = true;
+        this.#logger.warn(
+          { accountId, provider: provider.id },
+          'stored the rotated refresh token of a refused token response',
+        );
+      };
       const result = await this.#refreshWithRetry(
         accountId,
         provider.id,
         current.tokens.refreshToken as string,
         scopes,
         signal,
+        onRescued,
       );
       this.#breaker(provider.id)?.success();
-      const refreshToken = result.tokens.refreshToken ?? current.tokens.refreshToken ?? null;
+      const refreshToken = result.tokens.refreshToken ?? rescued ?? current.tokens.refreshToken ?? null;
       // The primary token, or the resource's beside the unchanged primary one; either way the rotated
       // refresh token and every other resource token are kept.
       const next: TokenSetInput =
@@ -763,8 +777,10 @@ export class TokenRefresher {
     refreshToken: string,
     scopes: readonly string[] | undefined,
     signal: AbortSignal,
+    onRescued: (refreshToken: string) => Promise<void>,
   ): Promise<ProviderTokenResult> {
     const provider = this.#registry.get(providerId);
+    let current = refreshToken;
     const started = this.#now();
     const { retries, minDelayMs, maxDelayMs, maxRetryTimeMs } = this.#retry;
     // An attempt is never cut short: with a rotating provider its answer holds the only valid refresh token,
@@ -772,7 +788,16 @@ export class TokenRefresher {
     let obtained: ProviderTokenResult | undefined;
     return pRetry(
       async () => {
-        obtained = await provider.refresh(refreshToken, scopes === undefined ? {} : { scopes });
+        try {
+          obtained = await provider.refresh(current, scopes === undefined ? {} : { scopes });
+        } catch (err) {
+          const rescued = rescuedRefreshToken(err);
+          if (rescued !== undefined) {
+            current = rescued;
+            await onRescued(rescued);
+          }
+          throw err;
+        }
         return obtained;
       },
       {

@@ -31,6 +31,14 @@ export type TokenFault =
   | {
       /** Wait this long, then answer normally (for timeouts and aborts). */
       readonly delayMs: number;
+    }
+  | {
+      /**
+       * Answer normally (a refresh token is rotated as usual), then replace a 200's JSON body with what this
+       * returns: for the answers real providers send that do not validate (`token_type` missing, a string
+       * `expires_in`, a garbled `id_token`).
+       */
+      readonly rewrite: (body: Record<string, unknown>) => Record<string, unknown>;
     };
 
 /**
@@ -356,6 +364,11 @@ export class FakeOAuthProvider {
   async #token(request: Request): Promise<Response> {
     this.stats.tokenRequests++;
     const fault = this.#faults.shift();
+    if (fault !== undefined && typeof fault === 'object' && 'rewrite' in fault) {
+      const answer = await this.#answer(request);
+      if (answer.status !== 200) return answer;
+      return form(200, fault.rewrite((await answer.json()) as Record<string, unknown>));
+    }
     if (fault !== undefined) {
       if (fault === 'network') return HttpResponse.error();
       if ('delayMs' in fault) {
@@ -369,6 +382,10 @@ export class FakeOAuthProvider {
         });
       }
     }
+    return this.#answer(request);
+  }
+
+  async #answer(request: Request): Promise<Response> {
     const params = new URLSearchParams(await request.text());
     const basic = request.headers.get('authorization');
     let clientId = params.get('client_id');

@@ -161,8 +161,8 @@ describe('TokenRefresher', () => {
   });
 
   it('a timeout is transient and retried', async () => {
-    const { fake, refresher, id } = await expiredAccount(server);
-    fake.failNext({ delayMs: 1500 });
+    const { fake, refresher, id } = await expiredAccount(server, { timeoutMs: 1000 });
+    fake.failNext({ delayMs: 5000 });
     await refresher().getAccessToken(id);
     expect(fake.stats.tokenRequests).toBe(2);
   });

@@ -26,7 +26,7 @@ export function recordingLogger(): Logger & { lines: string[] } {
 /** A fake Microsoft (rotating refresh tokens), a store, and a connected account whose token is expired. */
 export async function expiredAccount(
   server: ReturnType<typeof setupServer>,
-  options: { store?: AccountStore; rotate?: boolean; accounts?: number } = {},
+  options: { store?: AccountStore; rotate?: boolean; accounts?: number; timeoutMs?: number } = {},
 ) {
   const fake = fakeMicrosoft({ ...CLIENT, rotateRefreshTokens: options.rotate ?? true });
   server.use(...fake.handlers());
@@ -35,7 +35,9 @@ export async function expiredAccount(
   const cipher = aesGcmCipher({ keys: { k1: key }, current: 'k1' });
   const persistence = new TokenPersistence({ store, cipher });
   const registry = new ProviderRegistry([
-    microsoft({ ...CLIENT, redirectUri: MS_REDIRECT, timeoutMs: 1000 }),
+    // A generous provider timeout: under CPU load (a second test run beside this one) a short one fails
+    // requests that are merely slow. The timeout test sets its own.
+    microsoft({ ...CLIENT, redirectUri: MS_REDIRECT, timeoutMs: options.timeoutMs ?? 30_000 }),
   ]);
   const provider = registry.get('microsoft');
   const ids: string[] = [];
