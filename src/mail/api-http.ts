@@ -17,6 +17,7 @@ import { parseRetryAfter } from '../providers/classify.js';
 import type { AccessToken } from '../refresh/refresher.js';
 import { timerMs } from '../timers.js';
 import type { MailContext } from './imap.js';
+import { echoableForms, scrubText } from './scrub.js';
 
 /**
  * Options of the Gmail API and Microsoft Graph transports (`auth.mailbox(id, { api })`).
@@ -263,8 +264,13 @@ export class MailApiClient {
       }
       const body: unknown = await response.json().catch(() => undefined);
       if (signal?.aborted) throw signal.reason;
-      const { apiCode, message } = readError(body);
-      const cause = new MailApiErrorCause(message || response.statusText, response.status, apiCode);
+      const error = readError(body);
+      // An API (or a proxy before it) that quotes the request's Authorization header must not put the token
+      // into our error's text.
+      const echoable = echoableForms(token.accessToken);
+      const apiCode = error.apiCode === undefined ? undefined : scrubText(error.apiCode, echoable);
+      const text = scrubText(error.message || response.statusText, echoable);
+      const cause = new MailApiErrorCause(text, response.status, apiCode);
       const status = response.status;
       if (status === 401) {
         if (!refreshed) {

@@ -8,6 +8,7 @@ import type { ProviderRegistry } from '../providers/registry.js';
 import type { TokenRefresher } from '../refresh/refresher.js';
 import type { TokenPersistence } from '../tokens/persistence.js';
 import { checkSaslField } from './sasl.js';
+import { echoableForms, scrubError } from './scrub.js';
 import { type MailConnectOptions, prepareConnection, type ResolvedServer } from './settings.js';
 
 /**
@@ -99,7 +100,10 @@ export async function connectImap(
   const prepared = await prepareConnection(context, accountId, options, 'imap');
   const { provider, server, user } = prepared;
   let { token } = prepared;
+  // Every token handed to the server: a server that echoes one in its refusal must not put it in our errors.
+  const handed: string[] = [];
   for (let attempt = 0; ; attempt++) {
+    handed.push(...echoableForms(token.accessToken, user, server));
     const client = await imapClient(server, user, token.accessToken, options, extra);
     client.on('error', () => {}); // connection errors surface through connect() and later calls
     try {
@@ -108,6 +112,7 @@ export async function connectImap(
     } catch (err) {
       client.close();
       if (err instanceof MailboxAuthError || options.signal?.aborted) throw err;
+      scrubError(err, handed);
       if (!authFailed(err)) {
         throw new MailConnectionError(`Could not connect to the IMAP server ${server.host}:${server.port}`, {
           accountId,

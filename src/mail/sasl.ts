@@ -33,7 +33,22 @@ export function checkSaslField(value: unknown, name: string): string {
 export function buildXOAuth2(user: string, accessToken: string): string {
   checkSaslField(user, 'user');
   checkSaslField(accessToken, 'accessToken');
-  return Buffer.from(`user=${user}\x01auth=Bearer ${accessToken}\x01\x01`, 'utf8').toString('base64');
+  return Buffer.from(xoauth2Text(user, accessToken), 'utf8').toString('base64');
+}
+
+/** The XOAUTH2 initial response before base64, unchecked. @internal */
+export function xoauth2Text(user: string, accessToken: string): string {
+  return `user=${user}\x01auth=Bearer ${accessToken}\x01\x01`;
+}
+
+/** The OAUTHBEARER initial response before base64, unchecked (RFC 5801 escaping of the user). @internal */
+export function oauthBearerText(
+  user: string,
+  accessToken: string,
+  server: { readonly host: string; readonly port: number },
+): string {
+  const authzid = user.replace(/=/g, '=3D').replace(/,/g, '=2C');
+  return `n,a=${authzid},\x01host=${server.host}\x01port=${server.port}\x01auth=Bearer ${accessToken}\x01\x01`;
 }
 
 /**
@@ -58,9 +73,5 @@ export function buildOAuthBearer(
   if (!Number.isInteger(server.port) || server.port < 1 || server.port > 65_535) {
     throw new InvalidArgumentError('port must be an integer from 1 to 65535');
   }
-  const authzid = user.replace(/=/g, '=3D').replace(/,/g, '=2C');
-  return Buffer.from(
-    `n,a=${authzid},\x01host=${server.host}\x01port=${server.port}\x01auth=Bearer ${accessToken}\x01\x01`,
-    'utf8',
-  ).toString('base64');
+  return Buffer.from(oauthBearerText(user, accessToken, server), 'utf8').toString('base64');
 }

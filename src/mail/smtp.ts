@@ -7,6 +7,7 @@ import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import { MailAuthenticationError, MailboxAuthError, MailConnectionError } from '../errors.js';
 import type { MailContext } from './imap.js';
 import { checkSaslField } from './sasl.js';
+import { echoableForms, scrubError } from './scrub.js';
 import { type MailConnectOptions, prepareConnection } from './settings.js';
 
 /**
@@ -53,7 +54,10 @@ export async function createSmtpTransport(
   const { server, user } = await prepareConnection(context, accountId, options, 'smtp');
   // Loaded on first use, so importing the library stays cheap for hosts that never send mail.
   const nodemailer = (await import('nodemailer')).default;
-  return nodemailer.createTransport({
+  // The tokens this transport handed to the server (the last few: a renewal hands a second one), so that a
+  // server that echoes one in its reply does not put it into an error's text (scrub.ts).
+  const handed: string[] = [];
+  const transport = nodemailer.createTransport({
     host: server.host,
     port: server.port,
     secure: server.secure,
@@ -81,13 +85,48 @@ export async function createSmtpTransport(
             return token;
           })
           .then(
-            (token) => callback(null, token.accessToken, token.expiresAt?.getTime()),
+            (token) => {
+              if (!handed.includes(token.accessToken)) handed.push(token.accessToken);
+              if (handed.length > MAX_HANDED_TOKENS) handed.shift();
+              callback(null, token.accessToken, token.expiresAt?.getTime());
+            },
             (err: unknown) => callback(new TokenProvisionFailure(err)),
           );
       },
     },
   } as SMTPTransport.Options);
+  const scrub = <T>(err: T): T =>
+    scrubError(
+      err,
+      handed.flatMap((token) => echoableForms(token, user)),
+    );
+  // Errors leave sendMail and verify scrubbed of the tokens handed out, with a callback or a promise.
+  const sendMail = transport.sendMail.bind(transport);
+  const verify = transport.verify.bind(transport);
+  type Callback = (err: Error | null, result?: unknown) => void;
+  Object.assign(transport, {
+    sendMail(mail: unknown, callback?: Callback) {
+      if (callback !== undefined)
+        return (sendMail as (m: unknown, cb: Callback) => void)(mail, (err, info) =>
+          callback(scrub(err), info),
+        );
+      return (sendMail as (m: unknown) => Promise<unknown>)(mail).catch((err: unknown) => {
+        throw scrub(err);
+      });
+    },
+    verify(callback?: Callback) {
+      if (callback !== undefined)
+        return (verify as (cb: Callback) => void)((err, ok) => callback(scrub(err), ok));
+      return (verify as () => Promise<true>)().catch((err: unknown) => {
+        throw scrub(err);
+      });
+    },
+  });
+  return transport;
 }
+
+/** How many of the tokens a transport handed out it remembers for scrubbing. */
+const MAX_HANDED_TOKENS = 4;
 
 /**
  * Turn a nodemailer failure into a typed error: a token that could not be had → the refresher's error
