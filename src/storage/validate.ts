@@ -1,4 +1,5 @@
 import { describeType } from '../crypto/keys.js';
+import { isWellFormed } from '../crypto/utf16.js';
 import { InvalidArgumentError } from '../errors.js';
 import {
   ACCOUNT_STATUSES,
@@ -16,11 +17,79 @@ export const DEFAULT_PAGE_SIZE = 100;
 const MAX_ID = 255;
 const MAX_TEXT = 1024;
 
+// C0 controls, DEL and C1 controls: never part of an id, owner, email, provider or metadata key.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/**
+ * Why a string cannot be stored the same way by every store, or `undefined` when it can. A NUL is refused by
+ * PostgreSQL (memory and Redis would keep it); a lone UTF-16 surrogate is rewritten to U+FFFD by UTF-8
+ * encodings (two distinct owners would become one); other control characters are refused in identifiers.
+ */
+function badCharacters(value: string, controls: boolean): string | undefined {
+  if (!isWellFormed(value)) return 'ill-formed UTF-16 (a lone surrogate)';
+  if (controls ? CONTROL.test(value) : value.includes('\u0000')) return 'a control character';
+  return undefined;
+}
+
 function text(value: unknown, name: string, max = MAX_TEXT): string {
   if (typeof value !== 'string' || value.length === 0 || value.length > max) {
     throw new InvalidArgumentError(`${name} must be a non-empty string of at most ${max} characters`);
   }
+  const bad = badCharacters(value, true);
+  // The value itself is not echoed: it is a caller's input, and may be long or hostile.
+  if (bad !== undefined) throw new InvalidArgumentError(`${name} must not contain ${bad}`);
   return value;
+}
+
+/**
+ * Check a record's `metadata`: a plain, JSON-serializable object whose keys (at every depth) hold no control
+ * character or lone surrogate, and whose strings hold no NUL or lone surrogate (so that every store keeps
+ * exactly what was given). @internal
+ */
+export function assertMetadata(
+  metadata: unknown,
+  name = 'metadata',
+): asserts metadata is Record<string, unknown> {
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+    throw new InvalidArgumentError(`${name} must be a plain object`);
+  }
+  try {
+    JSON.stringify(metadata);
+  } catch (cause) {
+    throw new InvalidArgumentError(`${name} must be JSON-serializable`, { cause });
+  }
+  const walk = (value: unknown, depth: number): void => {
+    if (depth > MAX_METADATA_DEPTH) throw new InvalidArgumentError(`${name} is nested too deeply`);
+    if (typeof value === 'string') {
+      const bad = badCharacters(value, false);
+      if (bad !== undefined) throw new InvalidArgumentError(`${name} values must not contain ${bad}`);
+    } else if (Array.isArray(value)) {
+      for (const item of value) walk(item, depth + 1);
+    } else if (typeof value === 'object' && value !== null) {
+      for (const [key, item] of Object.entries(value)) {
+        const bad = badCharacters(key, true);
+        if (bad !== undefined) throw new InvalidArgumentError(`${name} keys must not contain ${bad}`);
+        walk(item, depth + 1);
+      }
+    }
+  };
+  walk(metadata, 0);
+}
+
+/** Deepest nesting of `metadata` that is checked (and accepted). */
+const MAX_METADATA_DEPTH = 32;
+
+/** A list of scopes: strings without NUL or lone surrogates. @internal */
+export function assertScopes(scopes: unknown, name = 'scopes'): asserts scopes is readonly string[] {
+  if (
+    !Array.isArray(scopes) ||
+    !scopes.every((s) => typeof s === 'string' && s.length > 0 && badCharacters(s, true) === undefined)
+  ) {
+    throw new InvalidArgumentError(
+      `${name} must be an array of non-empty strings without control characters`,
+    );
+  }
 }
 
 function epoch(value: unknown, name: string, nullable: boolean): void {
@@ -47,9 +116,7 @@ export function assertAccountInput(
   text(r.provider, 'record.provider', MAX_ID);
   text(r.owner, 'record.owner', MAX_ID);
   text(r.email, 'record.email', 320);
-  if (!Array.isArray(r.scopes) || !r.scopes.every((s) => typeof s === 'string')) {
-    throw new InvalidArgumentError('record.scopes must be an array of strings');
-  }
+  assertScopes(r.scopes, 'record.scopes');
   if (!ACCOUNT_STATUSES.includes(r.status as AccountStatus)) {
     throw new InvalidArgumentError(`record.status must be one of ${ACCOUNT_STATUSES.join(', ')}`);
   }
@@ -66,14 +133,7 @@ export function assertAccountInput(
     }
     epoch(e.at, 'record.lastError.at', false);
   }
-  if (typeof r.metadata !== 'object' || r.metadata === null || Array.isArray(r.metadata)) {
-    throw new InvalidArgumentError('record.metadata must be a plain object');
-  }
-  try {
-    JSON.stringify(r.metadata);
-  } catch (cause) {
-    throw new InvalidArgumentError('record.metadata must be JSON-serializable', { cause });
-  }
+  assertMetadata(r.metadata, 'record.metadata');
   if (typeof r.secret !== 'string') throw new InvalidArgumentError('record.secret must be a string');
 }
 

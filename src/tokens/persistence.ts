@@ -21,6 +21,7 @@ import {
   type Lease,
   type ListOptions,
 } from '../storage/account-store.js';
+import { assertId, assertIdentity, assertMetadata, assertScopes } from '../storage/validate.js';
 import { type MailboxAccount, toMailboxAccount } from './account.js';
 import { TokenSet, type TokenSetInput } from './token-set.js';
 
@@ -181,10 +182,7 @@ export class TokenPersistence {
     readonly owner: string;
     readonly email: string;
   }): Promise<StoredAccount | null> {
-    for (const [name, value] of Object.entries(identity ?? {})) {
-      if (typeof value !== 'string' || value.length === 0)
-        throw new InvalidArgumentError(`${name} must be a non-empty string`);
-    }
+    assertIdentity(identity);
     const record = await this.#call('findAccountByIdentity', undefined, () =>
       this.#store.findAccountByIdentity(identity),
     );
@@ -209,15 +207,10 @@ export class TokenPersistence {
     }
     const tokens = new TokenSet(input.tokens);
     const scopes = checkScopes(input.scopes ?? []);
-    for (const [name, value] of [
-      ['provider', input.provider],
-      ['owner', input.owner],
-      ['email', input.email],
-    ] as const) {
-      if (typeof value !== 'string' || value.length === 0) {
-        throw new InvalidArgumentError(`${name} must be a non-empty string`);
-      }
-    }
+    // Validated here, above the store, so that every store gives the same answer to the same bad input.
+    assertIdentity(input);
+    if (input.id !== undefined) assertId(input.id, 'id');
+    if (input.metadata !== undefined) assertMetadata(input.metadata);
     const identity = { provider: input.provider, owner: input.owner, email: input.email };
     for (let attempt = 0; ; attempt++) {
       const existing = await this.#call('findAccountByIdentity', undefined, () =>
@@ -331,8 +324,8 @@ export class TokenPersistence {
     }
     const status = options.status === undefined ? undefined : checkStatus(options.status);
     const lastError = {
-      code: failure.code.slice(0, 100),
-      message: failure.message.slice(0, MAX_ERROR_MESSAGE),
+      code: storable(failure.code.slice(0, 100)),
+      message: storable(failure.message.slice(0, MAX_ERROR_MESSAGE)),
       at: this.#now(),
     };
     return this.#update(id, undefined, async (record) =>
@@ -525,13 +518,20 @@ function checkId(id: unknown): asserts id is string {
   if (typeof id !== 'string' || id.length === 0) {
     throw new InvalidArgumentError(`account id must be a non-empty string (got ${describeType(id)})`);
   }
+  assertId(id, 'account id');
 }
 
 function checkScopes(scopes: unknown): readonly string[] {
-  if (!Array.isArray(scopes) || !scopes.every((s) => typeof s === 'string' && s.length > 0)) {
-    throw new InvalidArgumentError('scopes must be an array of non-empty strings');
-  }
+  assertScopes(scopes);
   return [...scopes];
+}
+
+/**
+ * A failure text every store keeps as given: a slice may cut a surrogate pair, and a server's text may hold a
+ * NUL (PostgreSQL refuses it).
+ */
+function storable(text: string): string {
+  return (text as string & { toWellFormed(): string }).toWellFormed().replaceAll('\u0000', '\ufffd');
 }
 
 function checkStatus(status: unknown): AccountStatus {

@@ -274,6 +274,60 @@ export function describeStoreConformance(name: string, factory: () => Promise<Co
         expect((await store.listAccounts()).records).toHaveLength(0);
       }));
 
+    it('refuses control characters and lone surrogates with InvalidArgumentError, as every store does', () =>
+      withStore(async (store) => {
+        const bad: [string, Partial<NewRecord>][] = [
+          ['NUL in id', { id: 'acc\u0000x' }],
+          ['NUL in owner', { owner: 'owner\u0000' }],
+          ['control in email', { email: 'a\u0001@example.com' }],
+          ['DEL in provider', { provider: 'google\u007f' }],
+          ['C1 control in owner', { owner: 'owner\u0085' }],
+          ['lone high surrogate in owner', { owner: 'owner-\ud800' }],
+          ['lone low surrogate in email', { email: '\udc00a@example.com' }],
+          ['lone surrogate in id', { id: 'acc-\udbff' }],
+          ['NUL in a metadata key', { metadata: { 'a\u0000': 1 } }],
+          ['control in a nested metadata key', { metadata: { a: { 'b\n': 1 } } }],
+          ['lone surrogate in a metadata key', { metadata: { '\ud800': 1 } }],
+          ['NUL in a metadata value', { metadata: { note: 'x\u0000y' } }],
+          ['lone surrogate in a metadata value', { metadata: { list: ['ok', '\udfff'] } }],
+          ['NUL in a scope', { scopes: ['openid\u0000'] }],
+        ];
+        for (const [what, overrides] of bad) {
+          const attempt = store.putAccount(newRecord(overrides), { expectedVersion: null });
+          await expect(attempt, what).rejects.toBeInstanceOf(InvalidArgumentError);
+        }
+        expect((await store.listAccounts()).records).toHaveLength(0);
+        const reads: [string, () => Promise<unknown>][] = [
+          ['getAccount', () => store.getAccount('a\u0000')],
+          ['deleteAccount', () => store.deleteAccount('a\ud800')],
+          [
+            'findAccountByIdentity',
+            () =>
+              store.findAccountByIdentity({ provider: 'google', owner: 'o\ud800', email: 'a@example.com' }),
+          ],
+          ['listAccounts', () => store.listAccounts({ owner: 'o\u0000' })],
+          ['acquireLease', () => store.acquireLease('a\u0000', 'h', 1000)],
+          [
+            'putState',
+            () =>
+              store.putState(
+                'k',
+                { owner: 'o\ud800', provider: 'google', payload: 'p', createdAt: 1, expiresAt: 2 },
+                { maxPerOwner: 5 },
+              ),
+          ],
+          ['takeState', () => store.takeState('k\u0000')],
+        ];
+        for (const [what, call] of reads)
+          await expect(call(), what).rejects.toBeInstanceOf(InvalidArgumentError);
+        // Well-formed text is kept exactly: astral characters, and a newline inside a metadata value.
+        const record = newRecord({ owner: 'owner-🙂', metadata: { note: 'line 1\nline 2', ключ: '值' } });
+        await store.putAccount(record, { expectedVersion: null });
+        const read = await store.getAccount(record.id);
+        expect(read?.owner).toBe('owner-🙂');
+        expect(read?.metadata).toEqual({ note: 'line 1\nline 2', ключ: '值' });
+      }));
+
     it('lists with filters, ordered by id', () =>
       withStore(async (store) => {
         const base = 1_900_000_000_000;

@@ -15,6 +15,57 @@ import {
 import { ACCESS, connectInput, ID_TOKEN, REFRESH, setup } from './helpers.js';
 
 describe('TokenPersistence', () => {
+  it('validates ids, owners, emails and metadata above the store: a naive store is never asked', async () => {
+    const calls: string[] = [];
+    const inner = memoryStore();
+    // A third-party store that checks nothing and would keep whatever it is given.
+    const naive = new Proxy(inner, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        return typeof value === 'function'
+          ? (...args: unknown[]) => {
+              calls.push(String(prop));
+              return value.apply(target, args);
+            }
+          : value;
+      },
+    });
+    const { persistence } = setup({ store: naive });
+    const bad = [
+      connectInput({ owner: 'user\u0000' }),
+      connectInput({ owner: 'user-\ud800' }),
+      connectInput({ email: 'ada\udc00@example.com' }),
+      connectInput({ provider: 'google\n' }),
+      connectInput({ id: 'id\u0000' }),
+      connectInput({ metadata: { 'role\u0000': 'booking' } }),
+      connectInput({ metadata: { role: 'book\ud800' } }),
+      connectInput({ scopes: ['openid\u0000'] }),
+    ];
+    for (const input of bad)
+      await expect(persistence.connect(input as never)).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(persistence.getAccount('a\u0000')).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(
+      persistence.findAccount({ provider: 'google', owner: 'o\ud800', email: 'a@example.com' }),
+    ).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect(calls).toEqual([]);
+    // Two owners that differ only in a lone surrogate never become one account.
+    const { account } = await persistence.connect(connectInput({ owner: 'owner-x' }));
+    await expect(
+      persistence.connect(connectInput({ owner: 'owner-x\ud800' }) as never),
+    ).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect((await persistence.getAccount(account.id)).owner).toBe('owner-x');
+  });
+
+  it('a failure text that would not store the same everywhere (NUL, a cut surrogate pair) is made storable', async () => {
+    const { persistence } = setup();
+    const { account } = await persistence.connect(connectInput());
+    const updated = await persistence.recordFailure(account.id, {
+      code: 'E\u0000',
+      message: `x\u0000y ${'🙂'.slice(0, 1)}`,
+    });
+    expect(updated.lastError).toMatchObject({ code: 'E\ufffd', message: 'x\ufffdy \ufffd' });
+  });
+
   it('connects a mailbox: stores it encrypted and loads the tokens back', async () => {
     const { persistence, store } = setup();
     const expiresAt = Date.now() + 3600_000;
