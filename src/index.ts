@@ -116,6 +116,7 @@ export {
   type FleetProgress,
   type HealthReport,
   health,
+  MAX_FLEET_CONCURRENCY,
   type RefreshExpiringOptions,
   type RefreshReport,
   type RotateKeysOptions,

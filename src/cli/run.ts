@@ -8,7 +8,9 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isMailboxAuthError } from '../errors.js';
 import type { MailboxAuth } from '../mailbox-auth.js';
+import { MAX_FLEET_CONCURRENCY } from '../refresh/fleet.js';
 import { ACCOUNT_STATUSES, type AccountStatus } from '../storage/account-store.js';
+import { MAX_PAGE_SIZE } from '../storage/validate.js';
 
 /** Exit codes of the CLI. */
 export const EXIT = Object.freeze({
@@ -73,10 +75,12 @@ export function parseDuration(text: string): number {
   return Number(match[1]) * (UNIT_MS[match[2] ?? 'ms'] as number);
 }
 
-function positiveInt(text: string | undefined, name: string): number | undefined {
+function positiveInt(text: string | undefined, name: string, max: number): number | undefined {
   if (text === undefined) return undefined;
-  if (!/^\d+$/.test(text) || Number(text) < 1)
-    throw new UsageError(`--${name} must be a positive integer (got "${text}")`);
+  if (!/^\d{1,15}$/.test(text) || Number(text) < 1 || Number(text) > max)
+    throw new UsageError(
+      `--${name} must be a positive integer of at most ${max} (got "${text.slice(0, 40)}")`,
+    );
   return Number(text);
 }
 
@@ -310,7 +314,7 @@ function commandOptions(command: string, values: ReturnType<typeof parse>['value
     filter,
     withinMs,
     accountIds: values.account as string[] | undefined,
-    concurrency: positiveInt(values.concurrency as string | undefined, 'concurrency'),
-    batchSize: positiveInt(values['batch-size'] as string | undefined, 'batch-size'),
+    concurrency: positiveInt(values.concurrency as string | undefined, 'concurrency', MAX_FLEET_CONCURRENCY),
+    batchSize: positiveInt(values['batch-size'] as string | undefined, 'batch-size', MAX_PAGE_SIZE),
   };
 }

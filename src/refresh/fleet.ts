@@ -6,6 +6,7 @@
 import { InvalidArgumentError, isMailboxAuthError } from '../errors.js';
 import type { AccountFilter, AccountStatus } from '../storage/account-store.js';
 import { ACCOUNT_STATUSES } from '../storage/account-store.js';
+import { MAX_PAGE_SIZE } from '../storage/validate.js';
 import type { MailboxAccount } from '../tokens/account.js';
 import type { TokenPersistence } from '../tokens/persistence.js';
 import type { CircuitSnapshot } from './circuit-breaker.js';
@@ -31,7 +32,7 @@ export interface RefreshExpiringOptions {
   readonly owner?: string;
   /** Only these accounts. */
   readonly accountIds?: readonly string[];
-  /** Refreshes running at once. @default 8 */
+  /** Refreshes running at once, from 1 to {@link MAX_FLEET_CONCURRENCY} (256). @default 8 */
   readonly concurrency?: number;
   /** Count what would be refreshed; change nothing. @default false */
   readonly dryRun?: boolean;
@@ -39,7 +40,7 @@ export interface RefreshExpiringOptions {
   readonly signal?: AbortSignal;
   /** Called after each account. */
   readonly onProgress?: (progress: FleetProgress) => void;
-  /** Accounts read per page. @default 100 */
+  /** Accounts read per page, from 1 to 1000. @default 100 */
   readonly pageSize?: number;
 }
 
@@ -79,13 +80,26 @@ export interface RefreshReport extends FleetProgress {
   readonly durationMs: number;
 }
 
-function positive(value: unknown, name: string, fallback: number): number {
+function positive(value: unknown, name: string, fallback: number, max: number): number {
   const v = value ?? fallback;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) {
-    throw new InvalidArgumentError(`${name} must be a positive integer`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1 || v > max) {
+    throw new InvalidArgumentError(`${name} must be an integer from 1 to ${max}`);
   }
   return v;
 }
+
+/**
+ * The most refreshes {@link refreshExpiring} (and the CLI's `--concurrency`) runs at once. More would not be
+ * faster (each refresh waits on the provider and the store, and providers throttle a burst from one client)
+ * and would cost an event-loop stall to set up.
+ *
+ * @example
+ * ```ts
+ * import { MAX_FLEET_CONCURRENCY } from 'oauth-mailbox';
+ * await auth.refreshExpiring({ withinMs: 86_400_000, concurrency: Math.min(64, MAX_FLEET_CONCURRENCY) });
+ * ```
+ */
+export const MAX_FLEET_CONCURRENCY = 256;
 
 async function* walk(
   persistence: TokenPersistence,
@@ -152,8 +166,14 @@ export async function refreshExpiring(
   ) {
     throw new InvalidArgumentError('withinMs must be a non-negative integer (milliseconds)');
   }
-  const concurrency = positive(options.concurrency, 'concurrency', 8);
-  const pageSize = positive(options.pageSize, 'pageSize', 100);
+  const concurrency = positive(options.concurrency, 'concurrency', 8, MAX_FLEET_CONCURRENCY);
+  const pageSize = positive(options.pageSize, 'pageSize', 100, MAX_PAGE_SIZE);
+  if (
+    options.accountIds !== undefined &&
+    (!Array.isArray(options.accountIds) || !options.accountIds.every((id) => typeof id === 'string'))
+  ) {
+    throw new InvalidArgumentError('accountIds must be an array of account ids');
+  }
   const filter: AccountFilter = {
     status: 'active',
     expiresBefore: Date.now() + options.withinMs,
@@ -370,7 +390,7 @@ export async function rotateKeys(
   persistence: TokenPersistence,
   options: RotateKeysOptions = {},
 ): Promise<RotateKeysReport> {
-  const batchSize = positive(options.batchSize, 'batchSize', 100);
+  const batchSize = positive(options.batchSize, 'batchSize', 100, MAX_PAGE_SIZE);
   const counts = { scanned: 0, reencrypted: 0, failed: 0 };
   const failures: Record<string, number> = {};
   let cursor = options.cursor ?? null;

@@ -124,6 +124,21 @@ describe('oauth-mailbox CLI', () => {
       EXIT.USAGE,
       /--concurrency must be a positive integer/,
     ],
+    [
+      ['refresh', '--expiring-within', '7d', '--concurrency', '40000'],
+      EXIT.USAGE,
+      /--concurrency must be a positive integer of at most 256 \(got "40000"\)/,
+    ],
+    [
+      ['refresh', '--expiring-within', '7d', '--concurrency', '4294967296'],
+      EXIT.USAGE,
+      /--concurrency must be a positive integer of at most 256/,
+    ],
+    [
+      ['rotate-keys', '--batch-size', '5000'],
+      EXIT.USAGE,
+      /--batch-size must be a positive integer of at most 1000/,
+    ],
     [['list', '--status', 'sleeping'], EXIT.USAGE, /--status must be one of/],
     [['list', '--dry-run'], EXIT.USAGE, /--dry-run does not apply to "list"/],
     [['list', '--bogus'], EXIT.USAGE, /Unknown option '--bogus'/],

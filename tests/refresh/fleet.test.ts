@@ -5,6 +5,7 @@ import {
   aesGcmCipher,
   health,
   InvalidArgumentError,
+  MAX_FLEET_CONCURRENCY,
   refreshExpiring,
   rotateKeys,
   TokenPersistence,
@@ -109,6 +110,36 @@ describe('refreshExpiring', () => {
     await expect(
       refreshExpiring(refresher(), persistence, { withinMs: 1, concurrency: 0 }),
     ).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+
+  it('bounds its concurrency (a huge one used to stall the event loop or throw an untyped RangeError)', async () => {
+    const { refresher, persistence, fake } = await expiredAccount(server, { accounts: 2 });
+    const r = refresher();
+    for (const concurrency of [MAX_FLEET_CONCURRENCY + 1, 40_000, 2 ** 32, 1.5, Number.NaN]) {
+      const refused = await refreshExpiring(r, persistence, { withinMs: 60_000, concurrency }).catch(
+        (e) => e,
+      );
+      expect(refused, String(concurrency)).toBeInstanceOf(InvalidArgumentError);
+      expect((refused as Error).message).toBe(
+        `concurrency must be an integer from 1 to ${MAX_FLEET_CONCURRENCY}`,
+      );
+    }
+    for (const pageSize of [0, 1001]) {
+      await expect(refreshExpiring(r, persistence, { withinMs: 60_000, pageSize })).rejects.toBeInstanceOf(
+        InvalidArgumentError,
+      );
+    }
+    for (const accountIds of ['acc-1', [1], {}]) {
+      await expect(
+        refreshExpiring(r, persistence, { withinMs: 60_000, accountIds: accountIds as never }),
+      ).rejects.toThrow(new InvalidArgumentError('accountIds must be an array of account ids'));
+    }
+    expect(fake.stats.tokenRequests).toBe(0); // nothing was started by a refused call
+    const report = await refreshExpiring(r, persistence, {
+      withinMs: 60_000,
+      concurrency: MAX_FLEET_CONCURRENCY,
+    });
+    expect(report.refreshed).toBe(2);
   });
 });
 
