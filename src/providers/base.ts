@@ -264,22 +264,40 @@ export class OpenIdClientProvider implements OAuthProvider {
     const config = await this.#configuration(checks.signal);
     const meta = config.serverMetadata();
     const iss = callbackUrl.searchParams.get('iss');
-    if (iss !== null && iss !== meta.issuer && !meta.issuer.includes('{tenantid}')) {
-      throw new AuthorizationResponseError(
-        'The authorization response came from an unexpected issuer (iss)',
-        {
-          providerId: this.id,
-        },
-      );
+    const refuse = (message: string) => new AuthorizationResponseError(message, { providerId: this.id });
+    // A multi-tenant issuer (Entra's `https://login.microsoftonline.com/{tenantid}/v2.0`): the callback's `iss`
+    // is the user's tenant's issuer. openid-client compares it with the template and refuses it, so it is
+    // checked here instead: of the template's form now, and of the id_token's own tenant (`tid`) after the
+    // exchange.
+    const multiTenant = meta.issuer.includes(TENANT_PLACEHOLDER);
+    let tenantIssuer: string | undefined;
+    let url = callbackUrl;
+    if (iss !== null && multiTenant) {
+      if (!tenantIssuerPattern(meta.issuer).test(iss))
+        throw refuse('The authorization response came from an unexpected issuer (iss)');
+      tenantIssuer = iss;
+      url = new URL(callbackUrl);
+      url.searchParams.delete('iss');
+    } else if (iss !== null && iss !== meta.issuer) {
+      throw refuse('The authorization response came from an unexpected issuer (iss)');
     }
     const response = await this.#call('exchange', checks.signal, () =>
-      client.authorizationCodeGrant(config, callbackUrl, {
+      client.authorizationCodeGrant(config, url, {
         pkceCodeVerifier: checks.codeVerifier,
         expectedState: checks.state,
         ...(this.openid ? { expectedNonce: checks.nonce, idTokenExpected: true } : {}),
       }),
     );
-    return this.#result(response, 'exchange');
+    const result = this.#result(response, 'exchange');
+    if (tenantIssuer !== undefined) {
+      const tid = result.claims?.tid;
+      if (typeof tid !== 'string' || meta.issuer.replace(TENANT_PLACEHOLDER, tid) !== tenantIssuer) {
+        throw refuse(
+          "The authorization response's issuer (iss) names another tenant than the id_token (tid)",
+        );
+      }
+    }
+    return result;
   }
 
   async refresh(refreshToken: string, options: RefreshOptions = {}): Promise<ProviderTokenResult> {
@@ -545,4 +563,16 @@ export class OpenIdClientProvider implements OAuthProvider {
  */
 export function definePreset(definition: ProviderDefinition, options: ProviderOptions): OpenIdClientProvider {
   return new OpenIdClientProvider(definition, options);
+}
+
+/** The tenant placeholder of a multi-tenant issuer (Microsoft Entra's common and organizations authorities). */
+const TENANT_PLACEHOLDER = '{tenantid}';
+
+/** The issuers a multi-tenant template stands for: the placeholder replaced by a tenant id (a GUID). */
+function tenantIssuerPattern(template: string): RegExp {
+  const [before = '', after = ''] = template.split(TENANT_PLACEHOLDER);
+  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(
+    `^${escape(before)}[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}${escape(after)}$`,
+  );
 }

@@ -1,6 +1,7 @@
 import { HttpResponse, http } from 'msw';
 import { describe, expect, it } from 'vitest';
 import {
+  AuthorizationResponseError,
   ConfigurationError,
   microsoft,
   ProviderUnavailableError,
@@ -38,6 +39,60 @@ describe('Microsoft authorization flow', () => {
     const { account } = await auth.completeAuthorization('microsoft', callback, OWNER);
     expect(account.email).toBe('grace@contoso.com');
     expect(account.provider).toBe('microsoft');
+  });
+
+  it.each(['common', 'organizations'])(
+    "%s authority: a callback's iss for the user's own tenant is accepted, any other refused as ERR_AUTHORIZATION_RESPONSE_INVALID",
+    async (tenant) => {
+      const { auth, store, microsoftFake } = setupAuth(server, { tenant });
+      const tenantIss = `https://login.microsoftonline.com/${CONTOSO}/v2.0`;
+      const start = () => auth.startAuthorization('microsoft', OWNER);
+      // The tenant's own, correct iss (RFC 9207, as Entra sends it).
+      const ok = microsoftFake.approve((await start()).url, {
+        email: 'grace@contoso.com',
+        tenantId: CONTOSO,
+        callbackIss: tenantIss,
+      });
+      const { account } = await auth.completeAuthorization('microsoft', ok, OWNER);
+      expect(account.email).toBe('grace@contoso.com');
+      // Another tenant's issuer than the id_token's tid, a foreign issuer, the template itself, a non-GUID.
+      for (const callbackIss of [
+        'https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0',
+        'https://evil.example.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0',
+        'https://login.microsoftonline.com/{tenantid}/v2.0',
+        'https://login.microsoftonline.com/contoso.com/v2.0',
+        `${tenantIss}/extra`,
+      ]) {
+        const bad = microsoftFake.approve((await start()).url, {
+          email: 'mallory@contoso.com',
+          tenantId: CONTOSO,
+          callbackIss,
+        });
+        const err = await auth.completeAuthorization('microsoft', bad, OWNER).catch((e: unknown) => e);
+        expect(err, callbackIss).toBeInstanceOf(AuthorizationResponseError);
+        expect((err as AuthorizationResponseError).code).toBe('ERR_AUTHORIZATION_RESPONSE_INVALID');
+      }
+      expect((await store.listAccounts()).records.map((r) => r.email)).toEqual(['grace@contoso.com']);
+    },
+  );
+
+  it('a single-tenant authority takes only its own issuer in the callback', async () => {
+    const { auth, microsoftFake } = setupAuth(server, { tenant: CONTOSO });
+    const issuer = `https://login.microsoftonline.com/${CONTOSO}/v2.0`;
+    const ok = microsoftFake.approve((await auth.startAuthorization('microsoft', OWNER)).url, {
+      email: 'grace@contoso.com',
+      tenantId: CONTOSO,
+      callbackIss: issuer,
+    });
+    await expect(auth.completeAuthorization('microsoft', ok, OWNER)).resolves.toBeDefined();
+    const bad = microsoftFake.approve((await auth.startAuthorization('microsoft', OWNER)).url, {
+      email: 'grace@contoso.com',
+      tenantId: CONTOSO,
+      callbackIss: 'https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0',
+    });
+    await expect(auth.completeAuthorization('microsoft', bad, OWNER)).rejects.toBeInstanceOf(
+      AuthorizationResponseError,
+    );
   });
 
   it('refuses an id_token whose iss names another tenant than its tid', async () => {
