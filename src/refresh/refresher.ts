@@ -251,6 +251,8 @@ export interface TokenRefresherEvents {
 interface CacheEntry {
   readonly token: AccessToken;
   readonly expiresAtMs: number | null;
+  /** Half the token's issued lifetime: the refresh skew never exceeds it (Infinity when unknown). */
+  readonly halfLifeMs: number;
   /** `token`, already resolved: every hot-path call returns this one promise (no allocation per call). */
   readonly resolved: Promise<AccessToken>;
 }
@@ -431,7 +433,7 @@ export class TokenRefresher {
     if (
       cached !== undefined &&
       (!force || (rejected !== undefined && cached.token.accessToken !== rejected.accessToken)) &&
-      this.#valid(cached.expiresAtMs, minValidityMs)
+      this.#valid(cached.expiresAtMs, minValidityMs, cached.halfLifeMs)
     ) {
       return cached.resolved; // the hot path: no store, no cipher, no allocation
     }
@@ -524,18 +526,29 @@ export class TokenRefresher {
     }
   }
 
-  #valid(expiresAtMs: number | null, minValidityMs: number): boolean {
-    return expiresAtMs === null || expiresAtMs - minValidityMs > this.#now();
+  /**
+   * Whether a token is still valid for `minValidityMs`. The skew is clamped to half the token's issued
+   * lifetime: a token that lives 5 minutes or less (Keycloak's default is 300 s) would otherwise be refreshed
+   * on every call, and by every process sharing the store.
+   */
+  #valid(expiresAtMs: number | null, minValidityMs: number, halfLifeMs: number): boolean {
+    return expiresAtMs === null || expiresAtMs - Math.min(minValidityMs, halfLifeMs) > this.#now();
   }
 
   #remember(
     stored: StoredAccount | { account: MailboxAccount; tokens: TokenSetInput },
     resource: string | undefined,
+    issuedAtMs: number | null = stored.account.lastRefreshedAt?.getTime() ?? null,
   ): AccessToken {
     const { account } = stored;
     const picked = pick(stored.tokens as TokenSetInput, resource) as Picked;
     const token = new AccessToken(picked.accessToken, account, picked.expiresAtMs, resource);
-    const entry: CacheEntry = { token, expiresAtMs: picked.expiresAtMs, resolved: Promise.resolve(token) };
+    const entry: CacheEntry = {
+      token,
+      expiresAtMs: picked.expiresAtMs,
+      halfLifeMs: halfLife(picked.expiresAtMs, issuedAtMs),
+      resolved: Promise.resolve(token),
+    };
     if (resource === undefined) {
       this.#cache.set(account.id, entry);
     } else {
@@ -551,14 +564,18 @@ export class TokenRefresher {
 
   /** Whether the stored token of the target can be handed out (not the rejected one, valid long enough). */
   #usable(
-    tokens: TokenSetInput,
+    { account, tokens }: { readonly account: MailboxAccount; readonly tokens: TokenSetInput },
     resource: string | undefined,
     stale: string | undefined,
     minValidityMs: number,
   ) {
     const picked = pick(tokens, resource);
+    // A stored token was issued at the account's last token write (or later, for an extra resource's).
+    const halfLifeMs = halfLife(picked?.expiresAtMs ?? null, account.lastRefreshedAt?.getTime() ?? null);
     return (
-      picked !== undefined && picked.accessToken !== stale && this.#valid(picked.expiresAtMs, minValidityMs)
+      picked !== undefined &&
+      picked.accessToken !== stale &&
+      this.#valid(picked.expiresAtMs, minValidityMs, halfLifeMs)
     );
   }
 
@@ -582,8 +599,7 @@ export class TokenRefresher {
           : resourceScopes(this.#registry.get(current.account.provider), resource, accountId);
       // A forced refresh from a caller that held no token: the token stored now is the one to replace.
       if (force && stale === undefined) stale = pick(current.tokens, resource)?.accessToken;
-      if (this.#usable(current.tokens, resource, stale, minValidityMs))
-        return this.#remember(current, resource);
+      if (this.#usable(current, resource, stale, minValidityMs)) return this.#remember(current, resource);
       const provider = this.#registry.get(current.account.provider);
       const refreshToken = current.tokens.refreshToken;
       if (refreshToken === null || refreshToken === undefined) {
@@ -652,8 +668,7 @@ export class TokenRefresher {
           : await this.#load(accountId);
       if (latest !== undefined && latest.version === before.account.version) this.#checkStatus(latest);
       providerId = current.account.provider;
-      if (this.#usable(current.tokens, resource, stale, minValidityMs))
-        return this.#remember(current, resource);
+      if (this.#usable(current, resource, stale, minValidityMs)) return this.#remember(current, resource);
       const provider = this.#registry.get(current.account.provider);
       // A refused answer that carried a rotated refresh token: store it before anything else is decided (the
       // old one is already invalid), and use it for the next attempt.
@@ -704,7 +719,7 @@ export class TokenRefresher {
             };
       const stored = await this.#store(accountId, next);
       keepLease = stored === 'pending';
-      const token = this.#remember({ account: current.account, tokens: next }, resource);
+      const token = this.#remember({ account: current.account, tokens: next }, resource, this.#now());
       const rotated = result.tokens.refreshToken !== null;
       this.#emit('refreshed', {
         accountId,
@@ -984,6 +999,13 @@ function msOf(e: Date | number | null | undefined): number | null {
 }
 
 /** The stored token of the target, if any. */
+/** Half of a token's issued lifetime, or Infinity when it is unknown. */
+function halfLife(expiresAtMs: number | null, issuedAtMs: number | null): number {
+  if (expiresAtMs === null || issuedAtMs === null || expiresAtMs <= issuedAtMs)
+    return Number.POSITIVE_INFINITY;
+  return (expiresAtMs - issuedAtMs) / 2;
+}
+
 function pick(tokens: TokenSetInput, resource: string | undefined): Picked | undefined {
   if (resource === undefined) return { accessToken: tokens.accessToken, expiresAtMs: msOf(tokens.expiresAt) };
   const r = tokens.resources?.[resource];

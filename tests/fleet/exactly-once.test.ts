@@ -104,8 +104,9 @@ describe.each(engines)('exactly-once refresh across processes: $name', (engine) 
     await server?.close();
   });
 
-  async function seed(accounts: number) {
+  async function seed(accounts: number, tokens?: TokenServer) {
     server ??= await startTokenServer({ latencyMs: 20 });
+    const issuer = tokens ?? server;
     const namespace =
       engine.name === 'postgres'
         ? `om_fleet_${randomBytes(5).toString('hex')}`
@@ -126,7 +127,7 @@ describe.each(engines)('exactly-once refresh across processes: $name', (engine) 
         email,
         tokens: {
           accessToken: 'expired',
-          refreshToken: server.issueRefreshToken(email),
+          refreshToken: issuer.issueRefreshToken(email),
           expiresAt: Date.now() - 1000,
         },
         metadata: { email },
@@ -138,7 +139,7 @@ describe.each(engines)('exactly-once refresh across processes: $name', (engine) 
       url: engine.url,
       namespace,
       keyHex: key.toString('hex'),
-      tokenServer: server.url,
+      tokenServer: issuer.url,
       ids,
       leaseTtlMs: 30_000,
       ...overrides,
@@ -169,6 +170,30 @@ describe.each(engines)('exactly-once refresh across processes: $name', (engine) 
       }
     }
   }, 60_000);
+
+  it.each([60, 300])(
+    `tokens that live %i s: ${WORKERS} workers × 5 calls refresh each account once, all with the same token`,
+    async (ttlS) => {
+      const short = await startTokenServer({ latencyMs: 20, accessTokenTtlS: ttlS });
+      cleanups.push(() => short.close());
+      const accounts = 20;
+      const { persistence, ids, config } = await seed(accounts, short);
+      const workers = Array.from({ length: WORKERS }, () => startWorker(config({ calls: 5 })));
+      await Promise.all(workers.map((w) => w.ready));
+      for (const w of workers) w.child.send({ go: true });
+      const results = await Promise.all(workers.map((w) => w.done));
+      // With the 5-minute skew unclamped, every call refreshed: up to 4 × 5 × 20 requests, diverging tokens.
+      expect(short.stats.refreshes).toBe(accounts);
+      expect(short.stats.invalidGrants).toBe(0);
+      for (const [i, id] of ids.entries()) {
+        const { account } = await persistence.load(id);
+        const newest = short.latest(account.metadata.email as string);
+        for (const workerResults of results)
+          expect(workerResults[i]).toEqual({ id, ok: true, token: newest.accessToken });
+      }
+    },
+    60_000,
+  );
 
   it('a worker killed while holding a lease blocks the account only until the lease lapses', async () => {
     const { persistence, ids, config } = await seed(1);

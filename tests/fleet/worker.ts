@@ -23,6 +23,8 @@ export interface WorkerConfig {
   readonly tokenServer: string;
   readonly ids: readonly string[];
   readonly leaseTtlMs: number;
+  /** getAccessToken calls per account, one after another. @default 1 */
+  readonly calls?: number;
 }
 
 export type WorkerResult =
@@ -69,7 +71,13 @@ const refresher = new TokenRefresher({
 
 process.on('message', async (message: { go?: boolean }) => {
   if (!message.go) return;
-  const settled = await Promise.allSettled(config.ids.map((id) => refresher.getAccessToken(id)));
+  const settled = await Promise.allSettled(
+    config.ids.map(async (id) => {
+      let token = await refresher.getAccessToken(id);
+      for (let call = 1; call < (config.calls ?? 1); call++) token = await refresher.getAccessToken(id);
+      return token;
+    }),
+  );
   const results: WorkerResult[] = settled.map((r, i) => {
     const id = config.ids[i] as string;
     return r.status === 'fulfilled'

@@ -69,6 +69,29 @@ describe('TokenRefresher', () => {
     expect(fake.stats.tokenRequests).toBe(0);
   });
 
+  it.each([60, 300])(
+    'a token that lives %i s is refreshed once, not on every call: the skew is clamped to half its lifetime',
+    async (ttlS) => {
+      const { fake, refresher, id } = await expiredAccount(server, { accessTokenTtlS: ttlS });
+      let offsetMs = 0;
+      const r = refresher({ now: () => Date.now() + offsetMs }); // minValidityMs: the default 5 minutes
+      const first = await r.getAccessToken(id);
+      for (let i = 0; i < 4; i++) expect((await r.getAccessToken(id)).accessToken).toBe(first.accessToken);
+      expect(fake.stats.refreshes).toBe(1);
+      // A fresh process reading the stored token agrees (the lifetime comes from the record).
+      const other = refresher({ now: () => Date.now() + offsetMs });
+      expect((await other.getAccessToken(id)).accessToken).toBe(first.accessToken);
+      expect(fake.stats.refreshes).toBe(1);
+      // Still used until half its life is left; refreshed once past that point.
+      offsetMs = ttlS * 400; // 40 % of its life gone
+      expect((await r.getAccessToken(id)).accessToken).toBe(first.accessToken);
+      offsetMs = ttlS * 600; // 60 % gone: less than half left
+      const next = await r.getAccessToken(id);
+      expect(next.accessToken).not.toBe(first.accessToken);
+      expect(fake.stats.refreshes).toBe(2);
+    },
+  );
+
   it('never reuses a rotated refresh token (the server answers reuse with invalid_grant)', async () => {
     const { fake, refresher, id, persistence } = await expiredAccount(server, { rotate: true });
     const r = refresher();

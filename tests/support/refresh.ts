@@ -26,9 +26,19 @@ export function recordingLogger(): Logger & { lines: string[] } {
 /** A fake Microsoft (rotating refresh tokens), a store, and a connected account whose token is expired. */
 export async function expiredAccount(
   server: ReturnType<typeof setupServer>,
-  options: { store?: AccountStore; rotate?: boolean; accounts?: number; timeoutMs?: number } = {},
+  options: {
+    store?: AccountStore;
+    rotate?: boolean;
+    accounts?: number;
+    timeoutMs?: number;
+    accessTokenTtlS?: number;
+  } = {},
 ) {
-  const fake = fakeMicrosoft({ ...CLIENT, rotateRefreshTokens: options.rotate ?? true });
+  const fake = fakeMicrosoft({
+    ...CLIENT,
+    rotateRefreshTokens: options.rotate ?? true,
+    ...(options.accessTokenTtlS === undefined ? {} : { accessTokenTtlS: options.accessTokenTtlS }),
+  });
   server.use(...fake.handlers());
   const store = options.store ?? memoryStore();
   const key = randomBytes(32);
