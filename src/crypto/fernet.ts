@@ -3,6 +3,9 @@ import { inspect } from 'node:util';
 import { ConfigurationError, CryptoError } from '../errors.js';
 import type { Cipher } from './cipher.js';
 import { decodeKey, type KeyInput } from './keys.js';
+
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 import { isWellFormed } from './utf16.js';
 
 const VERSION = 0x80;
@@ -131,16 +134,21 @@ export class FernetCipher implements Cipher {
         throw new CryptoError('Fernet token is dated in the future', { reason: 'malformed' });
       }
     }
+    let plaintext: Buffer;
     try {
       const decipher = createDecipheriv('aes-128-cbc', key.encryption, data.subarray(9, HEADER_BYTES));
-      return Buffer.concat([decipher.update(signed.subarray(HEADER_BYTES)), decipher.final()]).toString(
-        'utf8',
-      );
+      plaintext = Buffer.concat([decipher.update(signed.subarray(HEADER_BYTES)), decipher.final()]);
     } catch (cause) {
       throw new CryptoError('Fernet token could not be decrypted (bad padding)', {
         reason: 'decrypt_failed',
         cause,
       });
+    }
+    try {
+      // A lossy decoding would hand out a different string than was stored (U+FFFD for the bad bytes).
+      return STRICT_UTF8.decode(plaintext);
+    } catch {
+      throw new CryptoError('Fernet token plaintext is not UTF-8 text', { reason: 'malformed' });
     }
   }
 

@@ -37,6 +37,12 @@ export function decodeKey(input: unknown, length: number, label: string): Buffer
   if (bytes.length !== length) {
     throw new ConfigurationError(`${label} must be exactly ${length} bytes (got ${bytes.length})`);
   }
+  // All zero, all 0xFF, one byte repeated: a placeholder or a broken generator, never a random key.
+  if (bytes.every((b) => b === bytes[0])) {
+    throw new ConfigurationError(
+      `${label} is one byte value repeated, not a random key: generate one with crypto.randomBytes(${length})`,
+    );
+  }
   return bytes;
 }
 

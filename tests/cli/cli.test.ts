@@ -197,7 +197,7 @@ describe('oauth-mailbox CLI', () => {
     writeFileSync(
       join(dir, 'oauth-mailbox.config.mts'),
       `import { createMailboxAuth, memoryStore, aesGcmCipher } from ${JSON.stringify(src)};
-export default () => createMailboxAuth({ providers: [], store: memoryStore(), cipher: aesGcmCipher({ keys: { k: Buffer.alloc(32, 3) }, current: 'k' }) });`,
+export default () => createMailboxAuth({ providers: [], store: memoryStore(), cipher: aesGcmCipher({ keys: { k: Buffer.from('0123456789abcdef0123456789abcdef') }, current: 'k' }) });`,
     );
     const run = promisify(execFile);
     const tsx = pathToFileURL(resolve('node_modules/tsx/dist/loader.mjs')).href;

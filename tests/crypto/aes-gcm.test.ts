@@ -577,3 +577,19 @@ describe('aesGcmCipher: no key material in output', () => {
     }
   });
 });
+
+describe('aesGcmCipher: placeholder keys', () => {
+  it.each([
+    ['all zero', Buffer.alloc(32, 0)],
+    ['all 0xFF', Buffer.alloc(32, 0xff)],
+    ['one repeated byte', Buffer.alloc(32, 7)],
+  ])('a key that is %s is refused at construction, naming the key, never its value', (_name, key) => {
+    for (const input of [key, key.toString('hex'), key.toString('base64')]) {
+      expect(() => aesGcmCipher({ keys: { k1: input }, current: 'k1' })).toThrow(
+        new ConfigurationError(
+          'aesGcmCipher: key "k1" is one byte value repeated, not a random key: generate one with crypto.randomBytes(32)',
+        ),
+      );
+    }
+  });
+});

@@ -421,3 +421,38 @@ describe('fernet: no key material in output', () => {
     }
   });
 });
+
+describe('fernetCipher: hardening', () => {
+  it('a token whose plaintext is not UTF-8 is a typed CryptoError, not a lossy string', async () => {
+    const { createCipheriv, createHmac } = await import('node:crypto');
+    // A Python backend can Fernet-encrypt any bytes: build such a token by hand (header, IV, AES-CBC, HMAC).
+    const iv = randomBytes(16);
+    const aes = createCipheriv('aes-128-cbc', SPEC_KEY.encryption, iv);
+    const ct = Buffer.concat([aes.update(Buffer.from([0x61, 0xff, 0xfe, 0x80])), aes.final()]);
+    const header = Buffer.alloc(9);
+    header.writeUInt8(0x80, 0);
+    header.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000)), 1);
+    const signed = Buffer.concat([header, iv, ct]);
+    const mac = createHmac('sha256', SPEC_KEY.signing).update(signed).digest();
+    const token = Buffer.concat([signed, mac]).toString('base64url');
+    const padded = token + '='.repeat((4 - (token.length % 4)) % 4);
+    const err = (() => {
+      try {
+        return fernetCipher({ keys: SECRET }).decrypt(padded);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(CryptoError);
+    expect((err as CryptoError).reason).toBe('malformed');
+  });
+
+  it.each([
+    ['all zero', Buffer.alloc(32, 0)],
+    ['all 0xFF', Buffer.alloc(32, 0xff)],
+    ['one repeated byte', Buffer.alloc(32, 0x41)],
+  ])('a key that is %s is refused at construction', (_name, key) => {
+    expect(() => fernetCipher({ keys: key })).toThrow(/one byte value repeated/);
+    expect(() => fernetCipher({ keys: key.toString('base64url') })).toThrow(/one byte value repeated/);
+  });
+});

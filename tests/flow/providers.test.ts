@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { delay, HttpResponse, http } from 'msw';
 import { describe, expect, it } from 'vitest';
 import {
@@ -27,7 +28,7 @@ const MAIL = {
   smtp: { host: 'smtp.example.com', port: 465, secure: true },
   sasl: 'XOAUTH2' as const,
 };
-const cipher = aesGcmCipher({ keys: { k: Buffer.alloc(32, 1) }, current: 'k' });
+const cipher = aesGcmCipher({ keys: { k: randomBytes(32) }, current: 'k' });
 
 describe('presets', () => {
   it('carry minimal mail scopes and the right mail servers', () => {
