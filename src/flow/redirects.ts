@@ -1,4 +1,5 @@
-import { ConfigurationError, isMailboxAuthError } from '../errors.js';
+import { describeType } from '../crypto/keys.js';
+import { ConfigurationError, InvalidArgumentError, isMailboxAuthError } from '../errors.js';
 import type { OAuthProvider } from '../providers/types.js';
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
@@ -57,7 +58,26 @@ export type CallbackOutcome =
  * ```
  */
 export function buildReturnUrl(target: string | URL, outcome: CallbackOutcome, base?: string | URL): URL {
-  const url = new URL(target, base);
+  if (
+    typeof outcome !== 'object' ||
+    outcome === null ||
+    (outcome.status !== 'success' && outcome.status !== 'error')
+  ) {
+    throw new InvalidArgumentError(
+      `buildReturnUrl: outcome must be a callback outcome ({ status: 'success' | 'error', ... }) (got ${describeType(outcome)})`,
+    );
+  }
+  if (typeof target !== 'string' && !(target instanceof URL)) {
+    throw new InvalidArgumentError(
+      `buildReturnUrl: target must be a string or a URL (got ${describeType(target)})`,
+    );
+  }
+  let url: URL;
+  try {
+    url = new URL(target, base);
+  } catch (cause) {
+    throw new InvalidArgumentError('buildReturnUrl: target is not a URL (give a base for a path)', { cause });
+  }
   url.searchParams.set('status', outcome.status);
   url.searchParams.set('provider', outcome.provider);
   if (outcome.status === 'success') {

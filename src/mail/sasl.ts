@@ -3,6 +3,7 @@
  * (RFC 7628; Yahoo, AOL, Dovecot).
  * @module
  */
+import { isWellFormed } from '../crypto/utf16.js';
 import { InvalidArgumentError } from '../errors.js';
 
 // Control characters (and DEL) would let a value end a field and inject another one.
@@ -17,6 +18,10 @@ export function checkSaslField(value: unknown, name: string): string {
   if (CONTROL.test(value)) {
     // Never echo the value: it may be a token.
     throw new InvalidArgumentError(`${name} contains control characters (refused: SASL field injection)`);
+  }
+  if (!isWellFormed(value)) {
+    // UTF-8 would send U+FFFD in its place: another login than the one given.
+    throw new InvalidArgumentError(`${name} is ill-formed UTF-16 (a lone surrogate)`);
   }
   return value;
 }

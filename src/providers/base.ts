@@ -226,6 +226,8 @@ export class OpenIdClientProvider implements OAuthProvider {
     this.#timeoutS = Math.max(1, Math.ceil((options.timeoutMs ?? 30 * SECONDS) / SECONDS));
     this.#insecure = options.allowInsecureRequests === true;
     if ('metadata' in definition.server) {
+      // Refused now, not at the first refresh: the client secret and refresh tokens go to this endpoint.
+      checkTokenEndpoint(definition.server.metadata.token_endpoint, definition.id, this.#insecure);
       const config = this.#configure(definition.server.metadata);
       this.#config = Promise.resolve(config);
     } else {
@@ -575,4 +577,26 @@ function tenantIssuerPattern(template: string): RegExp {
   return new RegExp(
     `^${escape(before)}[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}${escape(after)}$`,
   );
+}
+
+/** Loopback hosts: the only ones plain http may reach, and only with `allowInsecureRequests`. */
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
+
+/** A token endpoint must be https; http only to a loopback host with `allowInsecureRequests` (local tests). */
+function checkTokenEndpoint(endpoint: unknown, id: string, insecure: boolean): void {
+  let url: URL | undefined;
+  try {
+    url = typeof endpoint === 'string' ? new URL(endpoint) : undefined;
+  } catch {
+    url = undefined;
+  }
+  const ok =
+    url !== undefined &&
+    (url.protocol === 'https:' || (url.protocol === 'http:' && insecure && LOOPBACK.test(url.hostname)));
+  if (!ok) {
+    throw new ConfigurationError(
+      `${id}: the token endpoint must be an https URL (plain http only to a loopback host with allowInsecureRequests, for local tests)`,
+      { providerId: id },
+    );
+  }
 }

@@ -49,7 +49,7 @@ export interface OAuth2Options extends ProviderOptions {
  */
 export function oauth2(options: OAuth2Options): OpenIdClientProvider {
   for (const key of ['authorizationEndpoint', 'tokenEndpoint'] as const) {
-    if (typeof options?.[key] !== 'string')
+    if (typeof options?.[key] !== 'string' || !URL.canParse(options[key]))
       throw new ConfigurationError(`oauth2: ${key} must be a URL string`);
   }
   if (!Array.isArray(options.scopes))

@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inspect } from 'node:util';
 import pRetry from 'p-retry';
+import { isWellFormed } from '../crypto/utf16.js';
 import {
   ConfigurationError,
   InvalidArgumentError,
@@ -361,6 +362,20 @@ export class TokenRefresher {
       new CircuitBreaker('validation', this.#breakerOptions, Date.now, () => {});
     }
     this.#logger = options.logger ?? silentLogger;
+    if (
+      options.holderId !== undefined &&
+      (typeof options.holderId !== 'string' ||
+        options.holderId.length === 0 ||
+        options.holderId.length > 255 ||
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
+        /[\u0000-\u001f\u007f-\u009f]/.test(options.holderId) ||
+        !isWellFormed(options.holderId))
+    ) {
+      // Checked here, not at the first lease: every refresh would otherwise fail with it.
+      throw new ConfigurationError(
+        'TokenRefresher: holderId must be a non-empty string of at most 255 characters without control characters',
+      );
+    }
     this.#holder = options.holderId ?? `${hostname()}:${process.pid}:${randomBytes(6).toString('hex')}`;
     this.#now = options.now ?? Date.now;
   }
