@@ -72,6 +72,12 @@ export interface ProviderDefinition {
   readonly authorizationParameters?: Readonly<Record<string, string>>;
   /** id_token / userinfo claims that may hold the mailbox address, in order. @default ['email'] */
   readonly emailClaims?: readonly string[];
+  /**
+   * Take an `email` claim as the mailbox identity even when the provider marks it `email_verified: false`. Only
+   * for a provider known never to verify addresses, where the claim is still the mailbox (say so in your preset's
+   * documentation). Otherwise such an address could be one the user merely typed. @default false
+   */
+  readonly trustUnverifiedEmail?: boolean;
   /** Read the identity from the userinfo endpoint when the id_token has no email. @default false */
   readonly userinfo?: boolean;
   /** Check a discovered issuer (for authorities whose issuer differs from the discovery URL). */
@@ -354,8 +360,13 @@ export class OpenIdClientProvider implements OAuthProvider {
     const claimNames = this.#definition.emailClaims ?? ['email'];
     const pick = (claims: Readonly<Record<string, unknown>> | undefined): MailboxIdentity | undefined => {
       if (claims === undefined) return undefined;
+      // `email_verified: false`: the provider says the address was not proven to be the user's.
+      const unverified =
+        (claims.email_verified === false || claims.email_verified === 'false') &&
+        this.#definition.trustUnverifiedEmail !== true;
       for (const name of claimNames) {
         const value = claims[name];
+        if (name === 'email' && unverified) continue;
         if (typeof value === 'string' && value.includes('@')) {
           return {
             email: value,
@@ -377,8 +388,13 @@ export class OpenIdClientProvider implements OAuthProvider {
       const fromUserinfo = pick(info as Record<string, unknown>);
       if (fromUserinfo !== undefined) return fromUserinfo;
     }
+    const refusedUnverified =
+      this.#definition.trustUnverifiedEmail !== true &&
+      (result.claims?.email_verified === false || result.claims?.email_verified === 'false');
     throw new TokenExchangeError(
-      `${this.id} returned no email address (looked for ${claimNames.join(', ')}); request the "email" scope`,
+      refusedUnverified
+        ? `${this.id} marked the email address as not verified (email_verified: false); it is not taken as the mailbox identity`
+        : `${this.id} returned no email address (looked for ${claimNames.join(', ')}); request the "email" scope`,
       { providerId: this.id },
     );
   }

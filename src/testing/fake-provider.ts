@@ -62,6 +62,8 @@ export interface IdTokenTweaks {
   readonly badSignature?: boolean;
   /** Leave out the email claims. */
   readonly omitEmail?: boolean;
+  /** Send `email_verified` with this value (Google's and Yahoo's id_tokens say `true` by default). */
+  readonly emailVerified?: boolean;
   /** Microsoft: the user's tenant id (`tid`, and `iss` for multi-tenant). */
   readonly tenantId?: string;
 }
@@ -214,7 +216,11 @@ export class FakeOAuthProvider {
           const token = request.headers.get('authorization')?.replace(/^Bearer /, '') ?? '';
           const grant = this.#accessTokens.get(token);
           if (grant === undefined) return form(401, { error: 'invalid_token' });
-          return HttpResponse.json({ sub: grant.sub, email: grant.email, email_verified: true });
+          return HttpResponse.json({
+            sub: grant.sub,
+            email: grant.email,
+            email_verified: grant.tweaks.emailVerified ?? true,
+          });
         }),
       );
     }
@@ -350,6 +356,7 @@ export class FakeOAuthProvider {
       claims.email = grant.email;
       if (this.profile.kind === 'microsoft') claims.preferred_username = grant.email;
       else claims.email_verified = true;
+      if (t.emailVerified !== undefined) claims.email_verified = t.emailVerified;
     }
     if (this.profile.kind === 'microsoft') claims.tid = tid;
     return new SignJWT(claims)

@@ -7,6 +7,7 @@ import {
   ConfigurationError,
   InvalidArgumentError,
   InvalidStateError,
+  isMailboxAuthError,
   TokenExchangeError,
   UnknownProviderError,
 } from '../../src/index.js';
@@ -531,5 +532,25 @@ describe('Google authorization flow', () => {
     expect(result.deleted).toBe(true);
     expect(result.revoked).toBe(false);
     expect(result.revocationError?.code).toBe('ERR_UNKNOWN_PROVIDER');
+  });
+});
+
+describe('email_verified', () => {
+  it('an id_token that says email_verified: false is not taken as the mailbox identity', async () => {
+    const { auth, store, googleFake } = setupAuth(server);
+    const { url } = await auth.startAuthorization('google', OWNER);
+    const callback = googleFake.approve(url, { email: 'victim@example.com', emailVerified: false });
+    const err = await auth.completeAuthorization('google', callback, OWNER).catch((e: unknown) => e);
+    expect(isMailboxAuthError(err, 'ERR_TOKEN_EXCHANGE_FAILED')).toBe(true);
+    expect((err as Error).message).toMatch(/not verified/);
+    expect((await store.listAccounts()).records).toHaveLength(0);
+  });
+
+  it('Microsoft: an unverified email claim gives way to the sign-in name (preferred_username)', async () => {
+    const { auth, microsoftFake } = setupAuth(server);
+    const { url } = await auth.startAuthorization('microsoft', OWNER);
+    const callback = microsoftFake.approve(url, { email: 'grace@contoso.com', emailVerified: false });
+    const { account } = await auth.completeAuthorization('microsoft', callback, OWNER);
+    expect(account.email).toBe('grace@contoso.com');
   });
 });
