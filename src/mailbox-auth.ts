@@ -73,6 +73,8 @@ export interface MailboxAuthOptions {
   readonly stateTtlMs?: number;
   /** Pending authorizations kept per owner. @default 10 */
   readonly maxPendingPerOwner?: number;
+  /** Pending authorizations kept in all, whoever their owners; the oldest dropped first. @default no bound */
+  readonly maxPendingTotal?: number;
   /** The clock, in epoch milliseconds. @default Date.now */
   readonly now?: () => number;
   /** Token refresh settings (skew, lease, retries, circuit breaker, logger). */
@@ -200,6 +202,7 @@ export function createMailboxAuth(options: MailboxAuthOptions): MailboxAuth {
     cipher: options.cipher,
     ...(options.stateTtlMs === undefined ? {} : { stateTtlMs: options.stateTtlMs }),
     ...(options.maxPendingPerOwner === undefined ? {} : { maxPendingPerOwner: options.maxPendingPerOwner }),
+    ...(options.maxPendingTotal === undefined ? {} : { maxPendingTotal: options.maxPendingTotal }),
     ...(options.allowedOrigins === undefined ? {} : { allowedReturnOrigins: options.allowedOrigins }),
     ...(options.now === undefined ? {} : { now: options.now }),
   });

@@ -54,6 +54,11 @@ export interface AuthorizationFlowOptions {
    * @default 10
    */
   readonly maxPendingPerOwner?: number;
+  /**
+   * Pending authorizations kept in all, whoever their owners (a flood of starts from many owners at once);
+   * starting more drops the oldest. From 1 to 10,000,000. @default undefined (no global bound)
+   */
+  readonly maxPendingTotal?: number;
   /** Origins an absolute `returnTo` may point at (relative paths are always accepted). @default [] */
   readonly allowedReturnOrigins?: readonly string[];
   /** The clock, in epoch milliseconds. @default Date.now */
@@ -193,6 +198,7 @@ export class AuthorizationFlow {
   readonly #cipher: Cipher;
   readonly #ttlMs: number;
   readonly #maxPerOwner: number;
+  readonly #maxTotal: number | undefined;
   readonly #returnOrigins: ReadonlySet<string>;
   readonly #now: () => number;
 
@@ -221,6 +227,13 @@ export class AuthorizationFlow {
     this.#cipher = cipher;
     this.#ttlMs = ttl;
     this.#maxPerOwner = max;
+    const total = options.maxPendingTotal;
+    if (total !== undefined && (!Number.isSafeInteger(total) || total < max || total > 10_000_000)) {
+      throw new ConfigurationError(
+        'AuthorizationFlow: maxPendingTotal must be an integer from maxPendingPerOwner to 10000000',
+      );
+    }
+    this.#maxTotal = total;
     this.#returnOrigins = new Set(
       (options.allowedReturnOrigins ?? []).map((origin) => {
         try {
@@ -292,7 +305,9 @@ export class AuthorizationFlow {
       await this.#states.putState(
         key,
         { owner, provider: provider.id, payload: sealed, createdAt: now, expiresAt },
-        { maxPerOwner: this.#maxPerOwner },
+        this.#maxTotal === undefined
+          ? { maxPerOwner: this.#maxPerOwner }
+          : { maxPerOwner: this.#maxPerOwner, maxTotal: this.#maxTotal },
       );
     } catch (cause) {
       if (isMailboxAuthError(cause)) throw cause;

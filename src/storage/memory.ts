@@ -198,7 +198,7 @@ export class MemoryStore implements AccountStore, StateStore {
   }
 
   async putState(key: string, state: StoredState, options: PutStateOptions): Promise<void> {
-    assertStateInput(key, state, options?.maxPerOwner);
+    assertStateInput(key, state, options?.maxPerOwner, options?.maxTotal);
     const now = this.#now();
     if (this.#states.size >= this.#sweepAt) {
       for (const [k, s] of this.#states) if (s.expiresAt <= now) this.#dropState(k, s);
@@ -222,6 +222,13 @@ export class MemoryStore implements AccountStore, StateStore {
     for (const k of keys) {
       if (keys.size <= options.maxPerOwner) break;
       this.#dropState(k, this.#states.get(k) as StoredState);
+    }
+    if (options.maxTotal !== undefined) {
+      // The Map iterates in insertion order: oldest first. Expired ones go without counting.
+      for (const [k, s] of this.#states) {
+        if (this.#states.size <= options.maxTotal) break;
+        this.#dropState(k, s);
+      }
     }
   }
 

@@ -36,6 +36,11 @@ export interface StoredState {
 export interface PutStateOptions {
   /** Keep at most this many unexpired states per owner; the oldest are dropped first. */
   readonly maxPerOwner: number;
+  /**
+   * Keep at most this many unexpired states in all, whoever their owners (many owners at once); the oldest
+   * are dropped first. Omitted: no global bound.
+   */
+  readonly maxTotal?: number;
 }
 
 /**

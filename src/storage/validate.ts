@@ -238,6 +238,7 @@ export function assertStateInput(
   key: unknown,
   state: unknown,
   maxPerOwner: unknown,
+  maxTotal?: unknown,
 ): asserts state is StoredState {
   text(key, 'state key', 512);
   if (typeof state !== 'object' || state === null) throw new InvalidArgumentError('state must be an object');
@@ -249,6 +250,9 @@ export function assertStateInput(
   epoch(s.expiresAt, 'state.expiresAt', false);
   if (!Number.isSafeInteger(maxPerOwner) || (maxPerOwner as number) < 1) {
     throw new InvalidArgumentError('maxPerOwner must be a positive integer');
+  }
+  if (maxTotal !== undefined && (!Number.isSafeInteger(maxTotal) || (maxTotal as number) < 1)) {
+    throw new InvalidArgumentError('maxTotal must be a positive integer');
   }
 }
 

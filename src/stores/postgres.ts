@@ -496,7 +496,7 @@ export class PostgresStore implements AccountStore, StateStore {
   }
 
   async putState(key: string, state: StoredState, options: PutStateOptions): Promise<void> {
-    assertStateInput(key, state, options?.maxPerOwner);
+    assertStateInput(key, state, options?.maxPerOwner, options?.maxTotal);
     const now = this.#now();
     await this.#query(
       'putState',
@@ -513,6 +513,16 @@ export class PostgresStore implements AccountStore, StateStore {
        ) OR key IN (SELECT key FROM ${this.#states} WHERE expires_at <= $2 LIMIT 100)`,
       [state.owner, now, options.maxPerOwner],
     );
+    if (options.maxTotal !== undefined) {
+      // Every state lives as long: the latest expiries are the newest states (served by the expiry index).
+      await this.#query(
+        'putState',
+        `DELETE FROM ${this.#states} WHERE key IN (
+           SELECT key FROM ${this.#states} WHERE expires_at > $1 ORDER BY expires_at DESC, seq DESC OFFSET $2
+         )`,
+        [now, options.maxTotal],
+      );
+    }
   }
 
   async takeState(key: string): Promise<StoredState | null> {

@@ -126,7 +126,28 @@ if extra > 0 then
 end
 local ttl = redis.call('PTTL', KEYS[2])
 if ttl < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+-- Every state, scored by its expiry (oldest first); taken states leave it in takeState.
+redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[7])
+if redis.call('PTTL', KEYS[4]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[4], ARGV[2]) end
+local total = tonumber(ARGV[8])
+if total > 0 then
+  local over = redis.call('ZCARD', KEYS[4]) - total
+  if over > 0 then
+    local oldest = redis.call('ZRANGE', KEYS[4], 0, over - 1)
+    for _, member in ipairs(oldest) do
+      redis.call('DEL', ARGV[4] .. member)
+      redis.call('ZREM', KEYS[4], member)
+    end
+  end
+end
 return 1
+`;
+
+const TAKE_STATE = `
+local value = redis.call('GETDEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return value
 `;
 
 const sha = (script: string) => createHash('sha1').update(script).digest('hex');
@@ -334,20 +355,40 @@ export class RedisStore implements AccountStore, StateStore {
   }
 
   async putState(key: string, state: StoredState, options: PutStateOptions): Promise<void> {
-    assertStateInput(key, state, options?.maxPerOwner);
-    const ttl = state.expiresAt - this.#now();
+    assertStateInput(key, state, options?.maxPerOwner, options?.maxTotal);
+    const now = this.#now();
+    const ttl = state.expiresAt - now;
     if (ttl <= 0) return; // already expired: nothing to keep
     await this.#script(
       'putState',
       PUT_STATE,
-      [`${this.#p}state:${key}`, `${this.#p}owner-states:${state.owner}`, `${this.#p}state-seq`],
-      [JSON.stringify(state), ttl, options.maxPerOwner, `${this.#p}state:`, key],
+      [
+        `${this.#p}state:${key}`,
+        `${this.#p}owner-states:${state.owner}`,
+        `${this.#p}state-seq`,
+        `${this.#p}all-states`,
+      ],
+      [
+        JSON.stringify(state),
+        ttl,
+        options.maxPerOwner,
+        `${this.#p}state:`,
+        key,
+        state.expiresAt,
+        now,
+        options.maxTotal ?? 0,
+      ],
     );
   }
 
   async takeState(key: string): Promise<StoredState | null> {
     assertId(key, 'state key');
-    const json = await this.#run('takeState', () => this.#client.getdel(`${this.#p}state:${key}`));
+    const json = (await this.#script(
+      'takeState',
+      TAKE_STATE,
+      [`${this.#p}state:${key}`, `${this.#p}all-states`],
+      [key],
+    )) as string | null;
     if (json === null) return null;
     const state = JSON.parse(json) as StoredState;
     return state.expiresAt > this.#now() ? state : null;

@@ -469,6 +469,22 @@ export function describeStoreConformance(name: string, factory: () => Promise<Co
         expect(await store.takeState('never-stored')).toBeNull();
       }));
 
+    it('keeps at most maxTotal states in all, whoever the owners, dropping the oldest; taken ones do not count', () =>
+      withStore(async (store) => {
+        // Five owners, one start each (each later than the one before), a global bound of 3.
+        for (let i = 0; i < 5; i++)
+          await store.putState(`g-${i}`, state(`owner-g${i}`, 600_000 + i), { maxPerOwner: 5, maxTotal: 3 });
+        expect(await store.takeState('g-0')).toBeNull();
+        expect(await store.takeState('g-1')).toBeNull();
+        expect(await store.takeState('g-4')).not.toBeNull(); // taken: frees a place
+        await store.putState('g-5', state('owner-g5', 600_010), { maxPerOwner: 5, maxTotal: 3 });
+        for (const key of ['g-2', 'g-3', 'g-5']) expect(await store.takeState(key), key).not.toBeNull();
+        await expect(store.putState('g-x', state(), { maxPerOwner: 5, maxTotal: 0 })).rejects.toBeInstanceOf(
+          InvalidArgumentError,
+        );
+        expect(await store.takeState('g-x')).toBeNull();
+      }));
+
     it('gives a state to exactly one of many concurrent takers', () =>
       withStore(async (store) => {
         await store.putState('state-race', state(), { maxPerOwner: 5 });

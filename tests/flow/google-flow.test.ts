@@ -554,3 +554,26 @@ describe('email_verified', () => {
     expect(account.email).toBe('grace@contoso.com');
   });
 });
+
+describe('maxPendingTotal', () => {
+  it('bounds pending authorizations across owners: the oldest start is dropped, later ones complete', async () => {
+    const { auth, googleFake } = setupAuth(server, { maxPendingPerOwner: 2, maxPendingTotal: 3 });
+    const started = [];
+    for (let i = 0; i < 4; i++)
+      started.push(await auth.startAuthorization('google', { owner: `owner-${i}` }));
+    const first = googleFake.approve((started[0] as { url: URL }).url, { email: 'a0@example.com' });
+    const dropped = await auth
+      .completeAuthorization('google', first, { owner: 'owner-0' })
+      .catch((e: unknown) => e);
+    expect(isMailboxAuthError(dropped, 'ERR_INVALID_STATE')).toBe(true);
+    const last = googleFake.approve((started[3] as { url: URL }).url, { email: 'a3@example.com' });
+    const { account } = await auth.completeAuthorization('google', last, { owner: 'owner-3' });
+    expect(account.email).toBe('a3@example.com');
+  });
+
+  it('is refused at construction when below maxPendingPerOwner or not an integer', () => {
+    for (const maxPendingTotal of [1, 2.5, 10_000_001]) {
+      expect(() => setupAuth(server, { maxPendingPerOwner: 2, maxPendingTotal })).toThrow(ConfigurationError);
+    }
+  });
+});

@@ -19,7 +19,12 @@ export function mswServer() {
 
 export function setupAuth(
   server: ReturnType<typeof setupServer>,
-  options: { tenant?: string; timeoutMs?: number; maxPendingPerOwner?: number } = {},
+  options: {
+    tenant?: string;
+    timeoutMs?: number;
+    maxPendingPerOwner?: number;
+    maxPendingTotal?: number;
+  } = {},
 ) {
   const googleFake = fakeGoogle(CLIENT);
   const microsoftFake = fakeMicrosoft({ ...CLIENT, tenant: options.tenant ?? 'common' });
@@ -39,6 +44,7 @@ export function setupAuth(
     cipher,
     allowedOrigins: ['https://app.example.com'],
     ...(options.maxPendingPerOwner ? { maxPendingPerOwner: options.maxPendingPerOwner } : {}),
+    ...(options.maxPendingTotal ? { maxPendingTotal: options.maxPendingTotal } : {}),
   });
   return { auth, store, cipher, googleFake, microsoftFake };
 }
