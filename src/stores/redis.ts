@@ -106,40 +106,32 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `;
 
-// KEYS[1] state key, KEYS[2] owner zset, KEYS[3] sequence; ARGV[1] state JSON, ARGV[2] ttl ms,
-// ARGV[3] max per owner, ARGV[4] state key prefix, ARGV[5] state key suffix (the caller's key)
+// KEYS[1] state key, KEYS[2] owner zset, KEYS[3] sequence, KEYS[4] every state (by expiry); ARGV[1] state
+// JSON, ARGV[2] ttl ms, ARGV[3] max per owner, ARGV[4] state key prefix, ARGV[5] state key suffix (the
+// caller's key), ARGV[6] expiry (epoch ms), ARGV[7] now, ARGV[8] max in all (0: no bound)
 const PUT_STATE = `
+-- Drop the oldest members of a sorted set beyond max: their states, and their place in the global index.
+local function keep(set, max)
+  local over = redis.call('ZCARD', set) - max
+  if over <= 0 then return end
+  for _, member in ipairs(redis.call('ZRANGE', set, 0, over - 1)) do
+    redis.call('DEL', ARGV[4] .. member)
+    redis.call('ZREM', set, member)
+    redis.call('ZREM', KEYS[4], member)
+  end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local seq = redis.call('INCR', KEYS[3])
 redis.call('ZADD', KEYS[2], seq, ARGV[5])
-local members = redis.call('ZRANGE', KEYS[2], 0, -1)
-for _, member in ipairs(members) do
+redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
+for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
   if redis.call('EXISTS', ARGV[4] .. member) == 0 then redis.call('ZREM', KEYS[2], member) end
 end
-local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
-if extra > 0 then
-  local oldest = redis.call('ZRANGE', KEYS[2], 0, extra - 1)
-  for _, member in ipairs(oldest) do
-    redis.call('DEL', ARGV[4] .. member)
-    redis.call('ZREM', KEYS[2], member)
-  end
-end
-local ttl = redis.call('PTTL', KEYS[2])
-if ttl < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
--- Every state, scored by its expiry (oldest first); taken states leave it in takeState.
-redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[7])
-if redis.call('PTTL', KEYS[4]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[4], ARGV[2]) end
-local total = tonumber(ARGV[8])
-if total > 0 then
-  local over = redis.call('ZCARD', KEYS[4]) - total
-  if over > 0 then
-    local oldest = redis.call('ZRANGE', KEYS[4], 0, over - 1)
-    for _, member in ipairs(oldest) do
-      redis.call('DEL', ARGV[4] .. member)
-      redis.call('ZREM', KEYS[4], member)
-    end
-  end
+keep(KEYS[2], tonumber(ARGV[3]))
+if tonumber(ARGV[8]) > 0 then keep(KEYS[4], tonumber(ARGV[8])) end
+for _, set in ipairs({ KEYS[2], KEYS[4] }) do
+  if redis.call('PTTL', set) < tonumber(ARGV[2]) then redis.call('PEXPIRE', set, ARGV[2]) end
 end
 return 1
 `;
