@@ -589,9 +589,9 @@ const TENANT_PLACEHOLDER = '{tenantid}';
 /** The issuers a multi-tenant template stands for: the placeholder replaced by a tenant id (a GUID). */
 function tenantIssuerPattern(template: string): RegExp {
   const [before = '', after = ''] = template.split(TENANT_PLACEHOLDER);
-  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const quote = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   return new RegExp(
-    `^${escape(before)}[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}${escape(after)}$`,
+    `^${quote(before)}[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}${quote(after)}$`,
   );
 }
 

@@ -553,10 +553,10 @@ export class TokenRefresher {
   #remember(
     stored: StoredAccount | { account: MailboxAccount; tokens: TokenSetInput },
     resource: string | undefined,
-    issuedAtMs: number | null = stored.account.lastRefreshedAt?.getTime() ?? null,
   ): AccessToken {
     const { account } = stored;
     const picked = pick(stored.tokens as TokenSetInput, resource) as Picked;
+    const issuedAtMs = picked.issuedAtMs ?? account.lastRefreshedAt?.getTime() ?? null;
     const token = new AccessToken(picked.accessToken, account, picked.expiresAtMs, resource);
     const entry: CacheEntry = {
       token,
@@ -585,8 +585,9 @@ export class TokenRefresher {
     minValidityMs: number,
   ) {
     const picked = pick(tokens, resource);
-    // A stored token was issued at the account's last token write (or later, for an extra resource's).
-    const halfLifeMs = halfLife(picked?.expiresAtMs ?? null, account.lastRefreshedAt?.getTime() ?? null);
+    // Tokens stored by earlier versions carry no issue time: the account's last token write stands in.
+    const issuedAtMs = picked?.issuedAtMs ?? account.lastRefreshedAt?.getTime() ?? null;
+    const halfLifeMs = halfLife(picked?.expiresAtMs ?? null, issuedAtMs);
     return (
       picked !== undefined &&
       picked.accessToken !== stale &&
@@ -707,6 +708,7 @@ export class TokenRefresher {
       );
       this.#breaker(provider.id)?.success();
       const refreshToken = result.tokens.refreshToken ?? rescued ?? current.tokens.refreshToken ?? null;
+      const issuedAt = this.#now();
       // The primary token, or the resource's beside the unchanged primary one; either way the rotated
       // refresh token and every other resource token are kept.
       const next: TokenSetInput =
@@ -716,6 +718,7 @@ export class TokenRefresher {
               refreshToken,
               idToken: result.tokens.idToken,
               expiresAt: result.tokens.expiresAt,
+              issuedAt,
               tokenType: result.tokens.tokenType,
               resources: current.tokens.resources,
             }
@@ -727,6 +730,7 @@ export class TokenRefresher {
                 [resource]: {
                   accessToken: result.tokens.accessToken,
                   expiresAt: result.tokens.expiresAt,
+                  issuedAt,
                   scopes: result.scopes ?? scopes ?? [],
                   tokenType: result.tokens.tokenType,
                 },
@@ -734,7 +738,7 @@ export class TokenRefresher {
             };
       const stored = await this.#store(accountId, next);
       keepLease = stored === 'pending';
-      const token = this.#remember({ account: current.account, tokens: next }, resource, this.#now());
+      const token = this.#remember({ account: current.account, tokens: next }, resource);
       const rotated = result.tokens.refreshToken !== null;
       this.#emit('refreshed', {
         accountId,
@@ -784,6 +788,7 @@ export class TokenRefresher {
         refreshToken: tokens.refreshToken,
         idToken: tokens.idToken,
         expiresAt: tokens.expiresAt,
+        issuedAt: tokens.issuedAt,
         tokenType: tokens.tokenType,
         resources: tokens.resourceInputs(),
       },
@@ -1007,6 +1012,7 @@ interface Target {
 interface Picked {
   readonly accessToken: string;
   readonly expiresAtMs: number | null;
+  readonly issuedAtMs: number | null;
 }
 
 function msOf(e: Date | number | null | undefined): number | null {
@@ -1022,9 +1028,9 @@ function halfLife(expiresAtMs: number | null, issuedAtMs: number | null): number
 }
 
 function pick(tokens: TokenSetInput, resource: string | undefined): Picked | undefined {
-  if (resource === undefined) return { accessToken: tokens.accessToken, expiresAtMs: msOf(tokens.expiresAt) };
-  const r = tokens.resources?.[resource];
-  return r === undefined ? undefined : { accessToken: r.accessToken, expiresAtMs: msOf(r.expiresAt) };
+  const t = resource === undefined ? tokens : tokens.resources?.[resource];
+  if (t === undefined) return undefined;
+  return { accessToken: t.accessToken, expiresAtMs: msOf(t.expiresAt), issuedAtMs: msOf(t.issuedAt) };
 }
 
 /** The scopes to refresh a resource's token with; a resource the provider lacks is the caller's mistake. */

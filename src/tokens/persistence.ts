@@ -205,7 +205,13 @@ export class TokenPersistence {
     if (typeof input !== 'object' || input === null) {
       throw new InvalidArgumentError(`connect input must be an object (got ${describeType(input)})`);
     }
-    const tokens = new TokenSet(input.tokens);
+    // Tokens just obtained by a new consent: issued now, unless the caller says when.
+    const given = input.tokens;
+    const tokens = new TokenSet(
+      typeof given === 'object' && given !== null && given.issuedAt == null
+        ? { ...given, issuedAt: this.#now() }
+        : given,
+    );
     const scopes = checkScopes(input.scopes ?? []);
     // Validated here, above the store, so that every store gives the same answer to the same bad input.
     assertIdentity(input);

@@ -19,6 +19,11 @@ export interface TokenSetInput {
   readonly idToken?: string | null | undefined;
   /** When the access token expires: a `Date` or epoch milliseconds. `null`/omitted when unknown. */
   readonly expiresAt?: Date | number | null | undefined;
+  /**
+   * When the access token was issued: a `Date` or epoch milliseconds. The refresh skew never exceeds half
+   * the lifetime from here to `expiresAt`. `null`/omitted: the account's last token write.
+   */
+  readonly issuedAt?: Date | number | null | undefined;
   /** The token type. @default 'Bearer' */
   readonly tokenType?: string | undefined;
   /**
@@ -43,6 +48,8 @@ export interface ResourceTokenInput {
   readonly accessToken: string;
   /** When it expires: a `Date` or epoch milliseconds; `null`/omitted when unknown. */
   readonly expiresAt?: Date | number | null | undefined;
+  /** When it was issued: a `Date` or epoch milliseconds; `null`/omitted when unknown. */
+  readonly issuedAt?: Date | number | null | undefined;
   /** The scopes it was granted, when the provider said. @default [] */
   readonly scopes?: readonly string[] | undefined;
   /** The token type. @default 'Bearer' */
@@ -83,6 +90,8 @@ export class ResourceToken {
   readonly #accessToken: string;
   /** When it expires, or `null` when unknown. */
   readonly expiresAt: Date | null;
+  /** When it was issued, or `null` when unknown. */
+  readonly issuedAt: Date | null;
   /** The scopes it was granted (empty when the provider did not say). */
   readonly scopes: readonly string[];
   /** The token type, usually `Bearer`. */
@@ -103,6 +112,7 @@ export class ResourceToken {
     }
     this.#accessToken = input.accessToken;
     this.expiresAt = expiryOf(input.expiresAt, `tokens.resources.${name}.expiresAt`);
+    this.issuedAt = expiryOf(input.issuedAt, `tokens.resources.${name}.issuedAt`);
     this.scopes = Object.freeze([...scopes]);
     this.tokenType = tokenTypeOf(input.tokenType, `tokens.resources.${name}.tokenType`);
   }
@@ -117,6 +127,7 @@ export class ResourceToken {
     return {
       accessToken: this.#accessToken,
       expiresAt: this.expiresAt,
+      issuedAt: this.issuedAt,
       scopes: this.scopes,
       tokenType: this.tokenType,
     };
@@ -188,6 +199,8 @@ export class TokenSet {
   readonly #idToken: string | null;
   /** When the access token expires, or `null` when unknown. */
   readonly expiresAt: Date | null;
+  /** When the access token was issued, or `null` when unknown (tokens stored by earlier versions). */
+  readonly issuedAt: Date | null;
   /** The token type, usually `Bearer`. */
   readonly tokenType: string;
   readonly #resources: ReadonlyMap<string, ResourceToken>;
@@ -203,6 +216,7 @@ export class TokenSet {
     this.#refreshToken = optionalToken(input.refreshToken, 'tokens.refreshToken');
     this.#idToken = optionalToken(input.idToken, 'tokens.idToken');
     this.expiresAt = expiryOf(input.expiresAt, 'tokens.expiresAt');
+    this.issuedAt = expiryOf(input.issuedAt, 'tokens.issuedAt');
     this.tokenType = tokenTypeOf(input.tokenType, 'tokens.tokenType');
     this.#resources = resourcesOf(input.resources);
   }
@@ -267,6 +281,7 @@ export class TokenSet {
       refreshToken: next.refreshToken ?? this.#refreshToken,
       idToken: next.idToken ?? this.#idToken,
       expiresAt: next.expiresAt ?? null,
+      issuedAt: next.issuedAt ?? null,
       tokenType: next.tokenType ?? this.tokenType,
       resources: next.resources ?? this.resourceInputs(),
     });
@@ -284,6 +299,7 @@ export class TokenSet {
       it: this.#idToken,
       tt: this.tokenType,
     };
+    if (this.issuedAt !== null) blob.ia = this.issuedAt.getTime();
     if (this.#resources.size > 0) {
       blob.rs = Object.fromEntries(
         [...this.#resources].map(([name, token]) => [
@@ -293,6 +309,7 @@ export class TokenSet {
             exp: token.expiresAt?.getTime() ?? null,
             sc: token.scopes,
             tt: token.tokenType,
+            ...(token.issuedAt === null ? {} : { ia: token.issuedAt.getTime() }),
           },
         ]),
       );
@@ -309,6 +326,7 @@ export class TokenSet {
       it?: unknown;
       tt?: unknown;
       rs?: unknown;
+      ia?: unknown;
     };
     if (data.v !== 1 || typeof data.at !== 'string') throw new Error('unknown token blob format');
     let resources: Record<string, ResourceTokenInput> | undefined;
@@ -316,10 +334,11 @@ export class TokenSet {
       if (typeof data.rs !== 'object' || data.rs === null) throw new Error('unknown token blob format');
       resources = {};
       for (const [name, value] of Object.entries(data.rs as Record<string, unknown>)) {
-        const r = value as { at?: unknown; exp?: unknown; sc?: unknown; tt?: unknown };
+        const r = value as { at?: unknown; exp?: unknown; sc?: unknown; tt?: unknown; ia?: unknown };
         resources[name] = {
           accessToken: r.at as string,
           expiresAt: r.exp as number | null,
+          issuedAt: typeof r.ia === 'number' ? r.ia : null,
           scopes: r.sc as string[],
           tokenType: typeof r.tt === 'string' ? r.tt : undefined,
         };
@@ -331,6 +350,7 @@ export class TokenSet {
       idToken: data.it as string | null,
       tokenType: typeof data.tt === 'string' ? data.tt : undefined,
       expiresAt,
+      issuedAt: typeof data.ia === 'number' ? data.ia : null,
       resources,
     });
   }
