@@ -18,7 +18,7 @@ try {
   execFileSync('npx', ['--no-install', 'attw', tarball, '--profile', 'node16'], { stdio: 'inherit' });
   // Smoke: both builds load in a fresh Node process and round-trip a value.
   const smoke = () =>
-    `const c = m.aesGcmCipher({ keys: { k: Buffer.alloc(32, 7) }, current: 'k' });` +
+    `const c = m.aesGcmCipher({ keys: { k: globalThis.crypto.getRandomValues(new Uint8Array(32)) }, current: 'k' });` +
     `if (c.decrypt(c.encrypt('ok', 'a'), 'a') !== 'ok') throw new Error('round trip failed');` +
     `if (!(new m.StorageError('x') instanceof m.MailboxAuthError)) throw new Error('error classes');`;
   execFileSync('node', ['-e', `const m = require('./dist/index.cjs'); ${smoke()}`], { stdio: 'inherit' });

@@ -101,6 +101,26 @@ export class CircuitBreaker {
     );
   }
 
+  /**
+   * Run `fn` through the breaker: refused at once (`ProviderUnavailableError`) while the circuit is open; when
+   * the cool-down is over, this call is the probe. A probe always settles: if `fn` ends without reporting an
+   * outcome ({@link success}, {@link failure} or {@link neutral}: another process held the lease, a usable token
+   * was found, the caller aborted, an unexpected error), the circuit returns to open with its cool-down over, so
+   * the next call probes again. It can never stay half-open.
+   */
+  async execute<T>(fn: () => Promise<T>): Promise<T> {
+    this.check();
+    if (this.#state !== 'half_open') return fn();
+    try {
+      return await fn();
+    } finally {
+      if (this.#state === 'half_open') {
+        this.#state = 'open';
+        this.#openedAt = this.#now() - this.#cooldownMs;
+      }
+    }
+  }
+
   /** Record a success (closes the circuit). */
   success(): void {
     this.#failures = 0;

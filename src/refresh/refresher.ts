@@ -624,14 +624,18 @@ export class TokenRefresher {
           providerId: provider.id,
         });
       }
-      this.#breaker(provider.id)?.check();
       // One refresh of an account at a time in this process (the store lease is re-entrant for this holder):
-      // a Graph token and the primary one are refreshed with the same, rotating, refresh token.
-      const token = await this.#withAccountLock(accountId, signal, async () => {
-        const lease = await this.#persistence.acquireLease(accountId, this.#holder, this.#leaseTtlMs);
-        if (lease === null) return undefined;
-        return this.#refreshHoldingLease(target, scopes, minValidityMs, stale, signal, current);
-      });
+      // a Graph token and the primary one are refreshed with the same, rotating, refresh token. The breaker
+      // wraps the whole attempt, so that a probe that finds the lease busy (or a usable token, or is aborted)
+      // is settled too.
+      const attempt = () =>
+        this.#withAccountLock(accountId, signal, async () => {
+          const lease = await this.#persistence.acquireLease(accountId, this.#holder, this.#leaseTtlMs);
+          if (lease === null) return undefined;
+          return this.#refreshHoldingLease(target, scopes, minValidityMs, stale, signal, current);
+        });
+      const breaker = this.#breaker(provider.id);
+      const token = await (breaker === undefined ? attempt() : breaker.execute(attempt));
       if (token !== undefined) return token;
       // Another process is refreshing: wait for its new version rather than calling the provider.
       if (this.#now() >= deadline) {
