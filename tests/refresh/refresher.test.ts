@@ -184,8 +184,9 @@ describe('TokenRefresher', () => {
   });
 
   it('a timeout is transient and retried', async () => {
-    const { fake, refresher, id } = await expiredAccount(server, { timeoutMs: 1000 });
-    fake.failNext({ delayMs: 5000 });
+    // 3 s: the set-up's code exchange must not time out under CPU load; the held answer never comes in time.
+    const { fake, refresher, id } = await expiredAccount(server, { timeoutMs: 3000 });
+    fake.failNext({ delayMs: 30_000 });
     await refresher().getAccessToken(id);
     // The held request timed out and was retried; under CPU load a retry may time out too (1 s), so at least 2.
     expect(fake.stats.tokenRequests).toBeGreaterThanOrEqual(2);
