@@ -9,7 +9,6 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inspect } from 'node:util';
 import pRetry from 'p-retry';
-import { isWellFormed } from '../crypto/utf16.js';
 import {
   ConfigurationError,
   InvalidArgumentError,
@@ -24,6 +23,7 @@ import type { ProviderRegistry } from '../providers/registry.js';
 import { rescuedRefreshToken } from '../providers/token-response.js';
 import type { OAuthProvider, ProviderTokenResult } from '../providers/types.js';
 import type { AccountStatus } from '../storage/account-store.js';
+import { assertId } from '../storage/validate.js';
 import { timerMs } from '../timers.js';
 import type { MailboxAccount } from '../tokens/account.js';
 import type { StoredAccount, TokenPersistence } from '../tokens/persistence.js';
@@ -362,19 +362,16 @@ export class TokenRefresher {
       new CircuitBreaker('validation', this.#breakerOptions, Date.now, () => {});
     }
     this.#logger = options.logger ?? silentLogger;
-    if (
-      options.holderId !== undefined &&
-      (typeof options.holderId !== 'string' ||
-        options.holderId.length === 0 ||
-        options.holderId.length > 255 ||
-        // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
-        /[\u0000-\u001f\u007f-\u009f]/.test(options.holderId) ||
-        !isWellFormed(options.holderId))
-    ) {
-      // Checked here, not at the first lease: every refresh would otherwise fail with it.
-      throw new ConfigurationError(
-        'TokenRefresher: holderId must be a non-empty string of at most 255 characters without control characters',
-      );
+    if (options.holderId !== undefined) {
+      // Checked here, not at the first lease (every refresh would fail with it), by the stores' own rules.
+      try {
+        assertId(options.holderId, 'holderId');
+      } catch (cause) {
+        throw new ConfigurationError(
+          'TokenRefresher: holderId must be a non-empty string of at most 255 characters without control characters',
+          { cause },
+        );
+      }
     }
     this.#holder = options.holderId ?? `${hostname()}:${process.pid}:${randomBytes(6).toString('hex')}`;
     this.#now = options.now ?? Date.now;
