@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events';
-import type { Logger } from './refresh/logger.js';
+import type { Logger } from './logger.js';
 
 /**
  * Call every listener of `event` with `payload`; a listener that throws is logged, never allowed to break the

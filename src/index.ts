@@ -58,6 +58,8 @@ export {
   type RedirectValidationOptions,
   validateRedirectUris,
 } from './flow/redirects.js';
+export { parseRetryAfter } from './http/retry-after.js';
+export { type Logger, silentLogger } from './logger.js';
 export type { MailApiOptions } from './mail/api-http.js';
 export {
   type FetchUnreadOptions,
@@ -68,7 +70,8 @@ export {
   type Watcher,
   type WatchOptions,
 } from './mail/client.js';
-export { connectImap, type MailContext } from './mail/imap.js';
+export type { MailContext } from './mail/context.js';
+export { connectImap } from './mail/imap.js';
 export type { MailAddress, MailMessage, SentMail } from './mail/message.js';
 export {
   type WatchAddOptions,
@@ -82,12 +85,25 @@ export type { MailConnectOptions } from './mail/settings.js';
 export { createSmtpTransport, type SmtpTransport, toSmtpError } from './mail/smtp.js';
 export { createMailboxAuth, type MailboxAuth, type MailboxAuthOptions } from './mailbox-auth.js';
 export {
+  type AccountHealth,
+  accountHealth,
+  type HealthReport,
+  health,
+} from './operations/health.js';
+export {
+  type FleetProgress,
+  MAX_FLEET_CONCURRENCY,
+  type RefreshExpiringOptions,
+  type RefreshReport,
+  refreshExpiring,
+} from './operations/refresh-expiring.js';
+export { type RotateKeysOptions, type RotateKeysReport, rotateKeys } from './operations/rotate-keys.js';
+export {
   definePreset,
   OpenIdClientProvider,
   type ProviderDefinition,
   type ProviderServer,
 } from './providers/base.js';
-export { parseRetryAfter } from './providers/classify.js';
 export { GMAIL_API_SCOPES, GOOGLE, type GoogleOptions, google } from './providers/google.js';
 export { MICROSOFT_GRAPH_SCOPES, type MicrosoftOptions, microsoft } from './providers/microsoft.js';
 export { type OAuth2Options, oauth2 } from './providers/oauth2.js';
@@ -111,21 +127,6 @@ export {
 export { yahoo } from './providers/yahoo.js';
 export type { CircuitBreakerOptions, CircuitSnapshot, CircuitState } from './refresh/circuit-breaker.js';
 export {
-  type AccountHealth,
-  accountHealth,
-  type FleetProgress,
-  type HealthReport,
-  health,
-  MAX_FLEET_CONCURRENCY,
-  type RefreshExpiringOptions,
-  type RefreshReport,
-  type RotateKeysOptions,
-  type RotateKeysReport,
-  refreshExpiring,
-  rotateKeys,
-} from './refresh/fleet.js';
-export { type Logger, silentLogger } from './refresh/logger.js';
-export {
   AccessToken,
   type GetAccessTokenOptions,
   type RefreshRetryOptions,
@@ -144,10 +145,10 @@ export {
   type JsonValue,
   type Lease,
   type ListOptions,
-} from './storage/account-store.js';
-export { type IterateAccountsOptions, iterateAccounts } from './storage/iterate.js';
-export { MemoryStore, type MemoryStoreOptions, memoryStore } from './storage/memory.js';
-export type { PutStateOptions, StateStore, StoredState } from './storage/state-store.js';
+} from './store/account-store.js';
+export { type IterateAccountsOptions, iterateAccounts } from './store/iterate.js';
+export { MemoryStore, type MemoryStoreOptions, memoryStore } from './store/memory.js';
+export type { PutStateOptions, StateStore, StoredState } from './store/state-store.js';
 export { type MailboxAccount, toMailboxAccount } from './tokens/account.js';
 export {
   type ConnectAccountInput,

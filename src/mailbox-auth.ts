@@ -21,20 +21,15 @@ import { connectImap } from './mail/imap.js';
 import { WatchOrchestrator, type WatchOrchestratorOptions } from './mail/orchestrator.js';
 import type { MailConnectOptions } from './mail/settings.js';
 import { createSmtpTransport, type SmtpTransport } from './mail/smtp.js';
-import { ProviderRegistry, type ProviderSummary } from './providers/registry.js';
-import type { OAuthProvider } from './providers/types.js';
+import { type AccountHealth, accountHealth, type HealthReport, health } from './operations/health.js';
 import {
-  type AccountHealth,
-  accountHealth,
-  type HealthReport,
-  health,
   type RefreshExpiringOptions,
   type RefreshReport,
-  type RotateKeysOptions,
-  type RotateKeysReport,
   refreshExpiring,
-  rotateKeys,
-} from './refresh/fleet.js';
+} from './operations/refresh-expiring.js';
+import { type RotateKeysOptions, type RotateKeysReport, rotateKeys } from './operations/rotate-keys.js';
+import { ProviderRegistry, type ProviderSummary } from './providers/registry.js';
+import type { OAuthProvider } from './providers/types.js';
 import {
   type AccessToken,
   type GetAccessTokenOptions,
@@ -42,8 +37,8 @@ import {
   type TokenRefresherEvents,
   type TokenRefresherOptions,
 } from './refresh/refresher.js';
-import type { AccountStore } from './storage/account-store.js';
-import type { StateStore } from './storage/state-store.js';
+import type { AccountStore } from './store/account-store.js';
+import type { StateStore } from './store/state-store.js';
 import type { MailboxAccount } from './tokens/account.js';
 import { TokenPersistence } from './tokens/persistence.js';
 

@@ -11,4 +11,4 @@ export {
   postgresMigrations,
   postgresStore,
   type Queryable,
-} from './stores/postgres.js';
+} from './store/postgres.js';

@@ -4,4 +4,4 @@
  *
  * @packageDocumentation
  */
-export { type RedisClient, RedisStore, type RedisStoreOptions, redisStore } from './stores/redis.js';
+export { type RedisClient, RedisStore, type RedisStoreOptions, redisStore } from './store/redis.js';

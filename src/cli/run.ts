@@ -8,9 +8,9 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isMailboxAuthError } from '../errors.js';
 import type { MailboxAuth } from '../mailbox-auth.js';
-import { MAX_FLEET_CONCURRENCY } from '../refresh/fleet.js';
-import { ACCOUNT_STATUSES, type AccountStatus } from '../storage/account-store.js';
-import { MAX_PAGE_SIZE } from '../storage/validate.js';
+import { MAX_FLEET_CONCURRENCY } from '../operations/refresh-expiring.js';
+import { ACCOUNT_STATUSES, type AccountStatus } from '../store/account-store.js';
+import { MAX_PAGE_SIZE } from '../store/validate.js';
 
 /** Exit codes of the CLI. */
 export const EXIT = Object.freeze({

@@ -3,7 +3,6 @@
  * stored, encrypted account.
  * @module
  */
-import { createHash } from 'node:crypto';
 import { inspect } from 'node:util';
 import * as client from 'openid-client';
 import type { Cipher } from '../crypto/cipher.js';
@@ -11,7 +10,6 @@ import {
   AuthorizationDeniedError,
   AuthorizationResponseError,
   ConfigurationError,
-  CryptoError,
   InvalidArgumentError,
   InvalidStateError,
   isMailboxAuthError,
@@ -20,12 +18,19 @@ import {
   TokenExchangeError,
 } from '../errors.js';
 import type { ProviderRegistry } from '../providers/registry.js';
-import type { JsonValue } from '../storage/account-store.js';
-import type { StateStore } from '../storage/state-store.js';
+import type { JsonValue } from '../store/account-store.js';
+import type { StateStore } from '../store/state-store.js';
 import type { MailboxAccount } from '../tokens/account.js';
 import type { TokenPersistence } from '../tokens/persistence.js';
 import { type CallbackInput, readCallbackParameters } from './callback.js';
-import { isLoopback } from './redirects.js';
+import {
+  openPendingState,
+  type PendingState,
+  pendingStateKey,
+  STATE_PATTERN,
+  sealPendingState,
+} from './pending-state.js';
+import { checkReturnTo } from './redirects.js';
 
 /**
  * Options of {@link AuthorizationFlow}.
@@ -156,22 +161,6 @@ export interface DisconnectResult {
   readonly deleted: boolean;
 }
 
-interface StatePayload {
-  readonly v: 1;
-  readonly verifier: string;
-  readonly nonce: string | null;
-  readonly scopes: readonly string[];
-  readonly metadata: { readonly [key: string]: JsonValue } | null;
-  readonly returnTo: string | null;
-}
-
-const STATE = /^[A-Za-z0-9_-]{43}$/;
-const STATE_AAD = 'oauth-mailbox/state/';
-
-function stateKey(state: string): string {
-  return createHash('sha256').update(state).digest('base64url');
-}
-
 function text(value: unknown, name: string, max = 255): string {
   if (typeof value !== 'string' || value.length === 0 || value.length > max) {
     throw new InvalidArgumentError(`${name} must be a non-empty string of at most ${max} characters`);
@@ -272,11 +261,12 @@ export class AuthorizationFlow {
     ) {
       throw new InvalidArgumentError('metadata must be a plain object');
     }
-    const returnTo = options.returnTo === undefined ? null : this.#checkReturnTo(options.returnTo);
+    const returnTo =
+      options.returnTo === undefined ? null : checkReturnTo(options.returnTo, this.#returnOrigins);
     const state = client.randomState();
     const verifier = client.randomPKCECodeVerifier();
     const nonce = provider.openid ? client.randomNonce() : null;
-    const payload: StatePayload = {
+    const payload: PendingState = {
       v: 1,
       verifier,
       nonce,
@@ -284,14 +274,8 @@ export class AuthorizationFlow {
       metadata: options.metadata ?? null,
       returnTo,
     };
-    let serialized: string;
-    try {
-      serialized = JSON.stringify(payload);
-    } catch (cause) {
-      throw new InvalidArgumentError('metadata must be JSON-serializable', { cause });
-    }
-    const key = stateKey(state);
-    const sealed = await this.#cipher.encrypt(serialized, STATE_AAD + key);
+    const key = pendingStateKey(state);
+    const sealed = await sealPendingState(this.#cipher, key, payload);
     const url = await provider.authorizationUrl({
       state,
       codeChallenge: await client.calculatePKCECodeChallenge(verifier),
@@ -332,9 +316,9 @@ export class AuthorizationFlow {
     const state = params.get('state');
     if (state === null || state === '')
       throw new InvalidStateError('The callback has no state parameter', { reason: 'missing', providerId });
-    if (!STATE.test(state))
+    if (!STATE_PATTERN.test(state))
       throw new InvalidStateError('The state parameter is malformed', { reason: 'malformed', providerId });
-    const key = stateKey(state);
+    const key = pendingStateKey(state);
     let stored: Awaited<ReturnType<StateStore['takeState']>>;
     try {
       stored = await this.#states.takeState(key);
@@ -351,17 +335,7 @@ export class AuthorizationFlow {
         },
       );
     }
-    let payload: StatePayload;
-    try {
-      payload = JSON.parse(await this.#cipher.decrypt(stored.payload, STATE_AAD + key)) as StatePayload;
-      if (payload.v !== 1 || typeof payload.verifier !== 'string') throw new Error('unknown state payload');
-    } catch (cause) {
-      throw new InvalidStateError('The stored state cannot be read', {
-        reason: 'malformed',
-        providerId,
-        ...(cause instanceof CryptoError ? { cause } : {}),
-      });
-    }
+    const payload = await openPendingState(this.#cipher, key, stored.payload, providerId);
     if (stored.provider !== provider.id) {
       throw new InvalidStateError('The state was issued for another provider', {
         reason: 'provider_mismatch',
@@ -454,37 +428,6 @@ export class AuthorizationFlow {
     }
     const deleted = await this.#persistence.deleteAccount(accountId);
     return { accountId, revoked, revocationError, deleted };
-  }
-
-  #checkReturnTo(value: unknown): string {
-    const returnTo = text(value, 'returnTo', 2048);
-    // URL parsers drop tabs and newlines and read `\` as `/`: `/\t/evil.example` would become
-    // `//evil.example`, another origin. Such characters have no business in a return address.
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
-    if (/[\u0000-\u001f\u007f\\]/.test(returnTo)) {
-      throw new InvalidArgumentError('returnTo must not contain control characters or backslashes');
-    }
-    if (returnTo.startsWith('/') && !returnTo.startsWith('//')) {
-      // Belt and braces: a path must stay on the app's origin once resolved.
-      if (new URL(returnTo, 'https://app.invalid').origin === 'https://app.invalid') return returnTo;
-      throw new InvalidArgumentError(
-        'returnTo must be a path on this app or an absolute URL on an allowed origin',
-      );
-    }
-    let url: URL;
-    try {
-      url = new URL(returnTo);
-    } catch {
-      throw new InvalidArgumentError(
-        'returnTo must be a path starting with / or an absolute URL on an allowed origin',
-      );
-    }
-    if (!this.#returnOrigins.has(url.origin) || (url.protocol !== 'https:' && !isLoopback(url))) {
-      throw new InvalidArgumentError(
-        `returnTo must be a path or a URL on an allowed origin (got origin ${url.origin})`,
-      );
-    }
-    return returnTo;
   }
 
   /** @internal */

@@ -160,3 +160,42 @@ export function validateRedirectUris(
     }
   }
 }
+
+/**
+ * The `returnTo` of an authorization start, checked: a path on the app's own origin, or an absolute https
+ * (or loopback) URL on one of `allowedOrigins`. Anything else is an {@link InvalidArgumentError}.
+ * @internal
+ */
+export function checkReturnTo(value: unknown, allowedOrigins: ReadonlySet<string>): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 2048) {
+    throw new InvalidArgumentError('returnTo must be a non-empty string of at most 2048 characters');
+  }
+  const returnTo = value;
+  // URL parsers drop tabs and newlines and read `\` as `/`: `/\t/evil.example` would become
+  // `//evil.example`, another origin. Such characters have no business in a return address.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
+  if (/[\u0000-\u001f\u007f\\]/.test(returnTo)) {
+    throw new InvalidArgumentError('returnTo must not contain control characters or backslashes');
+  }
+  if (returnTo.startsWith('/') && !returnTo.startsWith('//')) {
+    // Belt and braces: a path must stay on the app's origin once resolved.
+    if (new URL(returnTo, 'https://app.invalid').origin === 'https://app.invalid') return returnTo;
+    throw new InvalidArgumentError(
+      'returnTo must be a path on this app or an absolute URL on an allowed origin',
+    );
+  }
+  let url: URL;
+  try {
+    url = new URL(returnTo);
+  } catch {
+    throw new InvalidArgumentError(
+      'returnTo must be a path starting with / or an absolute URL on an allowed origin',
+    );
+  }
+  if (!allowedOrigins.has(url.origin) || (url.protocol !== 'https:' && !isLoopback(url))) {
+    throw new InvalidArgumentError(
+      `returnTo must be a path or a URL on an allowed origin (got origin ${url.origin})`,
+    );
+  }
+  return returnTo;
+}

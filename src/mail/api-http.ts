@@ -13,10 +13,10 @@ import {
   MailConnectionError,
   MailRequestError,
 } from '../errors.js';
-import { parseRetryAfter } from '../providers/classify.js';
+import { parseRetryAfter } from '../http/retry-after.js';
 import type { AccessToken } from '../refresh/refresher.js';
 import { timerMs } from '../timers.js';
-import type { MailContext } from './imap.js';
+import type { MailContext } from './context.js';
 import { echoableForms, scrubText } from './scrub.js';
 
 /**

@@ -8,7 +8,7 @@ import type { SendMailOptions } from 'nodemailer';
 import { InvalidArgumentError, isMailboxAuthError } from '../errors.js';
 import { MailApiClient, type ResolvedApiOptions } from './api-http.js';
 import { composeMessage } from './compose.js';
-import type { MailContext } from './imap.js';
+import type { MailContext } from './context.js';
 import {
   decodeWords,
   type MailMessage,

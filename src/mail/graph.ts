@@ -9,7 +9,7 @@ import type { SendMailOptions } from 'nodemailer';
 import { InvalidArgumentError, isMailboxAuthError } from '../errors.js';
 import { MailApiClient, type ResolvedApiOptions } from './api-http.js';
 import { composeMessage } from './compose.js';
-import type { MailContext } from './imap.js';
+import type { MailContext } from './context.js';
 import type { MailAddress, MailMessage, SentMail } from './message.js';
 import { type FetchUnreadRequest, type MailTransportDriver, pause, type WatchRun } from './transport.js';
 

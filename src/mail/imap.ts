@@ -4,29 +4,10 @@
  */
 import type { ImapFlow, ImapFlowOptions } from 'imapflow';
 import { MailAuthenticationError, MailboxAuthError, MailConnectionError } from '../errors.js';
-import type { ProviderRegistry } from '../providers/registry.js';
-import type { TokenRefresher } from '../refresh/refresher.js';
-import type { TokenPersistence } from '../tokens/persistence.js';
+import type { MailContext } from './context.js';
 import { checkSaslField } from './sasl.js';
 import { echoableForms, scrubError } from './scrub.js';
 import { type MailConnectOptions, prepareConnection, type ResolvedServer } from './settings.js';
-
-/**
- * What the mail connectors need: the building blocks of `createMailboxAuth`.
- *
- * @example
- * ```ts
- * const imap = await connectImap({ persistence, registry, refresher }, accountId);
- * ```
- */
-export interface MailContext {
-  /** Reads the account (address, provider, status). */
-  readonly persistence: TokenPersistence;
-  /** Resolves the account's provider (mail servers). */
-  readonly registry: ProviderRegistry;
-  /** Hands out access tokens, and refreshes them when a server refuses one. */
-  readonly refresher: TokenRefresher;
-}
 
 /** imapflow is loaded on first use, so importing the library stays cheap for hosts that never open IMAP. */
 let imapflow: Promise<typeof import('imapflow')> | undefined;

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { inspect } from 'node:util';
 import { ConfigurationError, InvalidArgumentError, isMailboxAuthError } from '../errors.js';
-import { type Logger, silentLogger } from '../refresh/logger.js';
+import { type Logger, silentLogger } from '../logger.js';
 import {
   MailboxClient,
   type MailboxClientOptions,
@@ -16,7 +16,7 @@ import {
   type MailMessage,
   type Watcher,
 } from './client.js';
-import type { MailContext } from './imap.js';
+import type { MailContext } from './context.js';
 
 /**
  * Options of {@link WatchOrchestrator}.

@@ -3,7 +3,7 @@ import { MailConnectionError } from '../errors.js';
 import type { MailServerSettings, OAuthProvider } from '../providers/types.js';
 import type { AccessToken } from '../refresh/refresher.js';
 import type { MailboxAccount } from '../tokens/account.js';
-import type { MailContext } from './imap.js';
+import type { MailContext } from './context.js';
 import { checkSaslField } from './sasl.js';
 
 /**

@@ -5,7 +5,7 @@
 import type { Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import { MailAuthenticationError, MailboxAuthError, MailConnectionError } from '../errors.js';
-import type { MailContext } from './imap.js';
+import type { MailContext } from './context.js';
 import { checkSaslField } from './sasl.js';
 import { echoableForms, scrubError } from './scrub.js';
 import { type MailConnectOptions, prepareConnection } from './settings.js';

@@ -13,6 +13,7 @@ import {
   TokenExchangeError,
   TokenRefreshError,
 } from '../errors.js';
+import { parseRetryAfter } from '../http/retry-after.js';
 
 /** Which call failed. */
 export type ProviderPhase = 'discovery' | 'exchange' | 'refresh' | 'revoke' | 'userinfo';
@@ -57,23 +58,6 @@ const NETWORK_CODES = new Set([
   'UND_ERR_HEADERS_TIMEOUT',
   'UND_ERR_BODY_TIMEOUT',
 ]);
-
-/**
- * Parse `Retry-After` (seconds or an HTTP date) into milliseconds.
- *
- * @example
- * ```ts
- * parseRetryAfter('120'); // 120000
- * parseRetryAfter('Wed, 21 Oct 2026 07:28:00 GMT'); // ms until then
- * ```
- */
-export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
-  if (value === null || value === undefined || value.trim() === '') return undefined;
-  const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const date = Date.parse(trimmed);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
 
 interface Facts {
   status: number | undefined;

@@ -19,11 +19,12 @@ import {
   TokenRefreshError,
 } from '../errors.js';
 import { emitSafely } from '../events.js';
+import { type Logger, silentLogger } from '../logger.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import { rescuedRefreshToken } from '../providers/token-response.js';
 import type { OAuthProvider, ProviderTokenResult } from '../providers/types.js';
-import type { AccountStatus } from '../storage/account-store.js';
-import { assertId } from '../storage/validate.js';
+import type { AccountStatus } from '../store/account-store.js';
+import { assertId } from '../store/validate.js';
 import { timerMs } from '../timers.js';
 import type { MailboxAccount } from '../tokens/account.js';
 import type { StoredAccount, TokenPersistence } from '../tokens/persistence.js';
@@ -34,7 +35,6 @@ import {
   type CircuitSnapshot,
   type CircuitState,
 } from './circuit-breaker.js';
-import { type Logger, silentLogger } from './logger.js';
 
 /**
  * Retry policy of transient refresh failures.

@@ -1,4 +1,4 @@
-import type { AccountRecord, AccountStatus, JsonValue } from '../storage/account-store.js';
+import type { AccountRecord, AccountStatus, JsonValue } from '../store/account-store.js';
 
 /**
  * A connected mailbox as the host sees it. It holds no secret (the tokens stay in the encrypted blob),

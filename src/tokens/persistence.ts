@@ -20,8 +20,8 @@ import {
   type JsonValue,
   type Lease,
   type ListOptions,
-} from '../storage/account-store.js';
-import { assertId, assertIdentity, assertMetadata, assertScopes } from '../storage/validate.js';
+} from '../store/account-store.js';
+import { assertId, assertIdentity, assertMetadata, assertScopes } from '../store/validate.js';
 import { type MailboxAccount, toMailboxAccount } from './account.js';
 import { TokenSet, type TokenSetInput } from './token-set.js';
 

@@ -14,8 +14,8 @@ import type {
   AccountStore,
   Lease,
   ListOptions,
-} from '../storage/account-store.js';
-import type { PutStateOptions, StateStore, StoredState } from '../storage/state-store.js';
+} from './account-store.js';
+import type { PutStateOptions, StateStore, StoredState } from './state-store.js';
 import {
   assertAccountInput,
   assertExpectedVersion,
@@ -27,7 +27,7 @@ import {
   identityKey,
   matchesFilter,
   normalizeList,
-} from '../storage/validate.js';
+} from './validate.js';
 
 /**
  * What the store uses of an ioredis client (`Redis`; a `Cluster` works when all keys share a hash tag via `prefix`).

@@ -12,8 +12,8 @@ import type {
   AccountStore,
   Lease,
   ListOptions,
-} from '../storage/account-store.js';
-import type { PutStateOptions, StateStore, StoredState } from '../storage/state-store.js';
+} from './account-store.js';
+import type { PutStateOptions, StateStore, StoredState } from './state-store.js';
 import {
   assertAccountInput,
   assertExpectedVersion,
@@ -23,7 +23,7 @@ import {
   assertTtl,
   encodeCursor,
   normalizeList,
-} from '../storage/validate.js';
+} from './validate.js';
 
 /**
  * What the store needs of a client: `pg`'s Pool and Client and PGlite all fit.
