@@ -7,9 +7,9 @@ import {
 } from 'node:crypto';
 import { inspect } from 'node:util';
 import { ConfigurationError, CryptoError } from '../errors.js';
+import { describeType, isWellFormed } from '../internal/text.js';
 import type { Cipher } from './cipher.js';
-import { decodeKey, describeType, type KeyInput } from './keys.js';
-import { isWellFormed } from './utf16.js';
+import { decodeKey, type KeyInput } from './keys.js';
 
 const VERSION = 'om1';
 const KEY_ID = /^[A-Za-z0-9_-]{1,64}$/;

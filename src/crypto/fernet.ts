@@ -6,7 +6,7 @@ import { decodeKey, type KeyInput } from './keys.js';
 
 const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-import { isWellFormed } from './utf16.js';
+import { isWellFormed } from '../internal/text.js';
 
 const VERSION = 0x80;
 const HEADER_BYTES = 1 + 8 + 16;

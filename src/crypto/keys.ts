@@ -1,4 +1,5 @@
 import { ConfigurationError } from '../errors.js';
+import { describeType } from '../internal/text.js';
 
 /**
  * Key material accepted by the ciphers: a `Uint8Array`/`Buffer`, or a base64, base64url or hex string.
@@ -44,11 +45,4 @@ export function decodeKey(input: unknown, length: number, label: string): Buffer
     );
   }
   return bytes;
-}
-
-/** @internal */
-export function describeType(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'array';
-  return typeof value;
 }

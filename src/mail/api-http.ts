@@ -5,7 +5,6 @@
  * @internal
  * @module
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   InvalidArgumentError,
   MailAuthenticationError,
@@ -14,8 +13,9 @@ import {
   MailRequestError,
 } from '../errors.js';
 import { parseRetryAfter } from '../http/retry-after.js';
+import { type BackoffOptions, backoffDelay } from '../internal/backoff.js';
+import { delay } from '../internal/timers.js';
 import type { AccessToken } from '../refresh/refresher.js';
-import { timerMs } from '../timers.js';
 import type { MailContext } from './context.js';
 import { echoableForms, scrubText } from './scrub.js';
 
@@ -189,6 +189,7 @@ export class MailApiClient {
   readonly #name: string;
   readonly #resource: string | undefined;
   readonly #options: ResolvedApiOptions;
+  readonly #backoffOptions: BackoffOptions;
   readonly #onResult: (ok: boolean) => void;
 
   constructor(
@@ -204,6 +205,7 @@ export class MailApiClient {
     this.#protocol = protocol;
     this.#name = protocol === 'graph' ? 'Microsoft Graph' : 'The Gmail API';
     this.#options = options;
+    this.#backoffOptions = { minDelayMs: options.minRetryDelayMs, maxDelayMs: options.maxRetryWaitMs };
     this.#resource = resource;
     this.#onResult = onResult;
   }
@@ -242,7 +244,7 @@ export class MailApiClient {
           this.#errorOptions(undefined, undefined, err),
         );
         if (request.idempotent === false || retries >= this.#options.retries) throw failure;
-        await this.#wait(this.#backoff(retries), signal);
+        await delay(backoffDelay(retries, this.#backoffOptions), signal);
         retries++;
         continue;
       }
@@ -255,7 +257,7 @@ export class MailApiClient {
           if (!(failure instanceof MailConnectionError)) throw failure;
           this.#onResult(false);
           if (request.idempotent === false || retries >= this.#options.retries) throw failure;
-          await this.#wait(this.#backoff(retries), signal);
+          await delay(backoffDelay(retries, this.#backoffOptions), signal);
           retries++;
           continue;
         }
@@ -290,7 +292,7 @@ export class MailApiClient {
       if (throttled) {
         this.#onResult(false);
         const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
-        const waitMs = retryAfterMs ?? this.#backoff(retries);
+        const waitMs = retryAfterMs ?? backoffDelay(retries, this.#backoffOptions);
         const failure = new MailConnectionError(
           `${this.#name} is throttling or unavailable (${request.operation}, HTTP ${status}${apiCode ? ` ${apiCode}` : ''})`,
           {
@@ -306,7 +308,7 @@ export class MailApiClient {
           );
         }
         if (retries >= this.#options.retries || waitMs > this.#options.maxRetryWaitMs) throw failure;
-        await this.#wait(waitMs, signal);
+        await delay(waitMs, signal);
         retries++;
         continue;
       }
@@ -393,21 +395,6 @@ export class MailApiClient {
       cause:
         cause instanceof MailboxAuthError || cause instanceof MailApiErrorCause ? cause : summarize(cause),
     };
-  }
-
-  #backoff(attempt: number): number {
-    const base = Math.min(this.#options.minRetryDelayMs * 2 ** attempt, this.#options.maxRetryWaitMs);
-    return Math.round(base * (0.5 + Math.random() / 2));
-  }
-
-  async #wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
-    if (ms <= 0) return;
-    try {
-      await sleep(timerMs(ms), undefined, signal === undefined ? {} : { signal });
-    } catch (err) {
-      if (signal?.aborted) throw signal.reason;
-      throw err;
-    }
   }
 
   #url(request: ApiRequest): URL {

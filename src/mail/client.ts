@@ -10,6 +10,8 @@ import { inspect } from 'node:util';
 import type { SendMailOptions } from 'nodemailer';
 import { InvalidArgumentError, isMailboxAuthError, type MailboxAuthError } from '../errors.js';
 import { emitSafely } from '../events.js';
+import { Backoff } from '../internal/backoff.js';
+import { pause } from '../internal/timers.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { MAIL_TRANSPORTS, type MailTransport } from '../providers/types.js';
 import { type MailApiOptions, resolveApiOptions } from './api-http.js';
@@ -19,7 +21,7 @@ import { GRAPH_BASE_URL, GraphDriver, primaryTokenIsGraph } from './graph.js';
 import { ImapTransportDriver } from './imap-transport.js';
 import type { MailMessage, SentMail } from './message.js';
 import type { MailConnectOptions } from './settings.js';
-import { type MailTransportDriver, pause, type WatchRun } from './transport.js';
+import type { MailTransportDriver, WatchRun } from './transport.js';
 
 const DAY = 86_400_000;
 
@@ -552,15 +554,16 @@ export class MailboxClient {
    */
   async #watch(run: WatchRun, onFirstReady: () => void): Promise<void> {
     const { signal } = run;
-    const minDelay = this.#options.reconnect?.minDelayMs ?? 1000;
-    const maxDelay = this.#options.reconnect?.maxDelayMs ?? 60_000;
-    let delay = minDelay;
+    const backoff = new Backoff({
+      minDelayMs: this.#options.reconnect?.minDelayMs ?? 1000,
+      maxDelayMs: this.#options.reconnect?.maxDelayMs ?? 60_000,
+    });
     let reason: 'token' | 'drop' | undefined;
     run.ready = () => {
       onFirstReady();
       if (reason !== undefined) this.#emit('reconnected', { accountId: this.accountId, reason });
       reason = undefined;
-      delay = minDelay;
+      backoff.reset();
       this.#record('success');
     };
     run.resynced = () => {
@@ -594,11 +597,7 @@ export class MailboxClient {
         reason = 'drop';
         // A throttling API (or provider) said how long to stay away: never come back sooner than that.
         const retryAfterMs = (err as { retryAfterMs?: unknown }).retryAfterMs;
-        await pause(
-          Math.max(delay * (0.5 + Math.random() / 2), typeof retryAfterMs === 'number' ? retryAfterMs : 0),
-          signal,
-        );
-        delay = Math.min(delay * 2, maxDelay);
+        await pause(Math.max(backoff.next(), typeof retryAfterMs === 'number' ? retryAfterMs : 0), signal);
       }
     }
   }

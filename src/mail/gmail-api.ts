@@ -6,6 +6,7 @@
  */
 import type { SendMailOptions } from 'nodemailer';
 import { InvalidArgumentError, isMailboxAuthError } from '../errors.js';
+import { pause } from '../internal/timers.js';
 import { MailApiClient, type ResolvedApiOptions } from './api-http.js';
 import { composeMessage } from './compose.js';
 import type { MailContext } from './context.js';
@@ -17,7 +18,7 @@ import {
   type SentMail,
   toDate,
 } from './message.js';
-import { type FetchUnreadRequest, type MailTransportDriver, pause, type WatchRun } from './transport.js';
+import type { FetchUnreadRequest, MailTransportDriver, WatchRun } from './transport.js';
 
 /** The Gmail API's origin (paths carry `gmail/v1`, uploads `upload/gmail/v1`). */
 export const GMAIL_API_BASE_URL = 'https://gmail.googleapis.com';

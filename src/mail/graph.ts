@@ -7,11 +7,12 @@
  */
 import type { SendMailOptions } from 'nodemailer';
 import { InvalidArgumentError, isMailboxAuthError } from '../errors.js';
+import { pause } from '../internal/timers.js';
 import { MailApiClient, type ResolvedApiOptions } from './api-http.js';
 import { composeMessage } from './compose.js';
 import type { MailContext } from './context.js';
 import type { MailAddress, MailMessage, SentMail } from './message.js';
-import { type FetchUnreadRequest, type MailTransportDriver, pause, type WatchRun } from './transport.js';
+import type { FetchUnreadRequest, MailTransportDriver, WatchRun } from './transport.js';
 
 /** Graph's v1.0 root. */
 export const GRAPH_BASE_URL = 'https://graph.microsoft.com/v1.0';

@@ -7,7 +7,8 @@
 import type { FetchMessageObject, ImapFlow } from 'imapflow';
 import type { SendMailOptions } from 'nodemailer';
 import { InvalidArgumentError } from '../errors.js';
-import { timerMs } from '../timers.js';
+import { listenForAbort } from '../internal/abort.js';
+import { timerMs } from '../internal/timers.js';
 import type { MailContext } from './context.js';
 import { connectImap } from './imap.js';
 import type { MailMessage, SentMail } from './message.js';
@@ -272,14 +273,14 @@ export class ImapTransportDriver implements MailTransportDriver {
         // IDLE until a message arrives, the token nears expiry, or IDLE must be re-issued (a NOOP ends it).
         const idling = imap.idle().catch(() => {});
         const woke = await new Promise<boolean>((resolve) => {
+          let stop = () => {};
           const finish = (value: boolean) => {
             clearTimeout(timer);
-            signal.removeEventListener('abort', onAbort);
+            stop();
             resolve(value);
           };
-          const onAbort = () => finish(true);
           const timer = setTimeout(() => finish(false), timerMs(Math.min(untilRenew, idleRestartMs)));
-          signal.addEventListener('abort', onAbort, { once: true });
+          stop = listenForAbort(signal, () => finish(true));
           wake = () => finish(true);
         });
         wake = undefined;

@@ -4,6 +4,7 @@
  */
 import type { ImapFlow, ImapFlowOptions } from 'imapflow';
 import { MailAuthenticationError, MailboxAuthError, MailConnectionError } from '../errors.js';
+import { listenForAbort } from '../internal/abort.js';
 import type { MailContext } from './context.js';
 import { checkSaslField } from './sasl.js';
 import { echoableForms, scrubError } from './scrub.js';
@@ -40,15 +41,14 @@ async function imapClient(
 async function connectOnce(client: ImapFlow, signal: AbortSignal | undefined): Promise<void> {
   if (signal === undefined) return client.connect();
   signal.throwIfAborted();
-  const onAbort = () => client.close();
-  signal.addEventListener('abort', onAbort, { once: true });
+  const stop = listenForAbort(signal, () => client.close());
   try {
     await client.connect();
   } catch (err) {
     signal.throwIfAborted();
     throw err;
   } finally {
-    signal.removeEventListener('abort', onAbort);
+    stop();
   }
 }
 

@@ -3,19 +3,16 @@
  * (RFC 7628; Yahoo, AOL, Dovecot).
  * @module
  */
-import { isWellFormed } from '../crypto/utf16.js';
 import { InvalidArgumentError } from '../errors.js';
-
-// Control characters (and DEL) would let a value end a field and inject another one.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
-const CONTROL = /[\u0000-\u001f\u007f]/;
+import { hasControlCharacter, isWellFormed } from '../internal/text.js';
 
 /** A SASL field value: a non-empty string without control characters. @internal */
 export function checkSaslField(value: unknown, name: string): string {
   if (typeof value !== 'string' || value.length === 0) {
     throw new InvalidArgumentError(`${name} must be a non-empty string`);
   }
-  if (CONTROL.test(value)) {
+  if (hasControlCharacter(value)) {
+    // A control character (or DEL) would let a value end a field and inject another one.
     // Never echo the value: it may be a token.
     throw new InvalidArgumentError(`${name} contains control characters (refused: SASL field injection)`);
   }

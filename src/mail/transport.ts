@@ -7,7 +7,6 @@
  */
 import type { SendMailOptions } from 'nodemailer';
 import type { MailTransport } from '../providers/types.js';
-import { timerMs } from '../timers.js';
 import type { MailMessage, SentMail } from './message.js';
 
 /** Options of `fetchUnread`, validated. */
@@ -57,18 +56,4 @@ export interface MailTransportDriver {
    * signal aborts (resolve). Throws on failure; the client backs off and starts a new session.
    */
   watchSession(run: WatchRun): Promise<'renew' | undefined>;
-}
-
-/** Wait `ms`, or less if `signal` aborts (never throws). @internal */
-export function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, timerMs(ms));
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

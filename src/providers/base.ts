@@ -4,7 +4,6 @@
  */
 import { inspect } from 'node:util';
 import * as client from 'openid-client';
-import { describeType } from '../crypto/keys.js';
 import {
   AuthorizationResponseError,
   ConfigurationError,
@@ -12,6 +11,8 @@ import {
   TokenExchangeError,
 } from '../errors.js';
 import { bufferedResponse, nodeFetch } from '../http/node-fetch.js';
+import { raceAbort } from '../internal/abort.js';
+import { describeType } from '../internal/text.js';
 import { TokenSet } from '../tokens/token-set.js';
 import { classifyProviderError, type ProviderPhase } from './classify.js';
 import { attachRescuedRefreshToken, normalizeTokenResponse, refreshTokenOf } from './token-response.js';
@@ -431,17 +432,7 @@ export class OpenIdClientProvider implements OAuthProvider {
   async #call<T>(phase: ProviderPhase, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
     signal?.throwIfAborted();
     try {
-      if (signal === undefined) return await fn();
-      let onAbort: (() => void) | undefined;
-      const aborted = new Promise<never>((_, reject) => {
-        onAbort = () => reject(signal.reason);
-        signal.addEventListener('abort', onAbort, { once: true });
-      });
-      try {
-        return await Promise.race([fn(), aborted]);
-      } finally {
-        signal.removeEventListener('abort', onAbort as () => void);
-      }
+      return await raceAbort(fn(), signal);
     } catch (err) {
       throw classifyProviderError(err, phase, { providerId: this.id, signal });
     }

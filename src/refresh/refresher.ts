@@ -6,7 +6,6 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter, setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { inspect } from 'node:util';
 import pRetry from 'p-retry';
 import {
@@ -19,13 +18,15 @@ import {
   TokenRefreshError,
 } from '../errors.js';
 import { emitSafely } from '../events.js';
+import { raceAbort } from '../internal/abort.js';
+import { Backoff } from '../internal/backoff.js';
+import { delay, pause } from '../internal/timers.js';
 import { type Logger, silentLogger } from '../logger.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import { rescuedRefreshToken } from '../providers/token-response.js';
 import type { OAuthProvider, ProviderTokenResult } from '../providers/types.js';
 import type { AccountStatus } from '../store/account-store.js';
 import { assertId } from '../store/validate.js';
-import { timerMs } from '../timers.js';
 import type { MailboxAccount } from '../tokens/account.js';
 import type { StoredAccount, TokenPersistence } from '../tokens/persistence.js';
 import type { TokenSetInput } from '../tokens/token-set.js';
@@ -521,18 +522,9 @@ export class TokenRefresher {
         flight.waiters--;
       }
     }
-    let onAbort: (() => void) | undefined;
     try {
-      return await Promise.race([
-        flight.promise,
-        new Promise<never>((_, reject) => {
-          onAbort = () => reject(signal.reason);
-          if (signal.aborted) onAbort();
-          else signal.addEventListener('abort', onAbort, { once: true });
-        }),
-      ]);
+      return await raceAbort(flight.promise, signal);
     } finally {
-      if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
       flight.waiters--;
       if (flight.waiters === 0 && signal.aborted) flight.controller?.abort(signal.reason);
     }
@@ -602,7 +594,7 @@ export class TokenRefresher {
   ): Promise<AccessToken> {
     const { accountId, resource } = target;
     const deadline = this.#now() + this.#waitMs;
-    let delayMs = 50;
+    const poll = new Backoff({ minDelayMs: 50, maxDelayMs: 1000, jitter: false });
     for (;;) {
       signal.throwIfAborted();
       const current = await this.#load(accountId);
@@ -641,8 +633,7 @@ export class TokenRefresher {
           providerId: provider.id,
         });
       }
-      await sleep(Math.min(delayMs, Math.max(1, deadline - this.#now())), undefined, { signal });
-      delayMs = Math.min(delayMs * 2, 1000);
+      await delay(Math.min(poll.next(), Math.max(1, deadline - this.#now())), signal);
     }
   }
 
@@ -656,7 +647,7 @@ export class TokenRefresher {
     const tail = previous === undefined ? mine : previous.then(() => mine);
     this.#accountLocks.set(accountId, tail);
     try {
-      if (previous !== undefined) await abortable(previous, signal);
+      if (previous !== undefined) await raceAbort(previous, signal);
       return await fn();
     } finally {
       release();
@@ -859,7 +850,7 @@ export class TokenRefresher {
           );
           if (error instanceof TokenRefreshError && error.retryAfterMs !== undefined && retriesLeft > 0) {
             if (this.#now() - started + error.retryAfterMs > maxRetryTimeMs) throw error; // would outlive the budget
-            await sleep(timerMs(error.retryAfterMs), undefined, { signal });
+            await delay(error.retryAfterMs, signal);
           }
         },
       },
@@ -891,13 +882,10 @@ export class TokenRefresher {
 
   /** Retry a pending write with backoff until it succeeds (or the refresher closes), keeping the lease. */
   async #flush(accountId: string): Promise<void> {
-    let delayMs = 200;
+    const backoff = new Backoff({ minDelayMs: 200, maxDelayMs: 30_000, jitter: false });
     while (!this.#closed.signal.aborted) {
-      try {
-        await sleep(timerMs(delayMs), undefined, { signal: this.#closed.signal });
-      } catch {
-        return;
-      }
+      await pause(backoff.next(), this.#closed.signal);
+      if (this.#closed.signal.aborted) return;
       if (!this.#pending.has(accountId)) return;
       try {
         // Under the account lock: a refresh of another resource of this account may be using the lease.
@@ -918,7 +906,6 @@ export class TokenRefresher {
           return;
         }
         this.#logger.warn({ accountId, code: codeOf(err) }, 'retrying the store write of refreshed tokens');
-        delayMs = Math.min(delayMs * 2, 30_000);
       }
     }
   }
@@ -1050,19 +1037,6 @@ function resourceScopes(
     );
   }
   return definition.scopes;
-}
-
-/** `promise`, or the signal's reason as soon as it aborts. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  let onAbort: (() => void) | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      onAbort = () => reject(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-    }),
-  ]).finally(() => signal.removeEventListener('abort', onAbort as () => void));
 }
 
 function codeOf(error: unknown): string {

@@ -1,6 +1,5 @@
-import { describeType } from '../crypto/keys.js';
-import { isWellFormed } from '../crypto/utf16.js';
 import { InvalidArgumentError } from '../errors.js';
+import { describeType, hasControlCharacter, isWellFormed } from '../internal/text.js';
 import {
   ACCOUNT_STATUSES,
   type AccountFilter,
@@ -17,10 +16,6 @@ export const DEFAULT_PAGE_SIZE = 100;
 const MAX_ID = 255;
 const MAX_TEXT = 1024;
 
-// C0 controls, DEL and C1 controls: never part of an id, owner, email, provider or metadata key.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
-
 /**
  * Why a string cannot be stored the same way by every store, or `undefined` when it can. A NUL is refused by
  * PostgreSQL (memory and Redis would keep it); a lone UTF-16 surrogate is rewritten to U+FFFD by UTF-8
@@ -28,7 +23,9 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
  */
 function badCharacters(value: string, controls: boolean): string | undefined {
   if (!isWellFormed(value)) return 'ill-formed UTF-16 (a lone surrogate)';
-  if (controls ? CONTROL.test(value) : value.includes('\u0000')) return 'a control character';
+  // C0, DEL and C1 controls are never part of an id, owner, email, provider or metadata key.
+  if (controls ? hasControlCharacter(value, { c1: true }) : value.includes('\u0000'))
+    return 'a control character';
   return undefined;
 }
 

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { inspect } from 'node:util';
 import type { Cipher } from '../crypto/cipher.js';
-import { describeType } from '../crypto/keys.js';
 import {
   AccountNotFoundError,
   ConfigurationError,
@@ -11,6 +10,7 @@ import {
   StorageError,
   VersionConflictError,
 } from '../errors.js';
+import { describeType } from '../internal/text.js';
 import {
   ACCOUNT_STATUSES,
   type AccountFilter,

@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
-import { describeType } from '../crypto/keys.js';
 import { InvalidArgumentError } from '../errors.js';
+import { describeType } from '../internal/text.js';
 
 /**
  * Tokens as given to {@link TokenPersistence}.
