@@ -11,6 +11,7 @@
  */
 
 import { inspect } from 'node:util';
+import type { MailTransport } from './transport-names.js';
 
 /**
  * Every stable error code. Group them with {@link errorCategory}:
@@ -657,14 +658,15 @@ export class AccountNotFoundError extends MailboxAuthError {
 }
 
 /**
- * The way a mailbox is reached: IMAP or SMTP, the Gmail API, or Microsoft Graph.
+ * The way a mailbox is reached: a {@link MailTransport} (IMAP, the Gmail API, Microsoft Graph, or a host's
+ * transport), or SMTP (the sending half of the `imap` transport).
  *
  * @example
  * ```ts
  * if (err instanceof MailConnectionError && err.protocol === 'graph') metrics.inc('graph_unavailable');
  * ```
  */
-export type MailProtocol = 'imap' | 'smtp' | 'gmail-api' | 'graph';
+export type MailProtocol = MailTransport | 'smtp';
 
 /** Options of the mail errors: which protocol failed, and for the HTTP APIs the status and the API's code. */
 type MailErrorOptions = MailboxAuthErrorOptions & {

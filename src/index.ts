@@ -61,15 +61,15 @@ export {
 export { parseRetryAfter } from './http/retry-after.js';
 export { type Logger, silentLogger } from './logger.js';
 export type { MailApiOptions } from './mail/api-http.js';
-export {
-  type FetchUnreadOptions,
-  MailboxClient,
-  type MailboxClientEvents,
-  type MailboxClientOptions,
-  type MailboxHealth,
-  type Watcher,
-  type WatchOptions,
-} from './mail/client.js';
+export { MailboxClient, type MailboxClientContext } from './mail/client.js';
+export type {
+  FetchUnreadOptions,
+  MailboxClientEvents,
+  MailboxClientOptions,
+  MailboxHealth,
+  Watcher,
+  WatchOptions,
+} from './mail/client-options.js';
 export type { MailContext } from './mail/context.js';
 export { connectImap } from './mail/imap.js';
 export type { MailAddress, MailMessage, SentMail } from './mail/message.js';
@@ -83,6 +83,14 @@ export {
 export { buildOAuthBearer, buildXOAuth2 } from './mail/sasl.js';
 export type { MailConnectOptions } from './mail/settings.js';
 export { createSmtpTransport, type SmtpTransport, toSmtpError } from './mail/smtp.js';
+export {
+  defineTransport,
+  type FetchUnreadRequest,
+  type MailTransportDriver,
+  type TransportContext,
+  type TransportDefinition,
+  type WatchRun,
+} from './mail/transport.js';
 export { createMailboxAuth, type MailboxAuth, type MailboxAuthOptions } from './mailbox-auth.js';
 export {
   type AccountHealth,
@@ -109,20 +117,18 @@ export { MICROSOFT_GRAPH_SCOPES, type MicrosoftOptions, microsoft } from './prov
 export { type OAuth2Options, oauth2 } from './providers/oauth2.js';
 export { type OidcOptions, oidc } from './providers/oidc.js';
 export { ProviderRegistry, type ProviderSummary } from './providers/registry.js';
-export {
-  type AuthorizationUrlParams,
-  type CodeExchangeChecks,
-  MAIL_TRANSPORTS,
-  type MailboxIdentity,
-  type MailServerSettings,
-  type MailSettings,
-  type MailTransport,
-  type OAuthProvider,
-  type ProviderOptions,
-  type ProviderResource,
-  type ProviderTokenResult,
-  type RefreshOptions,
-  type SaslMechanism,
+export type {
+  AuthorizationUrlParams,
+  CodeExchangeChecks,
+  MailboxIdentity,
+  MailServerSettings,
+  MailSettings,
+  OAuthProvider,
+  ProviderOptions,
+  ProviderResource,
+  ProviderTokenResult,
+  RefreshOptions,
+  SaslMechanism,
 } from './providers/types.js';
 export { yahoo } from './providers/yahoo.js';
 export type { CircuitBreakerOptions, CircuitSnapshot, CircuitState } from './refresh/circuit-breaker.js';
@@ -164,3 +170,4 @@ export {
   TokenSet,
   type TokenSetInput,
 } from './tokens/token-set.js';
+export { type BuiltinMailTransport, MAIL_TRANSPORTS, type MailTransport } from './transport-names.js';

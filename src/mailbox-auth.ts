@@ -16,11 +16,14 @@ import {
 } from './flow/authorization.js';
 import type { CallbackInput } from './flow/callback.js';
 import { validateRedirectUris } from './flow/redirects.js';
-import { MailboxClient, type MailboxClientOptions } from './mail/client.js';
+import { MailboxClient, type MailboxClientContext } from './mail/client.js';
+import type { MailboxClientOptions } from './mail/client-options.js';
 import { connectImap } from './mail/imap.js';
 import { WatchOrchestrator, type WatchOrchestratorOptions } from './mail/orchestrator.js';
 import type { MailConnectOptions } from './mail/settings.js';
 import { createSmtpTransport, type SmtpTransport } from './mail/smtp.js';
+import type { TransportDefinition } from './mail/transport.js';
+import { checkTransports } from './mail/transports.js';
 import { type AccountHealth, accountHealth, type HealthReport, health } from './operations/health.js';
 import {
   type RefreshExpiringOptions,
@@ -74,6 +77,11 @@ export interface MailboxAuthOptions {
   readonly now?: () => number;
   /** Token refresh settings (skew, lease, retries, circuit breaker, logger). */
   readonly refresh?: Omit<TokenRefresherOptions, 'persistence' | 'registry' | 'now'>;
+  /**
+   * Mail transports besides the built-in `imap`, `gmail-api` and `graph`, from {@link defineTransport}: a
+   * provider preset that lists one's name in `mailTransports` reads and sends through it. @default []
+   */
+  readonly transports?: readonly TransportDefinition[];
 }
 
 /**
@@ -207,20 +215,23 @@ export function createMailboxAuth(options: MailboxAuthOptions): MailboxAuth {
     registry,
     ...(options.now === undefined ? {} : { now: options.now }),
   });
+  const mail: MailboxClientContext = {
+    persistence,
+    registry,
+    refresher,
+    // Checked now (a bad or duplicate definition is a ConfigurationError at creation, not at first use).
+    ...(options.transports === undefined ? {} : { transports: checkTransports(options.transports) }),
+  };
   const auth: MailboxAuth = {
     registry,
     persistence,
     flow,
     refresher,
     getAccessToken: (accountId, get) => refresher.getAccessToken(accountId, get),
-    connectImap: (accountId, connect) =>
-      connectImap({ persistence, registry, refresher }, accountId, connect),
-    createSmtpTransport: (accountId, connect) =>
-      createSmtpTransport({ persistence, registry, refresher }, accountId, connect),
-    mailbox: (accountId, mailboxOptions) =>
-      new MailboxClient({ persistence, registry, refresher }, accountId, mailboxOptions),
-    watchOrchestrator: (watchOptions) =>
-      new WatchOrchestrator({ persistence, registry, refresher }, watchOptions),
+    connectImap: (accountId, connect) => connectImap(mail, accountId, connect),
+    createSmtpTransport: (accountId, connect) => createSmtpTransport(mail, accountId, connect),
+    mailbox: (accountId, mailboxOptions) => new MailboxClient(mail, accountId, mailboxOptions),
+    watchOrchestrator: (watchOptions) => new WatchOrchestrator(mail, watchOptions),
     refreshExpiring: (refresh) => refreshExpiring(refresher, persistence, refresh),
     health: (check) => health(persistence, refresher, check),
     accountHealth: (accountId) => accountHealth(persistence, accountId),

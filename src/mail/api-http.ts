@@ -16,6 +16,7 @@ import { parseRetryAfter } from '../http/retry-after.js';
 import { type BackoffOptions, backoffDelay } from '../internal/backoff.js';
 import { delay } from '../internal/timers.js';
 import type { AccessToken } from '../refresh/refresher.js';
+import type { MailTransport } from '../transport-names.js';
 import type { MailContext } from './context.js';
 import { echoableForms, scrubText } from './scrub.js';
 
@@ -185,7 +186,7 @@ export function resolveApiOptions(options: MailApiOptions = {}, defaultBaseUrl: 
 export class MailApiClient {
   readonly #context: MailContext;
   readonly #accountId: string;
-  readonly #protocol: 'gmail-api' | 'graph';
+  readonly #protocol: MailTransport;
   readonly #name: string;
   readonly #resource: string | undefined;
   readonly #options: ResolvedApiOptions;
@@ -195,7 +196,7 @@ export class MailApiClient {
   constructor(
     context: MailContext,
     accountId: string,
-    protocol: 'gmail-api' | 'graph',
+    protocol: MailTransport,
     options: ResolvedApiOptions,
     resource: string | undefined,
     onResult: (ok: boolean) => void = () => {},
@@ -203,7 +204,8 @@ export class MailApiClient {
     this.#context = context;
     this.#accountId = accountId;
     this.#protocol = protocol;
-    this.#name = protocol === 'graph' ? 'Microsoft Graph' : 'The Gmail API';
+    this.#name =
+      protocol === 'graph' ? 'Microsoft Graph' : protocol === 'gmail-api' ? 'The Gmail API' : protocol;
     this.#options = options;
     this.#backoffOptions = { minDelayMs: options.minRetryDelayMs, maxDelayMs: options.maxRetryWaitMs };
     this.#resource = resource;

@@ -8,219 +8,50 @@
 import { EventEmitter } from 'node:events';
 import { inspect } from 'node:util';
 import type { SendMailOptions } from 'nodemailer';
-import { InvalidArgumentError, isMailboxAuthError, type MailboxAuthError } from '../errors.js';
+import { ConfigurationError, InvalidArgumentError } from '../errors.js';
 import { emitSafely } from '../events.js';
-import { Backoff } from '../internal/backoff.js';
-import { pause } from '../internal/timers.js';
 import { type Logger, silentLogger } from '../logger.js';
-import { MAIL_TRANSPORTS, type MailTransport } from '../providers/types.js';
-import { type MailApiOptions, resolveApiOptions } from './api-http.js';
+import type { MailTransport } from '../transport-names.js';
+import { ClientHealth } from './client-health.js';
+import type {
+  FetchUnreadOptions,
+  MailboxClientEvents,
+  MailboxClientOptions,
+  MailboxHealth,
+  Watcher,
+  WatchOptions,
+} from './client-options.js';
 import type { MailContext } from './context.js';
-import { GMAIL_API_BASE_URL, GmailApiDriver } from './gmail-api.js';
-import { GRAPH_BASE_URL, GraphDriver, primaryTokenIsGraph } from './graph.js';
-import { ImapTransportDriver } from './imap-transport.js';
 import type { MailMessage, SentMail } from './message.js';
-import type { MailConnectOptions } from './settings.js';
-import type { MailTransportDriver, WatchRun } from './transport.js';
-
-const DAY = 86_400_000;
+import type { MailTransportDriver, TransportDefinition, WatchRun } from './transport.js';
+import { transportTable } from './transports.js';
+import { runWatchLoop } from './watch-loop.js';
 
 /**
- * Options of {@link MailboxClient}.
+ * What a {@link MailboxClient} is built from: the library's building blocks, and the host's own transports
+ * (`createMailboxAuth({ transports })` passes them).
  *
  * @example
  * ```ts
- * const mailbox = auth.mailbox(accountId, { renewBeforeExpiryMs: 600_000, reconnect: { maxDelayMs: 30_000 } });
- * const graph = auth.mailbox(accountId, { transport: 'graph', api: { pollIntervalMs: 15_000 } });
+ * const mailbox = new MailboxClient({ persistence, registry, refresher, transports: [jmap] }, accountId, { transport: 'jmap' });
  * ```
  */
-export interface MailboxClientOptions {
-  /**
-   * How to reach the mailbox: `imap` (IMAP to read, SMTP to send), `gmail-api` or `graph`. Must be one the
-   * account's provider offers (`provider.mailTransports`).
-   * @default the provider's `mailTransport` (the preset's `mailTransport` option; else `imap`)
-   */
-  readonly transport?: MailTransport;
-  /** IMAP connection options (host/port overrides, TLS, shared mailbox user...). IMAP transport only. */
-  readonly imap?: MailConnectOptions;
-  /** SMTP connection options. IMAP transport only. */
-  readonly smtp?: MailConnectOptions;
-  /** HTTP options of the Gmail API and Graph transports (fetch, retries, page size, poll interval). */
-  readonly api?: MailApiOptions;
-  /**
-   * Reconnect an IMAP watcher with a fresh token this long before the access token expires, in milliseconds.
-   * (The API transports take a token per request and need no reconnect.)
-   * @default 300000
-   */
-  readonly renewBeforeExpiryMs?: number;
-  /**
-   * Break and re-issue IDLE at this interval, in milliseconds (servers drop IDLE after 30 minutes).
-   * @default 1740000 (29 minutes)
-   */
-  readonly idleRestartMs?: number;
-  /**
-   * Backoff between watch attempts after a failure (a dropped connection, an API that stayed unavailable),
-   * in milliseconds; never shorter than a `Retry-After` the API or the provider sent (the error's
-   * `retryAfterMs`). @default { minDelayMs: 1000, maxDelayMs: 60000 }
-   */
-  readonly reconnect?: {
-    /** First delay, in milliseconds (then doubling, with jitter). */
-    readonly minDelayMs?: number;
-    /** Largest delay, in milliseconds. */
-    readonly maxDelayMs?: number;
-  };
-  /** Receives the client's log lines; never a secret. @default silent */
-  readonly logger?: Logger;
+export interface MailboxClientContext extends MailContext {
+  /** Transports besides the built-in ones, from {@link defineTransport}. @default [] */
+  readonly transports?: readonly TransportDefinition[];
 }
 
-/**
- * Health of a {@link MailboxClient}.
- *
- * @example
- * ```ts
- * const { connected, errorsLast24h }: MailboxHealth = mailbox.health();
- * ```
- */
-export interface MailboxHealth {
-  /** IMAP: the connection is open and usable. API transports: the last request reached the API. */
-  readonly connected: boolean;
-  /** Whether a watch is running. */
-  readonly watching: boolean;
-  /** The last successful operation. */
-  readonly lastSuccessAt: Date | null;
-  /** The last failure, or `null`. */
-  readonly lastError: {
-    /** The error code, such as `ERR_MAIL_CONNECTION_FAILED`. */
-    readonly code: string;
-    /** The error message (never a secret). */
-    readonly message: string;
-    /** When it happened. */
-    readonly at: Date;
-  } | null;
-  /** Failures in the last 24 hours. */
-  readonly errorsLast24h: number;
-  /** Messages delivered by the watcher in the last 24 hours. */
-  readonly messagesLast24h: number;
-}
-
-/**
- * A running watch.
- *
- * @example
- * ```ts
- * const watcher: Watcher = mailbox.watch(handle);
- * process.on('SIGTERM', async () => { await watcher.stop(); await saveResumePoint(watcher.cursor) });
- * ```
- */
-export interface Watcher {
-  /** The highest UID delivered so far (IMAP; `0` for the API transports). */
-  readonly lastUid: number;
-  /**
-   * Where the watch stands, to resume a later watch from it (`watch(fn, { cursor })`): the last delivered
-   * IMAP UID, a Gmail history id, or a Graph delta position. Opaque; `undefined` before the first session.
-   */
-  readonly cursor: string | undefined;
-  /**
-   * Resolves once the first session is up (IMAP in IDLE, or the first API poll answered), or when the watch
-   * ends first (then see `done`). Never rejects.
-   */
-  readonly ready: Promise<void>;
-  /** Resolves when the watch has stopped (after `stop()`, or a permanent failure: then it rejects). */
-  readonly done: Promise<void>;
-  /** Stop watching and close the connection. */
-  stop(): Promise<void>;
-}
-
-/**
- * Options of {@link MailboxClient.watch}.
- *
- * @example
- * ```ts
- * const watcher = mailbox.watch(handle, { mailbox: 'INBOX', cursor: savedCursor });
- * ```
- */
-export interface WatchOptions {
-  /** The mailbox: an IMAP path, a Gmail label id, or a Graph folder (well-known name or id). @default the inbox */
-  readonly mailbox?: string;
-  /** IMAP: deliver messages after this UID (a resume point). */
-  readonly sinceUid?: number;
-  /** Resume from a {@link Watcher.cursor} of an earlier watch with the same transport. */
-  readonly cursor?: string;
-}
-
-/**
- * Options of {@link MailboxClient.fetchUnread}.
- *
- * @example
- * ```ts
- * for await (const message of mailbox.fetchUnread({ max: 20, source: false, signal: AbortSignal.timeout(30_000) })) {}
- * for await (const message of mailbox.fetchUnread({ max: 100, order: 'oldest' })) await queue.push(message); // a backlog, in arrival order
- * ```
- */
-export interface FetchUnreadOptions {
-  /** At most this many messages. @default 50 */
-  readonly max?: number;
-  /** The mailbox: an IMAP path, a Gmail label id, or a Graph folder. @default the inbox */
-  readonly mailbox?: string;
-  /** Include the raw RFC 822 message (`source`). @default true */
-  readonly source?: boolean;
-  /**
-   * Which unread messages, in which order, the same on every transport: `newest` yields the `max` most
-   * recent, newest first (an inbox view, "the latest 20 unread"); `oldest` yields the `max` earliest, oldest
-   * first (working through a backlog in arrival order). IMAP orders by UID (arrival in the mailbox), the Gmail
-   * API by its listing order (internal date), Graph by `receivedDateTime`. Costs: IMAP and Graph list either
-   * way in one pass; the Gmail API lists only newest first, so `oldest` first walks every page of unread ids
-   * (ids only, 500 a request, keeping the last `max`) before fetching any message.
-   * @default 'newest'
-   */
-  readonly order?: 'newest' | 'oldest';
-  /** Stops the listing (API transports: between and during requests; IMAP: between fetches of 10 messages). */
-  readonly signal?: AbortSignal;
-}
-
-/**
- * Events of {@link MailboxClient}.
- *
- * @example
- * ```ts
- * mailbox.on('reconnected', ({ reason }: MailboxClientEvents['reconnected']) => log.info(reason));
- * ```
- */
-export interface MailboxClientEvents {
-  /**
-   * The watcher is back: `token` (IMAP: reconnected with a fresh token before expiry), `drop` (after a failure
-   * and backoff), `resync` (the API forgot the resume point: Gmail restarts from now, Graph from the watermark).
-   */
-  reconnected: {
-    /** The account. */
-    readonly accountId: string;
-    /** Why it reconnected (see above). */
-    readonly reason: 'token' | 'drop' | 'resync';
-  };
-  /** A transient failure; the watcher retries. */
-  error: {
-    /** The account. */
-    readonly accountId: string;
-    /** What failed. */
-    readonly error: MailboxAuthError | Error;
-  };
-  /** A permanent authentication failure stopped the watcher: ask the user to reconnect. */
-  reauthorizationRequired: {
-    /** The account. */
-    readonly accountId: string;
-    /** The failure's message. */
-    readonly reason: string;
-  };
-}
-
-function checkTransport(value: unknown): MailTransport | undefined {
+function checkTransport(
+  value: unknown,
+  known: ReadonlyMap<string, TransportDefinition>,
+): MailTransport | undefined {
   if (value === undefined) return undefined;
-  if (!MAIL_TRANSPORTS.includes(value as MailTransport)) {
+  if (typeof value !== 'string' || !known.has(value)) {
     throw new InvalidArgumentError(
-      `transport must be one of ${MAIL_TRANSPORTS.map((t) => `"${t}"`).join(', ')} (got ${JSON.stringify(value)?.slice(0, 40)})`,
+      `transport must be one of ${[...known.keys()].map((t) => `"${t}"`).join(', ')} (got ${JSON.stringify(value)?.slice(0, 40)})`,
     );
   }
-  return value as MailTransport;
+  return value;
 }
 
 function nonNegative(value: number | undefined, name: string, fallback: number): number {
@@ -253,25 +84,23 @@ export class MailboxClient {
   /** The account this client reads and sends for. */
   readonly accountId: string;
   readonly #context: MailContext;
+  readonly #transports: ReadonlyMap<string, TransportDefinition>;
   readonly #options: MailboxClientOptions;
   readonly #logger: Logger;
   readonly #events = new EventEmitter();
   readonly #transport: MailTransport | undefined;
+  readonly #health = new ClientHealth();
   #driver: Promise<MailTransportDriver> | undefined;
   #resolved: MailTransportDriver | undefined;
   #watcher: { stop(): Promise<void> } | undefined;
-  #lastSuccess: number | null = null;
-  #lastError: { code: string; message: string; at: number } | null = null;
-  readonly #errors: number[] = [];
-  readonly #messages: number[] = [];
 
-  constructor(context: MailContext, accountId: string, options: MailboxClientOptions = {}) {
+  constructor(context: MailboxClientContext, accountId: string, options: MailboxClientOptions = {}) {
     if (typeof accountId !== 'string' || accountId.length === 0)
       throw new InvalidArgumentError('accountId must be a non-empty string');
-    this.#transport = checkTransport(options.transport);
-    resolveApiOptions(options.api, GRAPH_BASE_URL); // validate now, not at the first request
-    nonNegative(options.renewBeforeExpiryMs, 'renewBeforeExpiryMs', 300_000);
-    nonNegative(options.idleRestartMs, 'idleRestartMs', 29 * 60_000);
+    this.#transports = transportTable(context.transports);
+    this.#transport = checkTransport(options.transport, this.#transports);
+    // Validate now, not at the first request: every transport's options, and the watch loop's.
+    for (const definition of this.#transports.values()) definition.checkOptions?.(options);
     nonNegative(options.reconnect?.minDelayMs, 'reconnect.minDelayMs', 1000);
     nonNegative(options.reconnect?.maxDelayMs, 'reconnect.maxDelayMs', 60_000);
     this.#context = context;
@@ -313,9 +142,9 @@ export class MailboxClient {
   async connect(options: { readonly signal?: AbortSignal } = {}): Promise<void> {
     try {
       await (await this.#resolve()).connect(options.signal);
-      this.#record('success');
+      this.#health.success();
     } catch (err) {
-      this.#fail(err);
+      this.#health.failure(err);
       throw err;
     }
   }
@@ -359,12 +188,12 @@ export class MailboxClient {
         order,
         signal: options.signal,
       })) {
-        this.#record('message');
+        this.#health.success('message');
         yield message;
       }
-      this.#record('success');
+      this.#health.success();
     } catch (err) {
-      this.#fail(err);
+      this.#health.failure(err);
       throw err;
     }
   }
@@ -394,9 +223,9 @@ export class MailboxClient {
         mailbox: options.mailbox,
         ...(options.signal === undefined ? {} : { signal: options.signal }),
       });
-      this.#record('success');
+      this.#health.success();
     } catch (err) {
-      this.#fail(err);
+      this.#health.failure(err);
       throw err;
     }
   }
@@ -414,10 +243,10 @@ export class MailboxClient {
       const from =
         message.from === undefined ? (await this.#context.persistence.getAccount(this.accountId)).email : '';
       const sent = await driver.send(message, from, options.signal);
-      this.#record('success');
+      this.#health.success();
       return sent;
     } catch (err) {
-      this.#fail(err);
+      this.#health.failure(err);
       throw err;
     }
   }
@@ -443,7 +272,7 @@ export class MailboxClient {
       signal: controller.signal,
       deliver: async (message) => {
         await onNewMessage(message);
-        this.#record('message');
+        this.#health.success('message');
       },
       ready: () => {},
       resynced: () => {},
@@ -478,17 +307,7 @@ export class MailboxClient {
 
   /** Connection status, last success and error, errors and messages in the last 24 hours. */
   health(): MailboxHealth {
-    const since = Date.now() - DAY;
-    for (const list of [this.#errors, this.#messages])
-      while (list.length > 0 && (list[0] as number) < since) list.shift();
-    return {
-      connected: this.isConnected(),
-      watching: this.#watcher !== undefined,
-      lastSuccessAt: this.#lastSuccess === null ? null : new Date(this.#lastSuccess),
-      lastError: this.#lastError === null ? null : { ...this.#lastError, at: new Date(this.#lastError.at) },
-      errorsLast24h: this.#errors.length,
-      messagesLast24h: this.#messages.length,
-    };
+    return this.#health.read(this.isConnected(), this.#watcher !== undefined);
   }
 
   /** The transport, created on first use from the option or the account's provider. */
@@ -507,8 +326,9 @@ export class MailboxClient {
   }
 
   async #create(): Promise<MailTransportDriver> {
-    const account = await this.#context.persistence.getAccount(this.accountId);
-    const provider = this.#context.registry.get(account.provider);
+    const { persistence, registry, refresher } = this.#context;
+    const account = await persistence.getAccount(this.accountId);
+    const provider = registry.get(account.provider);
     const name = this.#transport ?? provider.mailTransport ?? 'imap';
     const offered = provider.mailTransports ?? ['imap'];
     if (!offered.includes(name)) {
@@ -517,105 +337,53 @@ export class MailboxClient {
         { accountId: this.accountId, providerId: provider.id },
       );
     }
-    const o = this.#options;
-    if (name === 'gmail-api') {
-      return new GmailApiDriver(this.#context, this.accountId, resolveApiOptions(o.api, GMAIL_API_BASE_URL));
-    }
-    if (name === 'graph') {
-      // An account consented for Graph (`microsoft({ mailTransport: 'graph' })`) has a Graph primary token:
-      // use it rather than refreshing the same kind of token a second time as the `graph` resource.
-      const resource =
-        provider.resources?.graph === undefined || primaryTokenIsGraph(account.scopes) ? undefined : 'graph';
-      return new GraphDriver(
-        this.#context,
-        this.accountId,
-        resolveApiOptions(o.api, GRAPH_BASE_URL),
-        resource,
+    const definition = this.#transports.get(name);
+    if (definition === undefined) {
+      throw new ConfigurationError(
+        `The provider "${provider.id}" names the "${name}" transport, which is not defined: pass it to createMailboxAuth({ transports })`,
+        { accountId: this.accountId, providerId: provider.id },
       );
     }
-    return new ImapTransportDriver(
-      this.#context,
-      this.accountId,
-      {
-        ...(o.imap === undefined ? {} : { imap: o.imap }),
-        ...(o.smtp === undefined ? {} : { smtp: o.smtp }),
-        renewBeforeExpiryMs: o.renewBeforeExpiryMs ?? 300_000,
-        idleRestartMs: o.idleRestartMs ?? 29 * 60_000,
-      },
-      { success: () => this.#record('success'), fail: (err) => this.#fail(err) },
-    );
-  }
-
-  /**
-   * The watch loop, the same for every transport: a session until it must be renewed or fails; after a
-   * failure, exponential backoff with jitter, then a new session that resumes from the cursor. A permanent
-   * authentication failure stops the watch with `reauthorizationRequired`; a refused request (a resource the
-   * API does not know, an account deleted) stops it too.
-   */
-  async #watch(run: WatchRun, onFirstReady: () => void): Promise<void> {
-    const { signal } = run;
-    const backoff = new Backoff({
-      minDelayMs: this.#options.reconnect?.minDelayMs ?? 1000,
-      maxDelayMs: this.#options.reconnect?.maxDelayMs ?? 60_000,
+    const driver = await definition.create({
+      persistence,
+      registry,
+      refresher,
+      accountId: this.accountId,
+      account,
+      provider,
+      options: this.#options,
+      health: { success: () => this.#health.success(), failure: (err) => this.#health.failure(err) },
     });
-    let reason: 'token' | 'drop' | undefined;
-    run.ready = () => {
-      onFirstReady();
-      if (reason !== undefined) this.#emit('reconnected', { accountId: this.accountId, reason });
-      reason = undefined;
-      backoff.reset();
-      this.#record('success');
-    };
-    run.resynced = () => {
-      this.#logger.warn({ accountId: this.accountId }, 'watch resume point expired; resynchronized');
-      this.#emit('reconnected', { accountId: this.accountId, reason: 'resync' });
-    };
-    while (!signal.aborted) {
-      try {
-        const driver = await this.#resolve();
-        const outcome = await driver.watchSession(run);
-        if (outcome === 'renew') reason = 'token';
-      } catch (err) {
-        if (signal.aborted) break;
-        this.#fail(err);
-        if (isMailboxAuthError(err) && err.category === 'reauthorization') {
-          this.#emit('reauthorizationRequired', { accountId: this.accountId, reason: err.message });
-          throw err;
-        }
-        if (isMailboxAuthError(err) && err.category === 'request') {
-          this.#logger.warn(
-            { accountId: this.accountId, code: err.code },
-            'watcher stopped: request refused',
-          );
-          throw err;
-        }
-        this.#emit('error', { accountId: this.accountId, error: err as Error });
-        this.#logger.warn(
-          { accountId: this.accountId, code: (err as { code?: string }).code },
-          'watcher failed; reconnecting',
-        );
-        reason = 'drop';
-        // A throttling API (or provider) said how long to stay away: never come back sooner than that.
-        const retryAfterMs = (err as { retryAfterMs?: unknown }).retryAfterMs;
-        await pause(Math.max(backoff.next(), typeof retryAfterMs === 'number' ? retryAfterMs : 0), signal);
-      }
+    if (driver?.name !== name) {
+      throw new ConfigurationError(
+        `The "${name}" transport created a driver named "${String(driver?.name)}"`,
+        {
+          accountId: this.accountId,
+          providerId: provider.id,
+        },
+      );
     }
+    return driver;
   }
 
-  #record(kind: 'success' | 'message'): void {
-    const now = Date.now();
-    this.#lastSuccess = now;
-    if (kind === 'message') this.#messages.push(now);
-  }
-
-  #fail(err: unknown): void {
-    const now = Date.now();
-    this.#errors.push(now);
-    this.#lastError = {
-      code: isMailboxAuthError(err) ? err.code : ((err as { code?: string })?.code ?? 'ERR_UNEXPECTED'),
-      message: err instanceof Error ? err.message.slice(0, 300) : String(err),
-      at: now,
-    };
+  /** The watch loop (see `watch-loop.ts`), over this client's transport, events and health. */
+  #watch(run: WatchRun, onFirstReady: () => void): Promise<void> {
+    return runWatchLoop(
+      {
+        accountId: this.accountId,
+        logger: this.#logger,
+        reconnect: {
+          minDelayMs: this.#options.reconnect?.minDelayMs ?? 1000,
+          maxDelayMs: this.#options.reconnect?.maxDelayMs ?? 60_000,
+        },
+        driver: () => this.#resolve(),
+        emit: (event, payload) => this.#emit(event, payload),
+        success: () => this.#health.success(),
+        failure: (err) => this.#health.failure(err),
+      },
+      run,
+      onFirstReady,
+    );
   }
 
   #emit<E extends keyof MailboxClientEvents>(event: E, payload: MailboxClientEvents[E]): void {

@@ -7,7 +7,7 @@
 import type { SendMailOptions } from 'nodemailer';
 import { InvalidArgumentError, isMailboxAuthError } from '../errors.js';
 import { pause } from '../internal/timers.js';
-import { MailApiClient, type ResolvedApiOptions } from './api-http.js';
+import { MailApiClient, type ResolvedApiOptions, resolveApiOptions } from './api-http.js';
 import { composeMessage } from './compose.js';
 import type { MailContext } from './context.js';
 import {
@@ -18,7 +18,12 @@ import {
   type SentMail,
   toDate,
 } from './message.js';
-import type { FetchUnreadRequest, MailTransportDriver, WatchRun } from './transport.js';
+import {
+  defineTransport,
+  type FetchUnreadRequest,
+  type MailTransportDriver,
+  type WatchRun,
+} from './transport.js';
 
 /** The Gmail API's origin (paths carry `gmail/v1`, uploads `upload/gmail/v1`). */
 export const GMAIL_API_BASE_URL = 'https://gmail.googleapis.com';
@@ -325,3 +330,15 @@ export class GmailApiDriver implements MailTransportDriver {
     };
   }
 }
+
+/** The `gmail-api` transport: the Gmail REST API on `users/me`. @internal */
+export const gmailApiTransport = defineTransport({
+  name: 'gmail-api',
+  checkOptions: (options) => void resolveApiOptions(options.api, GMAIL_API_BASE_URL),
+  create: (context) =>
+    new GmailApiDriver(
+      context,
+      context.accountId,
+      resolveApiOptions(context.options.api, GMAIL_API_BASE_URL),
+    ),
+});

@@ -8,11 +8,16 @@
 import type { SendMailOptions } from 'nodemailer';
 import { InvalidArgumentError, isMailboxAuthError } from '../errors.js';
 import { pause } from '../internal/timers.js';
-import { MailApiClient, type ResolvedApiOptions } from './api-http.js';
+import { MailApiClient, type ResolvedApiOptions, resolveApiOptions } from './api-http.js';
 import { composeMessage } from './compose.js';
 import type { MailContext } from './context.js';
 import type { MailAddress, MailMessage, SentMail } from './message.js';
-import type { FetchUnreadRequest, MailTransportDriver, WatchRun } from './transport.js';
+import {
+  defineTransport,
+  type FetchUnreadRequest,
+  type MailTransportDriver,
+  type WatchRun,
+} from './transport.js';
 
 /** Graph's v1.0 root. */
 export const GRAPH_BASE_URL = 'https://graph.microsoft.com/v1.0';
@@ -404,3 +409,23 @@ export class GraphDriver implements MailTransportDriver {
     };
   }
 }
+
+/** The `graph` transport: Microsoft Graph on `/me`. @internal */
+export const graphTransport = defineTransport({
+  name: 'graph',
+  checkOptions: (options) => void resolveApiOptions(options.api, GRAPH_BASE_URL),
+  create: (context) => {
+    // An account consented for Graph (`microsoft({ mailTransport: 'graph' })`) has a Graph primary token:
+    // use it rather than refreshing the same kind of token a second time as the `graph` resource.
+    const resource =
+      context.provider.resources?.graph === undefined || primaryTokenIsGraph(context.account.scopes)
+        ? undefined
+        : 'graph';
+    return new GraphDriver(
+      context,
+      context.accountId,
+      resolveApiOptions(context.options.api, GRAPH_BASE_URL),
+      resource,
+    );
+  },
+});

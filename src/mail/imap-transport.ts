@@ -14,7 +14,12 @@ import { connectImap } from './imap.js';
 import type { MailMessage, SentMail } from './message.js';
 import type { MailConnectOptions } from './settings.js';
 import { createSmtpTransport, type SmtpTransport, toSmtpError } from './smtp.js';
-import type { FetchUnreadRequest, MailTransportDriver, WatchRun } from './transport.js';
+import {
+  defineTransport,
+  type FetchUnreadRequest,
+  type MailTransportDriver,
+  type WatchRun,
+} from './transport.js';
 
 /**
  * UIDs per `UID FETCH` of `fetchUnread`: the most messages (sources included) held in memory at once.
@@ -294,3 +299,32 @@ export class ImapTransportDriver implements MailTransportDriver {
     }
   }
 }
+
+function nonNegative(value: number | undefined, name: string): void {
+  if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
+    throw new InvalidArgumentError(`${name} must be a non-negative integer (milliseconds)`);
+  }
+}
+
+/** The `imap` transport: IMAP to read (IDLE to watch), SMTP to send. @internal */
+export const imapTransport = defineTransport({
+  name: 'imap',
+  checkOptions: (options) => {
+    nonNegative(options.renewBeforeExpiryMs, 'renewBeforeExpiryMs');
+    nonNegative(options.idleRestartMs, 'idleRestartMs');
+  },
+  create: (context) => {
+    const { options } = context;
+    return new ImapTransportDriver(
+      context,
+      context.accountId,
+      {
+        ...(options.imap === undefined ? {} : { imap: options.imap }),
+        ...(options.smtp === undefined ? {} : { smtp: options.smtp }),
+        renewBeforeExpiryMs: options.renewBeforeExpiryMs ?? 300_000,
+        idleRestartMs: options.idleRestartMs ?? 29 * 60_000,
+      },
+      { success: () => context.health.success(), fail: (err) => context.health.failure(err) },
+    );
+  },
+});

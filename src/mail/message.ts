@@ -3,7 +3,7 @@
  * transports share.
  * @module
  */
-import type { MailTransport } from '../providers/types.js';
+import type { MailTransport } from '../transport-names.js';
 
 /**
  * A mail address as transports report it.

@@ -9,14 +9,9 @@ import { hostname } from 'node:os';
 import { inspect } from 'node:util';
 import { ConfigurationError, InvalidArgumentError, isMailboxAuthError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
-import {
-  MailboxClient,
-  type MailboxClientOptions,
-  type MailboxHealth,
-  type MailMessage,
-  type Watcher,
-} from './client.js';
-import type { MailContext } from './context.js';
+import { MailboxClient, type MailboxClientContext } from './client.js';
+import type { MailboxClientOptions, MailboxHealth, Watcher } from './client-options.js';
+import type { MailMessage } from './message.js';
 
 /**
  * Options of {@link WatchOrchestrator}.
@@ -150,7 +145,7 @@ function mergeClientOptions(
  * ```
  */
 export class WatchOrchestrator {
-  readonly #context: MailContext;
+  readonly #context: MailboxClientContext;
   readonly #options: WatchOrchestratorOptions;
   readonly #entries = new Map<string, Entry>();
   readonly #ttl: number;
@@ -162,7 +157,7 @@ export class WatchOrchestrator {
   #ticking: Promise<void> | undefined;
   #stopped = false;
 
-  constructor(context: MailContext, options: WatchOrchestratorOptions) {
+  constructor(context: MailboxClientContext, options: WatchOrchestratorOptions) {
     if (typeof options?.onMessage !== 'function')
       throw new ConfigurationError('WatchOrchestrator: onMessage is required');
     this.#ttl = options.leaseTtlMs ?? 60_000;
@@ -283,7 +278,7 @@ export class WatchOrchestrator {
     for (const entry of this.#entries.values()) {
       if (this.#stopped) return;
       if (entry.state === 'stopped') continue;
-      let lease: Awaited<ReturnType<MailContext['persistence']['acquireLease']>> = null;
+      let lease: Awaited<ReturnType<MailboxClientContext['persistence']['acquireLease']>> = null;
       try {
         lease = await this.#context.persistence.acquireLease(
           LEASE_PREFIX + entry.accountId,

@@ -14,6 +14,7 @@ import { bufferedResponse, nodeFetch } from '../http/node-fetch.js';
 import { raceAbort } from '../internal/abort.js';
 import { describeType } from '../internal/text.js';
 import { TokenSet } from '../tokens/token-set.js';
+import type { MailTransport } from '../transport-names.js';
 import { classifyProviderError, type ProviderPhase } from './classify.js';
 import { attachRescuedRefreshToken, normalizeTokenResponse, refreshTokenOf } from './token-response.js';
 import type {
@@ -21,7 +22,6 @@ import type {
   CodeExchangeChecks,
   MailboxIdentity,
   MailSettings,
-  MailTransport,
   OAuthProvider,
   ProviderOptions,
   ProviderResource,

@@ -5,6 +5,7 @@
  * @module
  */
 import type { TokenSet } from '../tokens/token-set.js';
+import type { MailTransport } from '../transport-names.js';
 
 /**
  * SASL mechanism for IMAP/SMTP.
@@ -49,29 +50,6 @@ export interface MailSettings {
   /** The SASL mechanism the provider expects. */
   readonly sasl: SaslMechanism;
 }
-
-/**
- * How a mailbox is read and sent: `imap` (IMAP to read, SMTP to send, XOAUTH2 / OAUTHBEARER), `gmail-api`
- * (the Gmail REST API) or `graph` (Microsoft Graph). Chosen per provider preset (`mailTransport`) and per
- * call (`auth.mailbox(id, { transport })`).
- *
- * @example
- * ```ts
- * const transport: MailTransport = 'graph';
- * const mailbox = auth.mailbox(accountId, { transport });
- * ```
- */
-export type MailTransport = 'imap' | 'gmail-api' | 'graph';
-
-/**
- * Every {@link MailTransport}, for validation and menus.
- *
- * @example
- * ```ts
- * MAIL_TRANSPORTS.includes(value as MailTransport);
- * ```
- */
-export const MAIL_TRANSPORTS: readonly MailTransport[] = Object.freeze(['imap', 'gmail-api', 'graph']);
 
 /**
  * An extra resource of a provider whose access token comes from the account's refresh token with its own
