@@ -1,13 +1,10 @@
 import { defineConfig } from 'tsup';
+import { entries } from './scripts/entries.mjs';
 
 export default defineConfig([
   {
-    entry: {
-      index: 'src/index.ts',
-      postgres: 'src/postgres.ts',
-      redis: 'src/redis.ts',
-      testing: 'src/testing/index.ts',
-    },
+    // The public entries, from package.json `exports` (scripts/entries.mjs).
+    entry: Object.fromEntries(entries.map((e) => [e.name, e.source])),
     format: ['esm', 'cjs'],
     dts: true,
     sourcemap: true,

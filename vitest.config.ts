@@ -1,16 +1,17 @@
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
+import { entries, root } from './scripts/entries.mjs';
 
-const source = (file: string) => fileURLToPath(new URL(`./src/${file}`, import.meta.url));
+const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
 
 export default defineConfig({
   // The examples import the package by name; tests run them against the source (CI tests before it builds).
   resolve: {
-    alias: [
-      { find: /^oauth-mailbox$/, replacement: source('index.ts') },
-      { find: /^oauth-mailbox\/(postgres|redis)$/, replacement: source('$1.ts') },
-      { find: /^oauth-mailbox\/testing$/, replacement: source('testing/index.ts') },
-    ],
+    // One alias per entry of package.json `exports` (scripts/entries.mjs).
+    alias: entries.map((e) => ({
+      find: new RegExp(`^${literal(e.specifier)}$`),
+      replacement: join(root, e.source),
+    })),
   },
   test: {
     include: ['tests/**/*.test.ts'],

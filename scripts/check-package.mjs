@@ -1,10 +1,13 @@
 #!/usr/bin/env node
-// Pack the package once, then lint the tarball with publint (strict) and arethetypeswrong (ESM and CJS
-// consumers). Run after `npm run build`.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+// Pack the package once, then check the tarball: every entry point of package.json resolves to a packed
+// file, publint (strict) and arethetypeswrong (ESM and CJS consumers) pass, the builds load, and a store
+// adapter written outside this repository (tests/package/third-party-adapter/) installs the tarball and
+// passes the exported conformance suite. Run after `npm run build`.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { entries } from './entries.mjs';
 
 const dir = mkdtempSync(join(tmpdir(), 'oauth-mailbox-pack-'));
 const run = (cmd, args) =>
@@ -14,6 +17,22 @@ try {
   const tarball = join(dir, packed[0].filename);
   console.log(`packed ${packed[0].filename}: ${packed[0].entryCount} files, ${packed[0].size} bytes`);
   for (const file of packed[0].files) console.log(`  ${file.path}`);
+  // Every entry point resolves to a packed file, and every built entry is an entry point (or the CLI).
+  const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
+  const inTarball = new Set(packed[0].files.map((f) => f.path));
+  const leaves = (target) => (typeof target === 'string' ? [target] : Object.values(target).flatMap(leaves));
+  const targets = [pkg.main, pkg.module, pkg.types, ...leaves(pkg.bin), ...leaves(pkg.exports)];
+  const unresolved = targets.filter((t) => !inTarball.has(t.replace(/^\.\//, '')));
+  if (unresolved.length > 0)
+    throw new Error(`package.json points at files the tarball lacks: ${unresolved.join(', ')}`);
+  const bins = leaves(pkg.bin).map((b) => b.replace(/^\.\/dist\/|\.js$/g, ''));
+  const built = readdirSync('dist').flatMap((f) => /^(?!chunk-)([\w-]+)\.js$/.exec(f)?.slice(1) ?? []);
+  const stray = built.filter((name) => !bins.includes(name) && !entries.some((e) => e.name === name));
+  if (stray.length > 0)
+    throw new Error(`dist/ holds entries package.json does not export: ${stray.join(', ')}`);
+  console.log(
+    `${entries.length} entry points (${entries.map((e) => e.specifier).join(', ')}) resolve in the tarball`,
+  );
   execFileSync('npx', ['--no-install', 'publint', 'run', tarball, '--strict'], { stdio: 'inherit' });
   execFileSync('npx', ['--no-install', 'attw', tarball, '--profile', 'node16'], { stdio: 'inherit' });
   // Smoke: both builds load in a fresh Node process and round-trip a value.
@@ -53,6 +72,56 @@ try {
   // The CLI runs from the packed layout.
   execFileSync('node', ['dist/cli.js', '--help'], { stdio: 'ignore' });
   console.log('ESM and CJS builds (main, testing and CLI entries) load and work; errors cross copies');
+  // A third-party store adapter installs the tarball (and msw, the peer dependency of `oauth-mailbox/testing`)
+  // and runs the exported conformance suite with node:test: every case passes, and a broken store fails.
+  const project = join(dir, 'third-party-adapter');
+  cpSync('tests/package/third-party-adapter', project, { recursive: true });
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ private: true, type: 'module' }));
+  execFileSync(
+    'npm',
+    [
+      'install',
+      '--no-audit',
+      '--no-fund',
+      '--prefer-offline',
+      '--ignore-scripts',
+      '--no-package-lock',
+    ].concat(tarball, `msw@${pkg.devDependencies.msw}`),
+    { cwd: project, stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const cases = Number(
+    execFileSync(
+      'node',
+      [
+        '--input-type=module',
+        '-e',
+        `const t = await import('oauth-mailbox/testing'); console.log(t.storeConformanceCases().length);`,
+      ],
+      { cwd: project, encoding: 'utf8' },
+    ),
+  );
+  const conformance = (env) => {
+    const run = spawnSync('node', ['--test', '--test-reporter=tap', 'conformance.test.mjs'], {
+      cwd: project,
+      env: { ...process.env, ...env },
+      encoding: 'utf8',
+    });
+    const count = (what) => Number(new RegExp(`^# ${what} (\\d+)$`, 'm').exec(run.stdout)?.[1] ?? Number.NaN);
+    return { status: run.status, pass: count('pass'), fail: count('fail'), output: run.stdout + run.stderr };
+  };
+  const good = conformance({});
+  if (good.status !== 0 || good.fail !== 0 || !(cases > 0) || good.pass !== cases) {
+    console.error(good.output);
+    throw new Error(`the third-party adapter failed the conformance suite (${good.pass} of ${cases} passed)`);
+  }
+  const broken = conformance({ BREAK_STORE: '1' });
+  if (broken.status === 0 || !(broken.fail > 0)) {
+    console.error(broken.output);
+    throw new Error('the conformance suite passed a store that hands out a state twice');
+  }
+  console.log(
+    `third-party adapter from the tarball: ${good.pass}/${cases} conformance cases pass (node:test); a broken store fails ${broken.fail}`,
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

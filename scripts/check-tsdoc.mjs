@@ -1,8 +1,9 @@
 // CI: every export of the public entries carries TSDoc with an @example (the project rule).
 // Lists exported symbols of the public entries whose declaration has no TSDoc @example.
 import ts from 'typescript';
+import { entries } from './entries.mjs';
 
-const files = ['src/index.ts', 'src/postgres.ts', 'src/redis.ts', 'src/testing/index.ts'];
+const files = entries.map((e) => e.source);
 const program = ts.createProgram(files, {
   module: ts.ModuleKind.ESNext,
   moduleResolution: ts.ModuleResolutionKind.Bundler,

@@ -155,6 +155,8 @@ export {
 export { type IterateAccountsOptions, iterateAccounts } from './store/iterate.js';
 export { MemoryStore, type MemoryStoreOptions, memoryStore } from './store/memory.js';
 export type { PutStateOptions, StateStore, StoredState } from './store/state-store.js';
+export { type StoreInput, storeInput } from './store/store-input.js';
+export type { NormalizedList } from './store/validate.js';
 export { type MailboxAccount, toMailboxAccount } from './tokens/account.js';
 export {
   type ConnectAccountInput,

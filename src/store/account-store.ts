@@ -172,7 +172,8 @@ export interface Lease {
 }
 
 /**
- * Where connected accounts live. Rules (checked by the conformance suite in `tests/conformance/`):
+ * Where connected accounts live. Rules (checked by `describeStoreConformance` from `oauth-mailbox/testing`;
+ * `storeInput` runs the input checks):
  * - `putAccount` is optimistic: `expectedVersion: null` creates (fails with `VersionConflictError` when the
  *   id or the (provider, owner, email) identity exists); a number updates only if the stored version equals
  *   it, else `VersionConflictError`. The store sets `version` and `updatedAt`; it never silently overwrites.

@@ -163,13 +163,29 @@ export function assertTtl(ttlMs: unknown): asserts ttlMs is number {
   }
 }
 
-/** Normalized list arguments. @internal */
+/**
+ * The arguments of `listAccounts`, checked and normalized by `storeInput.normalizeList`: what a store
+ * filters and pages by.
+ *
+ * @example
+ * ```ts
+ * const q: NormalizedList = storeInput.normalizeList({ status: 'active' }, { limit: 50 });
+ * q.statuses; // ['active']
+ * q.after; // undefined: the first page
+ * ```
+ */
 export interface NormalizedList {
+  /** Only this provider, or any. */
   readonly provider: string | undefined;
+  /** Only this owner, or any. */
   readonly owner: string | undefined;
+  /** Only these statuses (`filter.status` as a list), or any. */
   readonly statuses: readonly AccountStatus[] | undefined;
+  /** Only records whose `tokenExpiresAt` is not `null` and earlier than this (epoch ms), or any. */
   readonly expiresBefore: number | undefined;
+  /** The page starts after this account id (the cursor, decoded), or at the first id. */
   readonly after: string | undefined;
+  /** At most this many records in the page. */
   readonly limit: number;
 }
 

@@ -33,3 +33,11 @@ export {
   type IdTokenTweaks,
   type TokenFault,
 } from './fake-provider.js';
+export {
+  type ConformanceRunner,
+  type ConformanceTarget,
+  describeStoreConformance,
+  type StoreConformanceCase,
+  sampleAccountRecord,
+  storeConformanceCases,
+} from './store-conformance.js';

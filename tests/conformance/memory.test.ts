@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { memoryStore } from '../../src/index.js';
-import { describeStoreConformance, newRecord } from './account-store.js';
+import { describeStoreConformance, sampleAccountRecord } from '../../src/testing/index.js';
 
-describeStoreConformance('memory', async () => ({ store: memoryStore() }));
+describeStoreConformance('memory', async () => ({ store: memoryStore() }), { describe, it });
 
 describe('memoryStore specifics', () => {
   it('sweeps expired states so a flood across many owners stays bounded', async () => {
@@ -21,7 +21,7 @@ describe('memoryStore specifics', () => {
 
   it('drops the lease of a deleted account', async () => {
     const store = memoryStore();
-    await store.putAccount(newRecord({ id: 'leased' }), { expectedVersion: null });
+    await store.putAccount(sampleAccountRecord({ id: 'leased' }), { expectedVersion: null });
     await store.acquireLease('leased', 'w', 60_000);
     expect(store.size.leases).toBe(1);
     expect(await store.deleteAccount('leased')).toBe(true);

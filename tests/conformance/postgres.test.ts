@@ -4,29 +4,37 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigurationError, StorageError } from '../../src/index.js';
 import { POSTGRES_SCHEMA_VERSION, postgresMigrations, postgresStore } from '../../src/postgres.js';
+import { describeStoreConformance, sampleAccountRecord } from '../../src/testing/index.js';
 import { requireService } from '../support/services.js';
-import { describeStoreConformance, newRecord } from './account-store.js';
 
 // PGlite: one in-memory database for the file, a fresh schema per test.
 const lite = new PGlite();
 afterAll(() => lite.close());
 let n = 0;
-describeStoreConformance('PGlite', async () => {
-  const store = postgresStore({ client: lite, schema: `t${++n}` });
-  await store.migrate();
-  return { store, cleanup: async () => void (await lite.query(`DROP SCHEMA t${n} CASCADE`)) };
-});
+describeStoreConformance(
+  'PGlite',
+  async () => {
+    const store = postgresStore({ client: lite, schema: `t${++n}` });
+    await store.migrate();
+    return { store, cleanup: async () => void (await lite.query(`DROP SCHEMA t${n} CASCADE`)) };
+  },
+  { describe, it },
+);
 
 const DATABASE_URL = requireService('DATABASE_URL', 'PostgreSQL');
 describe.skipIf(!DATABASE_URL)('PostgreSQL (DATABASE_URL)', () => {
   const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 8 });
   afterAll(() => pool.end());
-  describeStoreConformance('PostgreSQL', async () => {
-    const schema = `om_${randomBytes(6).toString('hex')}`;
-    const store = postgresStore({ client: pool, schema });
-    await store.migrate();
-    return { store, cleanup: async () => void (await pool.query(`DROP SCHEMA ${schema} CASCADE`)) };
-  });
+  describeStoreConformance(
+    'PostgreSQL',
+    async () => {
+      const schema = `om_${randomBytes(6).toString('hex')}`;
+      const store = postgresStore({ client: pool, schema });
+      await store.migrate();
+      return { store, cleanup: async () => void (await pool.query(`DROP SCHEMA ${schema} CASCADE`)) };
+    },
+    { describe, it },
+  );
 
   it('migrates idempotently, also from concurrent processes', async () => {
     const schema = `om_${randomBytes(6).toString('hex')}`;
@@ -91,7 +99,7 @@ describe.skipIf(!DATABASE_URL)('PostgreSQL (DATABASE_URL)', () => {
     await expect(store.getAccount('a')).rejects.toBeInstanceOf(StorageError);
     await expect(store.takeState('k')).rejects.toBeInstanceOf(StorageError);
     await expect(store.listAccounts()).rejects.toBeInstanceOf(StorageError);
-    await expect(store.putAccount(newRecord(), { expectedVersion: null })).rejects.toBeInstanceOf(
+    await expect(store.putAccount(sampleAccountRecord(), { expectedVersion: null })).rejects.toBeInstanceOf(
       StorageError,
     );
   });

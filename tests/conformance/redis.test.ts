@@ -3,8 +3,8 @@ import Redis from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StorageError } from '../../src/index.js';
 import { redisStore } from '../../src/redis.js';
+import { describeStoreConformance, sampleAccountRecord } from '../../src/testing/index.js';
 import { requireService } from '../support/services.js';
-import { describeStoreConformance, newRecord } from './account-store.js';
 
 const REDIS_URL = requireService('REDIS_URL', 'Redis');
 
@@ -12,20 +12,24 @@ describe.skipIf(!REDIS_URL)('Redis (REDIS_URL)', () => {
   const client = new Redis(REDIS_URL as string, { maxRetriesPerRequest: 1 });
   afterAll(() => client.quit());
 
-  describeStoreConformance('Redis', async () => {
-    const prefix = `om-test:${randomBytes(6).toString('hex')}:`;
-    return {
-      store: redisStore({ client, prefix }),
-      cleanup: async () => {
-        const keys = await client.keys(`${prefix}*`);
-        if (keys.length > 0) await client.del(...keys);
-      },
-    };
-  });
+  describeStoreConformance(
+    'Redis',
+    async () => {
+      const prefix = `om-test:${randomBytes(6).toString('hex')}:`;
+      return {
+        store: redisStore({ client, prefix }),
+        cleanup: async () => {
+          const keys = await client.keys(`${prefix}*`);
+          if (keys.length > 0) await client.del(...keys);
+        },
+      };
+    },
+    { describe, it },
+  );
 
   it('loads its scripts again after SCRIPT FLUSH', async () => {
     const store = redisStore({ client, prefix: `om-test:${randomBytes(6).toString('hex')}:` });
-    await store.putAccount(newRecord(), { expectedVersion: null });
+    await store.putAccount(sampleAccountRecord(), { expectedVersion: null });
     await client.script('FLUSH');
     expect(await store.acquireLease('a', 'h', 1000)).not.toBeNull();
   });

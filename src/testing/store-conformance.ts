@@ -1,0 +1,749 @@
+/**
+ * The conformance suite of the {@link AccountStore} and {@link StateStore} contracts: every built-in store
+ * runs it against its real engine, and so can a third-party adapter. Runner-neutral: the cases assert with
+ * `node:assert` and are registered through the `describe` and `it` the caller passes (vitest, node:test,
+ * jest, mocha), so the package never imports a test runner.
+ * @module
+ */
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { InvalidArgumentError, VersionConflictError } from '../errors.js';
+import type { AccountRecord, AccountStore } from '../store/account-store.js';
+import { iterateAccounts } from '../store/iterate.js';
+import type { StateStore, StoredState } from '../store/state-store.js';
+
+/** A store under test. */
+type Store = AccountStore & StateStore;
+type NewRecord = Omit<AccountRecord, 'version' | 'updatedAt'>;
+
+/**
+ * What the factory given to {@link describeStoreConformance} returns for each test: a fresh, empty store
+ * (its own schema, key prefix or database) and how to remove it afterwards.
+ *
+ * @example
+ * ```ts
+ * const target: ConformanceTarget = {
+ *   store: redisStore({ client, prefix: `test:${crypto.randomUUID()}:` }),
+ *   cleanup: async () => void (await dropKeys(prefix)),
+ * };
+ * ```
+ */
+export interface ConformanceTarget {
+  /** An empty store implementing both contracts. */
+  readonly store: AccountStore & StateStore;
+  /** Called after each test, also when it failed. */
+  readonly cleanup?: () => Promise<void>;
+}
+
+/**
+ * The test-registration functions of the caller's runner: `describe` groups, `it` registers one async test.
+ * vitest's, jest's, mocha's and `node:test`'s fit as they are.
+ *
+ * @example
+ * ```ts
+ * import { describe, it } from 'node:test'; // or from 'vitest'
+ * const runner: ConformanceRunner = { describe, it };
+ * ```
+ */
+export interface ConformanceRunner {
+  /** Registers a group of tests; `fn` registers its tests synchronously. */
+  readonly describe: (name: string, fn: () => void) => unknown;
+  /** Registers one test; it fails when the promise `fn` returns rejects. */
+  readonly it: (name: string, fn: () => Promise<void>) => unknown;
+}
+
+/**
+ * One case of the suite, for a runner without `describe`, or to pick cases: `run` throws (an
+ * `AssertionError` or the store's own error) when the store breaks the contract.
+ *
+ * @example
+ * ```ts
+ * for (const c of storeConformanceCases()) {
+ *   const store = await createMyStore();
+ *   await c.run(store); // throws if the store breaks the rule
+ *   console.log(`${c.contract}: ${c.name} ok`);
+ * }
+ * ```
+ */
+export interface StoreConformanceCase {
+  /** The contract the case checks. */
+  readonly contract: 'AccountStore' | 'StateStore';
+  /** What the case checks, in a sentence (the test's name). */
+  readonly name: string;
+  /** Runs the case against an empty store. */
+  readonly run: (store: AccountStore & StateStore) => Promise<void>;
+}
+
+let seq = 0;
+
+/**
+ * A valid, new account record (what `putAccount` takes), with a fresh id and email each call: for a store's
+ * own tests beside the conformance suite.
+ *
+ * @example
+ * ```ts
+ * import { sampleAccountRecord } from 'oauth-mailbox/testing';
+ * const stored = await store.putAccount(sampleAccountRecord({ owner: 'user-7' }), { expectedVersion: null });
+ * ```
+ */
+export function sampleAccountRecord(
+  overrides: Partial<Omit<AccountRecord, 'version' | 'updatedAt'>> = {},
+): Omit<AccountRecord, 'version' | 'updatedAt'> {
+  seq += 1;
+  const n = String(seq).padStart(5, '0');
+  return {
+    id: `acc-${n}`,
+    provider: 'google',
+    owner: 'owner-1',
+    email: `user${n}@example.com`,
+    scopes: ['openid', 'email', 'https://mail.google.com/'],
+    status: 'active',
+    tokenExpiresAt: 1_900_000_000_000,
+    createdAt: 1_800_000_000_000,
+    lastRefreshedAt: null,
+    lastError: null,
+    consecutiveFailures: 0,
+    metadata: {},
+    secret: `om1.k1.${n}.sealed.tag`,
+    ...overrides,
+  };
+}
+
+const newRecord = sampleAccountRecord;
+
+function stripVolatile(r: AccountRecord): NewRecord {
+  const { version: _v, updatedAt: _u, ...rest } = r;
+  return rest;
+}
+
+// Assertions (node:assert, so that any runner reports them).
+
+/** Plain data: own enumerable properties, `undefined` ones left out, prototypes ignored (as a deep equality). */
+function plain(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(plain);
+  if (typeof value === 'object' && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = plain(v);
+    return out;
+  }
+  return value;
+}
+
+/** Deep equality of data. */
+function equal(actual: unknown, expected: unknown, message?: string): void {
+  assert.deepStrictEqual(plain(actual), plain(expected), message);
+}
+
+/** `Object.is` equality. */
+function same(actual: unknown, expected: unknown, message?: string): void {
+  assert.strictEqual(actual, expected, message);
+}
+
+function describeValue(value: unknown): string {
+  if (value instanceof Error) return `${value.name}: ${value.message}`;
+  return value === null ? 'null' : typeof value;
+}
+
+function instanceOf<T>(
+  value: unknown,
+  type: abstract new (...args: never[]) => T,
+  what?: string,
+): asserts value is T {
+  assert.ok(
+    value instanceof type,
+    `${what ? `${what}: ` : ''}expected ${type.name}, got ${describeValue(value)}`,
+  );
+}
+
+/** Awaits `promise`, which must reject with an instance of `type`; returns the error. */
+async function rejectsWith<T>(
+  promise: Promise<unknown>,
+  type: abstract new (...args: never[]) => T,
+  what?: string,
+): Promise<T> {
+  let result: unknown;
+  try {
+    result = await promise;
+  } catch (err) {
+    instanceOf(err, type, what);
+    return err;
+  }
+  assert.fail(
+    `${what ? `${what}: ` : ''}expected a rejection with ${type.name}, got ${describeValue(result)}`,
+  );
+}
+
+const accountCases: [string, (store: Store) => Promise<void>][] = [
+  [
+    'returns null for an unknown id',
+    async (store) => {
+      same(await store.getAccount('no-such-account'), null);
+      same(
+        await store.findAccountByIdentity({ provider: 'google', owner: 'o', email: 'x@example.com' }),
+        null,
+      );
+    },
+  ],
+  [
+    'creates with version 1 and reads back every field exactly',
+    async (store) => {
+      const input = newRecord({
+        email: 'Ünïcode.User@Example.com',
+        scopes: ['a', 'b c'],
+        status: 'error',
+        tokenExpiresAt: null,
+        lastRefreshedAt: 1_800_000_000_123,
+        lastError: {
+          code: 'ERR_TOKEN_REFRESH_FAILED',
+          message: 'HTTP 503 from the token endpoint',
+          at: 1_800_000_000_456,
+        },
+        consecutiveFailures: 3,
+        metadata: { plan: 'pro', nested: { list: [1, 'two', null, true] }, emoji: '📬' },
+      });
+      const before = Date.now();
+      const stored = await store.putAccount(input, { expectedVersion: null });
+      same(stored.version, 1);
+      assert.ok(stored.updatedAt >= before - 1000, `updatedAt ${stored.updatedAt} is before the write`);
+      equal(stripVolatile(stored), input);
+      const read = await store.getAccount(input.id);
+      equal(read, stored);
+    },
+  ],
+  [
+    'refuses to create over an existing id',
+    async (store) => {
+      const r = newRecord();
+      await store.putAccount(r, { expectedVersion: null });
+      const err = await rejectsWith(
+        store.putAccount({ ...r, email: 'other@example.com' }, { expectedVersion: null }),
+        VersionConflictError,
+      );
+      same(err.actualVersion, 1);
+      same((await store.getAccount(r.id))?.email, r.email);
+    },
+  ],
+  [
+    'keeps one account per (provider, owner, email), email compared case-insensitively',
+    async (store) => {
+      const r = newRecord({ email: 'Ada@Example.com' });
+      await store.putAccount(r, { expectedVersion: null });
+      const dup = newRecord({ email: 'ada@example.COM' });
+      await rejectsWith(store.putAccount(dup, { expectedVersion: null }), VersionConflictError);
+      same(await store.getAccount(dup.id), null);
+      // Other owner or provider: a different identity.
+      await store.putAccount(newRecord({ email: 'ada@example.com', owner: 'owner-2' }), {
+        expectedVersion: null,
+      });
+      await store.putAccount(newRecord({ email: 'ada@example.com', provider: 'microsoft' }), {
+        expectedVersion: null,
+      });
+      const found = await store.findAccountByIdentity({
+        provider: 'google',
+        owner: 'owner-1',
+        email: 'ADA@example.com',
+      });
+      same(found?.id, r.id);
+    },
+  ],
+  [
+    'updates only at the expected version and never overwrites silently',
+    async (store) => {
+      const r = newRecord();
+      const v1 = await store.putAccount(r, { expectedVersion: null });
+      const v2 = await store.putAccount(
+        { ...stripVolatile(v1), status: 'reauth_required' },
+        { expectedVersion: 1 },
+      );
+      same(v2.version, 2);
+      same(v2.status, 'reauth_required');
+      const stale = await rejectsWith(
+        store.putAccount({ ...stripVolatile(v1), secret: 'stale-secret' }, { expectedVersion: 1 }),
+        VersionConflictError,
+      );
+      same(stale.expectedVersion, 1);
+      same(stale.actualVersion, 2);
+      equal(await store.getAccount(r.id), v2);
+    },
+  ],
+  [
+    'keeps createdAt on update',
+    async (store) => {
+      const v1 = await store.putAccount(newRecord({ createdAt: 1_700_000_000_000 }), {
+        expectedVersion: null,
+      });
+      const v2 = await store.putAccount({ ...stripVolatile(v1), createdAt: 5 }, { expectedVersion: 1 });
+      same(v2.createdAt, 1_700_000_000_000);
+    },
+  ],
+  [
+    'refuses to update a record that does not exist',
+    async (store) => {
+      const err = await rejectsWith(
+        store.putAccount(newRecord(), { expectedVersion: 1 }),
+        VersionConflictError,
+      );
+      same(err.actualVersion, null);
+    },
+  ],
+  [
+    'lets exactly one of many concurrent writers at the same version win',
+    async (store) => {
+      const v1 = await store.putAccount(newRecord(), { expectedVersion: null });
+      const results = await Promise.allSettled(
+        Array.from({ length: 12 }, (_, i) =>
+          store.putAccount({ ...stripVolatile(v1), secret: `writer-${i}` }, { expectedVersion: 1 }),
+        ),
+      );
+      const won = results.filter((r) => r.status === 'fulfilled');
+      same(won.length, 1, 'writers that won');
+      for (const r of results) {
+        if (r.status === 'rejected') instanceOf(r.reason, VersionConflictError, 'a losing writer');
+      }
+      const final = await store.getAccount(v1.id);
+      same(final?.version, 2);
+      same(final?.secret, (won[0] as PromiseFulfilledResult<AccountRecord>).value.secret);
+    },
+  ],
+  [
+    'lets exactly one of many concurrent creators of the same id win',
+    async (store) => {
+      const r = newRecord();
+      const results = await Promise.allSettled(
+        Array.from({ length: 8 }, (_, i) =>
+          store.putAccount({ ...r, email: `racer${i}@example.com` }, { expectedVersion: null }),
+        ),
+      );
+      same(results.filter((x) => x.status === 'fulfilled').length, 1, 'creators that won');
+    },
+  ],
+  [
+    'returns copies: mutating a result changes nothing stored',
+    async (store) => {
+      const stored = await store.putAccount(newRecord({ metadata: { a: { b: 1 } } }), {
+        expectedVersion: null,
+      });
+      (stored.scopes as string[]).push('mutated');
+      (stored.metadata as { a: { b: number } }).a.b = 2;
+      const read = (await store.getAccount(stored.id)) as AccountRecord;
+      assert.ok(!read.scopes.includes('mutated'), 'a pushed scope was stored');
+      equal(read.metadata, { a: { b: 1 } });
+      (read.scopes as string[]).push('mutated-again');
+      assert.ok(
+        !(await store.getAccount(stored.id))?.scopes.includes('mutated-again'),
+        'a scope pushed on a read was stored',
+      );
+    },
+  ],
+  [
+    'moves the identity with an email change',
+    async (store) => {
+      const v1 = await store.putAccount(newRecord({ email: 'old@example.com' }), { expectedVersion: null });
+      await store.putAccount({ ...stripVolatile(v1), email: 'new@example.com' }, { expectedVersion: 1 });
+      same(
+        await store.findAccountByIdentity({ provider: 'google', owner: 'owner-1', email: 'old@example.com' }),
+        null,
+      );
+      same(
+        (
+          await store.findAccountByIdentity({
+            provider: 'google',
+            owner: 'owner-1',
+            email: 'new@example.com',
+          })
+        )?.id,
+        v1.id,
+      );
+      await store.putAccount(newRecord({ email: 'old@example.com' }), { expectedVersion: null });
+    },
+  ],
+  [
+    'deletes once, honours expectedVersion, and frees the identity',
+    async (store) => {
+      const v1 = await store.putAccount(newRecord({ email: 'gone@example.com' }), {
+        expectedVersion: null,
+      });
+      await rejectsWith(store.deleteAccount(v1.id, { expectedVersion: 7 }), VersionConflictError);
+      assert.notStrictEqual(await store.getAccount(v1.id), null);
+      same(await store.deleteAccount(v1.id, { expectedVersion: 1 }), true);
+      same(await store.deleteAccount(v1.id), false);
+      await rejectsWith(store.deleteAccount(v1.id, { expectedVersion: 1 }), VersionConflictError);
+      same(await store.getAccount(v1.id), null);
+      await store.putAccount(newRecord({ email: 'gone@example.com' }), { expectedVersion: null });
+    },
+  ],
+  [
+    'rejects invalid records with InvalidArgumentError and stores nothing',
+    async (store) => {
+      const bad: [string, unknown][] = [
+        ['null', null],
+        ['empty id', { ...newRecord(), id: '' }],
+        ['email a number', { ...newRecord(), email: 42 }],
+        ['unknown status', { ...newRecord(), status: 'bogus' }],
+        ['scopes a string', { ...newRecord(), scopes: 'openid' }],
+        ['tokenExpiresAt a string', { ...newRecord(), tokenExpiresAt: 'tomorrow' }],
+        ['negative consecutiveFailures', { ...newRecord(), consecutiveFailures: -1 }],
+        ['a bigint in metadata', { ...newRecord(), metadata: { n: 10n } }],
+        ['metadata an array', { ...newRecord(), metadata: [] }],
+        ['lastError without message', { ...newRecord(), lastError: { code: 'x' } }],
+        ['no secret', { ...newRecord(), secret: undefined }],
+      ];
+      for (const [what, record] of bad) {
+        await rejectsWith(
+          store.putAccount(record as NewRecord, { expectedVersion: null }),
+          InvalidArgumentError,
+          what,
+        );
+      }
+      await rejectsWith(
+        store.putAccount(newRecord(), { expectedVersion: 0 }),
+        InvalidArgumentError,
+        'expectedVersion 0',
+      );
+      same((await store.listAccounts()).records.length, 0, 'records stored');
+    },
+  ],
+  [
+    'refuses control characters and lone surrogates with InvalidArgumentError, as every store does',
+    async (store) => {
+      const bad: [string, Partial<NewRecord>][] = [
+        ['NUL in id', { id: 'acc\u0000x' }],
+        ['NUL in owner', { owner: 'owner\u0000' }],
+        ['control in email', { email: 'a\u0001@example.com' }],
+        ['DEL in provider', { provider: 'google\u007f' }],
+        ['C1 control in owner', { owner: 'owner\u0085' }],
+        ['lone high surrogate in owner', { owner: 'owner-\ud800' }],
+        ['lone low surrogate in email', { email: '\udc00a@example.com' }],
+        ['lone surrogate in id', { id: 'acc-\udbff' }],
+        ['NUL in a metadata key', { metadata: { 'a\u0000': 1 } }],
+        ['control in a nested metadata key', { metadata: { a: { 'b\n': 1 } } }],
+        ['lone surrogate in a metadata key', { metadata: { '\ud800': 1 } }],
+        ['NUL in a metadata value', { metadata: { note: 'x\u0000y' } }],
+        ['lone surrogate in a metadata value', { metadata: { list: ['ok', '\udfff'] } }],
+        ['NUL in a scope', { scopes: ['openid\u0000'] }],
+      ];
+      for (const [what, overrides] of bad) {
+        const attempt = store.putAccount(newRecord(overrides), { expectedVersion: null });
+        await rejectsWith(attempt, InvalidArgumentError, what);
+      }
+      same((await store.listAccounts()).records.length, 0, 'records stored');
+      const reads: [string, () => Promise<unknown>][] = [
+        ['getAccount', () => store.getAccount('a\u0000')],
+        ['deleteAccount', () => store.deleteAccount('a\ud800')],
+        [
+          'findAccountByIdentity',
+          () => store.findAccountByIdentity({ provider: 'google', owner: 'o\ud800', email: 'a@example.com' }),
+        ],
+        ['listAccounts', () => store.listAccounts({ owner: 'o\u0000' })],
+        ['acquireLease', () => store.acquireLease('a\u0000', 'h', 1000)],
+        [
+          'putState',
+          () =>
+            store.putState(
+              'k',
+              { owner: 'o\ud800', provider: 'google', payload: 'p', createdAt: 1, expiresAt: 2 },
+              { maxPerOwner: 5 },
+            ),
+        ],
+        ['takeState', () => store.takeState('k\u0000')],
+      ];
+      for (const [what, call] of reads) await rejectsWith(call(), InvalidArgumentError, what);
+      // Well-formed text is kept exactly: astral characters, and a newline inside a metadata value.
+      const record = newRecord({ owner: 'owner-🙂', metadata: { note: 'line 1\nline 2', ключ: '值' } });
+      await store.putAccount(record, { expectedVersion: null });
+      const read = await store.getAccount(record.id);
+      same(read?.owner, 'owner-🙂');
+      equal(read?.metadata, { note: 'line 1\nline 2', ключ: '值' });
+    },
+  ],
+  [
+    'lists with filters, ordered by id',
+    async (store) => {
+      const base = 1_900_000_000_000;
+      const a = await store.putAccount(
+        newRecord({ provider: 'google', owner: 'o1', tokenExpiresAt: base + 10 }),
+        { expectedVersion: null },
+      );
+      const b = await store.putAccount(
+        newRecord({ provider: 'microsoft', owner: 'o1', tokenExpiresAt: base - 10 }),
+        { expectedVersion: null },
+      );
+      const c = await store.putAccount(
+        newRecord({ provider: 'google', owner: 'o2', status: 'reauth_required', tokenExpiresAt: null }),
+        { expectedVersion: null },
+      );
+      const d = await store.putAccount(
+        newRecord({ provider: 'google', owner: 'o2', status: 'error', tokenExpiresAt: base - 5 }),
+        { expectedVersion: null },
+      );
+      const ids = async (filter: Parameters<AccountStore['listAccounts']>[0]) =>
+        (await store.listAccounts(filter)).records.map((r) => r.id);
+      equal(await ids({}), [a.id, b.id, c.id, d.id]);
+      equal(await ids({ provider: 'google' }), [a.id, c.id, d.id]);
+      equal(await ids({ owner: 'o2' }), [c.id, d.id]);
+      equal(await ids({ status: 'active' }), [a.id, b.id]);
+      equal(await ids({ status: ['reauth_required', 'error'] }), [c.id, d.id]);
+      equal(await ids({ expiresBefore: base }), [b.id, d.id]);
+      equal(await ids({ provider: 'google', owner: 'o2', status: 'error', expiresBefore: base }), [d.id]);
+      equal(await ids({ provider: 'yahoo' }), []);
+    },
+  ],
+  [
+    'pages with an opaque cursor, visiting every record exactly once',
+    async (store) => {
+      const created: string[] = [];
+      for (let i = 0; i < 23; i++) {
+        created.push(
+          (await store.putAccount(newRecord({ owner: i % 2 ? 'odd' : 'even' }), { expectedVersion: null }))
+            .id,
+        );
+      }
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const page = await store.listAccounts({}, { cursor, limit: 5 });
+        assert.ok(page.records.length <= 5, `a page of limit 5 held ${page.records.length} records`);
+        seen.push(...page.records.map((r) => r.id));
+        cursor = page.nextCursor;
+        pages++;
+      } while (cursor !== null && pages < 100);
+      equal(seen, [...created].sort());
+      const evens: string[] = [];
+      for await (const r of iterateAccounts(store, { owner: 'even' }, { pageSize: 4 })) evens.push(r.id);
+      equal(evens, created.filter((_, i) => i % 2 === 0).sort());
+      // The last page says so.
+      const all = await store.listAccounts({}, { limit: 1000 });
+      same(all.records.length, 23);
+      same(all.nextCursor, null);
+    },
+  ],
+  [
+    'keeps paging correct when visited records are deleted mid-walk',
+    async (store) => {
+      const ids: string[] = [];
+      for (let i = 0; i < 10; i++)
+        ids.push((await store.putAccount(newRecord(), { expectedVersion: null })).id);
+      const first = await store.listAccounts({}, { limit: 4 });
+      for (const r of first.records) await store.deleteAccount(r.id);
+      const rest = await store.listAccounts({}, { cursor: first.nextCursor, limit: 100 });
+      equal(
+        rest.records.map((r) => r.id),
+        ids.slice(4),
+      );
+    },
+  ],
+  [
+    'rejects a bad page size or cursor',
+    async (store) => {
+      for (const limit of [0, -1, 1001, 1.5]) {
+        await rejectsWith(store.listAccounts({}, { limit }), InvalidArgumentError, `limit ${limit}`);
+      }
+      await rejectsWith(store.listAccounts({}, { cursor: 'not-a-cursor' }), InvalidArgumentError, 'cursor');
+      await rejectsWith(
+        store.listAccounts({ status: 'bogus' as 'active' }),
+        InvalidArgumentError,
+        'unknown status',
+      );
+    },
+  ],
+  [
+    'grants a lease to one holder at a time until it lapses or is released',
+    async (store) => {
+      const lease = await store.acquireLease('acc-lease', 'worker-a', 60_000);
+      same(lease?.holder, 'worker-a');
+      assert.ok((lease?.expiresAt ?? 0) > Date.now(), 'the lease expires in the future');
+      same(await store.acquireLease('acc-lease', 'worker-b', 60_000), null);
+      const extended = await store.acquireLease('acc-lease', 'worker-a', 120_000);
+      assert.ok((extended?.expiresAt ?? 0) > (lease?.expiresAt ?? 0), 'the same holder extends its lease');
+      same(await store.releaseLease('acc-lease', 'worker-b'), false);
+      same(await store.acquireLease('acc-lease', 'worker-b', 60_000), null);
+      same(await store.releaseLease('acc-lease', 'worker-a'), true);
+      same((await store.acquireLease('acc-lease', 'worker-b', 60_000))?.holder, 'worker-b');
+      // Leases are per account.
+      assert.notStrictEqual(await store.acquireLease('acc-other', 'worker-a', 60_000), null);
+    },
+  ],
+  [
+    'lets a lapsed lease be taken over',
+    async (store) => {
+      assert.notStrictEqual(await store.acquireLease('acc-lapse', 'crashed-worker', 40), null);
+      await sleep(90);
+      same((await store.acquireLease('acc-lapse', 'worker-b', 60_000))?.holder, 'worker-b');
+      same(await store.releaseLease('acc-lapse', 'crashed-worker'), false);
+    },
+  ],
+  [
+    'gives a contended lease to exactly one of many concurrent holders',
+    async (store) => {
+      const results = await Promise.all(
+        Array.from({ length: 16 }, (_, i) => store.acquireLease('acc-race', `worker-${i}`, 60_000)),
+      );
+      same(results.filter((r) => r !== null).length, 1, 'holders granted the lease');
+    },
+  ],
+  [
+    'rejects a bad lease request',
+    async (store) => {
+      await rejectsWith(store.acquireLease('acc', 'w', 0), InvalidArgumentError, 'ttlMs 0');
+      await rejectsWith(store.acquireLease('acc', '', 1000), InvalidArgumentError, 'empty holder');
+      await rejectsWith(store.acquireLease('', 'w', 1000), InvalidArgumentError, 'empty id');
+    },
+  ],
+];
+
+const state = (owner = 'owner-1', ttlMs = 600_000, payload = 'sealed-payload'): StoredState => {
+  const now = Date.now();
+  return { owner, provider: 'google', payload, createdAt: now, expiresAt: now + ttlMs };
+};
+
+const stateCases: [string, (store: Store) => Promise<void>][] = [
+  [
+    'returns a state once, then never again',
+    async (store) => {
+      const s = state();
+      await store.putState('state-1', s, { maxPerOwner: 5 });
+      equal(await store.takeState('state-1'), s);
+      same(await store.takeState('state-1'), null);
+      same(await store.takeState('never-stored'), null);
+    },
+  ],
+  [
+    'keeps at most maxTotal states in all, whoever the owners, dropping the oldest; taken ones do not count',
+    async (store) => {
+      // Five owners, one start each (each later than the one before), a global bound of 3.
+      for (let i = 0; i < 5; i++)
+        await store.putState(`g-${i}`, state(`owner-g${i}`, 600_000 + i), { maxPerOwner: 5, maxTotal: 3 });
+      same(await store.takeState('g-0'), null, 'g-0');
+      same(await store.takeState('g-1'), null, 'g-1');
+      assert.notStrictEqual(await store.takeState('g-4'), null, 'g-4'); // taken: frees a place
+      await store.putState('g-5', state('owner-g5', 600_010), { maxPerOwner: 5, maxTotal: 3 });
+      for (const key of ['g-2', 'g-3', 'g-5']) assert.notStrictEqual(await store.takeState(key), null, key);
+      await rejectsWith(
+        store.putState('g-x', state(), { maxPerOwner: 5, maxTotal: 0 }),
+        InvalidArgumentError,
+        'maxTotal 0',
+      );
+      same(await store.takeState('g-x'), null, 'g-x');
+    },
+  ],
+  [
+    'gives a state to exactly one of many concurrent takers',
+    async (store) => {
+      await store.putState('state-race', state(), { maxPerOwner: 5 });
+      const results = await Promise.all(Array.from({ length: 20 }, () => store.takeState('state-race')));
+      same(results.filter((r) => r !== null).length, 1, 'takers given the state');
+    },
+  ],
+  [
+    'never returns an expired state',
+    async (store) => {
+      await store.putState('state-exp', state('owner-1', 40), { maxPerOwner: 5 });
+      await sleep(90);
+      same(await store.takeState('state-exp'), null);
+    },
+  ],
+  [
+    'keeps at most maxPerOwner states per owner, dropping the oldest',
+    async (store) => {
+      for (let i = 0; i < 6; i++) await store.putState(`s-${i}`, state('flooder'), { maxPerOwner: 3 });
+      await store.putState('other', state('someone-else'), { maxPerOwner: 3 });
+      const got = [];
+      for (let i = 0; i < 6; i++) got.push((await store.takeState(`s-${i}`)) !== null);
+      equal(got, [false, false, false, true, true, true]);
+      assert.notStrictEqual(await store.takeState('other'), null, 'another owner keeps its state');
+    },
+  ],
+  [
+    'stays bounded under a flood of starts from one owner',
+    async (store) => {
+      for (let i = 0; i < 2000; i++) await store.putState(`flood-${i}`, state('flooder'), { maxPerOwner: 5 });
+      let alive = 0;
+      for (let i = 0; i < 2000; i++) if ((await store.takeState(`flood-${i}`)) !== null) alive++;
+      same(alive, 5, 'states left');
+    },
+  ],
+  [
+    'rejects invalid states',
+    async (store) => {
+      await rejectsWith(store.putState('', state(), { maxPerOwner: 5 }), InvalidArgumentError, 'empty key');
+      await rejectsWith(
+        store.putState('k', { ...state(), owner: '' }, { maxPerOwner: 5 }),
+        InvalidArgumentError,
+        'empty owner',
+      );
+      await rejectsWith(
+        store.putState('k', state(), { maxPerOwner: 0 }),
+        InvalidArgumentError,
+        'maxPerOwner 0',
+      );
+      same(await store.takeState('k'), null);
+    },
+  ],
+];
+
+/**
+ * Every case of the conformance suite, in order: the rules of `docs/storage.md` ("Rules every adapter
+ * keeps"). {@link describeStoreConformance} registers them with a test runner.
+ *
+ * @example
+ * ```ts
+ * import { storeConformanceCases } from 'oauth-mailbox/testing';
+ * for (const c of storeConformanceCases()) {
+ *   test(`${c.contract}: ${c.name}`, async () => c.run(await freshStore()));
+ * }
+ * ```
+ */
+export function storeConformanceCases(): readonly StoreConformanceCase[] {
+  return [
+    ...accountCases.map(([name, run]) => ({ contract: 'AccountStore' as const, name, run })),
+    ...stateCases.map(([name, run]) => ({ contract: 'StateStore' as const, name, run })),
+  ];
+}
+
+/**
+ * Register the conformance suite of the store contracts with the caller's test runner: two groups,
+ * `AccountStore conformance: <name>` and `StateStore conformance: <name>`, one test per case of
+ * {@link storeConformanceCases}. `factory` is called for each test and must return an empty store; its
+ * `cleanup` runs after the test. The cases assert with `node:assert`, so a failure is reported by any runner.
+ *
+ * @example
+ * ```ts
+ * // my-store.test.ts, with vitest (or `import { describe, it } from 'node:test'`)
+ * import { describe, it } from 'vitest';
+ * import { describeStoreConformance } from 'oauth-mailbox/testing';
+ *
+ * describeStoreConformance('my-engine', async () => {
+ *   const store = await createMyStore({ prefix: `test-${crypto.randomUUID()}` });
+ *   return { store, cleanup: () => store.dropAll() };
+ * }, { describe, it });
+ * ```
+ */
+export function describeStoreConformance(
+  name: string,
+  factory: () => Promise<ConformanceTarget>,
+  runner: ConformanceRunner,
+): void {
+  if (typeof runner?.describe !== 'function' || typeof runner.it !== 'function') {
+    throw new TypeError(
+      "describeStoreConformance needs the test runner's functions: describeStoreConformance(name, factory, { describe, it })",
+    );
+  }
+  const { describe, it } = runner;
+  const cases = storeConformanceCases();
+  for (const contract of ['AccountStore', 'StateStore'] as const) {
+    describe(`${contract} conformance: ${name}`, () => {
+      for (const c of cases) {
+        if (c.contract !== contract) continue;
+        it(c.name, async () => {
+          const target = await factory();
+          try {
+            await c.run(target.store);
+          } finally {
+            await target.cleanup?.();
+          }
+        });
+      }
+    });
+  }
+}
