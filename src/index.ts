@@ -106,12 +106,8 @@ export {
   refreshExpiring,
 } from './operations/refresh-expiring.js';
 export { type RotateKeysOptions, type RotateKeysReport, rotateKeys } from './operations/rotate-keys.js';
-export {
-  definePreset,
-  OpenIdClientProvider,
-  type ProviderDefinition,
-  type ProviderServer,
-} from './providers/base.js';
+export { definePreset, OpenIdClientProvider } from './providers/base.js';
+export type { ProviderDefinition, ProviderServer } from './providers/definition.js';
 export { GMAIL_API_SCOPES, GOOGLE, type GoogleOptions, google } from './providers/google.js';
 export { MICROSOFT_GRAPH_SCOPES, type MicrosoftOptions, microsoft } from './providers/microsoft.js';
 export { type OAuth2Options, oauth2 } from './providers/oauth2.js';

@@ -1,5 +1,6 @@
 import { ConfigurationError } from '../errors.js';
-import { definePreset, type OpenIdClientProvider, type ProviderDefinition } from './base.js';
+import { definePreset, type OpenIdClientProvider } from './base.js';
+import type { ProviderDefinition } from './definition.js';
 import type { ProviderOptions } from './types.js';
 
 /**

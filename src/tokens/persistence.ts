@@ -23,6 +23,7 @@ import {
 } from '../store/account-store.js';
 import { assertId, assertIdentity, assertMetadata, assertScopes } from '../store/validate.js';
 import { type MailboxAccount, toMailboxAccount } from './account.js';
+import { SealedTokens } from './sealed-tokens.js';
 import { TokenSet, type TokenSetInput } from './token-set.js';
 
 /**
@@ -116,7 +117,6 @@ export interface FailureInfo {
 
 const MAX_CONFLICT_RETRIES = 5;
 const MAX_ERROR_MESSAGE = 500;
-const AAD_PREFIX = 'oauth-mailbox/account/';
 
 /**
  * The single place tokens are read and written. It encrypts the token blob of each record with the
@@ -139,7 +139,7 @@ const AAD_PREFIX = 'oauth-mailbox/account/';
  */
 export class TokenPersistence {
   readonly #store: AccountStore;
-  readonly #cipher: Cipher;
+  readonly #sealed: SealedTokens;
   readonly #now: () => number;
   readonly #generateId: () => string;
 
@@ -155,7 +155,7 @@ export class TokenPersistence {
       throw new ConfigurationError('TokenPersistence: `cipher` must implement Cipher (encrypt and decrypt)');
     }
     this.#store = store;
-    this.#cipher = cipher;
+    this.#sealed = new SealedTokens(cipher);
     this.#now = options.now ?? Date.now;
     this.#generateId = options.generateId ?? randomUUID;
   }
@@ -171,7 +171,7 @@ export class TokenPersistence {
    */
   async load(id: string): Promise<StoredAccount> {
     const record = await this.#get(id);
-    return { account: toMailboxAccount(record), tokens: await this.#decrypt(record) };
+    return { account: toMailboxAccount(record), tokens: await this.#sealed.open(record) };
   }
 
   /**
@@ -188,7 +188,7 @@ export class TokenPersistence {
     );
     return record === null
       ? null
-      : { account: toMailboxAccount(record), tokens: await this.#decrypt(record) };
+      : { account: toMailboxAccount(record), tokens: await this.#sealed.open(record) };
   }
 
   /**
@@ -238,7 +238,7 @@ export class TokenPersistence {
               lastError: null,
               consecutiveFailures: 0,
               metadata: input.metadata ?? {},
-              secret: await this.#encrypt(id, tokens),
+              secret: await this.#sealed.seal(id, tokens),
             },
             null,
           );
@@ -257,7 +257,7 @@ export class TokenPersistence {
             lastError: null,
             consecutiveFailures: 0,
             metadata: input.metadata ?? existing.metadata,
-            secret: await this.#encrypt(existing.id, merged),
+            secret: await this.#sealed.seal(existing.id, merged),
           },
           existing.version,
         );
@@ -295,7 +295,7 @@ export class TokenPersistence {
           lastRefreshedAt: this.#now(),
           lastError: null,
           consecutiveFailures: 0,
-          secret: await this.#encrypt(record.id, next),
+          secret: await this.#sealed.seal(record.id, next),
         },
         record.version,
       );
@@ -407,9 +407,9 @@ export class TokenPersistence {
    */
   async reencrypt(id: string): Promise<boolean> {
     return this.#update(id, undefined, async (record) => {
-      if (record.secret === '' || this.#cipher.needsReencryption?.(record.secret) !== true) return false;
-      const tokens = (await this.#decrypt(record)) as TokenSet;
-      await this.#put({ ...record, secret: await this.#encrypt(record.id, tokens) }, record.version);
+      if (record.secret === '' || !this.#sealed.needsResealing(record.secret)) return false;
+      const tokens = (await this.#sealed.open(record)) as TokenSet;
+      await this.#put({ ...record, secret: await this.#sealed.seal(record.id, tokens) }, record.version);
       return true;
     });
   }
@@ -466,47 +466,8 @@ export class TokenPersistence {
   }
 
   async #mergeWithStored(record: AccountRecord, input: TokenSetInput): Promise<TokenSet> {
-    const stored = await this.#decrypt(record);
+    const stored = await this.#sealed.open(record);
     return stored === null ? new TokenSet(input) : stored.merge(input);
-  }
-
-  async #encrypt(id: string, tokens: TokenSet): Promise<string> {
-    try {
-      return await this.#cipher.encrypt(tokens.toSecretJSON(), AAD_PREFIX + id);
-    } catch (cause) {
-      if (cause instanceof CryptoError) throw cause;
-      throw new CryptoError('The cipher failed to encrypt the tokens', {
-        reason: 'invalid_key',
-        accountId: id,
-        cause,
-      });
-    }
-  }
-
-  async #decrypt(record: AccountRecord): Promise<TokenSet | null> {
-    if (record.secret === '') return null;
-    let json: string;
-    try {
-      json = await this.#cipher.decrypt(record.secret, AAD_PREFIX + record.id);
-    } catch (cause) {
-      const reason = cause instanceof CryptoError ? cause.reason : 'decrypt_failed';
-      const keyId = cause instanceof CryptoError ? cause.keyId : undefined;
-      throw new CryptoError(`The tokens of this account cannot be decrypted (${reason})`, {
-        reason,
-        ...(keyId === undefined ? {} : { keyId }),
-        accountId: record.id,
-        cause,
-      });
-    }
-    try {
-      return TokenSet.fromSecretJSON(json, record.tokenExpiresAt);
-    } catch {
-      // No cause: the parse error could quote the plaintext.
-      throw new CryptoError('The decrypted token blob is not in a known format', {
-        reason: 'malformed',
-        accountId: record.id,
-      });
-    }
   }
 
   /** @internal */
