@@ -41,15 +41,15 @@ export {
   UnknownProviderError,
   VersionConflictError,
 } from './errors.js';
-export {
-  AuthorizationFlow,
-  type AuthorizationFlowOptions,
-  type CompleteAuthorizationOptions,
-  type CompletedAuthorization,
-  type DisconnectResult,
-  type StartAuthorizationOptions,
-  type StartedAuthorization,
-} from './flow/authorization.js';
+export { AuthorizationFlow } from './flow/authorization.js';
+export type {
+  AuthorizationFlowOptions,
+  CompleteAuthorizationOptions,
+  CompletedAuthorization,
+  DisconnectResult,
+  StartAuthorizationOptions,
+  StartedAuthorization,
+} from './flow/authorization-options.js';
 export { type CallbackInput, MAX_PARAMETER_LENGTH, MAX_QUERY_LENGTH } from './flow/callback.js';
 export {
   buildReturnUrl,

@@ -6,14 +6,8 @@ import { inspect } from 'node:util';
 import type { ImapFlow } from 'imapflow';
 import type { Cipher } from './crypto/cipher.js';
 import { ConfigurationError } from './errors.js';
-import {
-  AuthorizationFlow,
-  type CompleteAuthorizationOptions,
-  type CompletedAuthorization,
-  type DisconnectResult,
-  type StartAuthorizationOptions,
-  type StartedAuthorization,
-} from './flow/authorization.js';
+import { AuthorizationFlow } from './flow/authorization.js';
+import type * as authorization from './flow/authorization-options.js';
 import type { CallbackInput } from './flow/callback.js';
 import { validateRedirectUris } from './flow/redirects.js';
 import { MailboxClient, type MailboxClientContext } from './mail/client.js';
@@ -135,15 +129,21 @@ export interface MailboxAuth {
   /** Providers for a "connect your mailbox" page. */
   listProviders(): ProviderSummary[];
   /** Route 1: store a single-use state and return the provider's URL (see {@link AuthorizationFlow.startAuthorization}). */
-  startAuthorization(providerId: string, options: StartAuthorizationOptions): Promise<StartedAuthorization>;
+  startAuthorization(
+    providerId: string,
+    options: authorization.StartAuthorizationOptions,
+  ): Promise<authorization.StartedAuthorization>;
   /** Route 2: check the callback, exchange the code and store the account (see {@link AuthorizationFlow.completeAuthorization}). */
   completeAuthorization(
     providerId: string,
     callback: CallbackInput,
-    options: CompleteAuthorizationOptions,
-  ): Promise<CompletedAuthorization>;
+    options: authorization.CompleteAuthorizationOptions,
+  ): Promise<authorization.CompletedAuthorization>;
   /** Revoke at the provider where possible, delete locally, and forget the cached token (see {@link AuthorizationFlow.disconnect}). */
-  disconnect(accountId: string, options?: { readonly signal?: AbortSignal }): Promise<DisconnectResult>;
+  disconnect(
+    accountId: string,
+    options?: { readonly signal?: AbortSignal },
+  ): Promise<authorization.DisconnectResult>;
   /** An account without its tokens. */
   getAccount(accountId: string): Promise<MailboxAccount>;
 }
