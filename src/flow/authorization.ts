@@ -18,9 +18,7 @@ import {
   TokenExchangeError,
 } from '../errors.js';
 import type { ProviderRegistry } from '../providers/registry.js';
-import type { JsonValue } from '../store/account-store.js';
 import type { StateStore } from '../store/state-store.js';
-import type { MailboxAccount } from '../tokens/account.js';
 import type { TokenPersistence } from '../tokens/persistence.js';
 import type {
   AuthorizationFlowOptions,

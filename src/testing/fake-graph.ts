@@ -8,6 +8,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { http, type RequestHandler } from 'msw';
+import {
+  type DeltaState,
+  decodeDeltaState,
+  deltaChanges,
+  encodeDeltaState,
+  graphError,
+  graphTime,
+  parseFilter,
+  parseOrderBy,
+} from './fake-graph-odata.js';
 import { buildRaw, FakeMailApiBase, type FakeMailApiOptions } from './fake-mail-api.js';
 
 const ROOT = 'https://graph.microsoft.com/v1.0';
@@ -93,94 +103,6 @@ export interface FakeGraphSent {
   readonly mime: Buffer;
   /** The JSON body, for `json`. */
   readonly json: unknown;
-}
-
-interface DeltaState {
-  /** Changes after this sequence belong to the round. */
-  readonly after: number;
-  /** The sequence the round ends at (the next round starts after it). */
-  readonly upTo: number;
-  readonly offset: number;
-  readonly since: number | null;
-  readonly changeType: string | null;
-  readonly folder: string;
-  readonly select: string | null;
-}
-
-function graphError(code: string, message: string): Record<string, unknown> {
-  return {
-    error: {
-      code,
-      message,
-      innerError: {
-        date: new Date().toISOString().replace(/\.\d{3}Z$/, ''),
-        'request-id': randomBytes(16).toString('hex'),
-        'client-request-id': randomBytes(16).toString('hex'),
-      },
-    },
-  };
-}
-
-/** One `property op value` of a `$filter` the emulation understands. */
-interface FilterClause {
-  readonly property: 'isRead' | 'receivedDateTime';
-  readonly test: (message: FakeGraphMessage) => boolean;
-}
-
-/**
- * A `$filter` of `and`-joined clauses: `isRead eq true|false`, `receivedDateTime eq|ne|ge|gt|le|lt <time>`;
- * `undefined` for anything else (Graph's `ErrorInvalidUrlQueryFilter`).
- */
-function parseFilter(filter: string): FilterClause[] | undefined {
-  const clauses: FilterClause[] = [];
-  for (const part of filter.trim().split(/\s+and\s+/i)) {
-    const m = /^\(?\s*(\w+)\s+(eq|ne|ge|gt|le|lt)\s+(\S+?)\s*\)?$/.exec(part.trim());
-    if (m === null) return undefined;
-    const [, property, op, value] = m as unknown as [string, string, string, string];
-    if (property === 'isRead' && (op === 'eq' || op === 'ne') && (value === 'true' || value === 'false')) {
-      const wanted = (value === 'true') === (op === 'eq');
-      clauses.push({ property, test: (message) => message.isRead === wanted });
-      continue;
-    }
-    const time = Date.parse(value);
-    if (property !== 'receivedDateTime' || !/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(time)) {
-      return undefined;
-    }
-    const compare: Record<string, (a: number) => boolean> = {
-      eq: (a) => a === time,
-      ne: (a) => a !== time,
-      ge: (a) => a >= time,
-      gt: (a) => a > time,
-      le: (a) => a <= time,
-      lt: (a) => a < time,
-    };
-    const test = compare[op] as (a: number) => boolean;
-    clauses.push({ property, test: (message) => test(Date.parse(message.receivedDateTime)) });
-  }
-  return clauses;
-}
-
-/** An `$orderby` on `receivedDateTime` (`asc` by default); `undefined` for another property. */
-function parseOrderBy(
-  orderby: string,
-): { readonly property: 'receivedDateTime'; readonly descending: boolean }[] | undefined {
-  const terms = orderby.split(',').map((t) => t.trim().split(/\s+/));
-  if (
-    terms.some(
-      ([property, direction]) =>
-        property !== 'receivedDateTime' || !['asc', 'desc', undefined].includes(direction?.toLowerCase()),
-    )
-  ) {
-    return undefined;
-  }
-  return terms.map(([, direction]) => ({
-    property: 'receivedDateTime',
-    descending: direction?.toLowerCase() === 'desc',
-  }));
-}
-
-function graphTime(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 /**
@@ -349,18 +271,6 @@ export class FakeGraph extends FakeMailApiBase {
     return undefined;
   }
 
-  #encode(state: DeltaState): string {
-    return Buffer.from(JSON.stringify(state)).toString('base64url');
-  }
-
-  #decode(token: string): DeltaState | undefined {
-    try {
-      return JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as DeltaState;
-    } catch {
-      return undefined;
-    }
-  }
-
   async #handle(request: Request): Promise<Response> {
     const url = new URL(request.url);
     const path = url.pathname.replace(/^\/v1\.0/, '');
@@ -494,7 +404,7 @@ export class FakeGraph extends FakeMailApiBase {
     const token = q.get('$deltatoken') ?? q.get('$skiptoken');
     let state: DeltaState;
     if (token !== null) {
-      const decoded = this.#decode(token);
+      const decoded = decodeDeltaState(token);
       if (decoded === undefined || decoded.upTo < this.#deltaFloor) {
         return this.json(graphError('SyncStateNotFound', 'The sync state generation is not found.'), 410);
       }
@@ -534,33 +444,17 @@ export class FakeGraph extends FakeMailApiBase {
     }
     const pageSize =
       Number(/odata\.maxpagesize=(\d+)/.exec(request.headers.get('prefer') ?? '')?.[1] ?? 10) || 10;
-    const first = state.after === 0;
-    const changes: Record<string, unknown>[] = [];
-    for (const m of [...this.#messages.values()].sort((a, b) => a.createdSeq - b.createdSeq)) {
-      if (m.folder !== 'inbox' || m.createdSeq > state.upTo) continue; // arrived after this round began
-      if (state.since !== null && Date.parse(m.receivedDateTime) < state.since) continue;
-      // The first round reports every message; later ones what was created or changed since the last round.
-      const created = first || m.createdSeq > state.after;
-      const updated = !created && m.changedSeq > state.after;
-      if (!created && !updated) continue;
-      if (!first && state.changeType === 'created' && !created) continue;
-      if (!first && state.changeType === 'updated' && !updated) continue;
-      if (!first && state.changeType === 'deleted') continue;
-      changes.push(this.#view(m, state.select));
-    }
-    if (!first && state.changeType !== 'created' && state.changeType !== 'updated') {
-      for (const [id, seq] of this.#removed) {
-        if (seq > state.after && seq <= state.upTo) changes.push({ id, '@removed': { reason: 'deleted' } });
-      }
-    }
+    const changes = deltaChanges(state, this.#messages.values(), this.#removed, (m) =>
+      this.#view(m, state.select),
+    );
     const slice = changes.slice(state.offset, state.offset + pageSize);
     const base = `${ROOT}/me/mailFolders('${state.folder}')/messages/delta`;
     const more = state.offset + pageSize < changes.length;
     const link = more
       ? {
-          '@odata.nextLink': `${base}?$skiptoken=${this.#encode({ ...state, offset: state.offset + pageSize })}`,
+          '@odata.nextLink': `${base}?$skiptoken=${encodeDeltaState({ ...state, offset: state.offset + pageSize })}`,
         }
-      : { '@odata.deltaLink': `${base}?$deltatoken=${this.#encode({ ...state, offset: 0 })}` };
+      : { '@odata.deltaLink': `${base}?$deltatoken=${encodeDeltaState({ ...state, offset: 0 })}` };
     return this.json({
       '@odata.context': `${ROOT}/$metadata#Collection(message)`,
       value: slice,

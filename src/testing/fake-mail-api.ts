@@ -5,31 +5,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import { HttpResponse } from 'msw';
+import { answerFault, type HttpFault } from './faults.js';
 
 /**
- * A fault the next API request answers with: an HTTP answer (status, body, headers), a dropped
- * connection, a delay, or a 401 as for an expired token.
+ * A fault the next API request answers with: an {@link HttpFault}, or a 401 as for an expired token.
  *
  * @example
  * ```ts
  * gmail.failNext({ status: 503, headers: { 'retry-after': '1' } }, 'network', { delayMs: 2_000 }, 'expired-token');
  * ```
  */
-export type MailApiFault =
-  | {
-      /** The HTTP status to answer with. */
-      readonly status: number;
-      /** The body: JSON (an object) or text. @default {} */
-      readonly body?: string | Record<string, unknown>;
-      /** Extra response headers, such as `retry-after`. */
-      readonly headers?: Record<string, string>;
-    }
-  | 'network'
-  | 'expired-token'
-  | {
-      /** Wait this long, in milliseconds, then answer normally. */
-      readonly delayMs: number;
-    };
+export type MailApiFault = HttpFault | 'expired-token';
 
 /**
  * Where the emulated APIs check bearer tokens: a fake OAuth provider (`fakeGoogle()`, `fakeMicrosoft()`).
@@ -136,24 +122,12 @@ export abstract class FakeMailApiBase {
     const fault = this.#faults.shift();
     if (fault !== undefined) {
       this.stats.faults++;
-      if (fault === 'network') return HttpResponse.error();
       if (fault === 'expired-token') {
         this.stats.unauthorized++;
         return this.unauthorized('expired');
       }
-      if ('delayMs' in fault) {
-        await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
-      } else {
-        const body = typeof fault.body === 'string' ? fault.body : JSON.stringify(fault.body ?? {});
-        return new HttpResponse(body, {
-          status: fault.status,
-          headers: {
-            'content-type': typeof fault.body === 'string' ? 'text/plain' : 'application/json',
-            date: new Date().toUTCString(),
-            ...fault.headers,
-          },
-        });
-      }
+      const answer = await answerFault(fault, 'text/plain', { date: new Date().toUTCString() });
+      if (answer !== undefined) return answer;
     }
     const header = request.headers.get('authorization') ?? '';
     const token = /^Bearer (\S+)$/i.exec(header)?.[1];

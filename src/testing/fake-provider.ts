@@ -8,9 +8,10 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { type CryptoKey, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { HttpResponse, http, type RequestHandler } from 'msw';
+import { answerFault, type HttpFault } from './faults.js';
 
 /**
- * A fault the next token request answers with.
+ * A fault the next token request answers with: an {@link HttpFault}, or a rewrite of the normal answer.
  *
  * @example
  * ```ts
@@ -18,20 +19,7 @@ import { HttpResponse, http, type RequestHandler } from 'msw';
  * ```
  */
 export type TokenFault =
-  | {
-      /** Answer with this HTTP status. */
-      readonly status: number;
-      /** A JSON body (an object) or a `text/html` body (a string). @default {} */
-      readonly body?: string | Record<string, unknown>;
-      /** Response headers, such as `retry-after`. */
-      readonly headers?: Record<string, string>;
-    }
-  /** A network error (the request fails without a response). */
-  | 'network'
-  | {
-      /** Wait this long, then answer normally (for timeouts and aborts). */
-      readonly delayMs: number;
-    }
+  | HttpFault
   | {
       /**
        * Answer normally (a refresh token is rotated as usual), then replace a 200's JSON body with what this
@@ -376,20 +364,7 @@ export class FakeOAuthProvider {
       if (answer.status !== 200) return answer;
       return form(200, fault.rewrite((await answer.json()) as Record<string, unknown>));
     }
-    if (fault !== undefined) {
-      if (fault === 'network') return HttpResponse.error();
-      if ('delayMs' in fault) {
-        await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
-      } else {
-        const body = typeof fault.body === 'string' ? fault.body : JSON.stringify(fault.body ?? {});
-        const type = typeof fault.body === 'string' ? 'text/html' : 'application/json';
-        return new HttpResponse(body, {
-          status: fault.status,
-          headers: { 'content-type': type, ...fault.headers },
-        });
-      }
-    }
-    return this.#answer(request);
+    return (fault === undefined ? undefined : await answerFault(fault, 'text/html')) ?? this.#answer(request);
   }
 
   async #answer(request: Request): Promise<Response> {

@@ -33,6 +33,7 @@ export {
   type IdTokenTweaks,
   type TokenFault,
 } from './fake-provider.js';
+export type { HttpFault } from './faults.js';
 export {
   type ConformanceRunner,
   type ConformanceTarget,
