@@ -466,11 +466,24 @@ describe('Gmail API transport', () => {
     const mailbox = auth.mailbox(accountId, { api: FAST_API });
     await mailbox.connect();
     gmail.expireAccessTokens();
-    gmail.failNext({ delayMs: 300 }); // the first request (b's) is slow: its 401 comes late
+    // b's first request (with the old token) is held on its way to the API until a's is done: its 401 comes late.
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let arrived = false;
+    server.use(
+      http.post(`https://gmail.googleapis.com/gmail/v1/users/me/messages/${b}/modify`, async () => {
+        if (arrived) return; // the retry goes straight on
+        arrived = true;
+        await held; // answering nothing passes the request on to the emulated API
+      }),
+    );
     const slow = mailbox.markAsRead(b);
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => (arrived ? true : undefined));
     await mailbox.markAsRead(a); // 401, refresh, done
     expect(googleFake.stats.refreshes).toBe(1);
+    release();
     await slow; // 401 for the old token: the new one is used, no second refresh
     expect(googleFake.stats.refreshes).toBe(1);
     expect(gmail.stats.unauthorized).toBe(2);
