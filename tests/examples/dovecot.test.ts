@@ -4,26 +4,12 @@
  */
 import { fork } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { dovecotAvailable, startDovecot, startIntrospection } from '../support/dovecot-server.js';
-
-/** Whether something accepts connections on the loopback port. */
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    const done = (open: boolean) => {
-      socket.destroy();
-      resolve(open);
-    };
-    socket.setTimeout(1000, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
+import { listening } from '../support/loopback.js';
 
 /** The harness's temp folders whose config has a listener on `port`. */
 function foldersWithPort(port: number): string[] {

@@ -6,12 +6,12 @@
  * a revoked grant). No token may ever appear in a page or a log line.
  */
 import { randomBytes } from 'node:crypto';
-import { connect as connectTcp } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { completeDevLogin } from '../../examples/dev/dev-login.js';
 import { AppConfigurationError, configFromEnv } from '../../examples/express/config.js';
 import { startDevServices } from '../../examples/express/dev.js';
 import { type RunningExample, startExample, Visitor } from '../support/express-app.js';
+import { listening } from '../support/loopback.js';
 
 let running: RunningExample;
 let ada: Visitor;
@@ -344,19 +344,6 @@ describe('examples/express configuration', () => {
     }
   });
 });
-
-/** Whether something accepts connections on the loopback port. */
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connectTcp(port, '127.0.0.1');
-    const done = (open: boolean) => {
-      socket.destroy();
-      resolve(open);
-    };
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
 
 const portOf = (url: string) => Number(new URL(url).port);
 

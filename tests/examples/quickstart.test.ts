@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { waitFor } from '../support/async.js';
 import { dovecotAvailable } from '../support/dovecot-server.js';
 
 const TSX = 'node_modules/.bin/tsx';
@@ -31,15 +32,19 @@ function demo(env: Record<string, string | undefined>): Run {
   return { child, output: () => output, exit };
 }
 
-async function waitFor(run: Run, pattern: RegExp, timeoutMs = 30_000): Promise<RegExpExecArray> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const match = pattern.exec(run.output());
-    if (match !== null) return match;
-    if (run.child.exitCode !== null || Date.now() > deadline)
-      throw new Error(`never printed ${pattern}:\n${run.output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** The first match of `pattern` in the demo's output; fails when the demo exits or times out without it. */
+function waitForOutput(run: Run, pattern: RegExp, timeoutMs = 30_000): Promise<RegExpExecArray> {
+  const never = () => `never printed ${pattern}:\n${run.output()}`;
+  return waitFor(
+    () => {
+      const match = pattern.exec(run.output());
+      if (match !== null) return match;
+      if (run.child.exitCode !== null) throw new Error(never());
+      return undefined;
+    },
+    timeoutMs,
+    { intervalMs: 50, message: never },
+  );
 }
 
 async function freePort(): Promise<number> {
@@ -100,12 +105,12 @@ describe('npm run demo', () => {
       GOOGLE_CLIENT_SECRET: secret,
       DEMO_PORT: String(port),
     });
-    const [consent] = await waitFor(run, /https:\/\/accounts\.google\.com\/o\/oauth2\/v2\/auth\?\S+/);
+    const [consent] = await waitForOutput(run, /https:\/\/accounts\.google\.com\/o\/oauth2\/v2\/auth\?\S+/);
     const url = new URL(consent);
     expect(url.searchParams.get('redirect_uri')).toBe(`http://localhost:${port}/oauth/google/callback`);
     expect(url.searchParams.get('code_challenge_method')).toBe('S256');
     expect(url.searchParams.get('scope')).toContain('https://mail.google.com/');
-    await waitFor(run, /listening on/);
+    await waitForOutput(run, /listening on/);
 
     const callback = new URL(`http://localhost:${port}/oauth/google/callback`);
     callback.searchParams.set('error', 'access_denied');

@@ -13,6 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { type AccountStore, aesGcmCipher, TokenPersistence } from '../../src/index.js';
 import { postgresStore } from '../../src/postgres.js';
 import { redisStore } from '../../src/redis.js';
+import { waitFor } from '../support/async.js';
 import { requireService } from '../support/services.js';
 import { startTokenServer, type TokenServer } from '../support/token-server.js';
 import type { WorkerConfig, WorkerResult } from './worker.js';
@@ -204,8 +205,7 @@ describe.each(engines)('exactly-once refresh across processes: $name', (engine) 
     const doomed = startWorker(config({ leaseTtlMs: 1500 }));
     await doomed.ready;
     doomed.child.send({ go: true });
-    for (let i = 0; i < 200 && server.stats.hanging === hangingBefore; i++)
-      await new Promise((r) => setTimeout(r, 25));
+    await waitFor(() => (server.stats.hanging !== hangingBefore ? true : undefined), 5_000).catch(() => {});
     expect(server.stats.hanging).toBe(hangingBefore + 1);
     doomed.child.kill('SIGKILL');
     await doomed.done.catch(() => undefined);

@@ -8,8 +8,6 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   type AccountStore,
-  aesGcmCipher,
-  oauth2,
   ProviderRegistry,
   StorageError,
   TokenPersistence,
@@ -17,10 +15,12 @@ import {
 } from '../../src/index.js';
 import { postgresStore } from '../../src/postgres.js';
 import { redisStore } from '../../src/redis.js';
+import { waitFor } from '../support/async.js';
+import { testCipher } from '../support/auth.js';
 import { recordingLogger } from '../support/refresh.js';
 import { requireService } from '../support/services.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
-import { startTokenServer } from '../support/token-server.js';
+import { startTokenServer, tokenServerProvider } from '../support/token-server.js';
 
 const DATABASE_URL = requireService('DATABASE_URL', 'PostgreSQL');
 const REDIS_URL = requireService('REDIS_URL', 'Redis');
@@ -107,27 +107,9 @@ describe.each(harnesses)('storage faults: $name', (harness) => {
         : `om_fault_${randomBytes(4).toString('hex')}`;
     const { store, close } = await harness.open(proxy.port, namespace);
     closers.push(close);
-    const persistence = new TokenPersistence({
-      store,
-      cipher: aesGcmCipher({ keys: { k1: randomBytes(32) }, current: 'k1' }),
-    });
+    const persistence = new TokenPersistence({ store, cipher: testCipher() });
     const registry = new ProviderRegistry([
-      oauth2({
-        id: 'rotating',
-        clientId: 'c',
-        clientSecret: 's',
-        redirectUri: 'http://127.0.0.1/cb',
-        authorizationEndpoint: `${server.url}/authorize`,
-        tokenEndpoint: `${server.url}/token`,
-        scopes: ['mail'],
-        identify: async () => ({ email: 'x@example.com' }),
-        mail: {
-          imap: { host: '127.0.0.1', port: 1, secure: false },
-          smtp: { host: '127.0.0.1', port: 1, secure: false },
-          sasl: 'XOAUTH2',
-        },
-        allowInsecureRequests: true,
-      }),
+      tokenServerProvider(server.url, { identify: async () => ({ email: 'x@example.com' }) }),
     ]);
     const accounts = [];
     for (const email of ['a@example.com', 'b@example.com']) {
@@ -164,8 +146,7 @@ describe.each(harnesses)('storage faults: $name', (harness) => {
 
     await new Promise((r) => setTimeout(r, 500));
     proxy.restore();
-    for (let i = 0; i < 100 && refresher.pendingWrites().length > 0; i++)
-      await new Promise((r) => setTimeout(r, 100));
+    await waitFor(() => (refresher.pendingWrites().length === 0 ? true : undefined), 10_000).catch(() => {});
     expect(refresher.pendingWrites()).toEqual([]);
     const stored = await persistence.load(a.id);
     expect(stored.tokens?.refreshToken).toBe(server.latest('a@example.com').refreshToken);

@@ -4,16 +4,11 @@
  */
 import Redis from 'ioredis';
 import pg from 'pg';
-import {
-  type AccountStore,
-  aesGcmCipher,
-  oauth2,
-  ProviderRegistry,
-  TokenPersistence,
-  TokenRefresher,
-} from '../../src/index.js';
+import { type AccountStore, ProviderRegistry, TokenPersistence, TokenRefresher } from '../../src/index.js';
 import { postgresStore } from '../../src/postgres.js';
 import { redisStore } from '../../src/redis.js';
+import { testCipher } from '../support/auth.js';
+import { tokenServerProvider } from '../support/token-server.js';
 
 export interface WorkerConfig {
   readonly engine: 'postgres' | 'redis';
@@ -38,26 +33,12 @@ const redis = config.engine === 'redis' ? new Redis(config.url) : undefined;
 const store: AccountStore = pool
   ? postgresStore({ client: pool, schema: config.namespace })
   : redisStore({ client: redis as Redis, prefix: config.namespace });
-const persistence = new TokenPersistence({
-  store,
-  cipher: aesGcmCipher({ keys: { k1: Buffer.from(config.keyHex, 'hex') }, current: 'k1' }),
-});
+const persistence = new TokenPersistence({ store, cipher: testCipher(Buffer.from(config.keyHex, 'hex')) });
 const registry = new ProviderRegistry([
-  oauth2({
-    id: 'rotating',
+  tokenServerProvider(config.tokenServer, {
     clientId: 'fleet-client',
     clientSecret: 'fleet-secret',
     redirectUri: 'http://127.0.0.1/callback',
-    authorizationEndpoint: `${config.tokenServer}/authorize`,
-    tokenEndpoint: `${config.tokenServer}/token`,
-    scopes: ['mail'],
-    identify: async () => ({ email: 'unused@example.com' }),
-    mail: {
-      imap: { host: '127.0.0.1', port: 1, secure: false },
-      smtp: { host: '127.0.0.1', port: 1, secure: false },
-      sasl: 'XOAUTH2',
-    },
-    allowInsecureRequests: true,
   }),
 ]);
 const refresher = new TokenRefresher({

@@ -16,6 +16,15 @@ import { GOOGLE_REDIRECT, mswServer, setupAuth } from '../support/flow.js';
 const server = mswServer();
 const OWNER = { owner: 'user-1' };
 
+/** {@link setupAuth}, with Ada's Google account connected through the flow. */
+async function connectAda() {
+  const setup = setupAuth(server);
+  const { url } = await setup.auth.startAuthorization('google', OWNER);
+  const callback = setup.googleFake.approve(url, { email: 'ada@example.com' });
+  const { account } = await setup.auth.completeAuthorization('google', callback, OWNER);
+  return { ...setup, account };
+}
+
 async function expectNothingStored(store: { listAccounts(): Promise<{ records: readonly unknown[] }> }) {
   expect((await store.listAccounts()).records).toHaveLength(0);
 }
@@ -431,13 +440,7 @@ describe('Google authorization flow', () => {
   });
 
   it('disconnects: revokes at Google and deletes locally', async () => {
-    const { auth, store, googleFake } = setupAuth(server);
-    const { url } = await auth.startAuthorization('google', OWNER);
-    const { account } = await auth.completeAuthorization(
-      'google',
-      googleFake.approve(url, { email: 'ada@example.com' }),
-      OWNER,
-    );
+    const { auth, store, googleFake, account } = await connectAda();
     const refresh = (await auth.persistence.load(account.id)).tokens?.refreshToken as string;
     expect(googleFake.isRefreshTokenValid(refresh)).toBe(true);
     const result = await auth.disconnect(account.id);
@@ -453,13 +456,7 @@ describe('Google authorization flow', () => {
   });
 
   it('still deletes locally when revocation fails, and reports it', async () => {
-    const { auth, store, googleFake } = setupAuth(server);
-    const { url } = await auth.startAuthorization('google', OWNER);
-    const { account } = await auth.completeAuthorization(
-      'google',
-      googleFake.approve(url, { email: 'ada@example.com' }),
-      OWNER,
-    );
+    const { auth, store, account } = await connectAda();
     server.use(
       http.post(
         'https://oauth2.googleapis.com/revoke',
@@ -515,13 +512,7 @@ describe('Google authorization flow', () => {
   });
 
   it('disconnect still deletes an account whose provider is no longer configured', async () => {
-    const { auth, store, googleFake, cipher } = setupAuth(server);
-    const { url } = await auth.startAuthorization('google', OWNER);
-    const { account } = await auth.completeAuthorization(
-      'google',
-      googleFake.approve(url, { email: 'ada@example.com' }),
-      OWNER,
-    );
+    const { store, cipher, account } = await connectAda();
     const { createMailboxAuth, microsoft } = await import('../../src/index.js');
     const withoutGoogle = createMailboxAuth({
       providers: [microsoft({ clientId: 'x', redirectUri: 'https://app.example.com/cb' })],

@@ -10,6 +10,7 @@ import {
   google,
   memoryStore,
   microsoft,
+  type OAuth2Options,
   oauth2,
   oidc,
   ProviderRegistry,
@@ -139,28 +140,23 @@ describe('presets', () => {
     expect(() => oidc({ ...ok, issuer: 'https://id.example', mail: {} as never })).toThrow(
       ConfigurationError,
     );
-    expect(() =>
+    /** A plain OAuth 2.0 server with static endpoints and no scopes, changed by `extra`. */
+    const plain = (extra: Partial<OAuth2Options>) => () =>
       oauth2({
         ...ok,
         authorizationEndpoint: 'https://x/a',
         tokenEndpoint: 'https://x/t',
         scopes: [],
         mail: MAIL,
-      }),
-    ).toThrow('oauth2: give identify() or userinfoEndpoint so the mailbox address can be read');
+        ...extra,
+      });
+    expect(plain({})).toThrow(
+      'oauth2: give identify() or userinfoEndpoint so the mailbox address can be read',
+    );
     expect(() => oauth2({ ...ok, tokenEndpoint: 'https://x/t', scopes: [], mail: MAIL } as never)).toThrow(
       ConfigurationError,
     );
-    expect(() =>
-      oauth2({
-        ...ok,
-        authorizationEndpoint: 'https://x/a',
-        tokenEndpoint: 'https://x/t',
-        scopes: 'x' as never,
-        mail: MAIL,
-        userinfoEndpoint: 'https://x/me',
-      }),
-    ).toThrow(ConfigurationError);
+    expect(plain({ scopes: 'x' as never, userinfoEndpoint: 'https://x/me' })).toThrow(ConfigurationError);
   });
 
   it('never show the client secret', async () => {

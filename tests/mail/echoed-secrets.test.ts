@@ -8,12 +8,12 @@ import type { AddressInfo } from 'node:net';
 import { createServer, type Server, type Socket } from 'node:net';
 import { format, inspect } from 'node:util';
 import { HttpResponse, http } from 'msw';
-import { SMTPServer } from 'smtp-server';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createMailboxAuth, MailAuthenticationError, toSmtpError } from '../../src/index.js';
+import { MailAuthenticationError, toSmtpError } from '../../src/index.js';
 import { mswServer } from '../support/flow.js';
+import { listenSmtp, loopbackMail, xoauth2Only } from '../support/loopback.js';
 import { FAST_API, gmailSetup } from '../support/mail-api.js';
-import { expiredAccount } from '../support/refresh.js';
+import { expiredAccountAuth } from '../support/refresh.js';
 
 const msw = mswServer();
 
@@ -48,24 +48,11 @@ function expectClean(err: unknown, secrets: readonly string[]) {
     for (const secret of secrets) expect(text).not.toContain(secret);
 }
 
-async function accountWithAuth() {
-  const fleet = await expiredAccount(msw);
-  const auth = createMailboxAuth({
-    providers: fleet.registry,
-    store: fleet.store as never,
-    cipher: fleet.cipher,
-  });
-  return { ...fleet, auth, account: await auth.getAccount(fleet.id) };
-}
-
 describe('a server that echoes the credential', () => {
   it('SMTP: a 535 quoting the token and the base64 SASL string', async () => {
     const seen: string[] = [];
-    const server = new SMTPServer({
-      authMethods: ['XOAUTH2'],
-      disabledCommands: ['STARTTLS'],
-      allowInsecureAuth: true,
-      logger: false,
+    const { port, close } = await listenSmtp({
+      ...xoauth2Only(),
       onAuth(auth, _session, callback) {
         const user = auth.username ?? '';
         const token = auth.accessToken ?? '';
@@ -74,16 +61,9 @@ describe('a server that echoes the credential', () => {
         callback(new Error(`Invalid credentials ${sasl} (token ${token})`));
       },
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-    const { port } = (server as unknown as { server: { address(): AddressInfo } }).server.address();
-    const { auth, account } = await accountWithAuth();
-    const smtp = await auth.createSmtpTransport(account.id, {
-      host: '127.0.0.1',
-      port,
-      secure: false,
-      allowInsecureHosts: ['127.0.0.1'],
-    });
+    closers.push(close);
+    const { auth, account } = await expiredAccountAuth(msw);
+    const smtp = await auth.createSmtpTransport(account.id, loopbackMail(port));
     const mail = { from: account.email, to: 'b@example.com', text: 'x' };
     const raw = await smtp.sendMail(mail).catch((e: unknown) => e);
     // The echo did reach nodemailer: the reply is there, with the secrets replaced.
@@ -110,15 +90,8 @@ describe('a server that echoes the credential', () => {
       return `NO [AUTHENTICATIONFAILED] Invalid credentials ${sasl} ${token}`;
     });
     closers.push(imap.close);
-    const { auth, account } = await accountWithAuth();
-    const err = await auth
-      .connectImap(account.id, {
-        host: '127.0.0.1',
-        port: imap.port,
-        secure: false,
-        allowInsecureHosts: ['127.0.0.1'],
-      })
-      .catch((e: unknown) => e);
+    const { auth, account } = await expiredAccountAuth(msw);
+    const err = await auth.connectImap(account.id, loopbackMail(imap.port)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MailAuthenticationError);
     expect(seen).toHaveLength(4); // the token, then a refreshed one
     expectClean(err, seen);

@@ -13,16 +13,11 @@ import {
   MailRequestError,
   ReauthorizationRequiredError,
 } from '../../src/index.js';
+import { all, waitFor } from '../support/async.js';
 import { CLIENT, GOOGLE_REDIRECT, mswServer } from '../support/flow.js';
-import { ADA, FAST_API, gmailSetup, waitFor } from '../support/mail-api.js';
+import { ADA, expectMissingMessage, FAST_API, gmailSetup, recordingApi } from '../support/mail-api.js';
 
 const server = mswServer();
-
-async function all(iterable: AsyncIterable<MailMessage>): Promise<MailMessage[]> {
-  const out: MailMessage[] = [];
-  for await (const m of iterable) out.push(m);
-  return out;
-}
 
 describe('Gmail API transport', () => {
   it('is chosen by the preset, which asks for gmail.modify and gmail.send instead of https://mail.google.com/', async () => {
@@ -101,12 +96,7 @@ describe('Gmail API transport', () => {
       "markAsRead takes the message's id string (message.id) with the gmail-api transport, not a number",
     );
     await expect(mailbox.markAsRead('nope/../x')).rejects.toBeInstanceOf(InvalidArgumentError);
-    await expect(mailbox.markAsRead('ffffffffffffffff')).rejects.toMatchObject({
-      code: 'ERR_MAIL_REQUEST_REJECTED',
-      status: 404,
-      apiCode: 'notFound',
-      protocol: 'gmail-api',
-    });
+    await expectMissingMessage(mailbox, 'ffffffffffffffff', { apiCode: 'notFound', protocol: 'gmail-api' });
   });
 
   it('decodes encoded headers (RFC 2047 B and Q words, folded lines) from raw and metadata answers', async () => {
@@ -476,11 +466,24 @@ describe('Gmail API transport', () => {
     const mailbox = auth.mailbox(accountId, { api: FAST_API });
     await mailbox.connect();
     gmail.expireAccessTokens();
-    gmail.failNext({ delayMs: 300 }); // the first request (b's) is slow: its 401 comes late
+    // b's first request (with the old token) is held on its way to the API until a's is done: its 401 comes late.
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let arrived = false;
+    server.use(
+      http.post(`https://gmail.googleapis.com/gmail/v1/users/me/messages/${b}/modify`, async () => {
+        if (arrived) return; // the retry goes straight on
+        arrived = true;
+        await held; // answering nothing passes the request on to the emulated API
+      }),
+    );
     const slow = mailbox.markAsRead(b);
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => (arrived ? true : undefined));
     await mailbox.markAsRead(a); // 401, refresh, done
     expect(googleFake.stats.refreshes).toBe(1);
+    release();
     await slow; // 401 for the old token: the new one is used, no second refresh
     expect(googleFake.stats.refreshes).toBe(1);
     expect(gmail.stats.unauthorized).toBe(2);
@@ -630,17 +633,8 @@ describe('Gmail API transport', () => {
     // More unread messages than one page of ids (500), so the oldest ones are on the third page.
     for (let i = 0; i < 1203; i++) gmail.deliver({ subject: `m${i}`, date: new Date(base + i * 1000) });
     gmail.deliver({ subject: 'read', labelIds: ['INBOX'], date: new Date(base - 1000) });
-    const urls: URL[] = [];
-    const mailbox = auth.mailbox(accountId, {
-      api: {
-        ...FAST_API,
-        pageSize: 2,
-        fetch: (input, init) => {
-          urls.push(new URL(String(input)));
-          return fetch(input, init);
-        },
-      },
-    });
+    const { api, urls } = recordingApi({ pageSize: 2 });
+    const mailbox = auth.mailbox(accountId, { api });
     const lists = () => urls.filter((u) => u.pathname.endsWith('/messages'));
     const gets = () => urls.filter((u) => /\/messages\/[0-9a-f]{16}$/.test(u.pathname));
     const newest = await all(mailbox.fetchUnread({ max: 5, source: false }));

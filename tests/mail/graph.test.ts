@@ -10,16 +10,11 @@ import {
   ReauthorizationRequiredError,
 } from '../../src/index.js';
 import { primaryTokenIsGraph } from '../../src/mail/graph.js';
+import { all, waitFor } from '../support/async.js';
 import { CLIENT, MS_REDIRECT, mswServer } from '../support/flow.js';
-import { FAST_API, GRACE, graphSetup, waitFor } from '../support/mail-api.js';
+import { expectMissingMessage, FAST_API, GRACE, graphSetup, recordingApi } from '../support/mail-api.js';
 
 const server = mswServer();
-
-async function all(iterable: AsyncIterable<MailMessage>): Promise<MailMessage[]> {
-  const out: MailMessage[] = [];
-  for await (const m of iterable) out.push(m);
-  return out;
-}
 
 /** Make the account's stored primary token expired and forget this process's copy. */
 async function expireAccessToken(
@@ -101,9 +96,7 @@ describe('Microsoft Graph transport', () => {
     const unread = await all(mailbox.fetchUnread({ source: false }));
     expect(unread.map((m) => m.subject)).toEqual(['m3', 'm2', 'm1', 'm0']);
     expect(unread[0]?.source).toBeUndefined();
-    await expect(mailbox.markAsRead('AAMkAGI2missing=')).rejects.toMatchObject({
-      code: 'ERR_MAIL_REQUEST_REJECTED',
-      status: 404,
+    await expectMissingMessage(mailbox, 'AAMkAGI2missing=', {
       apiCode: 'ErrorItemNotFound',
       protocol: 'graph',
     });
@@ -439,18 +432,8 @@ describe('Microsoft Graph transport', () => {
     const base = Date.now() - 60_000;
     for (let i = 0; i < 7; i++) graph.deliver({ subject: `m${i}`, receivedAt: new Date(base + i * 1000) });
     graph.deliver({ subject: 'read', isRead: true, receivedAt: new Date(base + 500) });
-    const urls: URL[] = [];
-    const mailbox = auth.mailbox(accountId, {
-      transport: 'graph',
-      api: {
-        ...FAST_API,
-        pageSize: 2,
-        fetch: (input, init) => {
-          urls.push(new URL(String(input)));
-          return fetch(input, init);
-        },
-      },
-    });
+    const { api, urls } = recordingApi({ pageSize: 2 });
+    const mailbox = auth.mailbox(accountId, { transport: 'graph', api });
     const lists = () => urls.filter((u) => u.pathname.endsWith('/messages'));
     const newest = await all(mailbox.fetchUnread({ max: 5, source: false }));
     expect(newest.map((m) => m.subject)).toEqual(['m6', 'm5', 'm4', 'm3', 'm2']);
@@ -516,24 +499,20 @@ describe('Microsoft Graph transport', () => {
     expect(await list({ $orderby: 'subject desc' })).toMatchObject({ status: 400, code: 'BadRequest' });
   });
 
+  /** {@link graphSetup} with access tokens that last 3 s, refreshed within 1 s of their expiry. */
+  function shortLived(options: { mailTransport?: 'graph' } = {}) {
+    return graphSetup(server, { ...options, accessTokenTtlS: 3, minValidityMs: 1000 });
+  }
+
   /** Run `rounds` rounds, each once the previous round's tokens need a refresh: Graph reads and the primary token. */
   async function tokenRounds(
     auth: Awaited<ReturnType<typeof graphSetup>>['auth'],
     accountId: string,
     rounds: number,
   ) {
-    const bearers: string[] = [];
+    const { api, bearers } = recordingApi();
     const primaries: string[] = [];
-    const mailbox = auth.mailbox(accountId, {
-      transport: 'graph',
-      api: {
-        ...FAST_API,
-        fetch: (input, init) => {
-          bearers.push(new Headers(init?.headers).get('authorization')?.replace(/^Bearer /, '') ?? '');
-          return fetch(input, init);
-        },
-      },
-    });
+    const mailbox = auth.mailbox(accountId, { transport: 'graph', api });
     for (let round = 0; round < rounds; round++) {
       if (round > 0) {
         // Wait until every token of the last round is within minValidityMs (1 s) of its expiry.
@@ -568,16 +547,7 @@ describe('Microsoft Graph transport', () => {
   });
 
   it('a Graph-consented account: the Graph transport uses the primary token, one token request per expiry', async () => {
-    const {
-      auth,
-      accountId,
-      graph,
-      microsoft: ms,
-    } = await graphSetup(server, {
-      mailTransport: 'graph',
-      accessTokenTtlS: 3,
-      minValidityMs: 1000,
-    });
+    const { auth, accountId, graph, microsoft: ms } = await shortLived({ mailTransport: 'graph' });
     expect((await auth.getAccount(accountId)).scopes[0]).toBe('https://graph.microsoft.com/Mail.ReadWrite');
     graph.deliver({ subject: 'hello' });
     const { bearers, primaries } = await tokenRounds(auth, accountId, 3);
@@ -590,15 +560,7 @@ describe('Microsoft Graph transport', () => {
   }, 20_000);
 
   it('an Outlook-consented account (IMAP, Graph as an extra consent) still gets a separate Graph resource token', async () => {
-    const {
-      auth,
-      accountId,
-      graph,
-      microsoft: ms,
-    } = await graphSetup(server, {
-      accessTokenTtlS: 3,
-      minValidityMs: 1000,
-    });
+    const { auth, accountId, graph, microsoft: ms } = await shortLived();
     expect((await auth.getAccount(accountId)).scopes[0]).toBe(
       'https://outlook.office.com/IMAP.AccessAsUser.All',
     );

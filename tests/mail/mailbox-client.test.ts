@@ -1,30 +1,28 @@
 /** MailboxClient against a real Dovecot: fetch, mark read, send through submission, watch with IDLE. */
 import { ImapFlow } from 'imapflow';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { InvalidArgumentError, MailConnectionError, type MailMessage } from '../../src/index.js';
+import {
+  InvalidArgumentError,
+  type MailboxClient,
+  MailConnectionError,
+  type MailMessage,
+} from '../../src/index.js';
+import { all, waitFor } from '../support/async.js';
 import { dovecotAvailable } from '../support/dovecot-server.js';
 import { ALICE, LOCAL, useMailSetup } from '../support/mail.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
 
 const setup = useMailSetup();
 
-function waitFor<T>(check: () => T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      const value = check();
-      if (value !== undefined) return resolve(value);
-      if (Date.now() > deadline) return reject(new Error('timed out waiting'));
-      setTimeout(tick, 25);
-    };
-    tick();
+/** Watches the mailbox: the subjects it delivers, and the reasons it reconnected for. */
+function watchSubjects(mailbox: MailboxClient) {
+  const received: string[] = [];
+  const reconnects: string[] = [];
+  mailbox.on('reconnected', (e) => reconnects.push(e.reason));
+  const watcher = mailbox.watch((m) => {
+    received.push(m.subject as string);
   });
-}
-
-async function all(iterable: AsyncIterable<MailMessage>): Promise<MailMessage[]> {
-  const out: MailMessage[] = [];
-  for await (const m of iterable) out.push(m);
-  return out;
+  return { received, reconnects, watcher };
 }
 
 /** Watches imapflow's `fetch`: the UIDs of each FETCH command, and how many messages were read from the server. */
@@ -170,12 +168,7 @@ describe.skipIf(!dovecotAvailable())('MailboxClient (Dovecot)', () => {
     const { auth, accountId, deliver, tokens } = await setup({ accessTokenTtlS: 3 });
     await deliver('old');
     const mailbox = auth.mailbox(accountId, { imap: LOCAL, renewBeforeExpiryMs: 1500 });
-    const reconnects: string[] = [];
-    mailbox.on('reconnected', (e) => reconnects.push(e.reason));
-    const received: string[] = [];
-    const watcher = mailbox.watch((m) => {
-      received.push(m.subject as string);
-    });
+    const { received, reconnects, watcher } = watchSubjects(mailbox);
     await new Promise((r) => setTimeout(r, 500));
     await deliver('one');
     await deliver('two');
@@ -193,12 +186,7 @@ describe.skipIf(!dovecotAvailable())('MailboxClient (Dovecot)', () => {
   it('re-issues IDLE on its interval and keeps delivering', async () => {
     const { auth, accountId, deliver } = await setup();
     const mailbox = auth.mailbox(accountId, { imap: LOCAL, idleRestartMs: 200 });
-    const received: string[] = [];
-    const reconnects: string[] = [];
-    mailbox.on('reconnected', (e) => reconnects.push(e.reason));
-    const watcher = mailbox.watch((m) => {
-      received.push(m.subject as string);
-    });
+    const { received, reconnects, watcher } = watchSubjects(mailbox);
     await new Promise((r) => setTimeout(r, 1000)); // several IDLE restarts (a NOOP each), same connection
     await deliver('after idle restarts');
     await waitFor(() => (received.includes('after idle restarts') ? true : undefined));
@@ -233,12 +221,7 @@ describe.skipIf(!dovecotAvailable())('MailboxClient (Dovecot)', () => {
       imap: { ...LOCAL, port: proxy.port },
       reconnect: { minDelayMs: 100, maxDelayMs: 500 },
     });
-    const reconnects: string[] = [];
-    mailbox.on('reconnected', (e) => reconnects.push(e.reason));
-    const received: string[] = [];
-    const watcher = mailbox.watch((m) => {
-      received.push(m.subject as string);
-    });
+    const { received, reconnects, watcher } = watchSubjects(mailbox);
     await new Promise((r) => setTimeout(r, 300));
     proxy.cut();
     await dovecot.restart();

@@ -2,11 +2,8 @@
  * SMTP over XOAUTH2 against a real `smtp-server` on loopback that validates the bearer token, including
  * nodemailer's renew-and-retry path (334 challenge → provisionCallback → forced refresh).
  */
-import type { AddressInfo } from 'node:net';
-import { SMTPServer } from 'smtp-server';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  createMailboxAuth,
   InvalidArgumentError,
   MailAuthenticationError,
   MailConnectionError,
@@ -14,7 +11,8 @@ import {
   toSmtpError,
 } from '../../src/index.js';
 import { mswServer } from '../support/flow.js';
-import { expiredAccount } from '../support/refresh.js';
+import { listenSmtp, loopbackMail, readMessage, xoauth2Only } from '../support/loopback.js';
+import { expiredAccountAuth } from '../support/refresh.js';
 
 const msw = mswServer();
 
@@ -28,11 +26,8 @@ interface Sink {
 async function startSink(isValid: (user: string, token: string) => boolean): Promise<Sink> {
   const messages: Sink['messages'] = [];
   const logins: Sink['logins'] = [];
-  const server = new SMTPServer({
-    authMethods: ['XOAUTH2'],
-    disabledCommands: ['STARTTLS'],
-    allowInsecureAuth: true,
-    logger: false,
+  const server = await listenSmtp({
+    ...xoauth2Only(),
     onAuth(auth, _session, callback) {
       const ok = isValid(auth.username ?? '', auth.accessToken ?? '');
       logins.push({ user: auth.username ?? '', ok });
@@ -43,11 +38,7 @@ async function startSink(isValid: (user: string, token: string) => boolean): Pro
       });
     },
     onData(stream, session, callback) {
-      let raw = '';
-      stream.on('data', (chunk: Buffer) => {
-        raw += chunk.toString();
-      });
-      stream.on('end', () => {
+      readMessage(stream).then((raw) => {
         messages.push({
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
           to: session.envelope.rcptTo.map((r) => r.address),
@@ -55,17 +46,10 @@ async function startSink(isValid: (user: string, token: string) => boolean): Pro
           user: String(session.user),
         });
         callback();
-      });
+      }, callback);
     },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = (server as unknown as { server: { address(): AddressInfo } }).server.address();
-  return {
-    port,
-    messages,
-    logins,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+  return { ...server, messages, logins };
 }
 
 const sinks: Sink[] = [];
@@ -74,29 +58,33 @@ afterEach(async () => {
 });
 
 async function setup(valid: (user: string, token: string) => boolean) {
-  const fleet = await expiredAccount(msw);
-  const auth = createMailboxAuth({
-    providers: fleet.registry,
-    store: fleet.store as never,
-    cipher: fleet.cipher,
-  });
+  const connected = await expiredAccountAuth(msw);
   const sink = await startSink(valid);
   sinks.push(sink);
-  const account = await auth.getAccount(fleet.id);
-  return { ...fleet, auth, sink, account };
+  /** A transport to the sink (or `extra.port`), TLS waived for loopback unless `extra` says otherwise. */
+  const transport = (extra: { port?: number; user?: string; allowInsecureHosts?: string[] } = {}) =>
+    connected.auth.createSmtpTransport(connected.account.id, loopbackMail(sink.port, extra));
+  return { ...connected, sink, transport };
+}
+
+/** Send a one-line message and return the typed error it fails with. */
+async function sendFailure(
+  smtp: Awaited<ReturnType<Awaited<ReturnType<typeof setup>>['transport']>>,
+  from: string,
+  accountId?: string,
+) {
+  return smtp
+    .sendMail({ from, to: 'b@example.com', text: 'x' })
+    .then(() => undefined)
+    .catch((e) => toSmtpError(e, accountId));
 }
 
 describe('createSmtpTransport', () => {
   it('sends with XOAUTH2 using the refreshed token', async () => {
     let current = '';
-    const { auth, sink, account, refresher: _r } = await setup((_u, token) => token === current);
+    const { auth, sink, account, transport } = await setup((_u, token) => token === current);
     current = (await auth.getAccessToken(account.id)).accessToken;
-    const smtp = await auth.createSmtpTransport(account.id, {
-      host: '127.0.0.1',
-      port: sink.port,
-      secure: false,
-      allowInsecureHosts: ['127.0.0.1'],
-    });
+    const smtp = await transport();
     const info = await smtp.sendMail({
       from: account.email,
       to: 'bob@example.com',
@@ -116,14 +104,9 @@ describe('createSmtpTransport', () => {
 
   it('renews a rejected token once through provisionCallback (forced refresh) and succeeds', async () => {
     let accepted = '';
-    const { auth, sink, account, fake } = await setup((_u, token) => token === accepted);
+    const { auth, sink, account, fake, transport } = await setup((_u, token) => token === accepted);
     const stale = (await auth.getAccessToken(account.id)).accessToken;
-    const smtp = await auth.createSmtpTransport(account.id, {
-      host: '127.0.0.1',
-      port: sink.port,
-      secure: false,
-      allowInsecureHosts: ['127.0.0.1'],
-    });
+    const smtp = await transport();
     // The server now only accepts a token that does not exist yet: the next one the provider issues.
     const refreshesBefore = fake.stats.refreshes;
     accepted = '__next__';
@@ -141,34 +124,20 @@ describe('createSmtpTransport', () => {
   });
 
   it('maps a persistent rejection to MailAuthenticationError', async () => {
-    const { auth, sink, account } = await setup(() => false);
-    const smtp = await auth.createSmtpTransport(account.id, {
-      host: '127.0.0.1',
-      port: sink.port,
-      secure: false,
-      allowInsecureHosts: ['127.0.0.1'],
-    });
-    const err = await smtp
-      .sendMail({ from: account.email, to: 'b@example.com', text: 'x' })
-      .catch((e) => toSmtpError(e, account.id));
+    const { account, transport } = await setup(() => false);
+    const smtp = await transport();
+    const err = await sendFailure(smtp, account.email, account.id);
     expect(err).toBeInstanceOf(MailAuthenticationError);
     expect((err as MailAuthenticationError).protocol).toBe('smtp');
     smtp.close();
   });
 
   it('a rejected token that cannot be renewed (revoked grant) fails with the refresher error, not EAUTH', async () => {
-    const { auth, sink, account, fake } = await setup(() => false);
+    const { auth, account, fake, transport } = await setup(() => false);
     await auth.getAccessToken(account.id);
     fake.revokeUser(account.email); // the next refresh answers invalid_grant
-    const smtp = await auth.createSmtpTransport(account.id, {
-      host: '127.0.0.1',
-      port: sink.port,
-      secure: false,
-      allowInsecureHosts: ['127.0.0.1'],
-    });
-    const err = await smtp
-      .sendMail({ from: account.email, to: 'b@example.com', text: 'x' })
-      .catch((e) => toSmtpError(e, account.id));
+    const smtp = await transport();
+    const err = await sendFailure(smtp, account.email, account.id);
     expect(err).toBeInstanceOf(ReauthorizationRequiredError);
     expect(err).toMatchObject({ code: 'ERR_REAUTHORIZATION_REQUIRED', category: 'reauthorization' });
     expect((await auth.getAccount(account.id)).status).toBe('reauth_required');
@@ -182,25 +151,17 @@ describe('createSmtpTransport', () => {
       port: sink.port,
       secure: false,
     });
-    const err = await smtp
-      .sendMail({ from: account.email, to: 'b@example.com', text: 'x' })
-      .catch((e) => toSmtpError(e, account.id));
+    const err = await sendFailure(smtp, account.email, account.id);
     expect(err).toBeInstanceOf(MailConnectionError);
     expect(sink.messages).toHaveLength(0);
     smtp.close();
   });
 
   it('refuses a login with control characters before fetching a token (SASL field injection)', async () => {
-    const { auth, sink, account, fake } = await setup(() => true);
+    const { auth, sink, account, fake, transport } = await setup(() => true);
     const requestsBefore = fake.stats.tokenRequests;
     for (const user of ['shared@contoso.com\x01auth=Bearer x', 'a@contoso.com\r\nRCPT TO:<x@y>', '']) {
-      const attempt = auth.createSmtpTransport(account.id, {
-        host: '127.0.0.1',
-        port: sink.port,
-        secure: false,
-        allowInsecureHosts: ['127.0.0.1'],
-        user,
-      });
+      const attempt = transport({ user });
       await expect(attempt).rejects.toBeInstanceOf(InvalidArgumentError);
       await expect(auth.connectImap(account.id, { user })).rejects.toBeInstanceOf(InvalidArgumentError);
     }
@@ -209,14 +170,8 @@ describe('createSmtpTransport', () => {
   });
 
   it('sends as a shared mailbox with the signed-in user token', async () => {
-    const { auth, sink, account } = await setup(() => true);
-    const smtp = await auth.createSmtpTransport(account.id, {
-      host: '127.0.0.1',
-      port: sink.port,
-      secure: false,
-      allowInsecureHosts: ['127.0.0.1'],
-      user: 'support@contoso.com',
-    });
+    const { sink, transport } = await setup(() => true);
+    const smtp = await transport({ user: 'support@contoso.com' });
     await smtp.sendMail({
       from: 'support@contoso.com',
       to: 'b@example.com',
@@ -227,16 +182,9 @@ describe('createSmtpTransport', () => {
   });
 
   it('an unreachable server is a MailConnectionError', async () => {
-    const { auth, account } = await setup(() => true);
-    const smtp = await auth.createSmtpTransport(account.id, {
-      host: '127.0.0.1',
-      port: 1,
-      secure: false,
-      allowInsecureHosts: ['127.0.0.1'],
-    });
-    const err = await smtp
-      .sendMail({ from: account.email, to: 'b@example.com', text: 'x' })
-      .catch((e) => toSmtpError(e));
+    const { account, transport } = await setup(() => true);
+    const smtp = await transport({ port: 1 });
+    const err = await sendFailure(smtp, account.email);
     expect(err).toBeInstanceOf(MailConnectionError);
   });
 });

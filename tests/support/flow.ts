@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll } from 'vitest';
-import { aesGcmCipher, createMailboxAuth, google, memoryStore, microsoft } from '../../src/index.js';
+import { google, microsoft } from '../../src/index.js';
 import { fakeGoogle, fakeMicrosoft } from '../../src/testing/index.js';
+import { defined, memoryAuth } from './auth.js';
 
 export const CLIENT = { clientId: 'test-client-id', clientSecret: 'test-client-secret' };
 export const GOOGLE_REDIRECT = 'https://app.example.com/oauth/google/callback';
@@ -29,22 +29,20 @@ export function setupAuth(
   const googleFake = fakeGoogle(CLIENT);
   const microsoftFake = fakeMicrosoft({ ...CLIENT, tenant: options.tenant ?? 'common' });
   server.use(...googleFake.handlers(), ...microsoftFake.handlers());
-  const store = memoryStore();
-  const cipher = aesGcmCipher({ keys: { k1: randomBytes(32) }, current: 'k1' });
-  const auth = createMailboxAuth({
+  const { auth, store, cipher } = memoryAuth({
     providers: [
       google({
         ...CLIENT,
         redirectUri: GOOGLE_REDIRECT,
-        ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+        ...defined({ timeoutMs: options.timeoutMs || undefined }),
       }),
       microsoft({ ...CLIENT, redirectUri: MS_REDIRECT, tenant: options.tenant ?? 'common' }),
     ],
-    store,
-    cipher,
     allowedOrigins: ['https://app.example.com'],
-    ...(options.maxPendingPerOwner ? { maxPendingPerOwner: options.maxPendingPerOwner } : {}),
-    ...(options.maxPendingTotal ? { maxPendingTotal: options.maxPendingTotal } : {}),
+    ...defined({
+      maxPendingPerOwner: options.maxPendingPerOwner || undefined,
+      maxPendingTotal: options.maxPendingTotal || undefined,
+    }),
   });
   return { auth, store, cipher, googleFake, microsoftFake };
 }

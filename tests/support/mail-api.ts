@@ -2,20 +2,21 @@
  * Set-ups for the Gmail API and Microsoft Graph transports: a fake OAuth provider, the emulated API linked to
  * it (only tokens it issued are accepted), and an account connected through the real authorization flow.
  */
-import { randomBytes } from 'node:crypto';
 import type { setupServer } from 'msw/node';
+import { expect } from 'vitest';
 import {
   type AccountStore,
-  aesGcmCipher,
   type Cipher,
-  createMailboxAuth,
   google,
+  type MailApiOptions,
+  type MailboxClient,
   MICROSOFT_GRAPH_SCOPES,
   memoryStore,
   microsoft,
   type StateStore,
 } from '../../src/index.js';
 import { fakeGmailApi, fakeGoogle, fakeGraph, fakeMicrosoft } from '../../src/testing/index.js';
+import { defined, memoryAuth, testCipher } from './auth.js';
 import { CLIENT, GOOGLE_REDIRECT, MS_REDIRECT } from './flow.js';
 
 export const ADA = 'ada@example.com';
@@ -24,19 +25,30 @@ export const GRACE = 'grace@contoso.com';
 /** A few milliseconds of backoff so retry tests stay fast; Retry-After still rules when the API sends it. */
 export const FAST_API = { minRetryDelayMs: 5, pollIntervalMs: 50 } as const;
 
+/** API options ({@link FAST_API} and `extra`) whose fetch records each request's URL and bearer token. */
+export function recordingApi(extra: MailApiOptions = {}) {
+  const urls: URL[] = [];
+  const bearers: string[] = [];
+  const api: MailApiOptions = {
+    ...FAST_API,
+    ...extra,
+    fetch: (input, init) => {
+      urls.push(new URL(String(input)));
+      bearers.push(new Headers(init?.headers).get('authorization')?.replace(/^Bearer /, '') ?? '');
+      return fetch(input, init);
+    },
+  };
+  return { api, urls, bearers };
+}
+
 export async function gmailSetup(
   server: ReturnType<typeof setupServer>,
   options: { mailTransport?: 'imap' | 'gmail-api'; accessTokenTtlS?: number } = {},
 ) {
-  const googleFake = fakeGoogle({
-    ...CLIENT,
-    ...(options.accessTokenTtlS === undefined ? {} : { accessTokenTtlS: options.accessTokenTtlS }),
-  });
+  const googleFake = fakeGoogle({ ...CLIENT, ...defined({ accessTokenTtlS: options.accessTokenTtlS }) });
   const gmail = fakeGmailApi({ tokens: googleFake, email: ADA });
   server.use(...googleFake.handlers(), ...gmail.handlers());
-  const store = memoryStore();
-  const cipher = aesGcmCipher({ keys: { k1: randomBytes(32) }, current: 'k1' });
-  const auth = createMailboxAuth({
+  const { auth, store, cipher } = memoryAuth({
     providers: [
       google({
         ...CLIENT,
@@ -44,8 +56,6 @@ export async function gmailSetup(
         mailTransport: options.mailTransport ?? 'gmail-api',
       }),
     ],
-    store,
-    cipher,
     refresh: { retry: { retries: 0 } },
   });
   const { url } = await auth.startAuthorization('google', { owner: 'u1' });
@@ -72,14 +82,14 @@ export async function graphSetup(
   const microsoftFake = fakeMicrosoft({
     ...CLIENT,
     rotateRefreshTokens: true,
-    ...(options.accessTokenTtlS === undefined ? {} : { accessTokenTtlS: options.accessTokenTtlS }),
+    ...defined({ accessTokenTtlS: options.accessTokenTtlS }),
   });
   const graph = fakeGraph({ tokens: microsoftFake, email: GRACE });
   server.use(...microsoftFake.handlers(), ...graph.handlers());
   const store = options.store ?? memoryStore();
-  const cipher = options.cipher ?? aesGcmCipher({ keys: { k1: randomBytes(32) }, current: 'k1' });
+  const cipher = options.cipher ?? testCipher();
   const make = () =>
-    createMailboxAuth({
+    memoryAuth({
       providers: [
         microsoft({
           ...CLIENT,
@@ -92,11 +102,8 @@ export async function graphSetup(
       ],
       store,
       cipher,
-      refresh: {
-        retry: { retries: 0 },
-        ...(options.minValidityMs === undefined ? {} : { minValidityMs: options.minValidityMs }),
-      },
-    });
+      refresh: { retry: { retries: 0 }, ...defined({ minValidityMs: options.minValidityMs }) },
+    }).auth;
   const auth = make();
   const { url } = await auth.startAuthorization('microsoft', { owner: 'u1' });
   const { account } = await auth.completeAuthorization(
@@ -109,15 +116,15 @@ export async function graphSetup(
   return { auth, make, store, cipher, microsoft: microsoftFake, graph, accountId: account.id };
 }
 
-export function waitFor<T>(check: () => T | undefined, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      const value = check();
-      if (value !== undefined) return resolve(value);
-      if (Date.now() > deadline) return reject(new Error('timed out waiting'));
-      setTimeout(tick, 10);
-    };
-    tick();
+/** markAsRead of a message the mailbox does not hold: a 404 `MailRequestError` carrying the API's own code. */
+export async function expectMissingMessage(
+  mailbox: MailboxClient,
+  id: string,
+  expected: { apiCode: string; protocol: 'gmail-api' | 'graph' },
+): Promise<void> {
+  await expect(mailbox.markAsRead(id)).rejects.toMatchObject({
+    code: 'ERR_MAIL_REQUEST_REJECTED',
+    status: 404,
+    ...expected,
   });
 }

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import { ImapFlow } from 'imapflow';
-import { SMTPServer } from 'smtp-server';
 import { afterEach } from 'vitest';
-import { aesGcmCipher, createMailboxAuth, memoryStore, oauth2, type SaslMechanism } from '../../src/index.js';
+import type { MailboxAuth, SaslMechanism } from '../../src/index.js';
+import { memoryAuth } from './auth.js';
 import { type Dovecot, startDovecot } from './dovecot-server.js';
-import { startTokenServer, type TokenServer } from './token-server.js';
+import { listenSmtp, readMessage } from './loopback.js';
+import { startTokenServer, type TokenServer, tokenServerProvider } from './token-server.js';
 
 export const ALICE = 'alice@example.com';
 /** Mail connection options for the local test servers (no TLS on loopback). */
@@ -25,30 +25,22 @@ export function useMailSetup(): (options?: Parameters<typeof mailSetup>[0]) => P
 }
 
 /** An SMTP sink that delivers what it receives into the recipient's Dovecot INBOX (an MTA, in short). */
-async function startDeliveringSink(deliver: (raw: string) => Promise<void>) {
-  const server = new SMTPServer({
+function startDeliveringSink(deliver: (raw: string) => Promise<void>) {
+  return listenSmtp({
     authOptional: true,
     disabledCommands: ['STARTTLS', 'AUTH'],
-    logger: false,
     onData(stream, _session, callback) {
-      let raw = '';
-      stream.on('data', (c: Buffer) => {
-        raw += c.toString();
-      });
-      stream.on('end', () => {
-        deliver(raw).then(() => callback(), callback);
-      });
+      readMessage(stream)
+        .then(deliver)
+        .then(() => callback(), callback);
     },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = (server as unknown as { server: { address(): AddressInfo } }).server.address();
-  return { port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
 export interface MailSetup {
   readonly tokens: TokenServer;
   readonly dovecot: Dovecot;
-  readonly auth: ReturnType<typeof createMailboxAuth>;
+  readonly auth: MailboxAuth;
   readonly accountId: string;
   /** Account ids by email (Alice first, then `extraEmails`). */
   readonly accountIds: ReadonlyMap<string, string>;
@@ -97,18 +89,11 @@ export async function mailSetup(
     submissionRelay: { host: '127.0.0.1', port: sink.port },
   });
   const d = dovecot;
-  const auth = createMailboxAuth({
+  const { auth } = memoryAuth({
     providers: [
-      oauth2({
+      tokenServerProvider(tokens.url, {
         id: 'local',
-        clientId: 'c',
-        clientSecret: 's',
-        redirectUri: 'http://127.0.0.1/cb',
-        authorizationEndpoint: `${tokens.url}/authorize`,
-        tokenEndpoint: `${tokens.url}/token`,
-        scopes: ['mail'],
         identify: async () => ({ email: ALICE }), // accounts are connected directly below
-        allowInsecureRequests: true,
         mail: {
           imap: { host: '127.0.0.1', port: d.imapPort, secure: false },
           smtp: { host: '127.0.0.1', port: d.submissionPort as number, secure: false },
@@ -116,8 +101,6 @@ export async function mailSetup(
         },
       }),
     ],
-    store: memoryStore(),
-    cipher: aesGcmCipher({ keys: { k1: randomBytes(32) }, current: 'k1' }),
     refresh: { retry: { retries: 0 } },
   });
   const accountIds = new Map<string, string>();

@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import type { setupServer } from 'msw/node';
 import {
   type AccountStore,
-  aesGcmCipher,
   type Logger,
   memoryStore,
   microsoft,
@@ -12,6 +11,7 @@ import {
   type TokenRefresherOptions,
 } from '../../src/index.js';
 import { fakeMicrosoft } from '../../src/testing/index.js';
+import { defined, memoryAuth, testCipher } from './auth.js';
 import { CLIENT, MS_REDIRECT } from './flow.js';
 
 /** A logger that keeps every line, to check that no secret reaches it. */
@@ -37,12 +37,12 @@ export async function expiredAccount(
   const fake = fakeMicrosoft({
     ...CLIENT,
     rotateRefreshTokens: options.rotate ?? true,
-    ...(options.accessTokenTtlS === undefined ? {} : { accessTokenTtlS: options.accessTokenTtlS }),
+    ...defined({ accessTokenTtlS: options.accessTokenTtlS }),
   });
   server.use(...fake.handlers());
   const store = options.store ?? memoryStore();
   const key = randomBytes(32);
-  const cipher = aesGcmCipher({ keys: { k1: key }, current: 'k1' });
+  const cipher = testCipher(key);
   const persistence = new TokenPersistence({ store, cipher });
   const registry = new ProviderRegistry([
     // A generous provider timeout: under CPU load (a second test run beside this one) a short one fails
@@ -86,4 +86,20 @@ export async function expiredAccount(
       ...extra,
     });
   return { fake, store, persistence, registry, cipher, key, id: ids[0] as string, ids, refresher };
+}
+
+/** {@link expiredAccount} behind a `createMailboxAuth` over the same registry, store and cipher; `account` is its record. */
+export async function expiredAccountAuth(server: ReturnType<typeof setupServer>) {
+  const fleet = await expiredAccount(server);
+  const { auth } = memoryAuth({
+    providers: fleet.registry,
+    store: fleet.store as never,
+    cipher: fleet.cipher,
+  });
+  return { ...fleet, auth, account: await auth.getAccount(fleet.id) };
+}
+
+/** Store a new access token for the account that is valid for `days` more days. */
+export function saveValidFor(persistence: TokenPersistence, id: string, accessToken: string, days: number) {
+  return persistence.saveTokens(id, { accessToken, expiresAt: Date.now() + days * 86_400_000 });
 }

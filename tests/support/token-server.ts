@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { type OAuth2Options, oauth2 } from '../../src/index.js';
 
 export interface TokenServer {
   readonly url: string;
@@ -140,4 +141,28 @@ export async function startTokenServer(
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * An `oauth2` provider (id `rotating` by default) whose endpoints are the token server at `url`; its mail
+ * servers are unreachable placeholders unless `overrides` gives real ones.
+ */
+export function tokenServerProvider(url: string, overrides: Partial<OAuth2Options> = {}) {
+  return oauth2({
+    id: 'rotating',
+    clientId: 'c',
+    clientSecret: 's',
+    redirectUri: 'http://127.0.0.1/cb',
+    authorizationEndpoint: `${url}/authorize`,
+    tokenEndpoint: `${url}/token`,
+    scopes: ['mail'],
+    identify: async () => ({ email: 'unused@example.com' }),
+    mail: {
+      imap: { host: '127.0.0.1', port: 1, secure: false },
+      smtp: { host: '127.0.0.1', port: 1, secure: false },
+      sasl: 'XOAUTH2',
+    },
+    allowInsecureRequests: true,
+    ...overrides,
+  });
 }

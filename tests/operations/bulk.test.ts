@@ -1,3 +1,7 @@
+/**
+ * The operations over many accounts (src/operations/): refreshExpiring, health and accountHealth, rotateKeys.
+ * (The multi-process tests are in tests/fleet/.)
+ */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
@@ -11,7 +15,7 @@ import {
   TokenPersistence,
 } from '../../src/index.js';
 import { mswServer } from '../support/flow.js';
-import { expiredAccount } from '../support/refresh.js';
+import { expiredAccount, saveValidFor } from '../support/refresh.js';
 
 const server = mswServer();
 
@@ -19,14 +23,8 @@ describe('refreshExpiring', () => {
   it('refreshes what expires within the window, with bounded concurrency, and reports', async () => {
     const { fake, refresher, ids, persistence } = await expiredAccount(server, { accounts: 12 });
     // Two accounts are fine for a week; one needs reauthorization; one is of another owner.
-    await persistence.saveTokens(ids[0] as string, {
-      accessToken: 'a',
-      expiresAt: Date.now() + 30 * 86_400_000,
-    });
-    await persistence.saveTokens(ids[1] as string, {
-      accessToken: 'b',
-      expiresAt: Date.now() + 30 * 86_400_000,
-    });
+    await saveValidFor(persistence, ids[0] as string, 'a', 30);
+    await saveValidFor(persistence, ids[1] as string, 'b', 30);
     fake.revokeUser('user2@contoso.com');
     fake.failNext(...Array.from({ length: 10 }, () => ({ delayMs: 30 })));
     const r = refresher();
@@ -146,14 +144,8 @@ describe('refreshExpiring', () => {
 describe('health', () => {
   it('counts by status, expiring tokens, recent failures and circuits', async () => {
     const { refresher, ids, persistence } = await expiredAccount(server, { accounts: 4 });
-    await persistence.saveTokens(ids[0] as string, {
-      accessToken: 'a',
-      expiresAt: Date.now() + 3 * 86_400_000,
-    });
-    await persistence.saveTokens(ids[1] as string, {
-      accessToken: 'b',
-      expiresAt: Date.now() + 30 * 86_400_000,
-    });
+    await saveValidFor(persistence, ids[0] as string, 'a', 3);
+    await saveValidFor(persistence, ids[1] as string, 'b', 30);
     await persistence.recordFailure(
       ids[2] as string,
       { code: 'ERR_REAUTHORIZATION_REQUIRED', message: 'x' },
