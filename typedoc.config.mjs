@@ -19,5 +19,5 @@ export default {
     unusedMergeModuleWith: true,
   },
   treatWarningsAsErrors: true,
-  intentionallyNotExported: ['MailErrorOptions'],
+  intentionallyNotExported: ['MailErrorOptions', 'ERROR_TABLE'],
 };

@@ -32,25 +32,7 @@ import type { MailTransport } from './transport-names.js';
  * }
  * ```
  */
-export type MailboxAuthErrorCode =
-  | 'ERR_CONFIGURATION'
-  | 'ERR_INVALID_ARGUMENT'
-  | 'ERR_UNKNOWN_PROVIDER'
-  | 'ERR_INVALID_STATE'
-  | 'ERR_AUTHORIZATION_DENIED'
-  | 'ERR_AUTHORIZATION_RESPONSE_INVALID'
-  | 'ERR_TOKEN_EXCHANGE_FAILED'
-  | 'ERR_TOKEN_EXPIRED'
-  | 'ERR_TOKEN_REFRESH_FAILED'
-  | 'ERR_REAUTHORIZATION_REQUIRED'
-  | 'ERR_PROVIDER_UNAVAILABLE'
-  | 'ERR_STORAGE'
-  | 'ERR_VERSION_CONFLICT'
-  | 'ERR_CRYPTO'
-  | 'ERR_ACCOUNT_NOT_FOUND'
-  | 'ERR_MAIL_AUTHENTICATION_FAILED'
-  | 'ERR_MAIL_CONNECTION_FAILED'
-  | 'ERR_MAIL_REQUEST_REJECTED';
+export type MailboxAuthErrorCode = keyof typeof ERROR_TABLE;
 
 /**
  * What a caller should do about an error, derived from its code.
@@ -62,39 +44,6 @@ export type MailboxAuthErrorCode =
  */
 export type ErrorCategory = 'transient' | 'reauthorization' | 'configuration' | 'request';
 
-const CATEGORY: Readonly<Record<MailboxAuthErrorCode, ErrorCategory>> = {
-  ERR_CONFIGURATION: 'configuration',
-  ERR_INVALID_ARGUMENT: 'request',
-  ERR_UNKNOWN_PROVIDER: 'configuration',
-  ERR_INVALID_STATE: 'request',
-  ERR_AUTHORIZATION_DENIED: 'request',
-  ERR_AUTHORIZATION_RESPONSE_INVALID: 'request',
-  ERR_TOKEN_EXCHANGE_FAILED: 'request',
-  ERR_TOKEN_EXPIRED: 'reauthorization',
-  ERR_TOKEN_REFRESH_FAILED: 'transient',
-  ERR_REAUTHORIZATION_REQUIRED: 'reauthorization',
-  ERR_PROVIDER_UNAVAILABLE: 'transient',
-  ERR_STORAGE: 'transient',
-  ERR_VERSION_CONFLICT: 'transient',
-  ERR_CRYPTO: 'configuration',
-  ERR_ACCOUNT_NOT_FOUND: 'request',
-  ERR_MAIL_AUTHENTICATION_FAILED: 'reauthorization',
-  ERR_MAIL_CONNECTION_FAILED: 'transient',
-  ERR_MAIL_REQUEST_REJECTED: 'request',
-};
-
-/**
- * Every error code, for exhaustive handling and tests.
- *
- * @example
- * ```ts
- * ERROR_CODES.includes(err.code); // true for any MailboxAuthError
- * ```
- */
-export const ERROR_CODES: readonly MailboxAuthErrorCode[] = Object.freeze(
-  Object.keys(CATEGORY) as MailboxAuthErrorCode[],
-);
-
 /**
  * The category of an error code.
  *
@@ -104,7 +53,7 @@ export const ERROR_CODES: readonly MailboxAuthErrorCode[] = Object.freeze(
  * ```
  */
 export function errorCategory(code: MailboxAuthErrorCode): ErrorCategory {
-  return CATEGORY[code];
+  return ERROR_TABLE[code].category;
 }
 
 /**
@@ -195,7 +144,7 @@ export abstract class MailboxAuthError extends Error {
   /** The stable code of this failure. */
   abstract readonly code: MailboxAuthErrorCode;
   /** Whether repeating the same call later may succeed. */
-  readonly retryable: boolean = false;
+  readonly retryable: boolean;
   /** The account concerned, if any. */
   readonly accountId: string | undefined;
   /** The provider concerned, if any. */
@@ -207,6 +156,12 @@ export abstract class MailboxAuthError extends Error {
    * @internal
    */
   static readonly errorName: string = 'MailboxAuthError';
+
+  /**
+   * The code of every error of this class, to compare without an instance (as jose's errors have it):
+   * `StorageError.code === 'ERR_STORAGE'`. `undefined` on this base class.
+   */
+  static readonly code: MailboxAuthErrorCode | undefined;
 
   /** @internal */
   static override [Symbol.hasInstance](value: unknown): boolean {
@@ -221,6 +176,11 @@ export abstract class MailboxAuthError extends Error {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     Object.defineProperty(this, BRAND, { value: true });
     this.name = classErrorName(new.target);
+    // The class's static code: set here, where the subclasses' own `code` fields used to be defined (the
+    // order of the own keys stays); `retryable` from its row of the table.
+    const code = new.target.code;
+    if (code !== undefined) (this as { code: MailboxAuthErrorCode }).code = code;
+    this.retryable = code !== undefined && ERROR_TABLE[code]?.retryable === true;
     this.accountId = options.accountId;
     this.providerId = options.providerId;
   }
@@ -258,53 +218,6 @@ export abstract class MailboxAuthError extends Error {
 }
 
 /**
- * The error class behind each code, for narrowing with {@link isMailboxAuthError}.
- *
- * @example
- * ```ts
- * type E = MailboxAuthErrorByCode['ERR_CRYPTO']; // CryptoError
- * ```
- */
-export interface MailboxAuthErrorByCode {
-  /** {@link ConfigurationError} */
-  ERR_CONFIGURATION: ConfigurationError;
-  /** {@link InvalidArgumentError} */
-  ERR_INVALID_ARGUMENT: InvalidArgumentError;
-  /** {@link UnknownProviderError} */
-  ERR_UNKNOWN_PROVIDER: UnknownProviderError;
-  /** {@link InvalidStateError} */
-  ERR_INVALID_STATE: InvalidStateError;
-  /** {@link AuthorizationDeniedError} */
-  ERR_AUTHORIZATION_DENIED: AuthorizationDeniedError;
-  /** {@link AuthorizationResponseError} */
-  ERR_AUTHORIZATION_RESPONSE_INVALID: AuthorizationResponseError;
-  /** {@link TokenExchangeError} */
-  ERR_TOKEN_EXCHANGE_FAILED: TokenExchangeError;
-  /** {@link TokenExpiredError} */
-  ERR_TOKEN_EXPIRED: TokenExpiredError;
-  /** {@link TokenRefreshError} */
-  ERR_TOKEN_REFRESH_FAILED: TokenRefreshError;
-  /** {@link ReauthorizationRequiredError} */
-  ERR_REAUTHORIZATION_REQUIRED: ReauthorizationRequiredError;
-  /** {@link ProviderUnavailableError} */
-  ERR_PROVIDER_UNAVAILABLE: ProviderUnavailableError;
-  /** {@link StorageError} */
-  ERR_STORAGE: StorageError;
-  /** {@link VersionConflictError} */
-  ERR_VERSION_CONFLICT: VersionConflictError;
-  /** {@link CryptoError} */
-  ERR_CRYPTO: CryptoError;
-  /** {@link AccountNotFoundError} */
-  ERR_ACCOUNT_NOT_FOUND: AccountNotFoundError;
-  /** {@link MailAuthenticationError} */
-  ERR_MAIL_AUTHENTICATION_FAILED: MailAuthenticationError;
-  /** {@link MailConnectionError} */
-  ERR_MAIL_CONNECTION_FAILED: MailConnectionError;
-  /** {@link MailRequestError} */
-  ERR_MAIL_REQUEST_REJECTED: MailRequestError;
-}
-
-/**
  * Is `err` a {@link MailboxAuthError}, optionally with the given code? With a code, it narrows to that
  * code's class.
  *
@@ -332,7 +245,8 @@ export function isMailboxAuthError<C extends MailboxAuthErrorCode = MailboxAuthE
 export class ConfigurationError extends MailboxAuthError {
   /** @internal */
   static override readonly errorName = 'ConfigurationError';
-  readonly code = 'ERR_CONFIGURATION' as const;
+  static override readonly code = 'ERR_CONFIGURATION' as const;
+  declare readonly code: typeof ConfigurationError.code;
 }
 
 /**
@@ -346,7 +260,8 @@ export class ConfigurationError extends MailboxAuthError {
 export class InvalidArgumentError extends MailboxAuthError {
   /** @internal */
   static override readonly errorName = 'InvalidArgumentError';
-  readonly code = 'ERR_INVALID_ARGUMENT' as const;
+  static override readonly code = 'ERR_INVALID_ARGUMENT' as const;
+  declare readonly code: typeof InvalidArgumentError.code;
 }
 
 /**
@@ -360,7 +275,8 @@ export class InvalidArgumentError extends MailboxAuthError {
 export class UnknownProviderError extends MailboxAuthError {
   /** @internal */
   static override readonly errorName = 'UnknownProviderError';
-  readonly code = 'ERR_UNKNOWN_PROVIDER' as const;
+  static override readonly code = 'ERR_UNKNOWN_PROVIDER' as const;
+  declare readonly code: typeof UnknownProviderError.code;
 }
 
 /**
@@ -391,7 +307,8 @@ export type InvalidStateReason =
 export class InvalidStateError extends MailboxAuthError {
   /** @internal */
   static override readonly errorName = 'InvalidStateError';
-  readonly code = 'ERR_INVALID_STATE' as const;
+  static override readonly code = 'ERR_INVALID_STATE' as const;
+  declare readonly code: typeof InvalidStateError.code;
   /** Why the state was refused. */
   readonly reason: InvalidStateReason;
   constructor(message: string, options: MailboxAuthErrorOptions & { readonly reason: InvalidStateReason }) {
@@ -411,7 +328,8 @@ export class InvalidStateError extends MailboxAuthError {
 export class AuthorizationDeniedError extends MailboxAuthError {
   /** @internal */
   static override readonly errorName = 'AuthorizationDeniedError';
-  readonly code = 'ERR_AUTHORIZATION_DENIED' as const;
+  static override readonly code = 'ERR_AUTHORIZATION_DENIED' as const;
+  declare readonly code: typeof AuthorizationDeniedError.code;
 }
 
 /**
@@ -426,7 +344,8 @@ export class AuthorizationDeniedError extends MailboxAuthError {
 export class AuthorizationResponseError extends MailboxAuthError {
   /** @internal */
   static override readonly errorName = 'AuthorizationResponseError';
-  readonly code = 'ERR_AUTHORIZATION_RESPONSE_INVALID' as const;
+  static override readonly code = 'ERR_AUTHORIZATION_RESPONSE_INVALID' as const;
+  declare readonly code: typeof AuthorizationResponseError.code;
   /** The OAuth `error` parameter, when the provider sent one. */
   readonly oauthError: string | undefined;
   constructor(message: string, options: MailboxAuthErrorOptions & { readonly oauthError?: string } = {}) {
@@ -447,7 +366,8 @@ export class AuthorizationResponseError extends MailboxAuthError {
 export class TokenExchangeError extends MailboxAuthError {
   /** @internal */
   static override readonly errorName = 'TokenExchangeError';
-  readonly code = 'ERR_TOKEN_EXCHANGE_FAILED' as const;
+  static override readonly code = 'ERR_TOKEN_EXCHANGE_FAILED' as const;
+  declare readonly code: typeof TokenExchangeError.code;
   /** The OAuth `error` code from the token endpoint, when there was one. */
   readonly oauthError: string | undefined;
   /** The HTTP status of the token endpoint, when there was one. */
@@ -473,7 +393,8 @@ export class TokenExchangeError extends MailboxAuthError {
 export class TokenExpiredError extends MailboxAuthError {
   /** @internal */
   static override readonly errorName = 'TokenExpiredError';
-  readonly code = 'ERR_TOKEN_EXPIRED' as const;
+  static override readonly code = 'ERR_TOKEN_EXPIRED' as const;
+  declare readonly code: typeof TokenExpiredError.code;
 }
 
 /**
@@ -488,8 +409,8 @@ export class TokenExpiredError extends MailboxAuthError {
 export class TokenRefreshError extends MailboxAuthError {
   /** @internal */
   static override readonly errorName = 'TokenRefreshError';
-  readonly code = 'ERR_TOKEN_REFRESH_FAILED' as const;
-  override readonly retryable = true;
+  static override readonly code = 'ERR_TOKEN_REFRESH_FAILED' as const;
+  declare readonly code: typeof TokenRefreshError.code;
   /** How long the provider asked us to wait, in milliseconds, when it said (`Retry-After`). */
   readonly retryAfterMs: number | undefined;
   /** The HTTP status of the token endpoint, when there was one. */
@@ -516,7 +437,8 @@ export class TokenRefreshError extends MailboxAuthError {
 export class ReauthorizationRequiredError extends MailboxAuthError {
   /** @internal */
   static override readonly errorName = 'ReauthorizationRequiredError';
-  readonly code = 'ERR_REAUTHORIZATION_REQUIRED' as const;
+  static override readonly code = 'ERR_REAUTHORIZATION_REQUIRED' as const;
+  declare readonly code: typeof ReauthorizationRequiredError.code;
   /**
    * The refresh token is fine but the user never consented to the scopes asked for (Microsoft's
    * `consent_required`, say for a Graph token of an account connected for IMAP): connect the mailbox again
@@ -544,8 +466,8 @@ export class ReauthorizationRequiredError extends MailboxAuthError {
 export class ProviderUnavailableError extends MailboxAuthError {
   /** @internal */
   static override readonly errorName = 'ProviderUnavailableError';
-  readonly code = 'ERR_PROVIDER_UNAVAILABLE' as const;
-  override readonly retryable = true;
+  static override readonly code = 'ERR_PROVIDER_UNAVAILABLE' as const;
+  declare readonly code: typeof ProviderUnavailableError.code;
   /** Milliseconds until the provider will be tried again, when known. */
   readonly retryAfterMs: number | undefined;
   constructor(message: string, options: MailboxAuthErrorOptions & { readonly retryAfterMs?: number } = {}) {
@@ -565,8 +487,8 @@ export class ProviderUnavailableError extends MailboxAuthError {
 export class StorageError extends MailboxAuthError {
   /** @internal */
   static override readonly errorName = 'StorageError';
-  readonly code = 'ERR_STORAGE' as const;
-  override readonly retryable = true;
+  static override readonly code = 'ERR_STORAGE' as const;
+  declare readonly code: typeof StorageError.code;
   /** The store operation that failed, such as `getAccount`. */
   readonly operation: string | undefined;
   constructor(message: string, options: MailboxAuthErrorOptions & { readonly operation?: string } = {}) {
@@ -587,8 +509,8 @@ export class StorageError extends MailboxAuthError {
 export class VersionConflictError extends MailboxAuthError {
   /** @internal */
   static override readonly errorName = 'VersionConflictError';
-  readonly code = 'ERR_VERSION_CONFLICT' as const;
-  override readonly retryable = true;
+  static override readonly code = 'ERR_VERSION_CONFLICT' as const;
+  declare readonly code: typeof VersionConflictError.code;
   /** The version the writer expected (`null`: it expected no record). */
   readonly expectedVersion: number | null | undefined;
   /** The version found in the store (`null`: no record), when known. */
@@ -628,7 +550,8 @@ export type CryptoErrorReason = 'invalid_key' | 'unknown_key' | 'malformed' | 'd
 export class CryptoError extends MailboxAuthError {
   /** @internal */
   static override readonly errorName = 'CryptoError';
-  readonly code = 'ERR_CRYPTO' as const;
+  static override readonly code = 'ERR_CRYPTO' as const;
+  declare readonly code: typeof CryptoError.code;
   /** What went wrong. */
   readonly reason: CryptoErrorReason;
   /** The key id named by the envelope, when it could be read. */
@@ -654,7 +577,8 @@ export class CryptoError extends MailboxAuthError {
 export class AccountNotFoundError extends MailboxAuthError {
   /** @internal */
   static override readonly errorName = 'AccountNotFoundError';
-  readonly code = 'ERR_ACCOUNT_NOT_FOUND' as const;
+  static override readonly code = 'ERR_ACCOUNT_NOT_FOUND' as const;
+  declare readonly code: typeof AccountNotFoundError.code;
 }
 
 /**
@@ -676,6 +600,28 @@ type MailErrorOptions = MailboxAuthErrorOptions & {
 };
 
 /**
+ * What the three mail errors share: which protocol failed, and for the HTTP APIs the status and the API's
+ * own code.
+ */
+abstract class MailError extends MailboxAuthError {
+  /** Which protocol failed or refused (for a {@link MailRequestError}, which API refused the request). */
+  readonly protocol: MailProtocol | undefined;
+  /** The HTTP status (Gmail API, Graph), when there was one. */
+  readonly status: number | undefined;
+  /**
+   * The API's own error code or reason (`authError`, `InvalidAuthenticationToken`, `notFound`,
+   * `ErrorItemNotFound`, `invalidArgument`, ...), when it sent one.
+   */
+  readonly apiCode: string | undefined;
+  constructor(message: string, options: MailErrorOptions = {}) {
+    super(message, options);
+    this.protocol = options.protocol;
+    this.status = options.status;
+    this.apiCode = options.apiCode;
+  }
+}
+
+/**
  * The IMAP or SMTP server, or the Gmail API / Microsoft Graph, rejected the OAuth access token even after a
  * forced refresh, or refused it for lack of a scope (HTTP 403).
  *
@@ -684,22 +630,11 @@ type MailErrorOptions = MailboxAuthErrorOptions & {
  * if (err instanceof MailAuthenticationError) console.warn(err.protocol, err.accountId);
  * ```
  */
-export class MailAuthenticationError extends MailboxAuthError {
+export class MailAuthenticationError extends MailError {
   /** @internal */
   static override readonly errorName = 'MailAuthenticationError';
-  readonly code = 'ERR_MAIL_AUTHENTICATION_FAILED' as const;
-  /** Which protocol refused the login. */
-  readonly protocol: MailProtocol | undefined;
-  /** The HTTP status (Gmail API, Graph), when there was one. */
-  readonly status: number | undefined;
-  /** The API's own error code or reason (`authError`, `InvalidAuthenticationToken`, ...), when it sent one. */
-  readonly apiCode: string | undefined;
-  constructor(message: string, options: MailErrorOptions = {}) {
-    super(message, options);
-    this.protocol = options.protocol;
-    this.status = options.status;
-    this.apiCode = options.apiCode;
-  }
+  static override readonly code = 'ERR_MAIL_AUTHENTICATION_FAILED' as const;
+  declare readonly code: typeof MailAuthenticationError.code;
 }
 
 /**
@@ -712,24 +647,15 @@ export class MailAuthenticationError extends MailboxAuthError {
  * if (err instanceof MailConnectionError) scheduleReconnect(err.protocol, err.retryAfterMs);
  * ```
  */
-export class MailConnectionError extends MailboxAuthError {
+export class MailConnectionError extends MailError {
   /** @internal */
   static override readonly errorName = 'MailConnectionError';
-  readonly code = 'ERR_MAIL_CONNECTION_FAILED' as const;
-  override readonly retryable = true;
-  /** Which protocol failed. */
-  readonly protocol: MailProtocol | undefined;
-  /** The HTTP status (Gmail API, Graph), when there was one. */
-  readonly status: number | undefined;
-  /** The API's own error code or reason, when it sent one. */
-  readonly apiCode: string | undefined;
+  static override readonly code = 'ERR_MAIL_CONNECTION_FAILED' as const;
+  declare readonly code: typeof MailConnectionError.code;
   /** How long the API asked us to wait, in milliseconds (`Retry-After`), when it said. */
   readonly retryAfterMs: number | undefined;
   constructor(message: string, options: MailErrorOptions & { readonly retryAfterMs?: number } = {}) {
     super(message, options);
-    this.protocol = options.protocol;
-    this.status = options.status;
-    this.apiCode = options.apiCode;
     this.retryAfterMs = options.retryAfterMs;
   }
 }
@@ -747,20 +673,154 @@ export class MailConnectionError extends MailboxAuthError {
  * }
  * ```
  */
-export class MailRequestError extends MailboxAuthError {
+export class MailRequestError extends MailError {
   /** @internal */
   static override readonly errorName = 'MailRequestError';
-  readonly code = 'ERR_MAIL_REQUEST_REJECTED' as const;
-  /** Which API refused the request. */
-  readonly protocol: MailProtocol | undefined;
-  /** The HTTP status. */
-  readonly status: number | undefined;
-  /** The API's own error code or reason (`notFound`, `ErrorItemNotFound`, `invalidArgument`, ...). */
-  readonly apiCode: string | undefined;
-  constructor(message: string, options: MailErrorOptions = {}) {
-    super(message, options);
-    this.protocol = options.protocol;
-    this.status = options.status;
-    this.apiCode = options.apiCode;
-  }
+  static override readonly code = 'ERR_MAIL_REQUEST_REJECTED' as const;
+  declare readonly code: typeof MailRequestError.code;
 }
+
+/**
+ * Every code with its category, its default `retryable` and its class: the code union, {@link ERROR_CODES},
+ * {@link errorCategory}, `retryable` and {@link MailboxAuthErrorByCode} all come from here. Each class's
+ * static `code` names its row (checked in tests/errors.test.ts).
+ */
+const ERROR_TABLE = {
+  /** {@link ConfigurationError} */
+  ERR_CONFIGURATION: {
+    category: 'configuration',
+    retryable: false,
+    error: ConfigurationError,
+  },
+  /** {@link InvalidArgumentError} */
+  ERR_INVALID_ARGUMENT: {
+    category: 'request',
+    retryable: false,
+    error: InvalidArgumentError,
+  },
+  /** {@link UnknownProviderError} */
+  ERR_UNKNOWN_PROVIDER: {
+    category: 'configuration',
+    retryable: false,
+    error: UnknownProviderError,
+  },
+  /** {@link InvalidStateError} */
+  ERR_INVALID_STATE: {
+    category: 'request',
+    retryable: false,
+    error: InvalidStateError,
+  },
+  /** {@link AuthorizationDeniedError} */
+  ERR_AUTHORIZATION_DENIED: {
+    category: 'request',
+    retryable: false,
+    error: AuthorizationDeniedError,
+  },
+  /** {@link AuthorizationResponseError} */
+  ERR_AUTHORIZATION_RESPONSE_INVALID: {
+    category: 'request',
+    retryable: false,
+    error: AuthorizationResponseError,
+  },
+  /** {@link TokenExchangeError} */
+  ERR_TOKEN_EXCHANGE_FAILED: {
+    category: 'request',
+    retryable: false,
+    error: TokenExchangeError,
+  },
+  /** {@link TokenExpiredError} */
+  ERR_TOKEN_EXPIRED: {
+    category: 'reauthorization',
+    retryable: false,
+    error: TokenExpiredError,
+  },
+  /** {@link TokenRefreshError} */
+  ERR_TOKEN_REFRESH_FAILED: {
+    category: 'transient',
+    retryable: true,
+    error: TokenRefreshError,
+  },
+  /** {@link ReauthorizationRequiredError} */
+  ERR_REAUTHORIZATION_REQUIRED: {
+    category: 'reauthorization',
+    retryable: false,
+    error: ReauthorizationRequiredError,
+  },
+  /** {@link ProviderUnavailableError} */
+  ERR_PROVIDER_UNAVAILABLE: {
+    category: 'transient',
+    retryable: true,
+    error: ProviderUnavailableError,
+  },
+  /** {@link StorageError} */
+  ERR_STORAGE: {
+    category: 'transient',
+    retryable: true,
+    error: StorageError,
+  },
+  /** {@link VersionConflictError} */
+  ERR_VERSION_CONFLICT: {
+    category: 'transient',
+    retryable: true,
+    error: VersionConflictError,
+  },
+  /** {@link CryptoError} */
+  ERR_CRYPTO: {
+    category: 'configuration',
+    retryable: false,
+    error: CryptoError,
+  },
+  /** {@link AccountNotFoundError} */
+  ERR_ACCOUNT_NOT_FOUND: {
+    category: 'request',
+    retryable: false,
+    error: AccountNotFoundError,
+  },
+  /** {@link MailAuthenticationError} */
+  ERR_MAIL_AUTHENTICATION_FAILED: {
+    category: 'reauthorization',
+    retryable: false,
+    error: MailAuthenticationError,
+  },
+  /** {@link MailConnectionError} */
+  ERR_MAIL_CONNECTION_FAILED: {
+    category: 'transient',
+    retryable: true,
+    error: MailConnectionError,
+  },
+  /** {@link MailRequestError} */
+  ERR_MAIL_REQUEST_REJECTED: {
+    category: 'request',
+    retryable: false,
+    error: MailRequestError,
+  },
+} as const satisfies Record<
+  string,
+  { readonly category: ErrorCategory; readonly retryable: boolean; readonly error: { readonly code: string } }
+>;
+
+/**
+ * Every error code, for exhaustive handling and tests.
+ *
+ * @example
+ * ```ts
+ * ERROR_CODES.includes(err.code); // true for any MailboxAuthError
+ * ```
+ */
+export const ERROR_CODES: readonly MailboxAuthErrorCode[] = Object.freeze(
+  Object.keys(ERROR_TABLE) as MailboxAuthErrorCode[],
+);
+
+/**
+ * The error class behind each code, for narrowing with {@link isMailboxAuthError}.
+ *
+ * @example
+ * ```ts
+ * type E = MailboxAuthErrorByCode['ERR_CRYPTO']; // CryptoError
+ * ```
+ */
+export interface MailboxAuthErrorByCode extends ErrorByCode {}
+
+type ErrorByCode = {
+  -readonly [C in keyof typeof ERROR_TABLE]: InstanceType<(typeof ERROR_TABLE)[C]['error']>;
+};

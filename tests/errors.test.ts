@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import * as library from '../src/index.js';
 import {
   AccountNotFoundError,
   AuthorizationDeniedError,
@@ -16,6 +17,7 @@ import {
   isMailboxAuthError,
   MailAuthenticationError,
   MailboxAuthError,
+  type MailboxAuthErrorByCode,
   type MailboxAuthErrorCode,
   MailConnectionError,
   MailRequestError,
@@ -106,6 +108,27 @@ describe('errors', () => {
     expect(new Set(cases.map((c) => c[1]))).toEqual(new Set(ERROR_CODES));
   });
 
+  it('gives every exported error class a static code, the one its errors carry, and each code one class', () => {
+    type ErrorClass = { readonly name: string; readonly code?: string } & (new (
+      message: string,
+      options: { readonly reason: 'malformed' },
+    ) => MailboxAuthError);
+    const classes = (Object.values(library) as unknown[]).filter(
+      (value): value is ErrorClass =>
+        typeof value === 'function' && Object.prototype.isPrototypeOf.call(MailboxAuthError, value),
+    );
+    expect(classes.length).toBeGreaterThan(0);
+    for (const ErrorClass of classes) {
+      // `reason` is required by InvalidStateError and CryptoError; 'malformed' is valid for both.
+      const err = new ErrorClass('m', { reason: 'malformed' });
+      expect(ErrorClass.code, ErrorClass.name).toBe(err.code);
+      expect(err, ErrorClass.name).toBeInstanceOf(ErrorClass);
+    }
+    const codes = classes.map((ErrorClass) => ErrorClass.code);
+    expect([...codes].sort()).toEqual([...ERROR_CODES].sort()); // each code exactly once
+    expect(MailboxAuthError.code).toBeUndefined();
+  });
+
   it('keeps the cause without making it enumerable', () => {
     const cause = new Error('socket hang up');
     const err = new StorageError('store failed', { cause, accountId: 'a1', operation: 'putAccount' });
@@ -190,3 +213,11 @@ describe('errors', () => {
     }
   });
 });
+
+// Compile-time (npm run typecheck): the class each row of the error table names carries that row's code.
+// A row naming another class leaves its code in `Mismatched`, and the assignment below fails naming it.
+type Mismatched = {
+  [C in MailboxAuthErrorCode]: MailboxAuthErrorByCode[C]['code'] extends C ? never : C;
+}[MailboxAuthErrorCode];
+const everyRowNamesItsClass: [Mismatched] extends [never] ? true : Mismatched = true;
+void everyRowNamesItsClass;
