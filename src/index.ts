@@ -42,14 +42,7 @@ export {
   VersionConflictError,
 } from './errors.js';
 export { AuthorizationFlow } from './flow/authorization.js';
-export type {
-  AuthorizationFlowOptions,
-  CompleteAuthorizationOptions,
-  CompletedAuthorization,
-  DisconnectResult,
-  StartAuthorizationOptions,
-  StartedAuthorization,
-} from './flow/authorization-options.js';
+export type * from './flow/authorization-options.js';
 export { type CallbackInput, MAX_PARAMETER_LENGTH, MAX_QUERY_LENGTH } from './flow/callback.js';
 export {
   buildReturnUrl,
@@ -62,14 +55,7 @@ export { parseRetryAfter } from './http/retry-after.js';
 export { type Logger, silentLogger } from './logger.js';
 export type { MailApiOptions } from './mail/api-http.js';
 export { MailboxClient, type MailboxClientContext } from './mail/client.js';
-export type {
-  FetchUnreadOptions,
-  MailboxClientEvents,
-  MailboxClientOptions,
-  MailboxHealth,
-  Watcher,
-  WatchOptions,
-} from './mail/client-options.js';
+export type * from './mail/client-options.js';
 export type { MailContext } from './mail/context.js';
 export { connectImap } from './mail/imap.js';
 export type { MailAddress, MailMessage, SentMail } from './mail/message.js';
@@ -113,19 +99,7 @@ export { MICROSOFT_GRAPH_SCOPES, type MicrosoftOptions, microsoft } from './prov
 export { type OAuth2Options, oauth2 } from './providers/oauth2.js';
 export { type OidcOptions, oidc } from './providers/oidc.js';
 export { ProviderRegistry, type ProviderSummary } from './providers/registry.js';
-export type {
-  AuthorizationUrlParams,
-  CodeExchangeChecks,
-  MailboxIdentity,
-  MailServerSettings,
-  MailSettings,
-  OAuthProvider,
-  ProviderOptions,
-  ProviderResource,
-  ProviderTokenResult,
-  RefreshOptions,
-  SaslMechanism,
-} from './providers/types.js';
+export type * from './providers/types.js';
 export { yahoo } from './providers/yahoo.js';
 export type { CircuitBreakerOptions, CircuitSnapshot, CircuitState } from './refresh/circuit-breaker.js';
 export {
@@ -140,13 +114,16 @@ export {
   ACCOUNT_STATUSES,
   type AccountErrorInfo,
   type AccountFilter,
+  type AccountIdentity,
   type AccountPage,
   type AccountRecord,
+  type AccountRecordInput,
   type AccountStatus,
   type AccountStore,
   type JsonValue,
   type Lease,
   type ListOptions,
+  type PutAccountOptions,
 } from './store/account-store.js';
 export { type IterateAccountsOptions, iterateAccounts } from './store/iterate.js';
 export { MemoryStore, type MemoryStoreOptions, memoryStore } from './store/memory.js';

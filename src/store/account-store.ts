@@ -172,6 +172,49 @@ export interface Lease {
 }
 
 /**
+ * A mailbox identity as stores key accounts: at most one account per provider, owner and email (the email
+ * compared case-insensitively).
+ *
+ * @example
+ * ```ts
+ * const identity: AccountIdentity = { provider: 'google', owner: user.id, email: 'ada@example.com' };
+ * const record = await store.findAccountByIdentity(identity);
+ * ```
+ */
+export interface AccountIdentity {
+  /** The provider id. */
+  readonly provider: string;
+  /** The host's user who connected the mailbox. */
+  readonly owner: string;
+  /** The mailbox address. */
+  readonly email: string;
+}
+
+/**
+ * A record as `putAccount` takes it: everything but the `version` and `updatedAt` the store assigns.
+ *
+ * @example
+ * ```ts
+ * const input: AccountRecordInput = { ...stored, status: 'revoked' };
+ * await store.putAccount(input, { expectedVersion: stored.version });
+ * ```
+ */
+export type AccountRecordInput = Omit<AccountRecord, 'version' | 'updatedAt'>;
+
+/**
+ * Options of `putAccount`.
+ *
+ * @example
+ * ```ts
+ * const create: PutAccountOptions = { expectedVersion: null }; // fails if the id exists
+ * ```
+ */
+export interface PutAccountOptions {
+  /** `null`: create (the id must be new); `n`: update the record stored at version `n`. */
+  readonly expectedVersion: number | null;
+}
+
+/**
  * Where connected accounts live. Rules (checked by `describeStoreConformance` from `oauth-mailbox/testing`;
  * `storeInput` runs the input checks):
  * - `putAccount` is optimistic: `expectedVersion: null` creates (fails with `VersionConflictError` when the
@@ -193,16 +236,9 @@ export interface AccountStore {
   /** The record, or `null` when no account has this id. */
   getAccount(id: string): Promise<AccountRecord | null>;
   /** The record for a mailbox identity (email compared case-insensitively), or `null`. */
-  findAccountByIdentity(identity: {
-    readonly provider: string;
-    readonly owner: string;
-    readonly email: string;
-  }): Promise<AccountRecord | null>;
+  findAccountByIdentity(identity: AccountIdentity): Promise<AccountRecord | null>;
   /** Create (`expectedVersion: null`) or update (`expectedVersion: n`) a record; returns what was stored. */
-  putAccount(
-    record: Omit<AccountRecord, 'version' | 'updatedAt'>,
-    options: { readonly expectedVersion: number | null },
-  ): Promise<AccountRecord>;
+  putAccount(record: AccountRecordInput, options: PutAccountOptions): Promise<AccountRecord>;
   /**
    * Delete a record; `true` if one was deleted. With `expectedVersion`, deletes only that version
    * (else `VersionConflictError`).

@@ -1,25 +1,7 @@
 import { VersionConflictError } from '../errors.js';
-import type {
-  AccountFilter,
-  AccountPage,
-  AccountRecord,
-  AccountStore,
-  Lease,
-  ListOptions,
-} from './account-store.js';
+import type * as contract from './account-store.js';
 import type { PutStateOptions, StateStore, StoredState } from './state-store.js';
-import {
-  assertAccountInput,
-  assertExpectedVersion,
-  assertId,
-  assertIdentity,
-  assertStateInput,
-  assertTtl,
-  encodeCursor,
-  identityKey,
-  matchesFilter,
-  normalizeList,
-} from './validate.js';
+import { storeInput as input } from './store-input.js';
 
 /**
  * Options of {@link memoryStore}.
@@ -38,7 +20,7 @@ export interface MemoryStoreOptions {
  * A copy sharing nothing mutable with `record`: the store hands out and keeps copies. Cheaper than
  * `structuredClone` on the refresh path (strings are immutable; only the arrays and objects are copied).
  */
-function copyRecord(record: AccountRecord): AccountRecord {
+function copyRecord(record: contract.AccountRecord): contract.AccountRecord {
   const { metadata, lastError } = record;
   let isEmpty = true;
   for (const _ in metadata) {
@@ -63,12 +45,12 @@ function copyRecord(record: AccountRecord): AccountRecord {
  * store.size; // { accounts, states, leases }
  * ```
  */
-export class MemoryStore implements AccountStore, StateStore {
-  readonly #accounts = new Map<string, AccountRecord>();
+export class MemoryStore implements contract.AccountStore, StateStore {
+  readonly #accounts = new Map<string, contract.AccountRecord>();
   /** Account ids in sorted order, so a page is a binary search plus a short walk. */
   readonly #sortedIds: string[] = [];
   readonly #identities = new Map<string, string>();
-  readonly #leases = new Map<string, Lease>();
+  readonly #leases = new Map<string, contract.Lease>();
   readonly #states = new Map<string, StoredState>();
   readonly #statesByOwner = new Map<string, Set<string>>();
   readonly #now: () => number;
@@ -78,29 +60,20 @@ export class MemoryStore implements AccountStore, StateStore {
     this.#now = options.now ?? Date.now;
   }
 
-  async getAccount(id: string): Promise<AccountRecord | null> {
-    assertId(id);
+  async getAccount(id: string): Promise<contract.AccountRecord | null> {
+    input.assertId(id);
     const found = this.#accounts.get(id);
     return found === undefined ? null : copyRecord(found);
   }
 
-  async findAccountByIdentity(identity: {
-    readonly provider: string;
-    readonly owner: string;
-    readonly email: string;
-  }): Promise<AccountRecord | null> {
-    assertIdentity(identity);
-    const id = this.#identities.get(identityKey(identity));
+  async findAccountByIdentity(identity: contract.AccountIdentity): Promise<contract.AccountRecord | null> {
+    input.assertIdentity(identity);
+    const id = this.#identities.get(input.identityKey(identity));
     return id === undefined ? null : this.getAccount(id);
   }
 
-  async putAccount(
-    record: Omit<AccountRecord, 'version' | 'updatedAt'>,
-    options: { readonly expectedVersion: number | null },
-  ): Promise<AccountRecord> {
-    assertAccountInput(record);
-    const expectedVersion = options?.expectedVersion;
-    assertExpectedVersion(expectedVersion);
+  async putAccount(record: contract.AccountRecordInput, options: contract.PutAccountOptions) {
+    const expectedVersion = input.checkPutAccount(record, options);
     const existing = this.#accounts.get(record.id);
     const actualVersion = existing?.version ?? null;
     if (actualVersion !== expectedVersion) {
@@ -111,7 +84,7 @@ export class MemoryStore implements AccountStore, StateStore {
         { accountId: record.id, expectedVersion, actualVersion },
       );
     }
-    const identity = identityKey(record);
+    const identity = input.identityKey(record);
     const holder = this.#identities.get(identity);
     if (holder !== undefined && holder !== record.id) {
       throw new VersionConflictError('Another account already holds this provider, owner and email', {
@@ -120,13 +93,13 @@ export class MemoryStore implements AccountStore, StateStore {
         actualVersion: null,
       });
     }
-    const stored: AccountRecord = copyRecord({
+    const stored: contract.AccountRecord = copyRecord({
       ...record,
       createdAt: existing?.createdAt ?? record.createdAt,
       version: (expectedVersion ?? 0) + 1,
       updatedAt: this.#now(),
     });
-    if (existing !== undefined) this.#identities.delete(identityKey(existing));
+    if (existing !== undefined) this.#identities.delete(input.identityKey(existing));
     else this.#sortedIds.splice(this.#lowerBound(stored.id), 0, stored.id);
     this.#identities.set(identity, stored.id);
     this.#accounts.set(stored.id, stored);
@@ -134,7 +107,7 @@ export class MemoryStore implements AccountStore, StateStore {
   }
 
   async deleteAccount(id: string, options: { readonly expectedVersion?: number } = {}): Promise<boolean> {
-    assertId(id);
+    input.assertId(id);
     const existing = this.#accounts.get(id);
     if (existing === undefined) {
       if (options.expectedVersion !== undefined) {
@@ -155,31 +128,34 @@ export class MemoryStore implements AccountStore, StateStore {
     }
     this.#accounts.delete(id);
     this.#sortedIds.splice(this.#lowerBound(id), 1);
-    this.#identities.delete(identityKey(existing));
+    this.#identities.delete(input.identityKey(existing));
     this.#leases.delete(id);
     return true;
   }
 
-  async listAccounts(filter?: AccountFilter, options?: ListOptions): Promise<AccountPage> {
-    const f = normalizeList(filter, options);
+  async listAccounts(
+    filter?: contract.AccountFilter,
+    options?: contract.ListOptions,
+  ): Promise<contract.AccountPage> {
+    const f = input.normalizeList(filter, options);
     const ids = this.#sortedIds;
     let i = f.after === undefined ? 0 : this.#lowerBound(f.after);
     if (f.after !== undefined && ids[i] === f.after) i++;
-    const records: AccountRecord[] = [];
+    const records: contract.AccountRecord[] = [];
     let last: string | undefined;
     for (; i < ids.length && records.length < f.limit; i++) {
       const id = ids[i] as string;
       last = id;
-      const record = this.#accounts.get(id) as AccountRecord;
-      if (matchesFilter(record, f)) records.push(copyRecord(record));
+      const record = this.#accounts.get(id) as contract.AccountRecord;
+      if (input.matchesFilter(record, f)) records.push(copyRecord(record));
     }
-    return { records, nextCursor: i < ids.length && last !== undefined ? encodeCursor(last) : null };
+    return { records, nextCursor: i < ids.length && last !== undefined ? input.encodeCursor(last) : null };
   }
 
-  async acquireLease(id: string, holder: string, ttlMs: number): Promise<Lease | null> {
-    assertId(id);
-    assertId(holder, 'holder');
-    assertTtl(ttlMs);
+  async acquireLease(id: string, holder: string, ttlMs: number): Promise<contract.Lease | null> {
+    input.assertId(id);
+    input.assertId(holder, 'holder');
+    input.assertTtl(ttlMs);
     const now = this.#now();
     const current = this.#leases.get(id);
     if (current !== undefined && current.expiresAt > now && current.holder !== holder) return null;
@@ -189,8 +165,8 @@ export class MemoryStore implements AccountStore, StateStore {
   }
 
   async releaseLease(id: string, holder: string): Promise<boolean> {
-    assertId(id);
-    assertId(holder, 'holder');
+    input.assertId(id);
+    input.assertId(holder, 'holder');
     const current = this.#leases.get(id);
     if (current === undefined || current.holder !== holder) return false;
     this.#leases.delete(id);
@@ -198,7 +174,7 @@ export class MemoryStore implements AccountStore, StateStore {
   }
 
   async putState(key: string, state: StoredState, options: PutStateOptions): Promise<void> {
-    assertStateInput(key, state, options?.maxPerOwner, options?.maxTotal);
+    input.assertState(key, state, options?.maxPerOwner, options?.maxTotal);
     const now = this.#now();
     if (this.#states.size >= this.#sweepAt) {
       for (const [k, s] of this.#states) if (s.expiresAt <= now) this.#dropState(k, s);
@@ -233,7 +209,7 @@ export class MemoryStore implements AccountStore, StateStore {
   }
 
   async takeState(key: string): Promise<StoredState | null> {
-    assertId(key, 'state key');
+    input.assertId(key, 'state key');
     const state = this.#states.get(key);
     if (state === undefined) return null;
     this.#dropState(key, state);

@@ -5,25 +5,9 @@
  */
 import { inspect } from 'node:util';
 import { ConfigurationError, MailboxAuthError, StorageError, VersionConflictError } from '../errors.js';
-import type {
-  AccountFilter,
-  AccountPage,
-  AccountRecord,
-  AccountStore,
-  Lease,
-  ListOptions,
-} from './account-store.js';
+import type * as contract from './account-store.js';
 import type { PutStateOptions, StateStore, StoredState } from './state-store.js';
-import {
-  assertAccountInput,
-  assertExpectedVersion,
-  assertId,
-  assertIdentity,
-  assertStateInput,
-  assertTtl,
-  encodeCursor,
-  normalizeList,
-} from './validate.js';
+import { storeInput as input } from './store-input.js';
 
 /**
  * What the store needs of a client: `pg`'s Pool and Client and PGlite all fit.
@@ -176,22 +160,22 @@ interface Row {
   owner: string;
   email: string;
   scopes: string[] | string;
-  status: AccountRecord['status'];
+  status: contract.AccountRecord['status'];
   token_expires_at: string | number | null;
   version: number;
   created_at: string | number;
   updated_at: string | number;
   last_refreshed_at: string | number | null;
-  last_error: AccountRecord['lastError'] | string | null;
+  last_error: contract.AccountRecord['lastError'] | string | null;
   consecutive_failures: number;
-  metadata: AccountRecord['metadata'] | string;
+  metadata: contract.AccountRecord['metadata'] | string;
   secret: string;
 }
 
 const json = <T>(v: T | string): T => (typeof v === 'string' ? (JSON.parse(v) as T) : v);
 const num = (v: string | number | null): number | null => (v === null ? null : Number(v));
 
-function toRecord(row: Row): AccountRecord {
+function toRecord(row: Row): contract.AccountRecord {
   const lastError = json(row.last_error);
   return {
     id: row.id,
@@ -228,7 +212,7 @@ const COLUMNS =
  * await store.migrate();
  * ```
  */
-export class PostgresStore implements AccountStore, StateStore {
+export class PostgresStore implements contract.AccountStore, StateStore {
   readonly #client: Queryable;
   readonly #now: () => number;
   readonly #schema: string;
@@ -314,8 +298,8 @@ export class PostgresStore implements AccountStore, StateStore {
     }
   }
 
-  async getAccount(id: string): Promise<AccountRecord | null> {
-    assertId(id);
+  async getAccount(id: string): Promise<contract.AccountRecord | null> {
+    input.assertId(id);
     const { rows } = await this.#query(
       'getAccount',
       `SELECT ${COLUMNS} FROM ${this.#accounts} WHERE id = $1`,
@@ -324,12 +308,8 @@ export class PostgresStore implements AccountStore, StateStore {
     return rows[0] === undefined ? null : toRecord(rows[0] as Row);
   }
 
-  async findAccountByIdentity(identity: {
-    readonly provider: string;
-    readonly owner: string;
-    readonly email: string;
-  }): Promise<AccountRecord | null> {
-    assertIdentity(identity);
+  async findAccountByIdentity(identity: contract.AccountIdentity): Promise<contract.AccountRecord | null> {
+    input.assertIdentity(identity);
     const { rows } = await this.#query(
       'findAccountByIdentity',
       `SELECT ${COLUMNS} FROM ${this.#accounts} WHERE provider = $1 AND owner = $2 AND email_key = $3`,
@@ -338,13 +318,8 @@ export class PostgresStore implements AccountStore, StateStore {
     return rows[0] === undefined ? null : toRecord(rows[0] as Row);
   }
 
-  async putAccount(
-    record: Omit<AccountRecord, 'version' | 'updatedAt'>,
-    options: { readonly expectedVersion: number | null },
-  ): Promise<AccountRecord> {
-    assertAccountInput(record);
-    const expectedVersion = options?.expectedVersion;
-    assertExpectedVersion(expectedVersion);
+  async putAccount(record: contract.AccountRecordInput, options: contract.PutAccountOptions) {
+    const expectedVersion = input.checkPutAccount(record, options);
     const values = [
       record.id,
       record.provider,
@@ -408,7 +383,7 @@ export class PostgresStore implements AccountStore, StateStore {
   }
 
   async deleteAccount(id: string, options: { readonly expectedVersion?: number } = {}): Promise<boolean> {
-    assertId(id);
+    input.assertId(id);
     const { expectedVersion } = options;
     const { rows } = await this.#query(
       'deleteAccount',
@@ -433,8 +408,11 @@ export class PostgresStore implements AccountStore, StateStore {
     return rows.length > 0;
   }
 
-  async listAccounts(filter?: AccountFilter, options?: ListOptions): Promise<AccountPage> {
-    const f = normalizeList(filter, options);
+  async listAccounts(
+    filter?: contract.AccountFilter,
+    options?: contract.ListOptions,
+  ): Promise<contract.AccountPage> {
+    const f = input.normalizeList(filter, options);
     const where: string[] = [];
     const params: unknown[] = [];
     const add = (sql: (p: string) => string, value: unknown) => {
@@ -462,14 +440,14 @@ export class PostgresStore implements AccountStore, StateStore {
     const last = records[records.length - 1];
     return {
       records,
-      nextCursor: rows.length > f.limit && last !== undefined ? encodeCursor(last.id) : null,
+      nextCursor: rows.length > f.limit && last !== undefined ? input.encodeCursor(last.id) : null,
     };
   }
 
-  async acquireLease(id: string, holder: string, ttlMs: number): Promise<Lease | null> {
-    assertId(id);
-    assertId(holder, 'holder');
-    assertTtl(ttlMs);
+  async acquireLease(id: string, holder: string, ttlMs: number): Promise<contract.Lease | null> {
+    input.assertId(id);
+    input.assertId(holder, 'holder');
+    input.assertTtl(ttlMs);
     const now = this.#now();
     const { rows } = await this.#query(
       'acquireLease',
@@ -484,8 +462,8 @@ export class PostgresStore implements AccountStore, StateStore {
   }
 
   async releaseLease(id: string, holder: string): Promise<boolean> {
-    assertId(id);
-    assertId(holder, 'holder');
+    input.assertId(id);
+    input.assertId(holder, 'holder');
     const { rows } = await this.#query(
       'releaseLease',
       `DELETE FROM ${this.#leases} WHERE account_id = $1 AND holder = $2 RETURNING expires_at`,
@@ -496,7 +474,7 @@ export class PostgresStore implements AccountStore, StateStore {
   }
 
   async putState(key: string, state: StoredState, options: PutStateOptions): Promise<void> {
-    assertStateInput(key, state, options?.maxPerOwner, options?.maxTotal);
+    input.assertState(key, state, options?.maxPerOwner, options?.maxTotal);
     const now = this.#now();
     await this.#query(
       'putState',
@@ -526,7 +504,7 @@ export class PostgresStore implements AccountStore, StateStore {
   }
 
   async takeState(key: string): Promise<StoredState | null> {
-    assertId(key, 'state key');
+    input.assertId(key, 'state key');
     const { rows } = await this.#query(
       'takeState',
       `DELETE FROM ${this.#states} WHERE key = $1 RETURNING owner, provider, payload, created_at, expires_at`,

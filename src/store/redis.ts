@@ -7,27 +7,9 @@ import { createHash } from 'node:crypto';
 import { inspect } from 'node:util';
 import type { Redis } from 'ioredis';
 import { ConfigurationError, MailboxAuthError, StorageError, VersionConflictError } from '../errors.js';
-import type {
-  AccountFilter,
-  AccountPage,
-  AccountRecord,
-  AccountStore,
-  Lease,
-  ListOptions,
-} from './account-store.js';
+import type * as contract from './account-store.js';
 import type { PutStateOptions, StateStore, StoredState } from './state-store.js';
-import {
-  assertAccountInput,
-  assertExpectedVersion,
-  assertId,
-  assertIdentity,
-  assertStateInput,
-  assertTtl,
-  encodeCursor,
-  identityKey,
-  matchesFilter,
-  normalizeList,
-} from './validate.js';
+import { storeInput as input } from './store-input.js';
 
 /**
  * What the store uses of an ioredis client (`Redis`; a `Cluster` works when all keys share a hash tag via `prefix`).
@@ -153,7 +135,7 @@ const sha = (script: string) => createHash('sha1').update(script).digest('hex');
  * const store: RedisStore = redisStore({ client: new Redis(url) });
  * ```
  */
-export class RedisStore implements AccountStore, StateStore {
+export class RedisStore implements contract.AccountStore, StateStore {
   readonly #client: RedisClient;
   readonly #p: string;
   readonly #now: () => number;
@@ -174,7 +156,7 @@ export class RedisStore implements AccountStore, StateStore {
     return `${this.#p}account:${id}`;
   }
   #identity(r: { provider: string; owner: string; email: string }) {
-    return `${this.#p}identity:${identityKey(r)}`;
+    return `${this.#p}identity:${input.identityKey(r)}`;
   }
   #lease(id: string) {
     return `${this.#p}lease:${id}`;
@@ -208,29 +190,20 @@ export class RedisStore implements AccountStore, StateStore {
     }
   }
 
-  async getAccount(id: string): Promise<AccountRecord | null> {
-    assertId(id);
+  async getAccount(id: string): Promise<contract.AccountRecord | null> {
+    input.assertId(id);
     const json = await this.#run('getAccount', () => this.#client.hget(this.#account(id), 'json'));
-    return json === null ? null : (JSON.parse(json) as AccountRecord);
+    return json === null ? null : (JSON.parse(json) as contract.AccountRecord);
   }
 
-  async findAccountByIdentity(identity: {
-    readonly provider: string;
-    readonly owner: string;
-    readonly email: string;
-  }): Promise<AccountRecord | null> {
-    assertIdentity(identity);
+  async findAccountByIdentity(identity: contract.AccountIdentity): Promise<contract.AccountRecord | null> {
+    input.assertIdentity(identity);
     const id = await this.#run('findAccountByIdentity', () => this.#client.get(this.#identity(identity)));
     return id === null ? null : this.getAccount(id);
   }
 
-  async putAccount(
-    record: Omit<AccountRecord, 'version' | 'updatedAt'>,
-    options: { readonly expectedVersion: number | null },
-  ): Promise<AccountRecord> {
-    assertAccountInput(record);
-    const expectedVersion = options?.expectedVersion;
-    assertExpectedVersion(expectedVersion);
+  async putAccount(record: contract.AccountRecordInput, options: contract.PutAccountOptions) {
+    const expectedVersion = input.checkPutAccount(record, options);
     const existing = expectedVersion === null ? null : await this.getAccount(record.id);
     if (expectedVersion !== null && existing?.version !== expectedVersion) {
       throw new VersionConflictError('The account changed since it was read (or no longer exists)', {
@@ -240,7 +213,7 @@ export class RedisStore implements AccountStore, StateStore {
       });
     }
     const version = (expectedVersion ?? 0) + 1;
-    const stored: AccountRecord = {
+    const stored: contract.AccountRecord = {
       ...structuredClone(record),
       createdAt: existing?.createdAt ?? record.createdAt,
       version,
@@ -275,7 +248,7 @@ export class RedisStore implements AccountStore, StateStore {
   }
 
   async deleteAccount(id: string, options: { readonly expectedVersion?: number } = {}): Promise<boolean> {
-    assertId(id);
+    input.assertId(id);
     const [outcome, detail] = (await this.#script(
       'deleteAccount',
       DELETE,
@@ -294,14 +267,17 @@ export class RedisStore implements AccountStore, StateStore {
     }
     if (outcome === 'missing') return false;
     // The identity key is only removed if it still points at this account.
-    const record = JSON.parse(detail) as AccountRecord;
+    const record = JSON.parse(detail) as contract.AccountRecord;
     await this.#script('deleteAccount', RELEASE, [this.#identity(record)], [id]);
     return true;
   }
 
-  async listAccounts(filter?: AccountFilter, options?: ListOptions): Promise<AccountPage> {
-    const f = normalizeList(filter, options);
-    const records: AccountRecord[] = [];
+  async listAccounts(
+    filter?: contract.AccountFilter,
+    options?: contract.ListOptions,
+  ): Promise<contract.AccountPage> {
+    const f = input.normalizeList(filter, options);
+    const records: contract.AccountRecord[] = [];
     let after = f.after;
     const batch = Math.max(f.limit + 1, 200);
     for (;;) {
@@ -320,10 +296,13 @@ export class RedisStore implements AccountStore, StateStore {
             cause: err,
           });
         if (typeof json !== 'string') continue; // deleted between the two reads
-        const record = JSON.parse(json) as AccountRecord;
-        if (!matchesFilter(record, f)) continue;
+        const record = JSON.parse(json) as contract.AccountRecord;
+        if (!input.matchesFilter(record, f)) continue;
         if (records.length === f.limit)
-          return { records, nextCursor: encodeCursor((records[records.length - 1] as AccountRecord).id) };
+          return {
+            records,
+            nextCursor: input.encodeCursor((records[records.length - 1] as contract.AccountRecord).id),
+          };
         records.push(record);
       }
       if (ids.length < batch) return { records, nextCursor: null };
@@ -331,23 +310,23 @@ export class RedisStore implements AccountStore, StateStore {
     }
   }
 
-  async acquireLease(id: string, holder: string, ttlMs: number): Promise<Lease | null> {
-    assertId(id);
-    assertId(holder, 'holder');
-    assertTtl(ttlMs);
+  async acquireLease(id: string, holder: string, ttlMs: number): Promise<contract.Lease | null> {
+    input.assertId(id);
+    input.assertId(holder, 'holder');
+    input.assertTtl(ttlMs);
     const now = this.#now();
     const ok = await this.#script('acquireLease', ACQUIRE, [this.#lease(id)], [holder, ttlMs]);
     return Number(ok) === 1 ? { holder, expiresAt: now + ttlMs } : null;
   }
 
   async releaseLease(id: string, holder: string): Promise<boolean> {
-    assertId(id);
-    assertId(holder, 'holder');
+    input.assertId(id);
+    input.assertId(holder, 'holder');
     return Number(await this.#script('releaseLease', RELEASE, [this.#lease(id)], [holder])) === 1;
   }
 
   async putState(key: string, state: StoredState, options: PutStateOptions): Promise<void> {
-    assertStateInput(key, state, options?.maxPerOwner, options?.maxTotal);
+    input.assertState(key, state, options?.maxPerOwner, options?.maxTotal);
     const now = this.#now();
     const ttl = state.expiresAt - now;
     if (ttl <= 0) return; // already expired: nothing to keep
@@ -374,7 +353,7 @@ export class RedisStore implements AccountStore, StateStore {
   }
 
   async takeState(key: string): Promise<StoredState | null> {
-    assertId(key, 'state key');
+    input.assertId(key, 'state key');
     const json = (await this.#script(
       'takeState',
       TAKE_STATE,

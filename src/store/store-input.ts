@@ -7,6 +7,7 @@ import {
   assertIdentity,
   assertStateInput,
   assertTtl,
+  checkPutAccount,
   DEFAULT_PAGE_SIZE,
   decodeCursor,
   encodeCursor,
@@ -45,6 +46,11 @@ export interface StoreInput {
   assertAccount(record: unknown): asserts record is Omit<AccountRecord, 'version' | 'updatedAt'>;
   /** Check `expectedVersion` of `putAccount`: `null` (create) or a positive integer (update). */
   assertExpectedVersion(value: unknown): asserts value is number | null;
+  /**
+   * Both checks of `putAccount` at once ({@link StoreInput.assertAccount} on the record,
+   * {@link StoreInput.assertExpectedVersion} on `options.expectedVersion`); returns the expected version.
+   */
+  checkPutAccount(record: unknown, options: unknown): number | null;
   /**
    * Check an account id, a lease holder or a state key: a non-empty string of at most 255 characters without
    * control characters or lone surrogates. `name` is what the error message calls it (default `'id'`).
@@ -124,6 +130,7 @@ export interface StoreInput {
 export const storeInput: StoreInput = Object.freeze({
   assertAccount: assertAccountInput,
   assertExpectedVersion,
+  checkPutAccount,
   assertId,
   assertIdentity,
   assertTtl,

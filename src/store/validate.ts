@@ -156,6 +156,17 @@ export function assertIdentity(
   assertId(i.email, 'email');
 }
 
+/**
+ * Check the arguments of `putAccount` (the record and `expectedVersion`); returns the expected version.
+ * @internal
+ */
+export function checkPutAccount(record: unknown, options: unknown): number | null {
+  assertAccountInput(record);
+  const expectedVersion = (options as { readonly expectedVersion?: unknown } | undefined)?.expectedVersion;
+  assertExpectedVersion(expectedVersion);
+  return expectedVersion;
+}
+
 /** @internal */
 export function assertTtl(ttlMs: unknown): asserts ttlMs is number {
   if (typeof ttlMs !== 'number' || !Number.isSafeInteger(ttlMs) || ttlMs <= 0) {

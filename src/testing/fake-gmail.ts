@@ -181,20 +181,10 @@ export class FakeGmailApi extends FakeMailApiBase {
     return this;
   }
 
-  /** Answer the next `count` requests with Gmail's 429 `rateLimitExceeded` (or 503), with `Retry-After` when given. */
-  throttleNext(
-    count = 1,
-    options: { readonly retryAfterS?: number; readonly status?: 429 | 503 } = {},
-  ): this {
-    const status = options.status ?? 429;
-    const body =
-      status === 429
-        ? gmailError(429, 'rateLimitExceeded', 'Too many concurrent requests for user.', 'RESOURCE_EXHAUSTED')
-        : gmailError(503, 'backendError', 'The service is currently unavailable.', 'UNAVAILABLE');
-    const headers: Record<string, string> =
-      options.retryAfterS === undefined ? {} : { 'retry-after': String(options.retryAfterS) };
-    for (let i = 0; i < count; i++) this.failNext({ status, body, headers });
-    return this;
+  protected throttled(status: 429 | 503): Record<string, unknown> {
+    return status === 429
+      ? gmailError(429, 'rateLimitExceeded', 'Too many concurrent requests for user.', 'RESOURCE_EXHAUSTED')
+      : gmailError(503, 'backendError', 'The service is currently unavailable.', 'UNAVAILABLE');
   }
 
   protected unauthorized(): Response {

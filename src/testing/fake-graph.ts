@@ -194,20 +194,10 @@ export class FakeGraph extends FakeMailApiBase {
     return this;
   }
 
-  /** Answer the next `count` requests with Graph's 429 `ApplicationThrottled` (or 503), with `Retry-After` when given. */
-  throttleNext(
-    count = 1,
-    options: { readonly retryAfterS?: number; readonly status?: 429 | 503 } = {},
-  ): this {
-    const status = options.status ?? 429;
-    const body =
-      status === 429
-        ? graphError('ApplicationThrottled', 'Application is over its MailboxConcurrency limit.')
-        : graphError('ServiceUnavailable', 'Service Unavailable');
-    const headers: Record<string, string> =
-      options.retryAfterS === undefined ? {} : { 'retry-after': String(options.retryAfterS) };
-    for (let i = 0; i < count; i++) this.failNext({ status, body, headers });
-    return this;
+  protected throttled(status: 429 | 503): Record<string, unknown> {
+    return status === 429
+      ? graphError('ApplicationThrottled', 'Application is over its MailboxConcurrency limit.')
+      : graphError('ServiceUnavailable', 'Service Unavailable');
   }
 
   protected unauthorized(reason: 'expired' | 'audience' | 'missing'): Response {

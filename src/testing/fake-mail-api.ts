@@ -103,6 +103,25 @@ export abstract class FakeMailApiBase {
     return this;
   }
 
+  /**
+   * Answer the next `count` requests as the API answers when it throttles: 429 (Gmail's `rateLimitExceeded`,
+   * Graph's `ApplicationThrottled`) or 503, with `Retry-After` when `retryAfterS` is given.
+   */
+  throttleNext(
+    count = 1,
+    options: { readonly retryAfterS?: number; readonly status?: 429 | 503 } = {},
+  ): this {
+    const status = options.status ?? 429;
+    const body = this.throttled(status);
+    const headers: Record<string, string> =
+      options.retryAfterS === undefined ? {} : { 'retry-after': String(options.retryAfterS) };
+    for (let i = 0; i < count; i++) this.failNext({ status, body, headers });
+    return this;
+  }
+
+  /** The API's body for a throttled (429) or unavailable (503) answer. */
+  protected abstract throttled(status: 429 | 503): Record<string, unknown>;
+
   /** A 401 in the API's own shape. */
   protected abstract unauthorized(reason: 'expired' | 'audience' | 'missing'): Response;
 
