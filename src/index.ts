@@ -41,6 +41,7 @@ export {
   UnknownProviderError,
   VersionConflictError,
 } from './errors.js';
+export { TypedEvents } from './events.js';
 export { AuthorizationFlow } from './flow/authorization.js';
 export type * from './flow/authorization-options.js';
 export { type CallbackInput, MAX_PARAMETER_LENGTH, MAX_QUERY_LENGTH } from './flow/callback.js';

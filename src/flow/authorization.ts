@@ -17,6 +17,7 @@ import {
   StorageError,
   TokenExchangeError,
 } from '../errors.js';
+import { integerOption } from '../internal/options.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { StateStore } from '../store/state-store.js';
 import type { TokenPersistence } from '../tokens/persistence.js';
@@ -79,14 +80,12 @@ export class AuthorizationFlow {
     }
     if (typeof cipher?.encrypt !== 'function')
       throw new ConfigurationError('AuthorizationFlow: cipher is required');
-    const ttl = options.stateTtlMs ?? 600_000;
-    if (!Number.isSafeInteger(ttl) || ttl < 1000 || ttl > 3_600_000) {
-      throw new ConfigurationError('AuthorizationFlow: stateTtlMs must be an integer from 1000 to 3600000');
-    }
-    const max = options.maxPendingPerOwner ?? 10;
-    if (!Number.isSafeInteger(max) || max < 1 || max > 1000) {
-      throw new ConfigurationError('AuthorizationFlow: maxPendingPerOwner must be an integer from 1 to 1000');
-    }
+    const refuse = (name: string, range: string) => () =>
+      new ConfigurationError(`AuthorizationFlow: ${name} must be an integer from ${range}`);
+    const int = (value: unknown, fallback: number, min: number, max: number, name: string) =>
+      integerOption(value, fallback, min, max, refuse(name, `${min} to ${max}`));
+    const ttl = int(options.stateTtlMs, 600_000, 1000, 3_600_000, 'stateTtlMs');
+    const max = int(options.maxPendingPerOwner, 10, 1, 1000, 'maxPendingPerOwner');
     this.#registry = registry;
     this.#persistence = persistence;
     this.#states = states;
@@ -94,11 +93,8 @@ export class AuthorizationFlow {
     this.#ttlMs = ttl;
     this.#maxPerOwner = max;
     const total = options.maxPendingTotal;
-    if (total !== undefined && (!Number.isSafeInteger(total) || total < max || total > 10_000_000)) {
-      throw new ConfigurationError(
-        'AuthorizationFlow: maxPendingTotal must be an integer from maxPendingPerOwner to 10000000',
-      );
-    }
+    const range = 'maxPendingPerOwner to 10000000';
+    if (total !== undefined) integerOption(total, max, max, 10_000_000, refuse('maxPendingTotal', range));
     this.#maxTotal = total;
     this.#returnOrigins = new Set(
       (options.allowedReturnOrigins ?? []).map((origin) => {

@@ -14,6 +14,7 @@ import {
 } from '../errors.js';
 import { parseRetryAfter } from '../http/retry-after.js';
 import { type BackoffOptions, backoffDelay } from '../internal/backoff.js';
+import { integerOption } from '../internal/options.js';
 import { delay } from '../internal/timers.js';
 import type { AccessToken } from '../refresh/refresher.js';
 import type { MailTransport } from '../transport-names.js';
@@ -126,13 +127,10 @@ const RETRY_STATUSES = new Set([429, 500, 502, 503, 504]);
 const NOT_ACTED_STATUSES = new Set([429, 503]);
 
 function positive(value: number | undefined, name: string, fallback: number, allowZero = false): number {
-  const v = value ?? fallback;
-  if (!Number.isSafeInteger(v) || v < (allowZero ? 0 : 1)) {
-    throw new InvalidArgumentError(
-      `api.${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer (milliseconds or count)`,
-    );
-  }
-  return v;
+  const kind = allowZero ? 'non-negative' : 'positive';
+  const refuse = () =>
+    new InvalidArgumentError(`api.${name} must be a ${kind} integer (milliseconds or count)`);
+  return integerOption(value, fallback, allowZero ? 0 : 1, Number.MAX_SAFE_INTEGER, refuse);
 }
 
 /** Validated {@link MailApiOptions}. */

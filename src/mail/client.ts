@@ -5,11 +5,11 @@
  * @module
  */
 
-import { EventEmitter } from 'node:events';
 import { inspect } from 'node:util';
 import type { SendMailOptions } from 'nodemailer';
 import { ConfigurationError, InvalidArgumentError } from '../errors.js';
-import { emitSafely } from '../events.js';
+import { TypedEvents } from '../events.js';
+import { integerOption } from '../internal/options.js';
 import { type Logger, silentLogger } from '../logger.js';
 import type { MailTransport } from '../transport-names.js';
 import { ClientHealth } from './client-health.js';
@@ -55,11 +55,8 @@ function checkTransport(
 }
 
 function nonNegative(value: number | undefined, name: string, fallback: number): number {
-  const v = value ?? fallback;
-  if (!Number.isSafeInteger(v) || v < 0) {
-    throw new InvalidArgumentError(`${name} must be a non-negative integer (milliseconds)`);
-  }
-  return v;
+  const refuse = () => new InvalidArgumentError(`${name} must be a non-negative integer (milliseconds)`);
+  return integerOption(value, fallback, 0, Number.MAX_SAFE_INTEGER, refuse);
 }
 
 /**
@@ -80,14 +77,13 @@ function nonNegative(value: number | undefined, name: string, fallback: number):
  * const watcher = mailbox.watch(async (msg) => handle(msg));
  * ```
  */
-export class MailboxClient {
+export class MailboxClient extends TypedEvents<MailboxClientEvents> {
   /** The account this client reads and sends for. */
   readonly accountId: string;
   readonly #context: MailContext;
   readonly #transports: ReadonlyMap<string, TransportDefinition>;
   readonly #options: MailboxClientOptions;
   readonly #logger: Logger;
-  readonly #events = new EventEmitter();
   readonly #transport: MailTransport | undefined;
   readonly #health = new ClientHealth();
   #driver: Promise<MailTransportDriver> | undefined;
@@ -95,6 +91,7 @@ export class MailboxClient {
   #watcher: { stop(): Promise<void> } | undefined;
 
   constructor(context: MailboxClientContext, accountId: string, options: MailboxClientOptions = {}) {
+    super();
     if (typeof accountId !== 'string' || accountId.length === 0)
       throw new InvalidArgumentError('accountId must be a non-empty string');
     this.#transports = transportTable(context.transports);
@@ -107,24 +104,6 @@ export class MailboxClient {
     this.accountId = accountId;
     this.#options = options;
     this.#logger = options.logger ?? silentLogger;
-  }
-
-  /** Listen to an event. */
-  on<E extends keyof MailboxClientEvents>(
-    event: E,
-    listener: (payload: MailboxClientEvents[E]) => void,
-  ): this {
-    this.#events.on(event, listener);
-    return this;
-  }
-
-  /** Stop listening. */
-  off<E extends keyof MailboxClientEvents>(
-    event: E,
-    listener: (payload: MailboxClientEvents[E]) => void,
-  ): this {
-    this.#events.off(event, listener);
-    return this;
   }
 
   /**
@@ -387,7 +366,7 @@ export class MailboxClient {
   }
 
   #emit<E extends keyof MailboxClientEvents>(event: E, payload: MailboxClientEvents[E]): void {
-    emitSafely(this.#events, this.#logger, event, payload);
+    this.emitTo(this.#logger, event, payload);
   }
 
   /** @internal */

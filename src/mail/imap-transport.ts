@@ -8,6 +8,7 @@ import type { FetchMessageObject, ImapFlow } from 'imapflow';
 import type { SendMailOptions } from 'nodemailer';
 import { InvalidArgumentError } from '../errors.js';
 import { listenForAbort } from '../internal/abort.js';
+import { integerOption } from '../internal/options.js';
 import { timerMs } from '../internal/timers.js';
 import type { MailContext } from './context.js';
 import { connectImap } from './imap.js';
@@ -301,9 +302,8 @@ export class ImapTransportDriver implements MailTransportDriver {
 }
 
 function nonNegative(value: number | undefined, name: string): void {
-  if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
-    throw new InvalidArgumentError(`${name} must be a non-negative integer (milliseconds)`);
-  }
+  const refuse = () => new InvalidArgumentError(`${name} must be a non-negative integer (milliseconds)`);
+  integerOption(value, 0, 0, Number.MAX_SAFE_INTEGER, refuse);
 }
 
 /** The `imap` transport: IMAP to read (IDLE to watch), SMTP to send. @internal */

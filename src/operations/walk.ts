@@ -4,17 +4,20 @@
  * @module
  */
 import { InvalidArgumentError } from '../errors.js';
+import { integerOption } from '../internal/options.js';
 import type { AccountFilter } from '../store/account-store.js';
 import type { MailboxAccount } from '../tokens/account.js';
 import type { TokenPersistence } from '../tokens/persistence.js';
 
 /** An optional integer option from 1 to `max`, or `fallback` when absent; anything else is refused. */
 export function positive(value: unknown, name: string, fallback: number, max: number): number {
-  const v = value ?? fallback;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1 || v > max) {
-    throw new InvalidArgumentError(`${name} must be an integer from 1 to ${max}`);
-  }
-  return v;
+  return integerOption(
+    value,
+    fallback,
+    1,
+    max,
+    () => new InvalidArgumentError(`${name} must be an integer from 1 to ${max}`),
+  );
 }
 
 /** The accounts matching `filter`, one page of `pageSize` at a time, from `cursor`. */

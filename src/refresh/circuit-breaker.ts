@@ -1,4 +1,5 @@
 import { ConfigurationError, ProviderUnavailableError } from '../errors.js';
+import { integerOption } from '../internal/options.js';
 
 /**
  * Options of the per-provider circuit breaker.
@@ -72,14 +73,13 @@ export class CircuitBreaker {
     now: () => number,
     onChange: (state: CircuitState) => void,
   ) {
-    const threshold = options.failureThreshold ?? 5;
-    const cooldown = options.cooldownMs ?? 60_000;
-    if (!Number.isSafeInteger(threshold) || threshold < 1) {
-      throw new ConfigurationError('circuitBreaker.failureThreshold must be a positive integer');
-    }
-    if (!Number.isSafeInteger(cooldown) || cooldown < 0) {
-      throw new ConfigurationError('circuitBreaker.cooldownMs must be a non-negative integer (milliseconds)');
-    }
+    const MAX = Number.MAX_SAFE_INTEGER;
+    const badThreshold = () =>
+      new ConfigurationError('circuitBreaker.failureThreshold must be a positive integer');
+    const badCooldown = () =>
+      new ConfigurationError('circuitBreaker.cooldownMs must be a non-negative integer (milliseconds)');
+    const threshold = integerOption(options.failureThreshold, 5, 1, MAX, badThreshold);
+    const cooldown = integerOption(options.cooldownMs, 60_000, 0, MAX, badCooldown);
     this.#providerId = providerId;
     this.#threshold = threshold;
     this.#cooldownMs = cooldown;

@@ -4,7 +4,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { EventEmitter, setMaxListeners } from 'node:events';
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { inspect } from 'node:util';
 import pRetry from 'p-retry';
@@ -17,9 +17,10 @@ import {
   TokenExpiredError,
   TokenRefreshError,
 } from '../errors.js';
-import { emitSafely } from '../events.js';
+import { TypedEvents } from '../events.js';
 import { raceAbort } from '../internal/abort.js';
 import { Backoff } from '../internal/backoff.js';
+import { integerOption } from '../internal/options.js';
 import { delay, pause } from '../internal/timers.js';
 import { type Logger, silentLogger } from '../logger.js';
 import type { ProviderRegistry } from '../providers/registry.js';
@@ -281,13 +282,10 @@ function closedController(): AbortController {
 const RESOURCE_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 
 function positiveInt(value: unknown, name: string, fallback: number, allowZero = false): number {
-  const v = value ?? fallback;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < (allowZero ? 0 : 1)) {
-    throw new ConfigurationError(
-      `TokenRefresher: ${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer (milliseconds or count)`,
-    );
-  }
-  return v;
+  const kind = allowZero ? 'non-negative' : 'positive';
+  const refuse = () =>
+    new ConfigurationError(`TokenRefresher: ${name} must be a ${kind} integer (milliseconds or count)`);
+  return integerOption(value, fallback, allowZero ? 0 : 1, Number.MAX_SAFE_INTEGER, refuse);
 }
 
 /**
@@ -314,7 +312,7 @@ function positiveInt(value: unknown, name: string, fallback: number, allowZero =
  * const { accessToken, expiresAt } = await refresher.getAccessToken(accountId);
  * ```
  */
-export class TokenRefresher {
+export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
   readonly #persistence: TokenPersistence;
   readonly #registry: ProviderRegistry;
   readonly #minValidityMs: number;
@@ -326,7 +324,6 @@ export class TokenRefresher {
   readonly #logger: Logger;
   readonly #holder: string;
   readonly #now: () => number;
-  readonly #events = new EventEmitter();
   readonly #cache = new Map<string, CacheEntry>();
   /** Extra resource tokens this process holds, by account then resource. */
   readonly #resourceCache = new Map<string, Map<string, CacheEntry>>();
@@ -340,6 +337,7 @@ export class TokenRefresher {
   readonly #closed = closedController();
 
   constructor(options: TokenRefresherOptions) {
+    super();
     if (typeof options?.persistence?.load !== 'function') {
       throw new ConfigurationError('TokenRefresher: persistence is required');
     }
@@ -376,24 +374,6 @@ export class TokenRefresher {
     }
     this.#holder = options.holderId ?? `${hostname()}:${process.pid}:${randomBytes(6).toString('hex')}`;
     this.#now = options.now ?? Date.now;
-  }
-
-  /** Listen to an event. Listener errors are logged, never thrown into a refresh. */
-  on<E extends keyof TokenRefresherEvents>(
-    event: E,
-    listener: (payload: TokenRefresherEvents[E]) => void,
-  ): this {
-    this.#events.on(event, listener);
-    return this;
-  }
-
-  /** Stop listening. */
-  off<E extends keyof TokenRefresherEvents>(
-    event: E,
-    listener: (payload: TokenRefresherEvents[E]) => void,
-  ): this {
-    this.#events.off(event, listener);
-    return this;
   }
 
   /** This process's lease holder id. */
@@ -982,7 +962,7 @@ export class TokenRefresher {
   }
 
   #emit<E extends keyof TokenRefresherEvents>(event: E, payload: TokenRefresherEvents[E]): void {
-    emitSafely(this.#events, this.#logger, event, payload);
+    this.emitTo(this.#logger, event, payload);
   }
 
   /** @internal */

@@ -408,10 +408,7 @@ export class PostgresStore implements contract.AccountStore, StateStore {
     return rows.length > 0;
   }
 
-  async listAccounts(
-    filter?: contract.AccountFilter,
-    options?: contract.ListOptions,
-  ): Promise<contract.AccountPage> {
+  async listAccounts(filter?: contract.AccountFilter, options?: contract.ListOptions) {
     const f = input.normalizeList(filter, options);
     const where: string[] = [];
     const params: unknown[] = [];

@@ -272,10 +272,7 @@ export class RedisStore implements contract.AccountStore, StateStore {
     return true;
   }
 
-  async listAccounts(
-    filter?: contract.AccountFilter,
-    options?: contract.ListOptions,
-  ): Promise<contract.AccountPage> {
+  async listAccounts(filter?: contract.AccountFilter, options?: contract.ListOptions) {
     const f = input.normalizeList(filter, options);
     const records: contract.AccountRecord[] = [];
     let after = f.after;

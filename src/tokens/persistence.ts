@@ -4,7 +4,6 @@ import type { Cipher } from '../crypto/cipher.js';
 import {
   AccountNotFoundError,
   ConfigurationError,
-  CryptoError,
   InvalidArgumentError,
   MailboxAuthError,
   StorageError,
