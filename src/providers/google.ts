@@ -29,7 +29,6 @@ export const GOOGLE: ProviderDefinition = {
   scopes: ['openid', 'email', 'https://mail.google.com/'],
   // A refresh token is only issued with offline access; prompt=consent gets one on every connect.
   authorizationParameters: { access_type: 'offline', prompt: 'consent' },
-  emailClaims: ['email'],
   userinfo: true,
   mail: {
     imap: { host: 'imap.gmail.com', port: 993, secure: true },

@@ -51,7 +51,6 @@ export function oidc(options: OidcOptions): OpenIdClientProvider {
       server: { discovery: options.issuer },
       scopes: ['openid', 'email', 'offline_access'],
       authorizationParameters: { prompt: 'consent' },
-      emailClaims: ['email'],
       userinfo: true,
       mail: options.mail,
     },

@@ -27,7 +27,6 @@ export function yahoo(options: ProviderOptions): OpenIdClientProvider {
         },
       },
       scopes: ['openid', 'email', 'mail-w'],
-      emailClaims: ['email'],
       userinfo: true,
       mail: {
         imap: { host: 'imap.mail.yahoo.com', port: 993, secure: true },

@@ -133,7 +133,10 @@ export class MemoryStore implements contract.AccountStore, StateStore {
     return true;
   }
 
-  async listAccounts(filter?: contract.AccountFilter, options?: contract.ListOptions) {
+  async listAccounts(
+    filter?: contract.AccountFilter,
+    options?: contract.ListOptions,
+  ): Promise<contract.AccountPage> {
     const f = input.normalizeList(filter, options);
     const ids = this.#sortedIds;
     let i = f.after === undefined ? 0 : this.#lowerBound(f.after);

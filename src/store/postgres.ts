@@ -408,7 +408,10 @@ export class PostgresStore implements contract.AccountStore, StateStore {
     return rows.length > 0;
   }
 
-  async listAccounts(filter?: contract.AccountFilter, options?: contract.ListOptions) {
+  async listAccounts(
+    filter?: contract.AccountFilter,
+    options?: contract.ListOptions,
+  ): Promise<contract.AccountPage> {
     const f = input.normalizeList(filter, options);
     const where: string[] = [];
     const params: unknown[] = [];

@@ -272,7 +272,10 @@ export class RedisStore implements contract.AccountStore, StateStore {
     return true;
   }
 
-  async listAccounts(filter?: contract.AccountFilter, options?: contract.ListOptions) {
+  async listAccounts(
+    filter?: contract.AccountFilter,
+    options?: contract.ListOptions,
+  ): Promise<contract.AccountPage> {
     const f = input.normalizeList(filter, options);
     const records: contract.AccountRecord[] = [];
     let after = f.after;
