@@ -73,7 +73,7 @@ const IDENT = /^[a-z_][a-z0-9_]{0,40}$/;
  * if ((await store.migrate()) !== POSTGRES_SCHEMA_VERSION) throw new Error('unexpected schema');
  * ```
  */
-export const POSTGRES_SCHEMA_VERSION = 1;
+export const POSTGRES_SCHEMA_VERSION = 2;
 
 /**
  * The SQL of each schema version, for hosts that run their own migrations. `{schema}` and `{prefix}` are
@@ -138,6 +138,16 @@ export function postgresMigrations(
         )`,
         `CREATE INDEX IF NOT EXISTS ${i('states_owner')} ON ${t('states')} (owner, seq)`,
         `CREATE INDEX IF NOT EXISTS ${i('states_expiry')} ON ${t('states')} (expires_at)`,
+      ],
+    },
+    {
+      // Pages are ordered by id in the "C" collation (byte order, the same on every store); the primary key
+      // (the database's default collation) cannot serve that order, which made every page a full scan and
+      // sort. And the expiry walks (status + token expiry) get an index whatever the status filter.
+      version: 2,
+      statements: [
+        `CREATE INDEX IF NOT EXISTS ${i('accounts_id_c')} ON ${t('accounts')} (id COLLATE "C")`,
+        `CREATE INDEX IF NOT EXISTS ${i('accounts_status_expiry')} ON ${t('accounts')} (status, token_expires_at)`,
       ],
     },
   ];
