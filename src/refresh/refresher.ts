@@ -495,18 +495,11 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
   /** Wait for a shared flight; abort it only when every waiter has given up. */
   async #wait(flight: Flight, signal: AbortSignal | undefined): Promise<AccessToken> {
     flight.waiters++;
-    if (signal === undefined) {
-      try {
-        return await flight.promise;
-      } finally {
-        flight.waiters--;
-      }
-    }
     try {
       return await raceAbort(flight.promise, signal);
     } finally {
       flight.waiters--;
-      if (flight.waiters === 0 && signal.aborted) flight.controller?.abort(signal.reason);
+      if (flight.waiters === 0 && signal?.aborted) flight.controller?.abort(signal.reason);
     }
   }
 
