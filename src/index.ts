@@ -82,6 +82,7 @@ export { createMailboxAuth, type MailboxAuth, type MailboxAuthOptions } from './
 export {
   type AccountHealth,
   accountHealth,
+  type HealthOptions,
   type HealthReport,
   health,
 } from './operations/health.js';
@@ -113,6 +114,8 @@ export {
 } from './refresh/refresher.js';
 export {
   ACCOUNT_STATUSES,
+  type AccountCountQuery,
+  type AccountCounts,
   type AccountErrorInfo,
   type AccountFilter,
   type AccountIdentity,

@@ -18,7 +18,13 @@ import type { MailConnectOptions } from './mail/settings.js';
 import { createSmtpTransport, type SmtpTransport } from './mail/smtp.js';
 import type { TransportDefinition } from './mail/transport.js';
 import { checkTransports } from './mail/transports.js';
-import { type AccountHealth, accountHealth, type HealthReport, health } from './operations/health.js';
+import {
+  type AccountHealth,
+  accountHealth,
+  type HealthOptions,
+  type HealthReport,
+  health,
+} from './operations/health.js';
 import {
   type RefreshExpiringOptions,
   type RefreshReport,
@@ -121,7 +127,7 @@ export interface MailboxAuth {
   /** Refresh every active account expiring within `withinMs` (see {@link refreshExpiring}). */
   refreshExpiring(options: RefreshExpiringOptions): Promise<RefreshReport>;
   /** Counts by status, expiring tokens, recent failures, circuits (see {@link health}). */
-  health(options?: { readonly signal?: AbortSignal }): Promise<HealthReport>;
+  health(options?: HealthOptions): Promise<HealthReport>;
   /** One account's health. */
   accountHealth(accountId: string): Promise<AccountHealth>;
   /** Re-encrypt every account with the cipher's current key, resumably (see {@link rotateKeys}). */

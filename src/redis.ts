@@ -4,4 +4,10 @@
  *
  * @packageDocumentation
  */
-export { type RedisClient, RedisStore, type RedisStoreOptions, redisStore } from './store/redis.js';
+export {
+  REDIS_SCHEMA_VERSION,
+  type RedisClient,
+  RedisStore,
+  type RedisStoreOptions,
+  redisStore,
+} from './store/redis.js';

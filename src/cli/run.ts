@@ -186,8 +186,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         out(
           report,
           `accounts: ${report.total} (active ${s.active}, reauth_required ${s.reauth_required}, error ${s.error}, revoked ${s.revoked})\n` +
-            `expiring within 24h: ${report.expiringWithin24h}, within 7d: ${report.expiringWithin7d}\n` +
-            `failures in the last 24h: ${report.failuresLast24h}\n` +
+            `access tokens: ${report.accessTokensExpired} expired, ${report.accessTokensExpiring} expiring within ${Math.round(report.windows.expiringWithinMs / 60_000)} min (refreshed on use)\n` +
+            `failing: ${report.failingAccounts}, failed in the last ${Math.round(report.windows.failuresWithinMs / 3_600_000)} h: ${report.recentlyFailedAccounts}\n` +
             `status: ${report.healthy ? 'healthy' : 'needs attention'}\n`,
         );
         return report.healthy ? EXIT.OK : EXIT.DEGRADED;

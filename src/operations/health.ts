@@ -3,18 +3,39 @@
  * @module
  */
 
+import { InvalidArgumentError } from '../errors.js';
 import type { CircuitSnapshot } from '../refresh/circuit-breaker.js';
 import type { TokenRefresher } from '../refresh/refresher.js';
 import type { AccountStatus } from '../store/account-store.js';
-import { ACCOUNT_STATUSES } from '../store/account-store.js';
 import type { MailboxAccount } from '../tokens/account.js';
 import type { TokenPersistence } from '../tokens/persistence.js';
-import { walk } from './walk.js';
 
 const DAY = 86_400_000;
 
 /**
- * The fleet's health.
+ * Options of {@link health}.
+ *
+ * @example
+ * ```ts
+ * const report = await auth.health({ expiringWithinMs: 15 * 60_000, failuresWithinMs: 3_600_000 });
+ * ```
+ */
+export interface HealthOptions {
+  /** Stops a walk of the accounts (a store without `countAccounts`). */
+  readonly signal?: AbortSignal;
+  /** The instant the figures are counted at, in epoch milliseconds. @default Date.now() */
+  readonly now?: number;
+  /**
+   * An active account's access token counts as expiring when it expires within this many milliseconds.
+   * @default 600_000 (10 minutes)
+   */
+  readonly expiringWithinMs?: number;
+  /** An account counts as recently failed when its last error is this recent, in milliseconds. @default 86_400_000 (24 hours) */
+  readonly failuresWithinMs?: number;
+}
+
+/**
+ * The fleet's health. Every figure counts accounts; the time-bound ones say their window in `windows`.
  *
  * @example
  * ```ts
@@ -27,20 +48,43 @@ export interface HealthReport {
   readonly total: number;
   /** Accounts by status. */
   readonly byStatus: Readonly<Record<AccountStatus, number>>;
-  /** Active accounts whose access token expires within 24 hours. */
-  readonly expiringWithin24h: number;
-  /** Active accounts whose access token expires within 7 days. */
-  readonly expiringWithin7d: number;
-  /** Accounts whose last error happened in the last 24 hours. */
-  readonly failuresLast24h: number;
+  /**
+   * Active accounts whose stored access token has expired. Not a fault by itself: access tokens live about an
+   * hour and are refreshed on next use (or by `refreshExpiring`).
+   */
+  readonly accessTokensExpired: number;
+  /** Active accounts whose access token has not expired but will within `windows.expiringWithinMs`. */
+  readonly accessTokensExpiring: number;
+  /** Accounts with at least one failure since their last success (`consecutiveFailures > 0`). */
+  readonly failingAccounts: number;
+  /** Accounts whose last failure happened within `windows.failuresWithinMs`. */
+  readonly recentlyFailedAccounts: number;
+  /** The windows the time-bound figures were counted with, in milliseconds. */
+  readonly windows: {
+    /** Of `accessTokensExpiring`. */
+    readonly expiringWithinMs: number;
+    /** Of `recentlyFailedAccounts`. */
+    readonly failuresWithinMs: number;
+  };
+  /** `store`: the store's aggregate (`countAccounts`); `walk`: a walk of every record (a store without it). */
+  readonly counted: 'store' | 'walk';
   /** Per provider, in this process. */
   readonly circuits: Readonly<Record<string, CircuitSnapshot>>;
-  /** `true` when no account needs attention and no circuit is open. */
+  /** `true` when no account is `reauth_required` or `error` and no circuit is open. */
   readonly healthy: boolean;
 }
 
+function windowOption(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidArgumentError(`${name} must be a non-negative integer (milliseconds)`);
+  }
+  return value;
+}
+
 /**
- * Counts for a health endpoint or a dashboard.
+ * Counts for a health endpoint or a dashboard, computed by the store (an aggregate query on PostgreSQL, the
+ * indexes on Redis) without reading the records into the process; a store without `countAccounts` is walked.
  *
  * @example
  * ```ts
@@ -50,35 +94,32 @@ export interface HealthReport {
 export async function health(
   persistence: TokenPersistence,
   refresher?: TokenRefresher,
-  options: { readonly signal?: AbortSignal; readonly now?: number } = {},
+  options: HealthOptions = {},
 ): Promise<HealthReport> {
   const now = options.now ?? Date.now();
-  const byStatus = Object.fromEntries(ACCOUNT_STATUSES.map((s) => [s, 0])) as Record<AccountStatus, number>;
-  let total = 0;
-  let in24h = 0;
-  let in7d = 0;
-  let failures24h = 0;
-  for await (const account of walk(persistence, {}, 500, options.signal)) {
-    total++;
-    byStatus[account.status]++;
-    const exp = account.tokenExpiresAt?.getTime();
-    if (account.status === 'active' && exp !== undefined) {
-      if (exp < now + DAY) in24h++;
-      if (exp < now + 7 * DAY) in7d++;
-    }
-    if (account.lastError !== null && account.lastError.at.getTime() > now - DAY) failures24h++;
+  if (!Number.isSafeInteger(now) || now < 0) {
+    throw new InvalidArgumentError('now must be a non-negative integer (epoch milliseconds)');
   }
+  const expiringWithinMs = windowOption(options.expiringWithinMs, 'expiringWithinMs', 600_000);
+  const failuresWithinMs = windowOption(options.failuresWithinMs, 'failuresWithinMs', DAY);
+  const { counts, counted } = await persistence.countAccounts(
+    { now, expiringBefore: now + expiringWithinMs, failedSince: Math.max(0, now - failuresWithinMs) },
+    options.signal === undefined ? {} : { signal: options.signal },
+  );
   const circuits = refresher?.circuits() ?? {};
   const healthy =
-    byStatus.reauth_required === 0 &&
-    byStatus.error === 0 &&
+    counts.byStatus.reauth_required === 0 &&
+    counts.byStatus.error === 0 &&
     Object.values(circuits).every((c) => c.state === 'closed');
   return {
-    total,
-    byStatus,
-    expiringWithin24h: in24h,
-    expiringWithin7d: in7d,
-    failuresLast24h: failures24h,
+    total: counts.total,
+    byStatus: counts.byStatus,
+    accessTokensExpired: counts.activeExpired,
+    accessTokensExpiring: counts.activeExpiring,
+    failingAccounts: counts.failing,
+    recentlyFailedAccounts: counts.failedSince,
+    windows: { expiringWithinMs, failuresWithinMs },
+    counted,
     circuits,
     healthy,
   };

@@ -215,6 +215,49 @@ export interface PutAccountOptions {
 }
 
 /**
+ * What {@link AccountStore.countAccounts} counts against: the instants the time-bound figures are measured
+ * from. All epoch milliseconds; `now <= expiringBefore`.
+ *
+ * @example
+ * ```ts
+ * const now = Date.now();
+ * const query: AccountCountQuery = { now, expiringBefore: now + 600_000, failedSince: now - 86_400_000 };
+ * ```
+ */
+export interface AccountCountQuery {
+  /** The instant an access token counts as expired at (`tokenExpiresAt <= now`). */
+  readonly now: number;
+  /** An active account's token counts as expiring when `now < tokenExpiresAt < expiringBefore`. */
+  readonly expiringBefore: number;
+  /** An account counts as recently failed when `lastError.at >= failedSince`. */
+  readonly failedSince: number;
+}
+
+/**
+ * The figures {@link AccountStore.countAccounts} returns, each counting accounts (records), never events.
+ *
+ * @example
+ * ```ts
+ * const counts: AccountCounts = await store.countAccounts!({ now, expiringBefore: now + 600_000, failedSince: now - 86_400_000 });
+ * if (counts.byStatus.reauth_required > 0) notifyUsers();
+ * ```
+ */
+export interface AccountCounts {
+  /** Every stored account. */
+  readonly total: number;
+  /** Accounts per status (every status present, 0 when none). */
+  readonly byStatus: Readonly<Record<AccountStatus, number>>;
+  /** `active` accounts whose access token has expired (`tokenExpiresAt <= now`). */
+  readonly activeExpired: number;
+  /** `active` accounts whose access token has not expired but will before `expiringBefore`. */
+  readonly activeExpiring: number;
+  /** Accounts whose last error happened at or after `failedSince`. */
+  readonly failedSince: number;
+  /** Accounts with at least one failure since their last success (`consecutiveFailures > 0`). */
+  readonly failing: number;
+}
+
+/**
  * Where connected accounts live. Rules (checked by `describeStoreConformance` from `oauth-mailbox/testing`;
  * `storeInput` runs the input checks):
  * - `putAccount` is optimistic: `expectedVersion: null` creates (fails with `VersionConflictError` when the
@@ -253,4 +296,11 @@ export interface AccountStore {
   acquireLease(id: string, holder: string, ttlMs: number): Promise<Lease | null>;
   /** Release a lease if `holder` holds it; `true` if released. */
   releaseLease(id: string, holder: string): Promise<boolean>;
+  /**
+   * Optional: the figures of {@link AccountCounts}, computed by the engine (an aggregate query, counters,
+   * indexes) without reading every record into the process. `health()` uses it when present and walks the
+   * accounts otherwise. Check the query with `storeInput.checkCountQuery`; `storeInput.tallyAccounts` is the
+   * reference computation (the conformance suite compares against it).
+   */
+  countAccounts?(query: AccountCountQuery): Promise<AccountCounts>;
 }

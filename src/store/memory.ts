@@ -1,5 +1,7 @@
 import { VersionConflictError } from '../errors.js';
+import { tallyAccounts } from './account-counts.js';
 import type * as contract from './account-store.js';
+import { SortedIds } from './sorted-ids.js';
 import type { PutStateOptions, StateStore, StoredState } from './state-store.js';
 import { storeInput as input } from './store-input.js';
 
@@ -47,8 +49,8 @@ function copyRecord(record: contract.AccountRecord): contract.AccountRecord {
  */
 export class MemoryStore implements contract.AccountStore, StateStore {
   readonly #accounts = new Map<string, contract.AccountRecord>();
-  /** Account ids in sorted order, so a page is a binary search plus a short walk. */
-  readonly #sortedIds: string[] = [];
+  /** Account ids in order: a page is a binary search plus a short walk, an insert shifts one short chunk. */
+  readonly #sortedIds = new SortedIds();
   readonly #identities = new Map<string, string>();
   readonly #leases = new Map<string, contract.Lease>();
   readonly #states = new Map<string, StoredState>();
@@ -100,7 +102,7 @@ export class MemoryStore implements contract.AccountStore, StateStore {
       updatedAt: this.#now(),
     });
     if (existing !== undefined) this.#identities.delete(input.identityKey(existing));
-    else this.#sortedIds.splice(this.#lowerBound(stored.id), 0, stored.id);
+    else this.#sortedIds.add(stored.id);
     this.#identities.set(identity, stored.id);
     this.#accounts.set(stored.id, stored);
     return copyRecord(stored);
@@ -127,7 +129,7 @@ export class MemoryStore implements contract.AccountStore, StateStore {
       });
     }
     this.#accounts.delete(id);
-    this.#sortedIds.splice(this.#lowerBound(id), 1);
+    this.#sortedIds.delete(id);
     this.#identities.delete(input.identityKey(existing));
     this.#leases.delete(id);
     return true;
@@ -138,18 +140,20 @@ export class MemoryStore implements contract.AccountStore, StateStore {
     options?: contract.ListOptions,
   ): Promise<contract.AccountPage> {
     const f = input.normalizeList(filter, options);
-    const ids = this.#sortedIds;
-    let i = f.after === undefined ? 0 : this.#lowerBound(f.after);
-    if (f.after !== undefined && ids[i] === f.after) i++;
     const records: contract.AccountRecord[] = [];
     let last: string | undefined;
-    for (; i < ids.length && records.length < f.limit; i++) {
-      const id = ids[i] as string;
+    for (const id of this.#sortedIds.after(f.after)) {
+      if (records.length === f.limit) return { records, nextCursor: input.encodeCursor(last as string) };
       last = id;
       const record = this.#accounts.get(id) as contract.AccountRecord;
       if (input.matchesFilter(record, f)) records.push(copyRecord(record));
     }
-    return { records, nextCursor: i < ids.length && last !== undefined ? input.encodeCursor(last) : null };
+    return { records, nextCursor: null };
+  }
+
+  /** The figures of `health()`, counted over the records in memory (no copy, no decrypt). */
+  async countAccounts(query: contract.AccountCountQuery): Promise<contract.AccountCounts> {
+    return tallyAccounts(this.#accounts.values(), query);
   }
 
   async acquireLease(id: string, holder: string, ttlMs: number): Promise<contract.Lease | null> {
@@ -214,18 +218,6 @@ export class MemoryStore implements contract.AccountStore, StateStore {
     if (state === undefined) return null;
     this.#dropState(key, state);
     return state.expiresAt > this.#now() ? state : null;
-  }
-
-  /** The index of the first id >= `id` (ids compare as JS strings, like the other adapters' "C" order). */
-  #lowerBound(id: string): number {
-    let lo = 0;
-    let hi = this.#sortedIds.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if ((this.#sortedIds[mid] as string) < id) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
   }
 
   #dropState(key: string, state: StoredState): void {

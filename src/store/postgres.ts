@@ -6,6 +6,7 @@
 import { inspect } from 'node:util';
 import { ConfigurationError, MailboxAuthError, StorageError, VersionConflictError } from '../errors.js';
 import type * as contract from './account-store.js';
+import { ACCOUNT_STATUSES } from './account-store.js';
 import type { PutStateOptions, StateStore, StoredState } from './state-store.js';
 import { storeInput as input } from './store-input.js';
 
@@ -452,6 +453,50 @@ export class PostgresStore implements contract.AccountStore, StateStore {
       records,
       nextCursor: rows.length > f.limit && last !== undefined ? input.encodeCursor(last.id) : null,
     };
+  }
+
+  /**
+   * The figures of `health()` in one aggregate query (one pass over the table inside the server; no record
+   * leaves it).
+   */
+  async countAccounts(query: contract.AccountCountQuery): Promise<contract.AccountCounts> {
+    const { now, expiringBefore, failedSince } = input.checkCountQuery(query);
+    const { rows } = await this.#query(
+      'countAccounts',
+      `SELECT status,
+         count(*)::int AS n,
+         (count(*) FILTER (WHERE status = 'active' AND token_expires_at <= $1))::int AS expired,
+         (count(*) FILTER (WHERE status = 'active' AND token_expires_at > $1 AND token_expires_at < $2))::int AS expiring,
+         (count(*) FILTER (WHERE (last_error->>'at')::bigint >= $3))::int AS failed,
+         (count(*) FILTER (WHERE consecutive_failures > 0))::int AS failing
+       FROM ${this.#accounts} GROUP BY status`,
+      [now, expiringBefore, failedSince],
+    );
+    const byStatus = Object.fromEntries(ACCOUNT_STATUSES.map((s) => [s, 0])) as Record<
+      contract.AccountStatus,
+      number
+    >;
+    let total = 0;
+    let activeExpired = 0;
+    let activeExpiring = 0;
+    let failed = 0;
+    let failing = 0;
+    for (const row of rows as {
+      status: contract.AccountStatus;
+      n: number;
+      expired: number;
+      expiring: number;
+      failed: number;
+      failing: number;
+    }[]) {
+      byStatus[row.status] = row.n;
+      total += row.n;
+      activeExpired += row.expired;
+      activeExpiring += row.expiring;
+      failed += row.failed;
+      failing += row.failing;
+    }
+    return { total, byStatus, activeExpired, activeExpiring, failedSince: failed, failing };
   }
 
   async acquireLease(id: string, holder: string, ttlMs: number): Promise<contract.Lease | null> {

@@ -21,7 +21,7 @@ import { storeInput as input } from './store-input.js';
  */
 export type RedisClient = Pick<
   Redis,
-  'get' | 'getdel' | 'hget' | 'evalsha' | 'eval' | 'zrangebylex' | 'pipeline'
+  'get' | 'set' | 'getdel' | 'hget' | 'evalsha' | 'eval' | 'zrangebylex' | 'pipeline'
 >;
 
 /**
@@ -44,9 +44,53 @@ export interface RedisStoreOptions {
   readonly now?: () => number;
 }
 
-// KEYS[1] account hash, KEYS[2] new identity key, KEYS[3] old identity key, KEYS[4] ids zset
-// ARGV[1] id, ARGV[2] expected version ('' = create), ARGV[3] record JSON, ARGV[4] new version
-const PUT = `
+/**
+ * The version of the Redis key layout: 2 adds the indexes by status, by access-token expiry (active accounts),
+ * by last error and of failing accounts, so that an expiry walk reads only the due records and `countAccounts`
+ * reads no record at all. A store of version 1 (no `<prefix>schema` key, accounts present) is indexed in place
+ * by `migrate()`, which the store also runs by itself before the first indexed read.
+ *
+ * @example
+ * ```ts
+ * import { REDIS_SCHEMA_VERSION, redisStore } from 'oauth-mailbox/redis';
+ * if ((await redisStore({ client }).migrate()) !== REDIS_SCHEMA_VERSION) throw new Error('unexpected layout');
+ * ```
+ */
+export const REDIS_SCHEMA_VERSION = 2;
+
+/** The index keys every writing script gets, in this order, after its own keys. */
+const INDEX_NAMES = [
+  'status:active',
+  'status:reauth_required',
+  'status:error',
+  'status:revoked',
+  'expiry',
+  'errors',
+  'failing',
+] as const;
+
+// Index maintenance shared by the writing scripts. `base` is the position of the first index key in KEYS
+// (INDEX_NAMES order). A record is unindexed everywhere, then indexed by its fields: idempotent, and
+// independent of what the record was before.
+const INDEXING = `
+local STATUS = { active = 0, reauth_required = 1, error = 2, revoked = 3 }
+local function unindex(base, id)
+  for k = base, base + 5 do redis.call('ZREM', KEYS[k], id) end
+  redis.call('SREM', KEYS[base + 6], id)
+end
+local function index(base, id, status, expires, errorAt, failing)
+  redis.call('ZADD', KEYS[base + STATUS[status]], 0, id)
+  if status == 'active' and expires ~= '' then redis.call('ZADD', KEYS[base + 4], expires, id) end
+  if errorAt ~= '' then redis.call('ZADD', KEYS[base + 5], errorAt, id) end
+  if failing == '1' then redis.call('SADD', KEYS[base + 6], id) end
+end
+`;
+
+// KEYS[1] account hash, KEYS[2] new identity key, KEYS[3] old identity key, KEYS[4] ids zset, KEYS[5] schema,
+// KEYS[6..12] indexes. ARGV[1] id, ARGV[2] expected version ('' = create), ARGV[3] record JSON, ARGV[4] new
+// version, ARGV[5] status, ARGV[6] token expiry ('' = none), ARGV[7] last error time ('' = none),
+// ARGV[8] failing ('1'/'0'), ARGV[9] schema version
+const PUT = `${INDEXING}
 local current = redis.call('HGET', KEYS[1], 'version')
 if ARGV[2] == '' then
   if current then return {'conflict', current} end
@@ -57,21 +101,125 @@ end
 local holder = redis.call('GET', KEYS[2])
 if holder and holder ~= ARGV[1] then return {'identity', ''} end
 if KEYS[3] ~= KEYS[2] then redis.call('DEL', KEYS[3]) end
+-- An empty store has nothing to index: it is of the current layout from its first record.
+if redis.call('ZCARD', KEYS[4]) == 0 and not redis.call('GET', KEYS[5]) then redis.call('SET', KEYS[5], ARGV[9]) end
 redis.call('SET', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'version', ARGV[4], 'json', ARGV[3])
 redis.call('ZADD', KEYS[4], 0, ARGV[1])
+unindex(6, ARGV[1])
+index(6, ARGV[1], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
 return {'ok', ARGV[4]}
 `;
 
-// KEYS[1] account hash, KEYS[2] ids zset, KEYS[3] lease; ARGV[1] id, ARGV[2] expected version ('' = any)
-const DELETE = `
+// KEYS[1] account hash, KEYS[2] ids zset, KEYS[3] lease, KEYS[4..10] indexes; ARGV[1] id, ARGV[2] expected
+// version ('' = any)
+const DELETE = `${INDEXING}
 local current = redis.call('HGET', KEYS[1], 'version')
 if ARGV[2] ~= '' and current ~= ARGV[2] then return {'conflict', current or ''} end
 if not current then return {'missing', ''} end
 local json = redis.call('HGET', KEYS[1], 'json')
 redis.call('DEL', KEYS[1], KEYS[3])
 redis.call('ZREM', KEYS[2], ARGV[1])
+unindex(4, ARGV[1])
 return {'ok', json}
+`;
+
+// Index records written by a version-1 store. KEYS[1..7] indexes, KEYS[8..] account hashes; ARGV the ids of
+// those hashes, in the same order.
+const BACKFILL = `${INDEXING}
+local function field(value)
+  if value == nil or value == cjson.null then return '' end
+  return value
+end
+for n, id in ipairs(ARGV) do
+  local json = redis.call('HGET', KEYS[7 + n], 'json')
+  if json then
+    local r = cjson.decode(json)
+    local errorAt = ''
+    if r.lastError ~= nil and r.lastError ~= cjson.null then errorAt = field(r.lastError.at) end
+    local failing = '0'
+    if tonumber(r.consecutiveFailures) ~= nil and tonumber(r.consecutiveFailures) > 0 then failing = '1' end
+    unindex(1, id)
+    index(1, id, r.status, field(r.tokenExpiresAt), errorAt, failing)
+  end
+end
+return #ARGV
+`;
+
+// One page of ids. KEYS[1] a lex index (all ids, or one status's), KEYS[2] the expiry index. ARGV[1] after
+// ('' = from the start), ARGV[2] ids wanted, ARGV[3] expiresBefore ('' = no expiry bound: a lex walk),
+// ARGV[4] most ids looked at, ARGV[5] due count up to which the expiry index is read by score.
+// Returns { done (1: nothing after these), last id looked at ('' = none), ids... }.
+const PAGE = `
+-- Byte order, as ZRANGEBYLEX compares (Lua's own < on strings follows the server's locale).
+local function less(a, b)
+  for k = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, k), string.byte(b, k)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+local after, want, before, maxScan, small = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local from = '-'
+if after ~= '' then from = '(' .. after end
+local out = {}
+if before == '' then
+  local ids = redis.call('ZRANGEBYLEX', KEYS[1], from, '+', 'LIMIT', 0, want)
+  local done = 0
+  if #ids < want then done = 1 end
+  local last = ''
+  if #ids > 0 then last = ids[#ids] end
+  out = { done, last }
+  for _, id in ipairs(ids) do out[#out + 1] = id end
+  return out
+end
+local due = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. before)
+if due == 0 then return { 1, '' } end
+if due <= small then
+  -- Few due: read them by score, keep those after the cursor, in id order.
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. before)
+  local kept = {}
+  for _, id in ipairs(ids) do if after == '' or less(after, id) then kept[#kept + 1] = id end end
+  table.sort(kept, less)
+  local done = 1
+  if #kept > want then done = 0 end
+  local n = math.min(#kept, want)
+  local last = ''
+  if n > 0 then last = kept[n] end
+  out = { done, last }
+  for k = 1, n do out[#out + 1] = kept[k] end
+  return out
+end
+-- Many due: walk the lex index, keeping the ids whose expiry is before the bound.
+local ids = redis.call('ZRANGEBYLEX', KEYS[1], from, '+', 'LIMIT', 0, maxScan)
+local bound = tonumber(before)
+local last = ''
+local kept = 0
+out = { 0, '' }
+for _, id in ipairs(ids) do
+  last = id
+  local score = redis.call('ZSCORE', KEYS[2], id)
+  if score and tonumber(score) < bound then
+    out[#out + 1] = id
+    kept = kept + 1
+    if kept == want then break end
+  end
+end
+if kept < want and #ids < maxScan then out[1] = 1 end
+out[2] = last
+return out
+`;
+
+// KEYS[1] ids, KEYS[2..8] indexes; ARGV[1] now, ARGV[2] expiringBefore, ARGV[3] failedSince
+const COUNT = `
+return {
+  redis.call('ZCARD', KEYS[1]),
+  redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[4]), redis.call('ZCARD', KEYS[5]),
+  redis.call('ZCOUNT', KEYS[6], '-inf', ARGV[1]),
+  redis.call('ZCOUNT', KEYS[6], '(' .. ARGV[1], '(' .. ARGV[2]),
+  redis.call('ZCOUNT', KEYS[7], ARGV[3], '+inf'),
+  redis.call('SCARD', KEYS[8])
+}
 `;
 
 // KEYS[1] lease; ARGV[1] holder, ARGV[2] ttl ms
@@ -124,6 +272,11 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return value
 `;
 
+/** Most ids one page script looks at (a bound on how long it holds Redis). */
+const SCAN_PER_CALL = 5000;
+/** Up to this many due accounts, an expiry walk reads the expiry index by score instead of walking ids. */
+const DUE_BY_SCORE = 2000;
+
 const sha = (script: string) => createHash('sha1').update(script).digest('hex');
 
 /**
@@ -139,6 +292,8 @@ export class RedisStore implements contract.AccountStore, StateStore {
   readonly #client: RedisClient;
   readonly #p: string;
   readonly #now: () => number;
+  /** Settles once the key layout is of {@link REDIS_SCHEMA_VERSION} (cleared on failure, to be retried). */
+  #ready: Promise<void> | undefined;
 
   constructor(options: RedisStoreOptions) {
     if (typeof options?.client?.evalsha !== 'function' || typeof options.client.hget !== 'function') {
@@ -163,6 +318,12 @@ export class RedisStore implements contract.AccountStore, StateStore {
   }
   get #ids() {
     return `${this.#p}ids`;
+  }
+  get #schemaKey() {
+    return `${this.#p}schema`;
+  }
+  get #indexes(): string[] {
+    return INDEX_NAMES.map((name) => `${this.#p}${name}`);
   }
 
   async #script(
@@ -228,12 +389,19 @@ export class RedisStore implements contract.AccountStore, StateStore {
         newIdentity,
         existing === null ? newIdentity : this.#identity(existing),
         this.#ids,
+        this.#schemaKey,
+        ...this.#indexes,
       ],
       [
         record.id,
         expectedVersion === null ? '' : String(expectedVersion),
         JSON.stringify(stored),
         String(version),
+        stored.status,
+        stored.tokenExpiresAt === null ? '' : stored.tokenExpiresAt,
+        stored.lastError === null ? '' : stored.lastError.at,
+        stored.consecutiveFailures > 0 ? '1' : '0',
+        REDIS_SCHEMA_VERSION,
       ],
     )) as [string, string];
     if (outcome === 'ok') return stored;
@@ -252,7 +420,7 @@ export class RedisStore implements contract.AccountStore, StateStore {
     const [outcome, detail] = (await this.#script(
       'deleteAccount',
       DELETE,
-      [this.#account(id), this.#ids, this.#lease(id)],
+      [this.#account(id), this.#ids, this.#lease(id), ...this.#indexes],
       [id, options.expectedVersion === undefined ? '' : String(options.expectedVersion)],
     )) as [string, string];
     if (outcome === 'conflict') {
@@ -277,37 +445,113 @@ export class RedisStore implements contract.AccountStore, StateStore {
     options?: contract.ListOptions,
   ): Promise<contract.AccountPage> {
     const f = input.normalizeList(filter, options);
+    const status = f.statuses?.length === 1 ? f.statuses[0] : undefined;
+    // The expiry index holds active accounts only: it serves a walk of active accounts by expiry.
+    const due = status === 'active' && f.expiresBefore !== undefined;
+    if (status !== undefined || due) await this.#ensureIndexed();
+    const index = status === undefined ? this.#ids : `${this.#p}status:${status}`;
     const records: contract.AccountRecord[] = [];
     let after = f.after;
-    const batch = Math.max(f.limit + 1, 200);
+    const want = Math.max(f.limit + 1, 200);
     for (;;) {
-      const ids = await this.#run('listAccounts', () =>
-        this.#client.zrangebylex(this.#ids, after === undefined ? '-' : `(${after}`, '+', 'LIMIT', 0, batch),
-      );
-      if (ids.length === 0) return { records, nextCursor: null };
-      const pipeline = this.#client.pipeline();
-      for (const id of ids) pipeline.hget(this.#account(id), 'json');
-      const results = (await this.#run('listAccounts', () => pipeline.exec())) ?? [];
-      for (const i of ids.keys()) {
-        const [err, json] = results[i] ?? [new Error('missing pipeline result'), null];
-        if (err)
-          throw new StorageError('The Redis store failed (listAccounts)', {
-            operation: 'listAccounts',
-            cause: err,
-          });
-        if (typeof json !== 'string') continue; // deleted between the two reads
-        const record = JSON.parse(json) as contract.AccountRecord;
-        if (!input.matchesFilter(record, f)) continue;
-        if (records.length === f.limit)
-          return {
-            records,
-            nextCursor: input.encodeCursor((records[records.length - 1] as contract.AccountRecord).id),
-          };
-        records.push(record);
+      const [done, last, ...ids] = (await this.#script(
+        'listAccounts',
+        PAGE,
+        [index, `${this.#p}expiry`],
+        [after ?? '', want, due ? (f.expiresBefore as number) : '', SCAN_PER_CALL, DUE_BY_SCORE],
+      )) as [number, string, ...string[]];
+      if (ids.length > 0) {
+        const pipeline = this.#client.pipeline();
+        for (const id of ids) pipeline.hget(this.#account(id), 'json');
+        const results = (await this.#run('listAccounts', () => pipeline.exec())) ?? [];
+        for (const i of ids.keys()) {
+          const [err, json] = results[i] ?? [new Error('missing pipeline result'), null];
+          if (err)
+            throw new StorageError('The Redis store failed (listAccounts)', {
+              operation: 'listAccounts',
+              cause: err,
+            });
+          if (typeof json !== 'string') continue; // deleted between the two reads
+          const record = JSON.parse(json) as contract.AccountRecord;
+          if (!input.matchesFilter(record, f)) continue;
+          if (records.length === f.limit)
+            return {
+              records,
+              nextCursor: input.encodeCursor((records[records.length - 1] as contract.AccountRecord).id),
+            };
+          records.push(record);
+        }
       }
-      if (ids.length < batch) return { records, nextCursor: null };
+      if (Number(done) === 1 || last === '') return { records, nextCursor: null };
+      after = last;
+    }
+  }
+
+  /**
+   * The figures of `health()` from the indexes (set sizes and score ranges): no record is read, whatever
+   * the number of accounts.
+   */
+  async countAccounts(query: contract.AccountCountQuery): Promise<contract.AccountCounts> {
+    const { now, expiringBefore, failedSince } = input.checkCountQuery(query);
+    await this.#ensureIndexed();
+    const figures = (
+      (await this.#script(
+        'countAccounts',
+        COUNT,
+        [this.#ids, ...this.#indexes],
+        [now, expiringBefore, failedSince],
+      )) as number[]
+    ).map(Number) as [number, number, number, number, number, number, number, number, number];
+    const [total, active, reauth, error, revoked, expired, expiring, failed, failing] = figures;
+    return {
+      total,
+      byStatus: { active, reauth_required: reauth, error, revoked },
+      activeExpired: expired,
+      activeExpiring: expiring,
+      failedSince: failed,
+      failing,
+    };
+  }
+
+  /**
+   * Bring the key layout to {@link REDIS_SCHEMA_VERSION}: index every account written by a version-1 store
+   * (200 per script call, so Redis is never blocked for long), then record the version. Idempotent, and safe
+   * from several processes at once and while accounts are written. The store runs it by itself before its
+   * first indexed read; call it at start-up to take that cost there, and again once the last process of an
+   * older version has stopped (records it wrote after the first run are not indexed yet). Returns the version.
+   */
+  async migrate(): Promise<number> {
+    let after: string | undefined;
+    for (;;) {
+      const ids = await this.#run('migrate', () =>
+        this.#client.zrangebylex(this.#ids, after === undefined ? '-' : `(${after}`, '+', 'LIMIT', 0, 200),
+      );
+      if (ids.length > 0) {
+        await this.#script(
+          'migrate',
+          BACKFILL,
+          [...this.#indexes, ...ids.map((id) => this.#account(id))],
+          ids,
+        );
+      }
+      if (ids.length < 200) break;
       after = ids[ids.length - 1];
     }
+    await this.#run('migrate', () => this.#client.set(this.#schemaKey, String(REDIS_SCHEMA_VERSION)));
+    return REDIS_SCHEMA_VERSION;
+  }
+
+  /** Once per store: migrate a store of an older layout before reading an index. */
+  #ensureIndexed(): Promise<void> {
+    this.#ready ??= (async () => {
+      const version = await this.#run('migrate', () => this.#client.get(this.#schemaKey));
+      if (version !== null && Number(version) >= REDIS_SCHEMA_VERSION) return;
+      await this.migrate();
+    })().catch((err: unknown) => {
+      this.#ready = undefined;
+      throw err;
+    });
+    return this.#ready;
   }
 
   async acquireLease(id: string, holder: string, ttlMs: number): Promise<contract.Lease | null> {

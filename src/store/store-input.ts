@@ -1,4 +1,11 @@
-import type { AccountFilter, AccountRecord, ListOptions } from './account-store.js';
+import { checkCountQuery, tallyAccounts } from './account-counts.js';
+import type {
+  AccountCountQuery,
+  AccountCounts,
+  AccountFilter,
+  AccountRecord,
+  ListOptions,
+} from './account-store.js';
 import type { StoredState } from './state-store.js';
 import {
   assertAccountInput,
@@ -97,6 +104,16 @@ export interface StoreInput {
     readonly owner: string;
     readonly email: string;
   }): string;
+  /**
+   * Check the query of `countAccounts`: `now`, `expiringBefore` and `failedSince` epoch-millisecond integers,
+   * `now <= expiringBefore`. Returns it; throws {@link InvalidArgumentError}.
+   */
+  checkCountQuery(query: unknown): AccountCountQuery;
+  /**
+   * The reference computation of `countAccounts` over records in hand (what an engine-side aggregate must
+   * agree with; the conformance suite compares a store's answer to it).
+   */
+  tallyAccounts(records: Iterable<AccountRecord>, query: AccountCountQuery): AccountCounts;
   /** The largest `limit` of `listAccounts` (1000). */
   readonly maxPageSize: number;
   /** The `limit` of `listAccounts` when none is given (100). */
@@ -140,6 +157,8 @@ export const storeInput: StoreInput = Object.freeze({
   encodeCursor,
   decodeCursor,
   identityKey,
+  checkCountQuery,
+  tallyAccounts,
   maxPageSize: MAX_PAGE_SIZE,
   defaultPageSize: DEFAULT_PAGE_SIZE,
 });

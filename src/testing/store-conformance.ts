@@ -11,6 +11,7 @@ import { InvalidArgumentError, VersionConflictError } from '../errors.js';
 import type { AccountRecord, AccountStore } from '../store/account-store.js';
 import { iterateAccounts } from '../store/iterate.js';
 import type { StateStore, StoredState } from '../store/state-store.js';
+import { storeInput } from '../store/store-input.js';
 
 /** A store under test. */
 type Store = AccountStore & StateStore;
@@ -531,6 +532,129 @@ const accountCases: [string, (store: Store) => Promise<void>][] = [
         rest.records.map((r) => r.id),
         ids.slice(4),
       );
+    },
+  ],
+  [
+    'walks the due active accounts by expiry in id order, page by page, following every update',
+    async (store) => {
+      const base = 1_900_000_000_000;
+      const statuses = ['active', 'active', 'error', 'active', 'revoked', 'reauth_required'] as const;
+      const created: AccountRecord[] = [];
+      for (let i = 0; i < 40; i++) {
+        created.push(
+          await store.putAccount(
+            newRecord({
+              status: statuses[i % statuses.length],
+              tokenExpiresAt: i % 7 === 0 ? null : base + ((i * 37) % 50) - 25,
+            }),
+            { expectedVersion: null },
+          ),
+        );
+      }
+      const walk = async (limit: number) => {
+        const seen: string[] = [];
+        let cursor: string | null = null;
+        let pages = 0;
+        do {
+          const page = await store.listAccounts({ status: 'active', expiresBefore: base }, { cursor, limit });
+          assert.ok(page.records.length <= limit, `a page of limit ${limit} held ${page.records.length}`);
+          seen.push(...page.records.map((r) => r.id));
+          cursor = page.nextCursor;
+        } while (cursor !== null && ++pages < 100);
+        return seen;
+      };
+      const expected = async () =>
+        (await store.listAccounts({}, { limit: 1000 })).records
+          .filter((r) => r.status === 'active' && r.tokenExpiresAt !== null && r.tokenExpiresAt < base)
+          .map((r) => r.id);
+      const due = await expected();
+      assert.ok(due.length >= 5, 'the fixture has due accounts');
+      for (const limit of [1, 3, 1000]) equal(await walk(limit), due, `pages of ${limit}`);
+      // Updates move records in and out: a refreshed token, a status change, a deletion, a new due account.
+      const [first, second, third] = due as [string, string, string];
+      const refreshed = (await store.getAccount(first)) as AccountRecord;
+      await store.putAccount(
+        { ...refreshed, tokenExpiresAt: base + 3_600_000 },
+        { expectedVersion: refreshed.version },
+      );
+      const failed = (await store.getAccount(second)) as AccountRecord;
+      await store.putAccount({ ...failed, status: 'reauth_required' }, { expectedVersion: failed.version });
+      await store.deleteAccount(third);
+      const later = created.find(
+        (r) => r.status === 'active' && r.tokenExpiresAt !== null && r.tokenExpiresAt >= base,
+      );
+      assert.ok(later !== undefined, 'the fixture has an active account not yet due');
+      const current = (await store.getAccount(later.id)) as AccountRecord;
+      await store.putAccount({ ...current, tokenExpiresAt: base - 1 }, { expectedVersion: current.version });
+      const after = await expected();
+      assert.ok(!after.includes(first) && !after.includes(second) && after.includes(later.id));
+      equal(await walk(2), after);
+      // A cursor from the middle resumes after its id.
+      const page = await store.listAccounts({ status: 'active', expiresBefore: base }, { limit: 2 });
+      const rest = await store.listAccounts(
+        { status: 'active', expiresBefore: base },
+        { cursor: page.nextCursor, limit: 1000 },
+      );
+      equal(
+        [...page.records, ...rest.records].map((r) => r.id),
+        after,
+      );
+    },
+  ],
+  [
+    'counts accounts as the reference tally does, if it implements countAccounts',
+    async (store) => {
+      if (store.countAccounts === undefined) return; // optional: health() walks the accounts instead
+      const now = 1_900_000_000_000;
+      const query = { now, expiringBefore: now + 600_000, failedSince: now - 86_400_000 };
+      const all = async () => (await store.listAccounts({}, { limit: 1000 })).records;
+      equal(await store.countAccounts(query), storeInput.tallyAccounts([], query), 'an empty store');
+      const statuses = ['active', 'active', 'error', 'reauth_required', 'active', 'revoked'] as const;
+      for (let i = 0; i < 30; i++) {
+        const failures = i % 4;
+        await store.putAccount(
+          newRecord({
+            status: statuses[i % statuses.length],
+            // expired, expiring, later, or unknown
+            tokenExpiresAt:
+              [now - 1, now, now + 1, now + 599_999, now + 600_000, null, now + 5_000_000][i % 7] ?? null,
+            consecutiveFailures: failures,
+            lastError:
+              i % 5 === 0
+                ? null
+                : { code: 'ERR_TOKEN_REFRESH', message: 'failed', at: now - 86_400_000 + (i % 3) - 1 },
+          }),
+          { expectedVersion: null },
+        );
+      }
+      const counted = await store.countAccounts(query);
+      equal(counted, storeInput.tallyAccounts(await all(), query));
+      same(counted.total, 30);
+      assert.ok(
+        counted.activeExpired > 0 &&
+          counted.activeExpiring > 0 &&
+          counted.failedSince > 0 &&
+          counted.failing > 0,
+      );
+      // The figures follow updates and deletions.
+      const records = await all();
+      for (const r of records.slice(0, 10)) {
+        await store.putAccount(
+          { ...r, status: 'active', tokenExpiresAt: now + 1000, consecutiveFailures: 0, lastError: null },
+          { expectedVersion: r.version },
+        );
+      }
+      for (const r of records.slice(10, 14)) await store.deleteAccount(r.id);
+      equal(await store.countAccounts(query), storeInput.tallyAccounts(await all(), query), 'after updates');
+      for (const bad of [
+        null,
+        {},
+        { now: -1, expiringBefore: 0, failedSince: 0 },
+        { now: 10, expiringBefore: 5, failedSince: 0 },
+        { now: 1.5, expiringBefore: 2, failedSince: 0 },
+      ]) {
+        await rejectsWith(store.countAccounts(bad as never), InvalidArgumentError, JSON.stringify(bad));
+      }
     },
   ],
   [

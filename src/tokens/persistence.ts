@@ -10,8 +10,11 @@ import {
   VersionConflictError,
 } from '../errors.js';
 import { describeType } from '../internal/text.js';
+import { AccountTally } from '../store/account-counts.js';
 import {
   ACCOUNT_STATUSES,
+  type AccountCountQuery,
+  type AccountCounts,
   type AccountFilter,
   type AccountRecord,
   type AccountStatus,
@@ -392,6 +395,39 @@ export class TokenPersistence {
   }> {
     const page = await this.#call('listAccounts', undefined, () => this.#store.listAccounts(filter, options));
     return { accounts: page.records.map(toMailboxAccount), nextCursor: page.nextCursor };
+  }
+
+  /**
+   * The {@link AccountCounts} of every account: the store's own `countAccounts` when it has one (`counted:
+   * 'store'`), else a page-by-page walk of the records, nothing decrypted (`counted: 'walk'`).
+   */
+  async countAccounts(
+    query: AccountCountQuery,
+    options: { readonly signal?: AbortSignal } = {},
+  ): Promise<{
+    /** The figures. */
+    counts: AccountCounts;
+    /** How they were computed. */
+    counted: 'store' | 'walk';
+  }> {
+    const store = this.#store;
+    if (typeof store.countAccounts === 'function') {
+      const counts = await this.#call('countAccounts', undefined, () =>
+        (store.countAccounts as NonNullable<AccountStore['countAccounts']>)(query),
+      );
+      return { counts, counted: 'store' };
+    }
+    const tally = new AccountTally(query);
+    let cursor: string | null = null;
+    do {
+      options.signal?.throwIfAborted();
+      const page = await this.#call('listAccounts', undefined, () =>
+        store.listAccounts({}, { cursor, limit: 1000 }),
+      );
+      for (const r of page.records) tally.add(r);
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+    return { counts: tally.counts(), counted: 'walk' };
   }
 
   /** Delete the account and its tokens; `true` if it existed. */

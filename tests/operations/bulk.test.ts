@@ -142,24 +142,56 @@ describe('refreshExpiring', () => {
 });
 
 describe('health', () => {
-  it('counts by status, expiring tokens, recent failures and circuits', async () => {
-    const { refresher, ids, persistence } = await expiredAccount(server, { accounts: 4 });
-    await saveValidFor(persistence, ids[0] as string, 'a', 3);
+  it('counts by status, expired and expiring access tokens, failing accounts and circuits', async () => {
+    const { refresher, ids, persistence, store, cipher } = await expiredAccount(server, { accounts: 4 });
+    await persistence.saveTokens(ids[0] as string, { accessToken: 'a', expiresAt: Date.now() + 300_000 });
     await saveValidFor(persistence, ids[1] as string, 'b', 30);
     await persistence.recordFailure(
       ids[2] as string,
       { code: 'ERR_REAUTHORIZATION_REQUIRED', message: 'x' },
       { status: 'reauth_required' },
     );
-    const report = await health(persistence, refresher());
-    expect(report).toMatchObject({
+    const expected = {
       total: 4,
       byStatus: { active: 3, reauth_required: 1, error: 0, revoked: 0 },
-      expiringWithin24h: 1,
-      expiringWithin7d: 2,
-      failuresLast24h: 1,
+      accessTokensExpired: 1, // ids[3]: refreshed on next use
+      accessTokensExpiring: 1, // ids[0]: within the default 10 minutes
+      failingAccounts: 1,
+      recentlyFailedAccounts: 1,
+      windows: { expiringWithinMs: 600_000, failuresWithinMs: 86_400_000 },
       healthy: false,
-    });
+    };
+    const report = await health(persistence, refresher());
+    expect(report).toMatchObject({ ...expected, counted: 'store' });
+    // A store without countAccounts is walked, to the same figures.
+    const { countAccounts: _, ...rest } = Object.fromEntries(
+      [
+        'getAccount',
+        'findAccountByIdentity',
+        'putAccount',
+        'deleteAccount',
+        'listAccounts',
+        'acquireLease',
+        'releaseLease',
+        'countAccounts',
+      ].map((name) => [
+        name,
+        (store as unknown as Record<string, (...a: unknown[]) => unknown>)[name]?.bind(store),
+      ]),
+    );
+    const walked = new TokenPersistence({ store: rest as never, cipher });
+    expect(await health(walked, refresher())).toMatchObject({ ...expected, counted: 'walk' });
+    // Windows are the caller's: a day of expiry counts ids[0] only, a 1 ms failure window none.
+    expect(
+      await health(persistence, undefined, {
+        expiringWithinMs: 86_400_000,
+        failuresWithinMs: 1,
+        now: Date.now() + 10,
+      }),
+    ).toMatchObject({ accessTokensExpiring: 1, recentlyFailedAccounts: 0, circuits: {} });
+    for (const bad of [{ expiringWithinMs: -1 }, { failuresWithinMs: 1.5 }, { now: -5 }]) {
+      await expect(health(persistence, undefined, bad)).rejects.toBeInstanceOf(InvalidArgumentError);
+    }
     const one = await accountHealth(persistence, ids[2] as string);
     expect(one).toMatchObject({ connected: false, status: 'reauth_required', consecutiveFailures: 1 });
     expect(one.lastError?.code).toBe('ERR_REAUTHORIZATION_REQUIRED');
