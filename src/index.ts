@@ -108,6 +108,7 @@ export {
   AccessToken,
   type GetAccessTokenOptions,
   type RefreshRetryOptions,
+  type RefreshOutcome,
   TokenRefresher,
   type TokenRefresherEvents,
   type TokenRefresherOptions,

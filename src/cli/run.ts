@@ -211,7 +211,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         out(
           report,
           `${report.dryRun ? 'dry run: would refresh' : 'refreshed'} ${report.refreshed} of ${report.scanned} scanned` +
-            ` (skipped ${report.skipped}, failed ${report.failed}) in ${report.durationMs} ms\n${failures}`,
+            ` (skipped ${report.skipped}, failed ${report.failed})` +
+            (report.inProgressElsewhere > 0
+              ? `, ${report.inProgressElsewhere} left to another instance`
+              : '') +
+            ` in ${report.durationMs} ms\n${failures}`,
         );
         return report.failed > 0 ? EXIT.DEGRADED : EXIT.OK;
       }

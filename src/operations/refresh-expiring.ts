@@ -51,8 +51,13 @@ export interface FleetProgress {
   readonly scanned: number;
   /** Accounts that got a new token (in a dry run: that would be refreshed). */
   readonly refreshed: number;
-  /** Accounts that needed nothing: another caller or process had already refreshed them. */
+  /** Accounts that needed nothing: their token was valid long enough (another caller or process had refreshed it). */
   readonly skipped: number;
+  /**
+   * Accounts another process was refreshing (it held the account's refresh lease): left to it, not waited
+   * for. Several instances running `refreshExpiring` at once split the accounts this way.
+   */
+  readonly inProgressElsewhere: number;
   /** Accounts whose refresh failed (counted by code in `failures`). */
   readonly failed: number;
 }
@@ -113,7 +118,9 @@ async function pool<T>(
 
 /**
  * Refresh every active account whose token expires within `withinMs`, with bounded concurrency, and report
- * what happened. One account's failure does not stop the walk; an abort does.
+ * what happened. One account's failure does not stop the walk; an abort does. Runs on several instances at
+ * once share the work without a leader: each account is refreshed once, by whichever instance takes its
+ * refresh lease first; the others count it in `inProgressElsewhere` and move on.
  *
  * @example
  * ```ts
@@ -149,7 +156,7 @@ export async function refreshExpiring(
     ...(options.owner === undefined ? {} : { owner: options.owner }),
   };
   const only = options.accountIds === undefined ? undefined : new Set(options.accountIds);
-  const counts = { scanned: 0, refreshed: 0, skipped: 0, failed: 0 };
+  const counts = { scanned: 0, refreshed: 0, skipped: 0, inProgressElsewhere: 0, failed: 0 };
   const failures: Record<string, number> = {};
   const progress = () => options.onProgress?.({ ...counts });
   await pool(walk(persistence, filter, pageSize, options.signal), concurrency, async (account) => {
@@ -161,13 +168,13 @@ export async function refreshExpiring(
       return;
     }
     try {
-      const token = await refresher.getAccessToken(account.id, {
+      const outcome = await refresher.refreshIfDue(account.id, {
         minValidityMs: options.withinMs,
         ...(options.signal === undefined ? {} : { signal: options.signal }),
       });
-      const before = account.tokenExpiresAt?.getTime() ?? 0;
-      if ((token.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY) > before) counts.refreshed++;
-      else counts.skipped++;
+      if (outcome === 'refreshed') counts.refreshed++;
+      else if (outcome === 'fresh') counts.skipped++;
+      else counts.inProgressElsewhere++;
     } catch (err) {
       if (options.signal?.aborted) throw options.signal.reason;
       counts.failed++;

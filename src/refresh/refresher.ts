@@ -132,6 +132,21 @@ export interface GetAccessTokenOptions {
 }
 
 /**
+ * What {@link TokenRefresher.refreshIfDue} did: `refreshed` (this process obtained a new token),
+ * `fresh` (the token held or stored was valid long enough: nothing to do, or another caller had just
+ * refreshed it) or `busy` (another process holds the account's refresh lease: the refresh is left to it).
+ *
+ * @example
+ * ```ts
+ * const outcome: RefreshOutcome = await auth.refresher.refreshIfDue(accountId, { minValidityMs: 600_000 });
+ * ```
+ */
+export type RefreshOutcome = 'refreshed' | 'fresh' | 'busy';
+
+/** Thrown inside a flight that was told not to wait for another process's lease. */
+const LEASE_BUSY: unique symbol = Symbol('lease busy elsewhere');
+
+/**
  * A usable access token. `accessToken` is readable but never serialized: `JSON.stringify` and
  * `util.inspect` show `[redacted]`.
  *
@@ -329,6 +344,8 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
   readonly #resourceCache = new Map<string, Map<string, CacheEntry>>();
   /** Flights by account id, or `<account id>\u0000<resource>` for a resource. */
   readonly #flights = new Map<string, Flight>();
+  /** Tokens this process obtained from the provider (not read from the cache or the store). */
+  readonly #obtained = new WeakSet<AccessToken>();
   /** Per account, the tail of the queue of refreshes of this process (any resource): one at a time. */
   readonly #accountLocks = new Map<string, Promise<void>>();
   /** Tokens obtained from a refresh whose store write has not succeeded yet. */
@@ -440,6 +457,49 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
     );
   }
 
+  /**
+   * Refresh the account's primary token if it expires within `minValidityMs`, for a bulk refresh shared by
+   * several processes: where another process holds the account's refresh lease, this returns `busy` at once
+   * instead of waiting for it, so that concurrent runs split the accounts between them rather than queue
+   * behind each other. Throws what {@link TokenRefresher.getAccessToken} throws.
+   *
+   * @example
+   * ```ts
+   * const outcome = await refresher.refreshIfDue(accountId, { minValidityMs: 3_600_000, signal });
+   * if (outcome === 'busy') console.log('another instance is refreshing it');
+   * ```
+   */
+  async refreshIfDue(
+    accountId: string,
+    options: { readonly minValidityMs: number; readonly signal?: AbortSignal },
+  ): Promise<RefreshOutcome> {
+    const minValidityMs = options?.minValidityMs;
+    if (typeof accountId !== 'string' || accountId.length === 0) {
+      throw new InvalidArgumentError('accountId must be a non-empty string');
+    }
+    if (typeof minValidityMs !== 'number' || !Number.isSafeInteger(minValidityMs) || minValidityMs < 0) {
+      throw new InvalidArgumentError('minValidityMs must be a non-negative integer (milliseconds)');
+    }
+    const cached = this.#cache.get(accountId);
+    if (cached !== undefined && this.#valid(cached.expiresAtMs, minValidityMs, cached.halfLifeMs))
+      return 'fresh';
+    options.signal?.throwIfAborted();
+    try {
+      const token = await this.#join(
+        { accountId, resource: undefined },
+        minValidityMs,
+        false,
+        undefined,
+        options.signal,
+        true,
+      );
+      return this.#obtained.has(token) ? 'refreshed' : 'fresh';
+    } catch (err) {
+      if (err === LEASE_BUSY) return 'busy';
+      throw err;
+    }
+  }
+
   /** Forget what this process holds for an account, every resource included (after a disconnect, say). */
   invalidate(accountId: string): void {
     this.#cache.delete(accountId);
@@ -467,6 +527,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
     force: boolean,
     stale: string | undefined,
     signal: AbortSignal | undefined,
+    skipIfBusy = false,
   ): Promise<AccessToken> {
     const key =
       target.resource === undefined ? target.accountId : `${target.accountId}\u0000${target.resource}`;
@@ -477,13 +538,21 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
         controller === undefined
           ? this.#closed.signal
           : AbortSignal.any([controller.signal, this.#closed.signal]);
-      const promise = this.#obtain(target, minValidityMs, force, stale, shared).finally(() => {
+      const promise = this.#obtain(target, minValidityMs, force, stale, shared, skipIfBusy).finally(() => {
         if (this.#flights.get(key)?.promise === promise) this.#flights.delete(key);
       });
       flight = { promise, controller, waiters: 0 };
       this.#flights.set(key, flight);
     }
-    const token = await this.#wait(flight, signal);
+    let token: AccessToken;
+    try {
+      token = await this.#wait(flight, signal);
+    } catch (err) {
+      // A flight of refreshIfDue left the refresh to another process; this caller waits for it.
+      if (err !== LEASE_BUSY || skipIfBusy) throw err;
+      if (this.#flights.get(key) === flight) this.#flights.delete(key);
+      return this.#join(target, minValidityMs, force, stale, signal);
+    }
     if (stale !== undefined && token.accessToken === stale) {
       // We joined a flight that did not replace the rejected token: refresh now.
       if (this.#flights.get(key) === flight) this.#flights.delete(key);
@@ -564,6 +633,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
     force: boolean,
     stale: string | undefined,
     signal: AbortSignal,
+    skipIfBusy: boolean,
   ): Promise<AccessToken> {
     const { accountId, resource } = target;
     const deadline = this.#now() + this.#waitMs;
@@ -599,6 +669,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
       const breaker = this.#breaker(provider.id);
       const token = await (breaker === undefined ? attempt() : breaker.execute(attempt));
       if (token !== undefined) return token;
+      if (skipIfBusy) throw LEASE_BUSY;
       // Another process is refreshing: wait for its new version rather than calling the provider.
       if (this.#now() >= deadline) {
         throw new TokenRefreshError('Timed out waiting for another process to refresh this token', {
@@ -704,6 +775,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
       const stored = await this.#store(accountId, next);
       keepLease = stored === 'pending';
       const token = this.#remember({ account: current.account, tokens: next }, resource);
+      this.#obtained.add(token);
       const rotated = result.tokens.refreshToken !== null;
       this.#emit('refreshed', {
         accountId,

@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import Redis from 'ioredis';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type AccountStore, aesGcmCipher, TokenPersistence } from '../../src/index.js';
+import { type AccountStore, aesGcmCipher, type RefreshReport, TokenPersistence } from '../../src/index.js';
 import { postgresStore } from '../../src/postgres.js';
 import { redisStore } from '../../src/redis.js';
 import { waitFor } from '../support/async.js';
@@ -72,6 +72,7 @@ function startWorker(config: WorkerConfig): {
   child: ChildProcess;
   ready: Promise<void>;
   done: Promise<WorkerResult[]>;
+  report: Promise<RefreshReport>;
 } {
   const child = fork(WORKER, [JSON.stringify(config)], {
     execArgv: ['--import', TSX],
@@ -81,16 +82,31 @@ function startWorker(config: WorkerConfig): {
   const ready = new Promise<void>((r) => {
     onReady = r;
   });
-  const done = new Promise<WorkerResult[]>((resolveDone, reject) => {
-    child.on('message', (m: { ready?: boolean; results?: WorkerResult[] }) => {
+  const message = new Promise<{ results?: WorkerResult[]; report?: RefreshReport }>((resolveDone, reject) => {
+    child.on('message', (m: { ready?: boolean; results?: WorkerResult[]; report?: RefreshReport }) => {
       if (m.ready) onReady();
-      if (m.results) resolveDone(m.results);
+      if (m.results || m.report) resolveDone(m);
     });
     child.on('exit', (code, signal) =>
       reject(new Error(`worker exited (${code ?? signal}) before reporting`)),
     );
   });
-  return { child, ready, done };
+  const field = <K extends 'results' | 'report'>(key: K) =>
+    message.then((m) => {
+      const value = m[key];
+      if (value === undefined) throw new Error(`the worker reported no ${key}`);
+      return value as NonNullable<(typeof m)[K]>;
+    });
+  return {
+    child,
+    ready,
+    get done() {
+      return field('results');
+    },
+    get report() {
+      return field('report');
+    },
+  };
 }
 
 // Without DATABASE_URL and REDIS_URL there is nothing to run: say so instead of an empty file.
@@ -169,6 +185,36 @@ describe.each(engines)('exactly-once refresh across processes: $name', (engine) 
         const r = workerResults[i];
         expect(r).toEqual({ id, ok: true, token: newest.accessToken });
       }
+    }
+  }, 60_000);
+
+  it('two instances running refreshExpiring at once split the accounts: each refreshed once, no leader', async () => {
+    const accounts = 60;
+    const tokens = await startTokenServer({ latencyMs: 5 });
+    cleanups.push(() => tokens.close());
+    const { persistence, ids, config } = await seed(accounts, tokens);
+    // No answer until both instances have asked for a token: neither can finish the run alone, and an
+    // instance that waited for the other's leases instead of moving on would never ask.
+    tokens.holdUntilClients(2);
+    const workers = ['instance-a', 'instance-b'].map((clientId) =>
+      startWorker(config({ mode: 'refreshExpiring', clientId })),
+    );
+    await Promise.all(workers.map((w) => w.ready));
+    for (const w of workers) w.child.send({ go: true });
+    const reports = await Promise.all(workers.map((w) => w.report));
+    expect(tokens.stats.refreshes).toBe(accounts);
+    expect(tokens.stats.invalidGrants).toBe(0);
+    expect(reports.reduce((n, r) => n + r.refreshed, 0)).toBe(accounts);
+    for (const [i, report] of reports.entries()) {
+      expect(report.failed).toBe(0);
+      expect(report.refreshed).toBeGreaterThan(0);
+      expect(report.refreshed).toBe(tokens.byClient.get(i === 0 ? 'instance-a' : 'instance-b'));
+      expect(report.refreshed + report.skipped + report.inProgressElsewhere).toBe(report.scanned);
+    }
+    expect(reports.reduce((n, r) => n + r.inProgressElsewhere, 0)).toBeGreaterThan(0);
+    for (const id of ids) {
+      const { account, tokens: stored } = await persistence.load(id);
+      expect(stored?.refreshToken).toBe(tokens.latest(account.metadata.email as string).refreshToken);
     }
   }, 60_000);
 

@@ -4,7 +4,14 @@
  */
 import Redis from 'ioredis';
 import pg from 'pg';
-import { type AccountStore, ProviderRegistry, TokenPersistence, TokenRefresher } from '../../src/index.js';
+import {
+  type AccountStore,
+  ProviderRegistry,
+  type RefreshReport,
+  refreshExpiring,
+  TokenPersistence,
+  TokenRefresher,
+} from '../../src/index.js';
 import { postgresStore } from '../../src/postgres.js';
 import { redisStore } from '../../src/redis.js';
 import { testCipher } from '../support/auth.js';
@@ -20,6 +27,10 @@ export interface WorkerConfig {
   readonly leaseTtlMs: number;
   /** getAccessToken calls per account, one after another. @default 1 */
   readonly calls?: number;
+  /** `refreshExpiring`: one bulk refresh of every expired account (concurrency 8) instead of the calls. */
+  readonly mode?: 'get' | 'refreshExpiring';
+  /** The OAuth client id (the token server counts requests per client). @default 'fleet-client' */
+  readonly clientId?: string;
 }
 
 export type WorkerResult =
@@ -36,7 +47,7 @@ const store: AccountStore = pool
 const persistence = new TokenPersistence({ store, cipher: testCipher(Buffer.from(config.keyHex, 'hex')) });
 const registry = new ProviderRegistry([
   tokenServerProvider(config.tokenServer, {
-    clientId: 'fleet-client',
+    clientId: config.clientId ?? 'fleet-client',
     clientSecret: 'fleet-secret',
     redirectUri: 'http://127.0.0.1/callback',
   }),
@@ -50,8 +61,22 @@ const refresher = new TokenRefresher({
   retry: { retries: 2, minDelayMs: 20, maxDelayMs: 200 },
 });
 
+const finish = (message: unknown) =>
+  process.send?.(message, () => {
+    refresher.close();
+    void Promise.all([pool?.end(), redis?.quit()]).finally(() => process.exit(0));
+  });
+
 process.on('message', async (message: { go?: boolean }) => {
   if (!message.go) return;
+  if (config.mode === 'refreshExpiring') {
+    const report: RefreshReport = await refreshExpiring(refresher, persistence, {
+      withinMs: 60_000,
+      concurrency: 8,
+    });
+    finish({ report });
+    return;
+  }
   const settled = await Promise.allSettled(
     config.ids.map(async (id) => {
       let token = await refresher.getAccessToken(id);
@@ -65,9 +90,6 @@ process.on('message', async (message: { go?: boolean }) => {
       ? { id, ok: true, token: r.value.accessToken }
       : { id, ok: false, code: (r.reason as { code?: string }).code ?? String(r.reason) };
   });
-  process.send?.({ results }, () => {
-    refresher.close();
-    void Promise.all([pool?.end(), redis?.quit()]).finally(() => process.exit(0));
-  });
+  finish({ results });
 });
 process.send?.({ ready: true });

@@ -56,8 +56,8 @@ describe('refreshExpiring', () => {
     const r = refresher();
     let running = 0;
     let peak = 0;
-    const original = r.getAccessToken.bind(r);
-    r.getAccessToken = async (id, options) => {
+    const original = r.refreshIfDue.bind(r);
+    r.refreshIfDue = async (id, options) => {
       running++;
       peak = Math.max(peak, running);
       try {

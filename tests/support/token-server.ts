@@ -19,6 +19,13 @@ export interface TokenServer {
   hang(account: string): void;
   /** Answer this account's refresh requests again. */
   unhang(account: string): void;
+  /**
+   * Hold every refresh answer until refresh requests from `clients` different client ids have arrived (so a
+   * test can prove that several processes each took part of the work, without timing them).
+   */
+  holdUntilClients(clients: number): void;
+  /** Refresh requests per client id. */
+  readonly byClient: ReadonlyMap<string, number>;
   /** Make the account's current access tokens inactive (introspection says so), as an early expiry would. */
   expireAccessTokens(account: string): void;
   /** Revoke the grant: refresh and access tokens of the account stop working. */
@@ -33,6 +40,8 @@ export async function startTokenServer(
   const access = new Map<string, string>(); // access token -> account
   const newest = new Map<string, { refreshToken?: string; accessToken?: string }>();
   const hanging = new Set<string>();
+  const byClient = new Map<string, number>();
+  let gate: { clients: number; open: Promise<void>; release: () => void } | undefined;
   const stats = { refreshes: 0, invalidGrants: 0, aborted: 0, hanging: 0 };
   const send = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
@@ -82,6 +91,9 @@ export async function startTokenServer(
       }
       // Rotate at once (before the simulated latency): two concurrent uses of one token cannot both win.
       stats.refreshes++;
+      const client = clientIdOf(req, params);
+      byClient.set(client, (byClient.get(client) ?? 0) + 1);
+      if (gate !== undefined && byClient.size >= gate.clients) gate.release();
       let issued: { refreshToken: string; accessToken: string } | undefined;
       if (account !== undefined) {
         valid.delete(token);
@@ -96,6 +108,7 @@ export async function startTokenServer(
         stats.invalidGrants++;
       }
       if (options.latencyMs) await new Promise((r) => setTimeout(r, options.latencyMs));
+      if (gate !== undefined) await gate.open;
       if (issued === undefined) {
         return send(res, 400, {
           error: 'invalid_grant',
@@ -127,6 +140,15 @@ export async function startTokenServer(
       accessToken: newest.get(account)?.accessToken,
     }),
     hang: (account) => void hanging.add(account),
+    holdUntilClients(clients) {
+      let release = () => {};
+      const open = new Promise<void>((r) => {
+        release = r;
+      });
+      gate = { clients, open, release };
+      if (byClient.size >= clients) release();
+    },
+    byClient,
     unhang: (account) => void hanging.delete(account),
     expireAccessTokens(account) {
       for (const [token, owner] of access) if (owner === account) access.delete(token);
@@ -141,6 +163,16 @@ export async function startTokenServer(
         server.close(() => resolve());
       }),
   };
+}
+
+/** The client id of a token request: HTTP Basic credentials, else the `client_id` parameter. */
+function clientIdOf(req: IncomingMessage, params: URLSearchParams): string {
+  const basic = /^Basic (.+)$/i.exec(req.headers.authorization ?? '');
+  if (basic !== null) {
+    const decoded = Buffer.from(basic[1] as string, 'base64').toString('utf8');
+    return decodeURIComponent(decoded.slice(0, decoded.indexOf(':')));
+  }
+  return params.get('client_id') ?? '';
 }
 
 /**
