@@ -107,8 +107,8 @@ export type { CircuitBreakerOptions, CircuitSnapshot, CircuitState } from './ref
 export {
   AccessToken,
   type GetAccessTokenOptions,
-  type RefreshRetryOptions,
   type RefreshOutcome,
+  type RefreshRetryOptions,
   TokenRefresher,
   type TokenRefresherEvents,
   type TokenRefresherOptions,
