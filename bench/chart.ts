@@ -85,6 +85,38 @@ export function renderChart(data: Results): string {
         },
       ],
     },
+    ...(['10k', '50k'] as const).map((size) => ({
+      label: `9. Bulk refresh of ${size} accounts, ms (floor: provider.refresh alone)`,
+      unit: 'ms',
+      bars: [
+        ...(['memory', 'PGlite', 'PostgreSQL', 'Redis'] as const).map((engine) => ({
+          name: engine,
+          value: get(`9-${engine}`, `bulk ms @${size}`),
+          ours: true,
+        })),
+        {
+          name: 'floor',
+          value: ((m, r) => (m === undefined || r === undefined ? undefined : m / r))(
+            get('9-memory', `bulk ms @${size}`),
+            get('9-memory', `bulk / floor @${size}`),
+          ),
+          ours: false,
+        },
+      ],
+    })),
+    ...(['walk', 'health'] as const).map((what) => ({
+      label: `9. ${what === 'walk' ? 'Full walk' : 'health()'} at 10k / 50k / 100k accounts, ms`,
+      unit: 'ms',
+      bars: (['memory', 'PGlite', 'PostgreSQL', 'Redis'] as const).flatMap((engine) =>
+        (['10k', '50k', '100k'] as const)
+          .map((size) => ({
+            name: `${engine} @${size}`,
+            value: get(`9-${engine}`, `${what} ms @${size}`),
+            ours: true,
+          }))
+          .filter((bar) => bar.value !== undefined),
+      ),
+    })),
   ];
   const width = 760;
   const barHeight = 18;

@@ -34,6 +34,7 @@ import { startDovecot } from '../tests/support/dovecot-server.js';
 import { startTokenServer, type TokenServer } from '../tests/support/token-server.js';
 import type { BulkWorkerInput, BulkWorkerResult } from './bulk-worker.js';
 import { renderChart } from './chart.js';
+import type { ScaleEngine, ScaleWorkerInput, ScaleWorkerResult } from './scale-worker.js';
 import { benchProvider, runInFreshProcess } from './support.js';
 import type { WatchersWorkerInput, WatchersWorkerResult } from './watchers-worker.js';
 
@@ -451,6 +452,110 @@ async function bulk() {
   });
 }
 
+// 9. Stores at scale -----------------------------------------------------------------------------------
+/** Sizes per engine: 1k, 10k and 50k everywhere; 100k where an engine is meant for large fleets. */
+// BENCH_SCALE_SIZES=10000,50000 measures only those sizes (on every engine), for a quicker look.
+const ONLY_SIZES = process.env.BENCH_SCALE_SIZES?.split(',').map(Number);
+const SCALE_SIZES: Record<ScaleEngine, readonly number[]> = SMOKE
+  ? { memory: [200], PGlite: [200], PostgreSQL: [200], Redis: [200] }
+  : ONLY_SIZES !== undefined
+    ? { memory: ONLY_SIZES, PGlite: ONLY_SIZES, PostgreSQL: ONLY_SIZES, Redis: ONLY_SIZES }
+    : {
+        memory: [1000, 10_000, 50_000, 100_000],
+        PGlite: [1000, 10_000, 50_000],
+        PostgreSQL: [1000, 10_000, 50_000, 100_000],
+        Redis: [1000, 10_000, 50_000, 100_000],
+      };
+
+async function scale() {
+  const concurrency = 50;
+  const latency = 20;
+  const tsx = pathToFileURL(resolve('node_modules/tsx/dist/loader.mjs')).href;
+  const child = fork(resolve('bench/token-server-process.ts'), [String(latency)], {
+    execArgv: ['--import', tsx],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const url = await new Promise<string>((r) => child.once('message', (m: { url: string }) => r(m.url)));
+  const sizes = [...new Set(Object.values(SCALE_SIZES).flat())].sort((a, b) => a - b);
+  const floors = new Map<number, number>();
+  for (const count of sizes) {
+    floors.set(count, (await bulkRun({ url, count, concurrency, mode: 'floor' })).wallMs);
+  }
+  const measured = new Map<string, ScaleWorkerResult>();
+  for (const engine of Object.keys(SCALE_SIZES) as ScaleEngine[]) {
+    for (const count of SCALE_SIZES[engine]) {
+      const input: ScaleWorkerInput = {
+        url,
+        engine,
+        count,
+        concurrency,
+        databaseUrl: DATABASE_URL,
+        redisUrl: REDIS_URL,
+      };
+      measured.set(
+        `${engine}@${count}`,
+        await runInFreshProcess<ScaleWorkerInput, ScaleWorkerResult>(
+          'bench/scale-worker.ts',
+          input,
+          1_800_000,
+        ),
+      );
+    }
+  }
+  child.disconnect();
+  const k = (n: number) => (n >= 1000 ? `${n / 1000}k` : String(n));
+  const get = (engine: ScaleEngine, count: number) => measured.get(`${engine}@${count}`);
+  for (const engine of Object.keys(SCALE_SIZES) as ScaleEngine[]) {
+    const figures: Record<string, number | string> = {};
+    for (const count of SCALE_SIZES[engine]) {
+      const m = get(engine, count) as ScaleWorkerResult;
+      const floor = floors.get(count) as number;
+      figures[`bulk ms @${k(count)}`] = m.bulkMs;
+      figures[`bulk / floor @${k(count)}`] = m.bulkMs / floor;
+      figures[`walk ms @${k(count)}`] = m.walkMs;
+      if (m.walkFloorMs !== null) figures[`walk floor ms @${k(count)}`] = m.walkFloorMs;
+      figures[`health ms @${k(count)}`] = m.healthMs;
+      if (m.healthFloorMs !== null) figures[`health floor ms @${k(count)}`] = m.healthFloorMs;
+      figures[`RSS growth MB @${k(count)}`] = m.rssGrowthMb;
+      if (m.failed > 0 || m.refreshed !== count)
+        figures[`refreshed @${k(count)}`] = `${m.refreshed} (${m.failed} failed)`;
+    }
+    const largest = Math.max(...SCALE_SIZES[engine]);
+    const walk10 = get(engine, 10_000)?.walkMs;
+    const walk50 = get(engine, 50_000)?.walkMs;
+    const all = SCALE_SIZES[engine].map((n) => get(engine, n) as ScaleWorkerResult);
+    const complete = all.every((m, i) => m.failed === 0 && m.refreshed === SCALE_SIZES[engine][i]);
+    const bulkTarget = engine === 'PostgreSQL' ? 1.5 : engine === 'Redis' ? 1.3 : undefined;
+    const bulkRatio =
+      bulkTarget === undefined || get(engine, 10_000) === undefined
+        ? undefined
+        : (get(engine, 10_000)?.bulkMs ?? Number.NaN) / (get('memory', 10_000)?.bulkMs ?? Number.NaN);
+    if (bulkRatio !== undefined && !Number.isNaN(bulkRatio)) figures['bulk @10k / memory @10k'] = bulkRatio;
+    if (walk10 !== undefined && walk50 !== undefined) figures['walk @50k / walk @10k'] = walk50 / walk10;
+    const healthLargest = get(engine, largest)?.healthMs ?? Number.NaN;
+    const targets = [
+      'every account refreshed once',
+      'walk @50k ≤ 5.5 × walk @10k',
+      ...(bulkTarget === undefined ? [] : [`bulk @10k ≤ ${bulkTarget} × memory @10k`]),
+      ...(engine === 'PostgreSQL' || engine === 'Redis' ? [`health() < 1 s @${k(largest)}`] : []),
+      'RSS growth < 50 MB @10k',
+    ];
+    const met =
+      complete &&
+      (walk10 === undefined || walk50 === undefined || walk50 / walk10 <= 5.5) &&
+      (bulkRatio === undefined || bulkRatio <= (bulkTarget as number)) &&
+      (!(engine === 'PostgreSQL' || engine === 'Redis') || healthLargest < 1000) &&
+      (get(engine, 10_000)?.rssGrowthMb ?? 0) < 50;
+    report({
+      id: `9-${engine}`,
+      title: `Stores at scale, ${engine}: bulk refresh (token server ${latency} ms, concurrency ${concurrency}; floor = provider.refresh alone), full walk, health() at ${SCALE_SIZES[engine].map(k).join(', ')} accounts`,
+      figures,
+      target: targets.join('; '),
+      met: SMOKE ? null : met,
+    });
+  }
+}
+
 // 6. Encryption ----------------------------------------------------------------------------------------
 async function encryption() {
   const key = randomBytes(32);
@@ -648,6 +753,7 @@ async function main() {
     '6': encryption,
     '7': mail,
     '8': importCost,
+    '9': scale,
   };
   for (const [id, run] of Object.entries(cases)) if (only === undefined || only.includes(id)) await run();
   const machine = {
