@@ -321,7 +321,7 @@ export class GmailApiDriver implements MailTransportDriver {
       uid: undefined,
       mailbox: label,
       messageId: headers.get('message-id'),
-      subject: subject === undefined ? undefined : decodeWords(subject),
+      subject: subject === undefined ? undefined : await decodeWords(subject),
       from: await parseAddresses(headers.get('from')),
       to: await parseAddresses(headers.get('to')),
       date: toDate(headers.get('date')) ?? toDate(data.internalDate),

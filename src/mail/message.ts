@@ -85,37 +85,20 @@ export interface SentMail {
   readonly response: string | undefined;
 }
 
-/** Decode RFC 2047 encoded words (`=?UTF-8?B?…?=`, `=?ISO-8859-1?Q?…?=`) in a header value. @internal */
-export function decodeWords(value: string): string {
-  // Whitespace between two encoded words is dropped (RFC 2047 section 6.2).
-  const joined = value.replace(/(=\?[^?\s]+\?[BbQq]\?[^?\s]*\?=)\s+(?==\?)/g, '$1');
-  return joined.replace(
-    /=\?([^?\s]+)\?([BbQq])\?([^?\s]*)\?=/g,
-    (word, charset: string, encoding: string, text: string) => {
-      let bytes: Buffer;
-      if (encoding.toUpperCase() === 'B') {
-        bytes = Buffer.from(text, 'base64');
-      } else {
-        const q = text.replace(/_/g, ' ');
-        const out: number[] = [];
-        for (let i = 0; i < q.length; i++) {
-          const hex = q.slice(i + 1, i + 3);
-          if (q[i] === '=' && /^[0-9A-Fa-f]{2}$/.test(hex)) {
-            out.push(Number.parseInt(hex, 16));
-            i += 2;
-          } else {
-            out.push(q.charCodeAt(i) & 0xff);
-          }
-        }
-        bytes = Buffer.from(out);
-      }
-      try {
-        return new TextDecoder(charset.replace(/\*.*$/, '').toLowerCase()).decode(bytes);
-      } catch {
-        return word; // an unknown charset: leave the word as it is
-      }
-    },
-  );
+let libmime: Promise<typeof import('libmime').default> | undefined;
+
+/**
+ * Decode RFC 2047 encoded words (`=?UTF-8?B?…?=`, `=?windows-1252?Q?…?=`) in a header value with libmime,
+ * the decoder imapflow uses for IMAP envelopes, so every transport reports the same text: adjacent words of
+ * one charset are joined before decoding (a character split across two words survives), windows-1252 and
+ * the other legacy charsets go through iconv-lite, an unknown charset is read as UTF-8, and a malformed
+ * word is left as it is.
+ * @internal
+ */
+export async function decodeWords(value: string): Promise<string> {
+  // Loaded on first use, as the IMAP and SMTP libraries are.
+  libmime ??= import('libmime').then((module) => module.default);
+  return (await libmime).decodeWords(value);
 }
 
 /** The header block of a raw message, unfolded, by lower-case name (first occurrence). @internal */
@@ -142,10 +125,12 @@ export async function parseAddresses(value: string | undefined): Promise<MailAdd
   // Loaded on first use, as every nodemailer module is.
   addressparser ??= import('nodemailer/lib/addressparser');
   const parse = (await addressparser).default;
-  return parse(value, { flatten: true }).map(({ name, address }) => ({
-    ...(name ? { name: decodeWords(name) } : {}),
-    ...(address ? { address } : {}),
-  }));
+  return Promise.all(
+    parse(value, { flatten: true }).map(async ({ name, address }) => ({
+      ...(name ? { name: await decodeWords(name) } : {}),
+      ...(address ? { address } : {}),
+    })),
+  );
 }
 
 /** A date header or epoch milliseconds as a `Date`, `undefined` when absent or invalid. @internal */

@@ -65,14 +65,21 @@ describe('examples/routes.ts', () => {
   it('an unexpected error is logged by its code or name only, and the browser gets ERR_UNEXPECTED', async () => {
     vi.stubEnv('UNSAFE_DEMO_OWNER', 'user-1');
     const logged = vi.spyOn(console, 'error').mockImplementation(() => {});
-    /** A form-posted callback whose body cannot be read (a dropped connection, a bug): not a library error. */
+    /**
+     * A form-posted callback whose headers cannot be read (a broken framework adapter, a bug): not a library
+     * error. (A body stream that fails mid-read is one: AuthorizationResponseError, its cause kept.)
+     */
     const unreadableCallback = (failure: unknown) => {
       const request = new Request('http://localhost:3000/oauth/google/callback', {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: 'code=the-code&state=s',
       });
-      return Object.defineProperty(request, 'text', { value: () => Promise.reject(failure) });
+      return Object.defineProperty(request, 'headers', {
+        get: () => {
+          throw failure;
+        },
+      });
     };
     for (const failure of [
       Object.assign(new Error('socket closed, code=the-code'), { code: 'ECONNRESET' }),
