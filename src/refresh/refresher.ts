@@ -772,7 +772,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
                 },
               },
             };
-      const stored = await this.#store(accountId, next);
+      const stored = await this.#store(accountId, next, rescued === undefined ? current.account : undefined);
       keepLease = stored === 'pending';
       const token = this.#remember({ account: current.account, tokens: next }, resource);
       this.#obtained.add(token);
@@ -906,9 +906,14 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
   }
 
   /** Store refreshed tokens; on failure keep them, keep the lease, and retry in the background. */
-  async #store(accountId: string, tokens: TokenSetInput): Promise<'stored' | 'pending'> {
+  async #store(
+    accountId: string,
+    tokens: TokenSetInput,
+    basedOn?: MailboxAccount,
+  ): Promise<'stored' | 'pending'> {
     try {
-      await this.#persistence.saveTokens(accountId, tokens);
+      // `basedOn`: the account as read under the lease, so the write needs no second read.
+      await this.#persistence.saveTokens(accountId, tokens, basedOn === undefined ? {} : { basedOn });
       // These tokens supersede any older ones still waiting for a write (they were refreshed from them).
       this.#pending.delete(accountId);
       return 'stored';

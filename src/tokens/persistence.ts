@@ -100,6 +100,12 @@ export interface SaveTokensOptions {
   readonly expectedVersion?: number;
   /** Replace the granted scopes. */
   readonly scopes?: readonly string[];
+  /**
+   * The account as {@link TokenPersistence.load} returned it, when the caller has just read it: the write then
+   * starts from that record instead of reading it again (one store round trip less). It is version-checked
+   * either way: if the record changed since, it is read afresh (or, with `expectedVersion`, the write fails).
+   */
+  readonly basedOn?: MailboxAccount;
 }
 
 /**
@@ -141,6 +147,8 @@ const MAX_ERROR_MESSAGE = 500;
  */
 export class TokenPersistence {
   readonly #store: AccountStore;
+  /** The record each account returned by `load()` was made from (for `saveTokens({ basedOn })`). */
+  readonly #readRecords = new WeakMap<MailboxAccount, AccountRecord>();
   readonly #sealed: SealedTokens;
   readonly #now: () => number;
   readonly #generateId: () => string;
@@ -173,7 +181,9 @@ export class TokenPersistence {
    */
   async load(id: string): Promise<StoredAccount> {
     const record = await this.#get(id);
-    return { account: toMailboxAccount(record), tokens: await this.#sealed.open(record) };
+    const account = toMailboxAccount(record);
+    this.#readRecords.set(account, record);
+    return { account, tokens: await this.#sealed.open(record) };
   }
 
   /**
@@ -286,7 +296,12 @@ export class TokenPersistence {
     if (expectedVersion !== undefined && (!Number.isSafeInteger(expectedVersion) || expectedVersion < 1)) {
       throw new InvalidArgumentError('expectedVersion must be a positive integer');
     }
-    return this.#update(id, expectedVersion, async (record) => {
+    const basedOn = options.basedOn === undefined ? undefined : this.#readRecords.get(options.basedOn);
+    const read =
+      basedOn?.id === id && (expectedVersion === undefined || basedOn.version === expectedVersion)
+        ? basedOn
+        : undefined;
+    return this.#update(id, expectedVersion, read, async (record) => {
       const next = candidate.refreshToken === null ? await this.#mergeWithStored(record, tokens) : candidate;
       const updated = await this.#put(
         {
@@ -311,7 +326,7 @@ export class TokenPersistence {
    */
   async clearTokens(id: string, options: { readonly status?: AccountStatus } = {}): Promise<MailboxAccount> {
     const status = checkStatus(options.status ?? 'revoked');
-    return this.#update(id, undefined, async (record) =>
+    return this.#update(id, undefined, undefined, async (record) =>
       toMailboxAccount(
         await this.#put({ ...record, status, tokenExpiresAt: null, secret: '' }, record.version),
       ),
@@ -336,7 +351,7 @@ export class TokenPersistence {
       message: storable(failure.message.slice(0, MAX_ERROR_MESSAGE)),
       at: this.#now(),
     };
-    return this.#update(id, undefined, async (record) =>
+    return this.#update(id, undefined, undefined, async (record) =>
       toMailboxAccount(
         await this.#put(
           {
@@ -441,7 +456,7 @@ export class TokenPersistence {
    * Returns `true` if the record was rewritten.
    */
   async reencrypt(id: string): Promise<boolean> {
-    return this.#update(id, undefined, async (record) => {
+    return this.#update(id, undefined, undefined, async (record) => {
       if (record.secret === '' || !this.#sealed.needsResealing(record.secret)) return false;
       const tokens = (await this.#sealed.open(record)) as TokenSet;
       await this.#put({ ...record, secret: await this.#sealed.seal(record.id, tokens) }, record.version);
@@ -452,10 +467,12 @@ export class TokenPersistence {
   async #update<T>(
     id: string,
     expectedVersion: number | undefined,
+    read: AccountRecord | undefined,
     write: (record: AccountRecord) => Promise<T>,
   ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      const record = await this.#get(id);
+      // A record the caller has just read is the first attempt's; a conflict means it was stale: read again.
+      const record = attempt === 0 && read !== undefined ? read : await this.#get(id);
       if (expectedVersion !== undefined && record.version !== expectedVersion) {
         throw new VersionConflictError('The account changed since it was read', {
           accountId: id,
