@@ -127,6 +127,35 @@ describe('auth.close()', () => {
     for (const id of ids) expect(await leaseFree(store, id)).toBe(true);
   });
 
+  it('releases the lease kept for tokens whose store write never succeeded', async () => {
+    const inner = memoryStore();
+    let failPuts = 0;
+    const flaky = new Proxy(inner, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop === 'putAccount') {
+          return (...args: Parameters<AccountStore['putAccount']>) => {
+            if (failPuts > 0) return Promise.reject(new Error('connection terminated unexpectedly'));
+            return inner.putAccount(...args);
+          };
+        }
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const setup = await expiredAccount(server, { store: flaky });
+    const auth = createMailboxAuth({
+      providers: setup.registry,
+      store: flaky as never,
+      cipher: setup.cipher,
+    });
+    failPuts = 1; // every write fails from now on
+    await auth.getAccessToken(setup.id);
+    expect(auth.refresher.pendingWrites()).toEqual([setup.id]);
+    expect(await leaseFree(inner, setup.id)).toBe(false); // kept while the write is retried
+    await auth.close();
+    expect(await leaseFree(inner, setup.id)).toBe(true);
+  });
+
   it('stops a mailbox watcher and an orchestrator it created, releasing the watch lease', async () => {
     const { auth, store, accountId } = await mailSetup();
     const mailbox = auth.mailbox(accountId);
