@@ -22,7 +22,7 @@ import type { MailTransport } from './transport-names.js';
  * - configuration (tell the operator): `ERR_CONFIGURATION`, `ERR_UNKNOWN_PROVIDER`, `ERR_CRYPTO`
  * - request (the caller or the end user sent something wrong): `ERR_INVALID_ARGUMENT`, `ERR_INVALID_STATE`,
  *   `ERR_AUTHORIZATION_DENIED`, `ERR_AUTHORIZATION_RESPONSE_INVALID`, `ERR_TOKEN_EXCHANGE_FAILED`,
- *   `ERR_ACCOUNT_NOT_FOUND`, `ERR_MAIL_REQUEST_REJECTED`
+ *   `ERR_ACCOUNT_NOT_FOUND`, `ERR_MAIL_REQUEST_REJECTED`, `ERR_CLOSED`
  *
  * @example
  * ```ts
@@ -681,6 +681,23 @@ export class MailRequestError extends MailError {
 }
 
 /**
+ * The object was closed (`auth.close()`): it starts no new work. Create a new one to go on; retrying the
+ * same call on the closed one will not help.
+ *
+ * @example
+ * ```ts
+ * await auth.close();
+ * await auth.getAccessToken(id); // rejects with ClosedError (ERR_CLOSED)
+ * ```
+ */
+export class ClosedError extends MailboxAuthError {
+  /** @internal */
+  static override readonly errorName = 'ClosedError';
+  static override readonly code = 'ERR_CLOSED' as const;
+  declare readonly code: typeof ClosedError.code;
+}
+
+/**
  * Every code with its category, its default `retryable` and its class: the code union, {@link ERROR_CODES},
  * {@link errorCategory}, `retryable` and {@link MailboxAuthErrorByCode} all come from here. Each class's
  * static `code` names its row (checked in tests/errors.test.ts).
@@ -793,6 +810,12 @@ const ERROR_TABLE = {
     category: 'request',
     retryable: false,
     error: MailRequestError,
+  },
+  /** {@link ClosedError} */
+  ERR_CLOSED: {
+    category: 'request',
+    retryable: false,
+    error: ClosedError,
   },
 } as const satisfies Record<
   string,

@@ -14,6 +14,7 @@ export {
   AuthorizationDeniedError,
   AuthorizationResponseError,
   type CauseSummary,
+  ClosedError,
   ConfigurationError,
   CryptoError,
   type CryptoErrorReason,

@@ -10,6 +10,7 @@ import { AuthorizationFlow } from './flow/authorization.js';
 import type * as authorization from './flow/authorization-options.js';
 import type { CallbackInput } from './flow/callback.js';
 import { validateRedirectUris } from './flow/redirects.js';
+import { Lifecycle } from './internal/lifecycle.js';
 import { MailboxClient, type MailboxClientContext } from './mail/client.js';
 import type { MailboxClientOptions } from './mail/client-options.js';
 import { connectImap } from './mail/imap.js';
@@ -152,6 +153,18 @@ export interface MailboxAuth {
   ): Promise<authorization.DisconnectResult>;
   /** An account without its tokens. */
   getAccount(accountId: string): Promise<MailboxAccount>;
+  /**
+   * Shut down: stop every watch orchestrator and disconnect every mailbox client this auth created (watch
+   * leases released), stop the refresher's timers and background write retries, abort the calls in flight
+   * that take a signal (`refreshExpiring`, `health`, `rotateKeys`, `disconnect`, ...), wait for every call
+   * in flight to settle (a token request already sent is answered and stored first, then its refresh lease
+   * released), and release the leases still held for writes that never succeeded. The store, and any
+   * `ImapFlow` or SMTP transport handed out by `connectImap` / `createSmtpTransport`, are yours: close them
+   * after (`await pool.end()`). Calling it again returns the same promise. Afterwards every method throws
+   * (or rejects with) a `ClosedError` (`ERR_CLOSED`), and a call that the close cut short rejects with one,
+   * its own failure as `cause`.
+   */
+  close(): Promise<void>;
 }
 
 /**
@@ -228,6 +241,7 @@ export function createMailboxAuth(options: MailboxAuthOptions): MailboxAuth {
     // Checked now (a bad or duplicate definition is a ConfigurationError at creation, not at first use).
     ...(options.transports === undefined ? {} : { transports: checkTransports(options.transports) }),
   };
+  const lifecycle = new Lifecycle('MailboxAuth');
   const auth: MailboxAuth = {
     registry,
     persistence,
@@ -256,7 +270,46 @@ export function createMailboxAuth(options: MailboxAuthOptions): MailboxAuth {
       return result;
     },
     getAccount: (accountId) => persistence.getAccount(accountId),
+    close: () =>
+      lifecycle.close({
+        stop: (value) =>
+          value instanceof WatchOrchestrator
+            ? value.stopAll()
+            : value instanceof MailboxClient
+              ? value.disconnect()
+              : Promise.resolve(),
+        settle: () => refresher.close(),
+        // Leases kept for rotated tokens whose store write never succeeded: the tokens are lost with this
+        // process, so another may refresh at once rather than after the lease lapses.
+        release: async () => {
+          await refresher.settled(); // refreshes a mailbox client started, whose caller already gave up
+          await Promise.all(
+            refresher
+              .pendingWrites()
+              .map((id) => persistence.releaseLease(id, refresher.holderId).catch(() => undefined)),
+          );
+        },
+      }),
   };
+  // Every method refuses to run after close(); async calls are counted in flight, and those taking a
+  // signal (at this argument index) are aborted by the close.
+  lifecycle.guard(auth, {
+    getAccessToken: 'async',
+    on: 'sync',
+    connectImap: 1,
+    createSmtpTransport: 1,
+    mailbox: 'adopt',
+    watchOrchestrator: 'adopt',
+    refreshExpiring: 0,
+    health: 0,
+    accountHealth: 'async',
+    rotateKeys: 0,
+    listProviders: 'sync',
+    startAuthorization: 'async',
+    completeAuthorization: 2,
+    disconnect: 1,
+    getAccount: 'async',
+  });
   Object.defineProperty(auth, inspect.custom, {
     value: () =>
       `MailboxAuth { providers: [${registry

@@ -8,6 +8,7 @@ import {
   AccountNotFoundError,
   AuthorizationDeniedError,
   AuthorizationResponseError,
+  ClosedError,
   ConfigurationError,
   CryptoError,
   ERROR_CODES,
@@ -80,6 +81,7 @@ const cases: [MailboxAuthError, MailboxAuthErrorCode, string, boolean][] = [
     'request',
     false,
   ],
+  [new ClosedError('m'), 'ERR_CLOSED', 'request', false],
 ];
 
 describe('errors', () => {

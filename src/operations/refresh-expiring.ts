@@ -6,6 +6,7 @@ import { InvalidArgumentError, isMailboxAuthError } from '../errors.js';
 import type { TokenRefresher } from '../refresh/refresher.js';
 import type { AccountFilter } from '../store/account-store.js';
 import { MAX_PAGE_SIZE } from '../store/validate.js';
+import type { MailboxAccount } from '../tokens/account.js';
 import type { TokenPersistence } from '../tokens/persistence.js';
 import { positive, walk } from './walk.js';
 
@@ -24,7 +25,7 @@ export interface RefreshExpiringOptions {
   readonly provider?: string;
   /** Only this owner's accounts. */
   readonly owner?: string;
-  /** Only these accounts. */
+  /** Only these accounts, each read by id (no walk over the fleet); an unknown id is not scanned. */
   readonly accountIds?: readonly string[];
   /** Refreshes running at once, from 1 to {@link MAX_FLEET_CONCURRENCY} (256). @default 8 */
   readonly concurrency?: number;
@@ -116,6 +117,24 @@ async function pool<T>(
   if (failure !== undefined) throw failure;
 }
 
+/** The accounts of `ids` that exist and are `due`, read one at a time. */
+async function* byId(
+  persistence: TokenPersistence,
+  ids: readonly string[],
+  due: (account: MailboxAccount) => boolean,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<MailboxAccount> {
+  for (const id of ids) {
+    signal?.throwIfAborted();
+    try {
+      const account = await persistence.getAccount(id);
+      if (due(account)) yield account;
+    } catch (err) {
+      if (!isMailboxAuthError(err, 'ERR_ACCOUNT_NOT_FOUND')) throw err;
+    }
+  }
+}
+
 /**
  * Refresh every active account whose token expires within `withinMs`, with bounded concurrency, and report
  * what happened. One account's failure does not stop the walk; an abort does. Runs on several instances at
@@ -155,12 +174,21 @@ export async function refreshExpiring(
     ...(options.provider === undefined ? {} : { provider: options.provider }),
     ...(options.owner === undefined ? {} : { owner: options.owner }),
   };
-  const only = options.accountIds === undefined ? undefined : new Set(options.accountIds);
+  const due = (account: MailboxAccount) =>
+    account.status === 'active' &&
+    account.tokenExpiresAt !== null &&
+    account.tokenExpiresAt.getTime() < (filter.expiresBefore as number) &&
+    (filter.provider === undefined || account.provider === filter.provider) &&
+    (filter.owner === undefined || account.owner === filter.owner);
+  // Given ids are read one by one (no walk over the fleet); an unknown id is not scanned.
+  const accounts =
+    options.accountIds === undefined
+      ? walk(persistence, filter, pageSize, options.signal)
+      : byId(persistence, [...new Set(options.accountIds)], due, options.signal);
   const counts = { scanned: 0, refreshed: 0, skipped: 0, inProgressElsewhere: 0, failed: 0 };
   const failures: Record<string, number> = {};
   const progress = () => options.onProgress?.({ ...counts });
-  await pool(walk(persistence, filter, pageSize, options.signal), concurrency, async (account) => {
-    if (only !== undefined && !only.has(account.id)) return;
+  await pool(accounts, concurrency, async (account) => {
     counts.scanned++;
     if (options.dryRun === true) {
       counts.refreshed++;

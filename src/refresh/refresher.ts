@@ -521,6 +521,16 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
     this.#closed.abort(new Error('TokenRefresher closed'));
   }
 
+  /**
+   * Resolves once every refresh in flight has settled: its token stored (or its failure recorded) and its
+   * lease released. After `close()`, a token request already sent is still answered first.
+   */
+  async settled(): Promise<void> {
+    while (this.#flights.size > 0) {
+      await Promise.allSettled([...this.#flights.values()].map((flight) => flight.promise));
+    }
+  }
+
   async #join(
     target: Target,
     minValidityMs: number,
