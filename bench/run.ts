@@ -517,6 +517,7 @@ async function scale() {
       figures[`health ms @${k(count)}`] = m.healthMs;
       if (m.healthFloorMs !== null) figures[`health floor ms @${k(count)}`] = m.healthFloorMs;
       figures[`RSS growth MB @${k(count)}`] = m.rssGrowthMb;
+      figures[`connect µs per account @${k(count)}`] = (m.seedMs * 1000) / count;
       if (m.failed > 0 || m.refreshed !== count)
         figures[`refreshed @${k(count)}`] = `${m.refreshed} (${m.failed} failed)`;
     }
