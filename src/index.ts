@@ -87,6 +87,7 @@ export {
   type HealthReport,
   health,
 } from './operations/health.js';
+export { type HealthHandlerOptions, healthHandler } from './operations/health-handler.js';
 export {
   type FleetProgress,
   MAX_FLEET_CONCURRENCY,
