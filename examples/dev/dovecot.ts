@@ -23,11 +23,30 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 
 export const DOVECOT = '/usr/sbin/dovecot';
+/** Where Debian installs Dovecot's services (`imap` from dovecot-imapd, `submission` from dovecot-submissiond). */
+export const DOVECOT_LIBEXEC = '/usr/lib/dovecot';
 
-/** Why Dovecot cannot run here (not installed), or `undefined` when it can. */
-export function dovecotUnavailableReason(): string | undefined {
-  if (!existsSync(DOVECOT))
-    return `${DOVECOT} is not installed (Debian: apt-get install dovecot-imapd dovecot-submissiond)`;
+/**
+ * Why Dovecot cannot run here (not installed, or without its IMAP or submission service), or `undefined`
+ * when it can. Each package is checked on its own: a machine with dovecot-imapd but not
+ * dovecot-submissiond gets one clear reason instead of every SMTP test failing to connect.
+ */
+export function dovecotUnavailableReason(
+  paths: { readonly dovecot: string; readonly libexec: string } = {
+    dovecot: DOVECOT,
+    libexec: DOVECOT_LIBEXEC,
+  },
+): string | undefined {
+  const { dovecot, libexec } = paths;
+  const install = 'Debian: apt-get install dovecot-imapd dovecot-submissiond';
+  if (!existsSync(dovecot)) return `${dovecot} is not installed (${install})`;
+  for (const [service, pkg] of [
+    ['imap', 'dovecot-imapd'],
+    ['submission', 'dovecot-submissiond'],
+  ] as const) {
+    const binary = join(libexec, service);
+    if (!existsSync(binary)) return `${binary} is missing: ${pkg} is not installed (${install})`;
+  }
   return undefined;
 }
 
