@@ -707,6 +707,20 @@ const accountCases: [string, (store: Store) => Promise<void>][] = [
     },
   ],
   [
+    'keeps leases apart whatever characters the ids and holders hold (quotes, backslashes, unicode)',
+    async (store) => {
+      const id = "acc-o'brien\\\\x-🙂";
+      const holder = "worker' OR '1'='1";
+      assert.ok(await store.acquireLease(id, 'owner-a', 60_000), 'the first holder gets the lease');
+      same(await store.acquireLease(id, holder, 60_000), null, 'a crafted holder gets no lease');
+      same(await store.releaseLease(id, holder), false, 'a crafted holder releases nothing');
+      same(await store.releaseLease("acc-o'brien", 'owner-a'), false, 'a prefix of the id is another id');
+      same(await store.releaseLease(id, 'owner-a'), true);
+      assert.ok(await store.acquireLease(id, holder, 60_000), 'once released, anyone may take it');
+      same(await store.releaseLease(id, holder), true);
+    },
+  ],
+  [
     'rejects a bad lease request',
     async (store) => {
       await rejectsWith(store.acquireLease('acc', 'w', 0), InvalidArgumentError, 'ttlMs 0');

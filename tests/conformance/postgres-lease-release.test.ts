@@ -1,0 +1,67 @@
+/**
+ * A lease release does not wait for the disk on PostgreSQL (its own transaction commits with
+ * synchronous_commit off); PGlite, which takes one statement per query, gets the plain DELETE.
+ */
+import { randomBytes } from 'node:crypto';
+import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { postgresStore } from '../../src/postgres.js';
+import { requireService } from '../support/services.js';
+
+/** The client, recording the text of every query. */
+function recording<T extends { query: (...args: never[]) => unknown }>(
+  client: T,
+): { client: T; texts: string[] } {
+  const texts: string[] = [];
+  const wrapped = new Proxy(client, {
+    get(target, name) {
+      const value = Reflect.get(target, name, target);
+      if (name !== 'query') return typeof value === 'function' ? value.bind(target) : value;
+      return (text: string, ...rest: unknown[]) => {
+        texts.push(text);
+        return (value as (...a: unknown[]) => unknown).call(target, text, ...rest);
+      };
+    },
+  });
+  return { client: wrapped, texts };
+}
+
+async function releaseTwice(store: ReturnType<typeof postgresStore>) {
+  await store.migrate();
+  expect(await store.acquireLease('acc-1', 'h1', 60_000)).not.toBeNull();
+  expect(await store.releaseLease('acc-1', 'h1')).toBe(true);
+  expect(await store.releaseLease('acc-1', 'h1')).toBe(false);
+  expect(await store.acquireLease('acc-1', 'h2', 60_000)).not.toBeNull(); // released for real
+}
+
+const DATABASE_URL = requireService('DATABASE_URL', 'PostgreSQL');
+describe.skipIf(!DATABASE_URL)('lease release on PostgreSQL (DATABASE_URL)', () => {
+  const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 2 });
+  const schema = `om_${randomBytes(6).toString('hex')}`;
+  afterAll(async () => {
+    await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await pool.end();
+  });
+
+  it('commits without waiting for the disk, in one query', async () => {
+    const { client, texts } = recording(pool);
+    await releaseTwice(postgresStore({ client, schema }));
+    const releases = texts.filter((t) => t.includes('DELETE FROM') && t.includes('leases'));
+    expect(releases).toHaveLength(2);
+    for (const text of releases) expect(text).toMatch(/^SET LOCAL synchronous_commit TO OFF; DELETE FROM/);
+  });
+});
+
+describe('lease release on PGlite', () => {
+  const lite = new PGlite();
+  afterAll(() => lite.close());
+  it('falls back to the parameterized DELETE once, then keeps to it', async () => {
+    const { client, texts } = recording(lite);
+    await releaseTwice(postgresStore({ client, schema: 'lite' }));
+    const releases = texts.filter((t) => t.includes('DELETE FROM') && t.includes('leases'));
+    // The first release tries the two-statement query, is refused, and uses the DELETE; the second goes
+    // straight to the DELETE.
+    expect(releases.map((t) => t.startsWith('SET LOCAL'))).toEqual([true, false, false]);
+  });
+});
