@@ -10,9 +10,12 @@
  * - `GET /oauth/:provider/callback`      the provider's redirect back; then to `/?status=success|error...`
  * - `POST /accounts/:id/send-test`       send a message from the mailbox to itself (CSRF token required)
  * - `POST /accounts/:id/disconnect`      revoke at the provider and delete (CSRF token required)
+ *
+ * The `/oauth/…` routes are rate-limited per client (`express-rate-limit`): 429 beyond the limit.
  */
 import { randomBytes } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import { rateLimit } from 'express-rate-limit';
 import {
   type AccountStore,
   aesGcmCipher,
@@ -293,6 +296,29 @@ function buildRoutes({ auth, origin, log, services, config }: RouteContext): Exp
     }
     await renderHome(res, 200, banner);
   });
+
+  // Starting and completing authorizations costs state writes and provider calls: limit each client (by IP
+  // address; behind a proxy set `app.set('trust proxy', …)` so it is the client's). Unknown providers count
+  // too. The counters live in memory: several instances need a shared store (`rate-limit-redis`).
+  const { limit, windowMs } = config.rateLimit ?? { limit: 30, windowMs: 60_000 };
+  app.use(
+    '/oauth',
+    rateLimit({
+      limit,
+      windowMs,
+      standardHeaders: 'draft-8', // RateLimit-Policy and RateLimit; Retry-After on a 429
+      legacyHeaders: false,
+      handler: (_req, res) =>
+        send(
+          res,
+          429,
+          errorPage(
+            429,
+            'Too many attempts to connect a mailbox from your network. Wait a minute and try again.',
+          ),
+        ),
+    }),
+  );
 
   // Unknown provider ids are a 404 before any library call.
   app.param('provider', (_req, res, next, id: string) => {

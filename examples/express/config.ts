@@ -44,6 +44,11 @@ export interface AppConfig {
   readonly dev?: boolean | { readonly dovecot?: boolean };
   /** Where the app writes its log lines (never a token or secret). @default console.error */
   readonly log?: (line: string) => void;
+  /**
+   * Requests allowed per client (IP address) and window on the OAuth start and callback routes, together;
+   * beyond it they answer 429. @default { limit: 30, windowMs: 60000 }
+   */
+  readonly rateLimit?: { readonly limit: number; readonly windowMs: number };
 }
 
 /** {@link AppConfig} plus where to listen; `origin` is unset when it follows the port. */

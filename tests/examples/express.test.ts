@@ -345,6 +345,39 @@ describe('examples/express configuration', () => {
   });
 });
 
+describe('examples/express rate limit', () => {
+  it('the /oauth routes answer 429 with a page saying so after the limit; the other routes do not', async () => {
+    // A window far longer than the test: every request lands in it.
+    const app = await startExample({ rateLimit: { limit: 3, windowMs: 10 * 60_000 } });
+    try {
+      const visitor = new Visitor(app.origin);
+      for (let i = 0; i < 2; i++) expect((await visitor.request('/oauth/local/start')).status).toBe(302);
+      // Start and callback share the count (an unknown provider counts too).
+      expect((await visitor.request('/oauth/nope/start')).status).toBe(404);
+      for (const path of ['/oauth/local/start', '/oauth/local/callback?code=x&state=y']) {
+        const refused = await visitor.request(path);
+        expect(refused.status, path).toBe(429);
+        expect(refused.body).toContain('Too many attempts to connect a mailbox from your network.');
+        expect(refused.body).not.toContain('code=x');
+      }
+      const res = await fetch(`${app.origin}/oauth/local/start`, { redirect: 'manual' });
+      expect(res.status).toBe(429);
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(res.headers.get('ratelimit-policy')).toContain('q=3');
+      await res.body?.cancel();
+      // The callbacks that were refused never reached the library.
+      expect(app.logs.filter((line) => line.startsWith('callback local'))).toEqual([]);
+
+      // Not limited: the page, the account routes, unknown pages.
+      for (let i = 0; i < 5; i++) expect((await visitor.request('/')).status).toBe(200);
+      expect((await visitor.request('/accounts/x/send-test', { form: {} })).status).toBe(403);
+      expect((await visitor.request('/nowhere')).status).toBe(404);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 const portOf = (url: string) => Number(new URL(url).port);
 
 describe('examples/express shutdown', () => {
