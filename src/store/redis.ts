@@ -1,28 +1,46 @@
 /**
- * `oauth-mailbox/redis`: accounts, leases and pending states in Redis (>= 6.2) through an ioredis client.
- * The driver is yours: this module imports it by type only.
+ * `oauth-mailbox/redis`: accounts, leases and pending states in Redis (>= 6.2) through an ioredis client, or a
+ * node-redis client wrapped by `nodeRedisClient()`. The driver is yours: this module imports none.
  * @module
  */
 import { createHash } from 'node:crypto';
 import { inspect } from 'node:util';
-import type { Redis } from 'ioredis';
 import { ConfigurationError, MailboxAuthError, StorageError, VersionConflictError } from '../errors.js';
 import type * as contract from './account-store.js';
 import type { PutStateOptions, StateStore, StoredState } from './state-store.js';
 import { storeInput as input } from './store-input.js';
 
 /**
- * What the store uses of an ioredis client (`Redis`; a `Cluster` works when all keys share a hash tag via `prefix`).
+ * What the store uses of a Redis client: the commands of an ioredis client (`Redis` 5 or 6; a `Cluster` works
+ * when all keys share a hash tag via `prefix`), which fits as it is. A node-redis client fits through
+ * `nodeRedisClient()`.
  *
  * @example
  * ```ts
  * const client: RedisClient = new Redis(process.env.REDIS_URL!);
  * ```
  */
-export type RedisClient = Pick<
-  Redis,
-  'get' | 'set' | 'getdel' | 'hget' | 'evalsha' | 'eval' | 'zrangebylex' | 'pipeline'
->;
+export interface RedisClient {
+  get(key: string): Promise<string | null>;
+  set(key: string, value: string): Promise<unknown>;
+  getdel(key: string): Promise<string | null>;
+  hget(key: string, field: string): Promise<string | null>;
+  evalsha(sha: string, numKeys: number, ...keysAndArgs: (string | number)[]): Promise<unknown>;
+  eval(script: string, numKeys: number, ...keysAndArgs: (string | number)[]): Promise<unknown>;
+  zrangebylex(
+    key: string,
+    min: string,
+    max: string,
+    limit: 'LIMIT',
+    offset: number,
+    count: number,
+  ): Promise<string[]>;
+  /** Commands sent together; `exec()` resolves to one `[error, reply]` per command, in order. */
+  pipeline(): {
+    hget(key: string, field: string): unknown;
+    exec(): Promise<[Error | null, unknown][] | null>;
+  };
+}
 
 /**
  * Options of {@link redisStore}.
@@ -33,7 +51,7 @@ export type RedisClient = Pick<
  * ```
  */
 export interface RedisStoreOptions {
-  /** An ioredis client. */
+  /** An ioredis client, or a node-redis client wrapped by `nodeRedisClient()`. */
   readonly client: RedisClient;
   /**
    * Prefix of every key. For Redis Cluster use a hash tag, such as `{oauth-mailbox}:`.
@@ -297,7 +315,9 @@ export class RedisStore implements contract.AccountStore, StateStore {
 
   constructor(options: RedisStoreOptions) {
     if (typeof options?.client?.evalsha !== 'function' || typeof options.client.hget !== 'function') {
-      throw new ConfigurationError('redisStore: client must be an ioredis client');
+      throw new ConfigurationError(
+        'redisStore: client must be an ioredis client, or a node-redis client wrapped by nodeRedisClient()',
+      );
     }
     const prefix = options.prefix ?? 'oauth-mailbox:';
     if (typeof prefix !== 'string' || prefix.length > 100)
