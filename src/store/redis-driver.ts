@@ -19,12 +19,19 @@ import type { RedisClient } from './redis.js';
  * ```
  */
 export interface NodeRedisClient {
+  /** `GET key`. */
   get(key: string): Promise<unknown>;
+  /** `SET key value`. */
   set(key: string, value: string): Promise<unknown>;
+  /** `GETDEL key`. */
   getDel(key: string): Promise<unknown>;
+  /** `HGET key field`. */
   hGet(key: string, field: string): Promise<unknown>;
+  /** `EVALSHA sha numKeys ...keys ...arguments`. */
   evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  /** `EVAL script numKeys ...keys ...arguments`. */
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  /** `ZRANGEBYLEX key min max LIMIT offset count`. */
   zRangeByLex(
     key: string,
     min: string,

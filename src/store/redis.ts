@@ -21,12 +21,19 @@ import { storeInput as input } from './store-input.js';
  * ```
  */
 export interface RedisClient {
+  /** `GET key`: the value, or `null`. */
   get(key: string): Promise<string | null>;
+  /** `SET key value`. */
   set(key: string, value: string): Promise<unknown>;
+  /** `GETDEL key`: the value it removed, or `null`. */
   getdel(key: string): Promise<string | null>;
+  /** `HGET key field`: the value, or `null`. */
   hget(key: string, field: string): Promise<string | null>;
+  /** `EVALSHA sha numKeys ...keys ...args`: the script's reply; rejects with a `NOSCRIPT` message if not cached. */
   evalsha(sha: string, numKeys: number, ...keysAndArgs: (string | number)[]): Promise<unknown>;
+  /** `EVAL script numKeys ...keys ...args`: the script's reply (integers as numbers, nil as `null`). */
   eval(script: string, numKeys: number, ...keysAndArgs: (string | number)[]): Promise<unknown>;
+  /** `ZRANGEBYLEX key min max LIMIT offset count`. */
   zrangebylex(
     key: string,
     min: string,
@@ -37,7 +44,9 @@ export interface RedisClient {
   ): Promise<string[]>;
   /** Commands sent together; `exec()` resolves to one `[error, reply]` per command, in order. */
   pipeline(): {
+    /** Queue `HGET key field`. */
     hget(key: string, field: string): unknown;
+    /** Send the queued commands: one `[error, reply]` per command, in order. */
     exec(): Promise<[Error | null, unknown][] | null>;
   };
 }
