@@ -8,9 +8,8 @@ import type { RedisClient } from './redis.js';
 
 /**
  * What {@link nodeRedisClient} uses of a node-redis client: a `RedisClientType` of `redis` 5 or 6 (from
- * `createClient()`, connected), or a cluster client from `createCluster()` when all keys share a hash tag
- * via `prefix`. RESP2 and RESP3 (the default of node-redis 6) both work, with the default type mapping
- * (strings; `Buffer` replies are read as UTF-8).
+ * `createClient()`, connected). RESP2 and RESP3 (the default of node-redis 6) both work, and so does a type
+ * mapping of blob strings to `Buffer` (read back as UTF-8 text).
  *
  * @example
  * ```ts

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import Redis from 'ioredis';
-import { createClient } from 'redis';
+import { createClient, RESP_TYPES } from 'redis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigurationError, StorageError } from '../../src/index.js';
 import { nodeRedisClient, type RedisClient, redisStore } from '../../src/redis.js';
@@ -60,6 +60,15 @@ const require = createRequire(import.meta.url);
 const ownRedis = (require('redis/package.json') as { version: string }).version;
 drivers[`node-redis ${ownRedis}`] = nodeRedis(createClient, ownRedis, 3);
 drivers[`node-redis ${ownRedis} RESP2`] = nodeRedis(createClient, ownRedis, 2);
+drivers[`node-redis ${ownRedis}, Buffer replies`] = {
+  version: ownRedis,
+  async connect() {
+    const redis = await createClient({ url: REDIS_URL as string }).connect();
+    const buffers = redis.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
+    return { client: nodeRedisClient(buffers), close: () => redis.close() };
+  },
+  offline: () => ({ client: nodeRedisClient(createClient({ url: REDIS_URL as string })), close() {} }),
+};
 if (MAJORS_DIR) {
   // Loaded from the directory, not from this project's node_modules (which holds ioredis 5 and redis 6).
   const fromDir = createRequire(join(MAJORS_DIR, 'package.json'));
