@@ -2,9 +2,11 @@
 // Pack the package once, then check the tarball: every entry point of package.json resolves to a packed
 // file, publint (strict) and arethetypeswrong (ESM and CJS consumers) pass, the builds load, and a store
 // adapter written outside this repository (tests/package/third-party-adapter/) installs the tarball and
-// passes the exported conformance suite. Run after `npm run build`.
+// passes the exported conformance suite; the tarball installs with plain `npm install` beside the newest major of
+// every driver (ioredis, redis, pg, PGlite) and its store entries load and work with them. Run after
+// `npm run build`.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { entries } from './entries.mjs';
@@ -122,6 +124,63 @@ try {
   console.log(
     `third-party adapter from the tarball: ${good.pass}/${cases} conformance cases pass (node:test); a broken store fails ${broken.fail}`,
   );
+  // Beside the newest major of every driver: plain `npm install` (peer ranges checked, no --legacy-peer-deps,
+  // no --force) succeeds, and the store entries load (ESM and CJS) and run on each driver. With REDIS_URL set,
+  // a state goes through Redis on ioredis and on node-redis.
+  const drivers = ['ioredis', 'redis', 'pg', '@electric-sql/pglite'];
+  const latest = join(dir, 'latest-drivers');
+  mkdirSync(latest);
+  writeFileSync(join(latest, 'package.json'), JSON.stringify({ private: true, type: 'module' }));
+  execFileSync(
+    'npm',
+    ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--no-package-lock'].concat(
+      tarball,
+      drivers.map((name) => `${name}@latest`),
+    ),
+    { cwd: latest, stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const versions = drivers.map(
+    (name) =>
+      `${name} ${JSON.parse(readFileSync(join(latest, 'node_modules', name, 'package.json'), 'utf8')).version}`,
+  );
+  const driverSmoke = `
+    import Redis from 'ioredis';
+    import { createClient } from 'redis';
+    import { PGlite } from '@electric-sql/pglite';
+    import pg from 'pg';
+    import { nodeRedisClient, redisStore } from 'oauth-mailbox/redis';
+    import { postgresMigrations, postgresStore } from 'oauth-mailbox/postgres';
+    import { createRequire } from 'node:module';
+    const cjs = createRequire(import.meta.url)('oauth-mailbox/redis');
+    if (typeof cjs.nodeRedisClient !== 'function' || typeof cjs.redisStore !== 'function') throw new Error('CJS redis entry');
+    if (typeof createRequire(import.meta.url)('oauth-mailbox/postgres').postgresStore !== 'function') throw new Error('CJS postgres entry');
+    const state = { owner: 'o', provider: 'p', payload: 'x', createdAt: Date.now(), expiresAt: Date.now() + 60_000 };
+    const url = process.env.REDIS_URL;
+    const io = url ? new Redis(url, { maxRetriesPerRequest: 1 }) : new Redis({ lazyConnect: true });
+    const nr = url ? await createClient({ url }).connect() : createClient();
+    for (const [name, client] of [['ioredis', io], ['node-redis', nodeRedisClient(nr)]]) {
+      const store = redisStore({ client, prefix: 'om-package-check:' + crypto.randomUUID() + ':' });
+      if (!url) continue;
+      await store.putState('k', state, { maxPerOwner: 5 });
+      if ((await store.takeState('k'))?.owner !== 'o' || (await store.takeState('k')) !== null)
+        throw new Error('the Redis store on ' + name + ' lost or repeated a state');
+    }
+    if (url) { await io.quit(); await nr.close(); }
+    if (postgresMigrations().length === 0) throw new Error('postgres entry');
+    postgresStore({ client: new pg.Pool() }); // pg: built, not connected
+    const db = new PGlite();
+    const lite = postgresStore({ client: db });
+    await lite.migrate();
+    if ((await lite.getAccount('a')) !== null) throw new Error('the PostgreSQL store on PGlite');
+    await db.close();
+    console.log((url ? 'a state through Redis on ioredis and node-redis' : 'Redis stores built (REDIS_URL not set: no round trip)') + '; PGlite migrated and read');
+  `;
+  const smokeResult = execFileSync('node', ['--input-type=module', '-e', driverSmoke], {
+    cwd: latest,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  console.log(`plain npm install beside ${versions.join(', ')}: entries load; ${smokeResult.trim()}`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

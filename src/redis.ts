@@ -1,6 +1,6 @@
 /**
- * `oauth-mailbox/redis`: the Redis store. Bring your own ioredis client (an optional peer dependency; this
- * entry imports it by type only).
+ * `oauth-mailbox/redis`: the Redis store. Bring your own client, ioredis or node-redis (`redis`, through
+ * {@link nodeRedisClient}): both are optional peer dependencies, and this entry imports neither.
  *
  * @packageDocumentation
  */
@@ -11,3 +11,4 @@ export {
   type RedisStoreOptions,
   redisStore,
 } from './store/redis.js';
+export { type NodeRedisClient, nodeRedisClient } from './store/redis-driver.js';

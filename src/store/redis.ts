@@ -1,28 +1,55 @@
 /**
- * `oauth-mailbox/redis`: accounts, leases and pending states in Redis (>= 6.2) through an ioredis client.
- * The driver is yours: this module imports it by type only.
+ * `oauth-mailbox/redis`: accounts, leases and pending states in Redis (>= 6.2) through an ioredis client, or a
+ * node-redis client wrapped by `nodeRedisClient()`. The driver is yours: this module imports none.
  * @module
  */
 import { createHash } from 'node:crypto';
 import { inspect } from 'node:util';
-import type { Redis } from 'ioredis';
 import { ConfigurationError, MailboxAuthError, StorageError, VersionConflictError } from '../errors.js';
 import type * as contract from './account-store.js';
 import type { PutStateOptions, StateStore, StoredState } from './state-store.js';
 import { storeInput as input } from './store-input.js';
 
 /**
- * What the store uses of an ioredis client (`Redis`; a `Cluster` works when all keys share a hash tag via `prefix`).
+ * What the store uses of a Redis client: the commands of an ioredis client (`Redis` 5 or 6; a `Cluster` works
+ * when all keys share a hash tag via `prefix`), which fits as it is. A node-redis client fits through
+ * `nodeRedisClient()`.
  *
  * @example
  * ```ts
  * const client: RedisClient = new Redis(process.env.REDIS_URL!);
  * ```
  */
-export type RedisClient = Pick<
-  Redis,
-  'get' | 'set' | 'getdel' | 'hget' | 'evalsha' | 'eval' | 'zrangebylex' | 'pipeline'
->;
+export interface RedisClient {
+  /** `GET key`: the value, or `null`. */
+  get(key: string): Promise<string | null>;
+  /** `SET key value`. */
+  set(key: string, value: string): Promise<unknown>;
+  /** `GETDEL key`: the value it removed, or `null`. */
+  getdel(key: string): Promise<string | null>;
+  /** `HGET key field`: the value, or `null`. */
+  hget(key: string, field: string): Promise<string | null>;
+  /** `EVALSHA sha numKeys ...keys ...args`: the script's reply; rejects with a `NOSCRIPT` message if not cached. */
+  evalsha(sha: string, numKeys: number, ...keysAndArgs: (string | number)[]): Promise<unknown>;
+  /** `EVAL script numKeys ...keys ...args`: the script's reply (integers as numbers, nil as `null`). */
+  eval(script: string, numKeys: number, ...keysAndArgs: (string | number)[]): Promise<unknown>;
+  /** `ZRANGEBYLEX key min max LIMIT offset count`. */
+  zrangebylex(
+    key: string,
+    min: string,
+    max: string,
+    limit: 'LIMIT',
+    offset: number,
+    count: number,
+  ): Promise<string[]>;
+  /** Commands sent together; `exec()` resolves to one `[error, reply]` per command, in order. */
+  pipeline(): {
+    /** Queue `HGET key field`. */
+    hget(key: string, field: string): unknown;
+    /** Send the queued commands: one `[error, reply]` per command, in order. */
+    exec(): Promise<[Error | null, unknown][] | null>;
+  };
+}
 
 /**
  * Options of {@link redisStore}.
@@ -33,7 +60,7 @@ export type RedisClient = Pick<
  * ```
  */
 export interface RedisStoreOptions {
-  /** An ioredis client. */
+  /** An ioredis client, or a node-redis client wrapped by `nodeRedisClient()`. */
   readonly client: RedisClient;
   /**
    * Prefix of every key. For Redis Cluster use a hash tag, such as `{oauth-mailbox}:`.
@@ -297,7 +324,9 @@ export class RedisStore implements contract.AccountStore, StateStore {
 
   constructor(options: RedisStoreOptions) {
     if (typeof options?.client?.evalsha !== 'function' || typeof options.client.hget !== 'function') {
-      throw new ConfigurationError('redisStore: client must be an ioredis client');
+      throw new ConfigurationError(
+        'redisStore: client must be an ioredis client, or a node-redis client wrapped by nodeRedisClient()',
+      );
     }
     const prefix = options.prefix ?? 'oauth-mailbox:';
     if (typeof prefix !== 'string' || prefix.length > 100)
