@@ -32,9 +32,15 @@ import { otelApi } from './otel-api.js';
  */
 export interface TelemetryOptions {
   /** An OpenTelemetry `MeterProvider`. @default the global one (`metrics.getMeterProvider()`) */
-  readonly meterProvider?: { getMeter(name: string, version?: string): unknown };
+  readonly meterProvider?: {
+    /** The meter of an instrumentation scope. */
+    getMeter(name: string, version?: string): unknown;
+  };
   /** An OpenTelemetry `TracerProvider`. @default the global one (`trace.getTracerProvider()`) */
-  readonly tracerProvider?: { getTracer(name: string, version?: string): unknown };
+  readonly tracerProvider?: {
+    /** The tracer of an instrumentation scope. */
+    getTracer(name: string, version?: string): unknown;
+  };
 }
 
 /** The span status code of a failure (`SpanStatusCode.ERROR`), without loading the API for it. */
