@@ -19,7 +19,7 @@ import { delay } from '../internal/timers.js';
 import type { AccessToken } from '../refresh/refresher.js';
 import { apiSpanAttributes } from '../telemetry/attributes.js';
 import { SPANS } from '../telemetry/names.js';
-import { telemetryOf } from '../telemetry/telemetry.js';
+import { recordHttpStatus, telemetryOf } from '../telemetry/telemetry.js';
 import type { MailTransport } from '../transport-names.js';
 import type { MailContext } from './context.js';
 import { echoableForms, scrubText } from './scrub.js';
@@ -363,7 +363,7 @@ export class MailApiClient {
           signal,
         });
         status = response.status;
-        span?.setAttribute('http.response.status_code', status);
+        recordHttpStatus(span, status);
         return response;
       } finally {
         telemetry.apiCall(this.#protocol, method, status, (performance.now() - started) / 1000);

@@ -111,6 +111,20 @@ export function errorType(error: unknown): string {
   return isMailboxAuthError(error) ? error.code : '_OTHER';
 }
 
+/**
+ * Put an HTTP answer's status on its client span: 400 and above is an error, `error.type` the status (as
+ * the HTTP semantic conventions say).
+ * @internal
+ */
+export function recordHttpStatus(span: Span | undefined, status: number): void {
+  if (span === undefined) return;
+  span.setAttribute(ATTRIBUTES.statusCode, status);
+  if (status >= 400) {
+    span.setAttribute(ATTRIBUTES.errorType, String(status));
+    span.setStatus({ code: STATUS_ERROR });
+  }
+}
+
 /** `2xx` … `5xx` for an HTTP status. @internal */
 export function statusClass(status: number): string {
   return `${Math.floor(status / 100)}xx`;

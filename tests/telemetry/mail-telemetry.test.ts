@@ -53,7 +53,9 @@ describe('mail telemetry', () => {
       'http.request.method': 'GET',
       'oauth_mailbox.operation': 'users.messages.list',
       'http.response.status_code': 429,
+      'error.type': '429',
     });
+    expect(spans.map((s) => s.status.code).slice(0, 3)).toEqual([2, 2, 0]); // 4xx and 5xx are errors
   });
 
   it('counts watcher deliveries with their lag, and failed watch sessions with their code', async () => {

@@ -95,6 +95,13 @@ describe('telemetry redaction', () => {
         'oauth_mailbox.imap.connect',
       ]),
     );
+    // Failed spans (the refused refresh, the throttled call, the IMAP connection) carry the code, never a
+    // message: no status description and no exception event (its message and stack can quote a server).
+    expect(spans.filter((s) => s.status.code === 2).length).toBeGreaterThanOrEqual(3);
+    for (const span of spans) {
+      expect(span.status.message).toBeUndefined();
+      expect(span.events).toEqual([]);
+    }
     const metrics = (await otel.collect()).scopeMetrics.flatMap((s) => s.metrics);
     expect(metrics.length).toBeGreaterThanOrEqual(8);
     const exported = JSON.stringify({
