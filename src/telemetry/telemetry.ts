@@ -66,43 +66,48 @@ interface Instruments {
 function createInstruments(meter: Meter): Instruments {
   const seconds = (name: string, description: string) =>
     meter.createHistogram(name, { description, unit: 's' });
+  const counter = (name: string, unit: string, description: string) =>
+    meter.createCounter(name, { description, unit });
   return {
-    refreshes: meter.createCounter(METRICS.refreshes, {
-      description: 'Token refreshes sent to a provider, by outcome',
-      unit: '{refresh}',
-    }),
+    refreshes: counter(METRICS.refreshes, '{refresh}', 'Token refreshes sent to a provider, by outcome'),
     refreshDuration: seconds(METRICS.refreshDuration, 'Duration of a token refresh, retries included'),
     expiryHorizon: seconds(
       METRICS.expiryHorizon,
       'Seconds until a refreshed access token expires, at the time of the refresh',
     ),
-    leaseWaits: meter.createCounter(METRICS.leaseWaits, {
-      description: 'Refreshes that found the refresh lease held by another process and waited for it',
-      unit: '{wait}',
-    }),
-    circuitTransitions: meter.createCounter(METRICS.circuitTransitions, {
-      description: "Changes of a provider's circuit breaker state",
-      unit: '{transition}',
-    }),
-    apiCalls: meter.createCounter(METRICS.apiCalls, {
-      description: 'HTTP requests to the Gmail API and Microsoft Graph, by status class',
-      unit: '{request}',
-    }),
+    leaseWaits: counter(
+      METRICS.leaseWaits,
+      '{wait}',
+      'Refreshes that found the refresh lease held by another process and waited for it',
+    ),
+    circuitTransitions: counter(
+      METRICS.circuitTransitions,
+      '{transition}',
+      "Changes of a provider's circuit breaker state",
+    ),
+    apiCalls: counter(
+      METRICS.apiCalls,
+      '{request}',
+      'HTTP requests to the Gmail API and Microsoft Graph, by status class',
+    ),
     apiDuration: seconds(METRICS.apiDuration, 'Duration of one HTTP request to a mail API'),
-    apiThrottled: meter.createCounter(METRICS.apiThrottled, {
-      description: 'Mail API answers that throttled or were unavailable (429, 503, Gmail rate-limit 403)',
-      unit: '{response}',
-    }),
+    apiThrottled: counter(
+      METRICS.apiThrottled,
+      '{response}',
+      'Mail API answers that throttled or were unavailable (429, 5xx, Gmail rate-limit 403)',
+    ),
     apiRetryAfter: seconds(METRICS.apiRetryAfter, 'Retry-After of a throttling mail API answer'),
-    watchDeliveries: meter.createCounter(METRICS.watchDeliveries, {
-      description: 'Messages a watcher delivered to its handler',
-      unit: '{message}',
-    }),
+    watchDeliveries: counter(
+      METRICS.watchDeliveries,
+      '{message}',
+      'Messages a watcher delivered to its handler',
+    ),
     watchLag: seconds(METRICS.watchLag, "Time from a delivered message's date to its delivery"),
-    watchFailures: meter.createCounter(METRICS.watchFailures, {
-      description: 'Watch sessions that failed (the watcher reconnects or stops)',
-      unit: '{failure}',
-    }),
+    watchFailures: counter(
+      METRICS.watchFailures,
+      '{failure}',
+      'Watch sessions that failed (the watcher reconnects or stops)',
+    ),
   };
 }
 
