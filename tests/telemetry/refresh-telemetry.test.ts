@@ -84,7 +84,9 @@ describe('refresh telemetry', () => {
     const { otel, auth, accountId } = await setup();
     await auth.persistence.acquireLease(accountId, 'another-process', 60_000);
     const refreshed = auth.getAccessToken(accountId, { forceRefresh: true });
-    for (;;) {
+    // Polled until the refresh found the lease busy (the deadline bounds a slow machine; nothing waits on it).
+    for (const deadline = Date.now() + 10_000; ; ) {
+      if (Date.now() > deadline) throw new Error('no lease wait was counted');
       const [wait] = await otel.points('oauth_mailbox.token.lease_waits');
       if (wait !== undefined) {
         expect(wait).toEqual({ attributes: { 'oauth_mailbox.provider': 'google' }, value: 1 });
