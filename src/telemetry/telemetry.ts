@@ -154,10 +154,14 @@ export class Telemetry {
     const provider = (this.#options.meterProvider ?? otelApi()?.metrics.getMeterProvider()) as
       | MeterProvider
       | undefined;
-    this.#instruments =
-      provider === undefined
-        ? null
-        : createInstruments(provider.getMeter(INSTRUMENTATION_SCOPE, INSTRUMENTATION_VERSION));
+    try {
+      this.#instruments =
+        provider === undefined
+          ? null
+          : createInstruments(provider.getMeter(INSTRUMENTATION_SCOPE, INSTRUMENTATION_VERSION));
+    } catch {
+      this.#instruments = null; // a provider that is not one: telemetry must never break a refresh
+    }
     return this.#instruments;
   }
 
@@ -166,7 +170,11 @@ export class Telemetry {
     const provider = (this.#options.tracerProvider ?? otelApi()?.trace.getTracerProvider()) as
       | TracerProvider
       | undefined;
-    this.#tracer = provider?.getTracer(INSTRUMENTATION_SCOPE, INSTRUMENTATION_VERSION) ?? null;
+    try {
+      this.#tracer = provider?.getTracer(INSTRUMENTATION_SCOPE, INSTRUMENTATION_VERSION) ?? null;
+    } catch {
+      this.#tracer = null;
+    }
     return this.#tracer;
   }
 

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { INSTRUMENTATION_VERSION, METRICS, SPANS } from '../../src/telemetry/names.js';
 import { otelApi } from '../../src/telemetry/otel-api.js';
+import { Telemetry } from '../../src/telemetry/telemetry.js';
 
 describe('telemetry names', () => {
   it('the instrumentation scope carries the package version', () => {
@@ -18,5 +19,20 @@ describe('telemetry names', () => {
 
   it('loads @opentelemetry/api when it is installed', () => {
     expect(typeof otelApi()?.metrics.getMeterProvider).toBe('function');
+  });
+});
+
+describe('telemetry that cannot record', () => {
+  it('a provider that is not one records nothing and breaks nothing', async () => {
+    const telemetry = new Telemetry({
+      meterProvider: { getMeter: () => ({}) },
+      tracerProvider: {
+        getTracer: () => {
+          throw new Error('not a tracer provider');
+        },
+      },
+    });
+    telemetry.refreshed('google', 0.1);
+    expect(await telemetry.span('x', {}, async (span) => span)).toBeUndefined();
   });
 });
