@@ -130,6 +130,19 @@ export function recordHttpStatus(span: Span | undefined, status: number): void {
   }
 }
 
+/**
+ * What `make` builds from a provider, or `null` without one or when it fails (a provider that is not one):
+ * telemetry never breaks the operation it records.
+ */
+function obtain<P, T>(provider: P | undefined, make: (provider: P) => T): T | null {
+  if (provider === undefined) return null;
+  try {
+    return make(provider);
+  } catch {
+    return null;
+  }
+}
+
 /** `2xx` … `5xx` for an HTTP status. @internal */
 export function statusClass(status: number): string {
   return `${Math.floor(status / 100)}xx`;
@@ -150,30 +163,21 @@ export class Telemetry {
   }
 
   #metrics(): Instruments | null {
-    if (this.#instruments !== undefined) return this.#instruments;
-    const provider = (this.#options.meterProvider ?? otelApi()?.metrics.getMeterProvider()) as
-      | MeterProvider
-      | undefined;
-    try {
-      this.#instruments =
-        provider === undefined
-          ? null
-          : createInstruments(provider.getMeter(INSTRUMENTATION_SCOPE, INSTRUMENTATION_VERSION));
-    } catch {
-      this.#instruments = null; // a provider that is not one: telemetry must never break a refresh
+    if (this.#instruments === undefined) {
+      const provider = this.#options.meterProvider ?? otelApi()?.metrics.getMeterProvider();
+      this.#instruments = obtain(provider as MeterProvider | undefined, (p) =>
+        createInstruments(p.getMeter(INSTRUMENTATION_SCOPE, INSTRUMENTATION_VERSION)),
+      );
     }
     return this.#instruments;
   }
 
   #trace(): Tracer | null {
-    if (this.#tracer !== undefined) return this.#tracer;
-    const provider = (this.#options.tracerProvider ?? otelApi()?.trace.getTracerProvider()) as
-      | TracerProvider
-      | undefined;
-    try {
-      this.#tracer = provider?.getTracer(INSTRUMENTATION_SCOPE, INSTRUMENTATION_VERSION) ?? null;
-    } catch {
-      this.#tracer = null;
+    if (this.#tracer === undefined) {
+      const provider = this.#options.tracerProvider ?? otelApi()?.trace.getTracerProvider();
+      this.#tracer = obtain(provider as TracerProvider | undefined, (p) =>
+        p.getTracer(INSTRUMENTATION_SCOPE, INSTRUMENTATION_VERSION),
+      );
     }
     return this.#tracer;
   }
