@@ -721,6 +721,7 @@ async function importCost() {
     '/node_modules/@electric-sql/pglite/',
     '/node_modules/imapflow/',
     '/node_modules/nodemailer/',
+    '/node_modules/@opentelemetry/',
   ]) {
     if (loaded.includes(driver)) driversLoaded.push(driver);
   }
@@ -732,7 +733,8 @@ async function importCost() {
       'median import ms': esm[Math.floor(esm.length / 2)] as number,
       'drivers loaded': driversLoaded.length === 0 ? 'none' : driversLoaded.join(', '),
     },
-    target: 'pg / ioredis / PGlite not loaded (imapflow and nodemailer load on first use)',
+    target:
+      'pg / ioredis / PGlite not loaded (imapflow, nodemailer and @opentelemetry/api load on first use)',
     met: driversLoaded.length === 0,
   });
 }

@@ -74,6 +74,30 @@ try {
   // The CLI runs from the packed layout.
   execFileSync('node', ['dist/cli.js', '--help'], { stdio: 'ignore' });
   console.log('ESM and CJS builds (main, testing and CLI entries) load and work; errors cross copies');
+  // OpenTelemetry: importing the main entry does not load @opentelemetry/api; both builds find it on first use
+  // (a span of a failed connectImap reaches a tracer provider registered globally by the host's own copy).
+  const otelLoaded = execFileSync(
+    'node',
+    [
+      '-e',
+      "require('./dist/index.cjs'); console.log(Object.keys(require.cache).some((k) => k.includes('@opentelemetry')))",
+    ],
+    { encoding: 'utf8' },
+  ).trim();
+  if (otelLoaded !== 'false') throw new Error('importing the main entry loads @opentelemetry/api');
+  const traced = (load) =>
+    `const { trace } = await import('@opentelemetry/api'); const sdk = await import('@opentelemetry/sdk-trace-base');` +
+    `const spans = new sdk.InMemorySpanExporter(); trace.setGlobalTracerProvider(new sdk.BasicTracerProvider({ spanProcessors: [new sdk.SimpleSpanProcessor(spans)] }));` +
+    `const m = ${load}; const cipher = m.aesGcmCipher({ keys: { k: globalThis.crypto.getRandomValues(new Uint8Array(32)) }, current: 'k' });` +
+    `const auth = m.createMailboxAuth({ providers: [], store: m.memoryStore(), cipher });` +
+    `await auth.connectImap('missing').catch(() => {});` +
+    `const [span] = spans.getFinishedSpans(); if (span?.name !== 'oauth_mailbox.imap.connect' || span.attributes['error.type'] !== 'ERR_ACCOUNT_NOT_FOUND') throw new Error('no span: ' + JSON.stringify(span?.name));`;
+  for (const load of [
+    `await import('./dist/index.js')`,
+    `(await import('node:module')).createRequire(process.cwd() + '/')('./dist/index.cjs')`,
+  ])
+    execFileSync('node', ['--input-type=module', '-e', traced(load)], { stdio: 'inherit' });
+  console.log('@opentelemetry/api: not loaded by the import; found on first use by the ESM and CJS builds');
   // A third-party store adapter installs the tarball (and msw, the peer dependency of `oauth-mailbox/testing`)
   // and runs the exported conformance suite with node:test: every case passes, and a broken store fails.
   const project = join(dir, 'third-party-adapter');
@@ -124,6 +148,20 @@ try {
   console.log(
     `third-party adapter from the tarball: ${good.pass}/${cases} conformance cases pass (node:test); a broken store fails ${broken.fail}`,
   );
+  // Without @opentelemetry/api installed (the adapter's project has none), the main entry works: telemetry is a no-op.
+  execFileSync(
+    'node',
+    [
+      '--input-type=module',
+      '-e',
+      `import { createRequire } from 'node:module'; try { createRequire(process.cwd() + '/')('@opentelemetry/api'); throw new Error('installed'); } catch (e) { if (e.message === 'installed') throw new Error('@opentelemetry/api is installed in the adapter project'); }` +
+        `const m = await import('oauth-mailbox'); const cipher = m.aesGcmCipher({ keys: { k: globalThis.crypto.getRandomValues(new Uint8Array(32)) }, current: 'k' });` +
+        `const auth = m.createMailboxAuth({ providers: [], store: m.memoryStore(), cipher });` +
+        `const e = await auth.connectImap('missing').catch((e) => e); if (e?.code !== 'ERR_ACCOUNT_NOT_FOUND') throw new Error('without @opentelemetry/api: ' + e?.code);`,
+    ],
+    { cwd: project, stdio: 'inherit' },
+  );
+  console.log('without @opentelemetry/api installed, the main entry loads and works (telemetry is a no-op)');
   // Beside the newest major of every driver: plain `npm install` (peer ranges checked, no --legacy-peer-deps,
   // no --force) succeeds, and the store entries load (ESM and CJS) and run on each driver. With REDIS_URL set,
   // a state goes through Redis on ioredis and on node-redis.

@@ -137,6 +137,7 @@ export { MemoryStore, type MemoryStoreOptions, memoryStore } from './store/memor
 export type { PutStateOptions, StateStore, StoredState } from './store/state-store.js';
 export { type StoreInput, storeInput } from './store/store-input.js';
 export type { NormalizedList } from './store/validate.js';
+export type { TelemetryOptions } from './telemetry/telemetry.js';
 export { type MailboxAccount, toMailboxAccount } from './tokens/account.js';
 export {
   type ConnectAccountInput,

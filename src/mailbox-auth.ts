@@ -43,6 +43,7 @@ import {
 } from './refresh/refresher.js';
 import type { AccountStore } from './store/account-store.js';
 import type { StateStore } from './store/state-store.js';
+import type { TelemetryOptions } from './telemetry/telemetry.js';
 import type { MailboxAccount } from './tokens/account.js';
 import { TokenPersistence } from './tokens/persistence.js';
 
@@ -83,6 +84,11 @@ export interface MailboxAuthOptions {
    * provider preset that lists one's name in `mailTransports` reads and sends through it. @default []
    */
   readonly transports?: readonly TransportDefinition[];
+  /**
+   * Where the library's OpenTelemetry metrics and spans go (see `docs/operations.md`).
+   * @default the global providers of `@opentelemetry/api` (no-ops until the host registers an SDK)
+   */
+  readonly telemetry?: TelemetryOptions;
 }
 
 /**
@@ -227,12 +233,14 @@ export function createMailboxAuth(options: MailboxAuthOptions): MailboxAuth {
     ...(options.maxPendingTotal === undefined ? {} : { maxPendingTotal: options.maxPendingTotal }),
     ...(options.allowedOrigins === undefined ? {} : { allowedReturnOrigins: options.allowedOrigins }),
     ...(options.now === undefined ? {} : { now: options.now }),
+    ...(options.telemetry === undefined ? {} : { telemetry: options.telemetry }),
   });
   const refresher = new TokenRefresher({
     ...options.refresh,
     persistence,
     registry,
     ...(options.now === undefined ? {} : { now: options.now }),
+    ...(options.telemetry === undefined ? {} : { telemetry: options.telemetry }),
   });
   const mail: MailboxClientContext = {
     persistence,

@@ -2,11 +2,13 @@
  * The options and results of {@link AuthorizationFlow}: what a host passes to its two routes and gets back.
  * @module
  */
+
 import type { Cipher } from '../crypto/cipher.js';
 import type { MailboxAuthError } from '../errors.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { JsonValue } from '../store/account-store.js';
 import type { StateStore } from '../store/state-store.js';
+import type { TelemetryOptions } from '../telemetry/telemetry.js';
 import type { MailboxAccount } from '../tokens/account.js';
 import type { TokenPersistence } from '../tokens/persistence.js';
 
@@ -46,6 +48,8 @@ export interface AuthorizationFlowOptions {
   readonly allowedReturnOrigins?: readonly string[];
   /** The clock, in epoch milliseconds. @default Date.now */
   readonly now?: () => number;
+  /** Where the code exchange's span goes (see `docs/operations.md`). @default the global OpenTelemetry providers */
+  readonly telemetry?: TelemetryOptions;
 }
 
 /**

@@ -20,6 +20,9 @@ import {
 import { integerOption } from '../internal/options.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { StateStore } from '../store/state-store.js';
+import { codeExchangeSpanAttributes } from '../telemetry/attributes.js';
+import { SPANS } from '../telemetry/names.js';
+import { type Telemetry, telemetryFrom } from '../telemetry/telemetry.js';
 import type { TokenPersistence } from '../tokens/persistence.js';
 import type {
   AuthorizationFlowOptions,
@@ -68,6 +71,7 @@ export class AuthorizationFlow {
   readonly #maxTotal: number | undefined;
   readonly #returnOrigins: ReadonlySet<string>;
   readonly #now: () => number;
+  readonly #telemetry: Telemetry;
 
   constructor(options: AuthorizationFlowOptions) {
     const { registry, persistence, states, cipher } = options ?? ({} as AuthorizationFlowOptions);
@@ -96,6 +100,7 @@ export class AuthorizationFlow {
     const range = 'maxPendingPerOwner to 10000000';
     if (total !== undefined) integerOption(total, max, max, 10_000_000, refuse('maxPendingTotal', range));
     this.#maxTotal = total;
+    this.#telemetry = telemetryFrom(options.telemetry);
     this.#returnOrigins = new Set(
       (options.allowedReturnOrigins ?? []).map((origin) => {
         try {
@@ -238,12 +243,17 @@ export class AuthorizationFlow {
     }
     const callbackUrl = new URL(provider.redirectUri);
     callbackUrl.search = params.toString();
-    const result = await provider.exchangeCode(callbackUrl, {
-      state,
-      codeVerifier: payload.verifier,
-      ...(payload.nonce === null ? {} : { nonce: payload.nonce }),
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
+    const result = await this.#telemetry.span(
+      SPANS.codeExchange,
+      codeExchangeSpanAttributes(provider.id),
+      () =>
+        provider.exchangeCode(callbackUrl, {
+          state,
+          codeVerifier: payload.verifier,
+          ...(payload.nonce === null ? {} : { nonce: payload.nonce }),
+          ...(options.signal === undefined ? {} : { signal: options.signal }),
+        }),
+    );
     const identity = await provider.identify(
       result,
       options.signal === undefined ? {} : { signal: options.signal },

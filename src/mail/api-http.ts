@@ -17,6 +17,9 @@ import { type BackoffOptions, backoffDelay } from '../internal/backoff.js';
 import { integerOption } from '../internal/options.js';
 import { delay } from '../internal/timers.js';
 import type { AccessToken } from '../refresh/refresher.js';
+import { apiSpanAttributes } from '../telemetry/attributes.js';
+import { SPANS } from '../telemetry/names.js';
+import { recordHttpStatus, telemetryOf } from '../telemetry/telemetry.js';
 import type { MailTransport } from '../transport-names.js';
 import type { MailContext } from './context.js';
 import { echoableForms, scrubText } from './scrub.js';
@@ -292,6 +295,7 @@ export class MailApiClient {
       if (throttled) {
         this.#onResult(false);
         const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
+        telemetryOf(this.#context.refresher).apiThrottled(this.#protocol, status, retryAfterMs);
         const waitMs = retryAfterMs ?? backoffDelay(retries, this.#backoffOptions);
         const failure = new MailConnectionError(
           `${this.#name} is throttling or unavailable (${request.operation}, HTTP ${status}${apiCode ? ` ${apiCode}` : ''})`,
@@ -345,11 +349,25 @@ export class MailApiClient {
       body = request.body.data as string | Uint8Array<ArrayBuffer>;
     }
     const fetchFn = this.#options.fetch ?? globalThis.fetch;
-    return fetchFn(url, {
-      method: request.method ?? 'GET',
-      headers,
-      ...(body === undefined ? {} : { body }),
-      signal,
+    const method = request.method ?? 'GET';
+    const telemetry = telemetryOf(this.#context.refresher);
+    const attributes = apiSpanAttributes(this.#accountId, this.#protocol, method, request.operation);
+    return telemetry.span(SPANS.apiCall, attributes, async (span) => {
+      const started = performance.now();
+      let status: number | undefined;
+      try {
+        const response = await fetchFn(url, {
+          method,
+          headers,
+          ...(body === undefined ? {} : { body }),
+          signal,
+        });
+        status = response.status;
+        recordHttpStatus(span, status);
+        return response;
+      } finally {
+        telemetry.apiCall(this.#protocol, method, status, (performance.now() - started) / 1000);
+      }
     });
   }
 

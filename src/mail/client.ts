@@ -11,6 +11,7 @@ import { ConfigurationError, InvalidArgumentError } from '../errors.js';
 import { TypedEvents } from '../events.js';
 import { integerOption } from '../internal/options.js';
 import { type Logger, silentLogger } from '../logger.js';
+import { telemetryOf } from '../telemetry/telemetry.js';
 import type { MailTransport } from '../transport-names.js';
 import { ClientHealth } from './client-health.js';
 import type {
@@ -252,6 +253,7 @@ export class MailboxClient extends TypedEvents<MailboxClientEvents> {
       deliver: async (message) => {
         await onNewMessage(message);
         this.#health.success('message');
+        telemetryOf(this.#context.refresher).delivered(this.#transportName(), message.date, Date.now());
       },
       ready: () => {},
       resynced: () => {},
@@ -358,11 +360,19 @@ export class MailboxClient extends TypedEvents<MailboxClientEvents> {
         driver: () => this.#resolve(),
         emit: (event, payload) => this.#emit(event, payload),
         success: () => this.#health.success(),
-        failure: (err) => this.#health.failure(err),
+        failure: (err) => {
+          this.#health.failure(err);
+          telemetryOf(this.#context.refresher).watchFailed(this.#transportName(), err);
+        },
       },
       run,
       onFirstReady,
     );
+  }
+
+  /** The transport's name for metrics: the one in use, else the one asked for. */
+  #transportName(): string {
+    return this.#resolved?.name ?? this.#transport ?? 'unknown';
   }
 
   #emit<E extends keyof MailboxClientEvents>(event: E, payload: MailboxClientEvents[E]): void {

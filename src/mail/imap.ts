@@ -5,6 +5,9 @@
 import type { ImapFlow, ImapFlowOptions } from 'imapflow';
 import { MailAuthenticationError, MailboxAuthError, MailConnectionError } from '../errors.js';
 import { listenForAbort } from '../internal/abort.js';
+import { connectSpanAttributes } from '../telemetry/attributes.js';
+import { SPANS } from '../telemetry/names.js';
+import { telemetryOf } from '../telemetry/telemetry.js';
 import type { MailContext } from './context.js';
 import { checkSaslField } from './sasl.js';
 import { echoableForms, scrubError } from './scrub.js';
@@ -77,6 +80,20 @@ export async function connectImap(
   options: MailConnectOptions = {},
   /** @internal imapflow options for the library's own watchers. */
   extra: Partial<ImapFlowOptions> = {},
+): Promise<ImapFlow> {
+  return telemetryOf(context.refresher).span(
+    SPANS.imapConnect,
+    connectSpanAttributes(accountId, 'imap'),
+    () => connectLoggedIn(context, accountId, options, extra),
+  );
+}
+
+/** The body of {@link connectImap}, in its span. */
+async function connectLoggedIn(
+  context: MailContext,
+  accountId: string,
+  options: MailConnectOptions,
+  extra: Partial<ImapFlowOptions>,
 ): Promise<ImapFlow> {
   const prepared = await prepareConnection(context, accountId, options, 'imap');
   const { provider, server, user } = prepared;

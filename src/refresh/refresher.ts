@@ -28,6 +28,14 @@ import { rescuedRefreshToken } from '../providers/token-response.js';
 import type { OAuthProvider, ProviderTokenResult } from '../providers/types.js';
 import type { AccountStatus } from '../store/account-store.js';
 import { assertId } from '../store/validate.js';
+import { refreshSpanAttributes } from '../telemetry/attributes.js';
+import { SPANS } from '../telemetry/names.js';
+import {
+  bindTelemetry,
+  type Telemetry,
+  type TelemetryOptions,
+  telemetryFrom,
+} from '../telemetry/telemetry.js';
 import type { MailboxAccount } from '../tokens/account.js';
 import type { StoredAccount, TokenPersistence } from '../tokens/persistence.js';
 import type { TokenSetInput } from '../tokens/token-set.js';
@@ -97,6 +105,8 @@ export interface TokenRefresherOptions {
   readonly holderId?: string;
   /** The clock, in epoch milliseconds. @default Date.now */
   readonly now?: () => number;
+  /** Where refresh metrics and spans go (see `docs/operations.md`). @default the global OpenTelemetry providers */
+  readonly telemetry?: TelemetryOptions;
 }
 
 /**
@@ -352,6 +362,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
   readonly #pending = new Map<string, TokenSetInput>();
   /** Aborted by `close()`. Every in-flight refresh without a caller signal listens to it (no listener cap). */
   readonly #closed = closedController();
+  readonly #telemetry: Telemetry;
 
   constructor(options: TokenRefresherOptions) {
     super();
@@ -391,6 +402,8 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
     }
     this.#holder = options.holderId ?? `${hostname()}:${process.pid}:${randomBytes(6).toString('hex')}`;
     this.#now = options.now ?? Date.now;
+    this.#telemetry = telemetryFrom(options.telemetry);
+    bindTelemetry(this, this.#telemetry);
   }
 
   /** This process's lease holder id. */
@@ -648,6 +661,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
     const { accountId, resource } = target;
     const deadline = this.#now() + this.#waitMs;
     const poll = new Backoff({ minDelayMs: 50, maxDelayMs: 1000, jitter: false });
+    let waited = false; // for another process's refresh (counted once)
     for (;;) {
       signal.throwIfAborted();
       const current = await this.#load(accountId);
@@ -674,11 +688,17 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
         this.#withAccountLock(accountId, signal, async () => {
           const lease = await this.#persistence.acquireLease(accountId, this.#holder, this.#leaseTtlMs);
           if (lease === null) return undefined;
-          return this.#refreshHoldingLease(target, scopes, minValidityMs, stale, signal, current);
+          return this.#telemetry.span(
+            SPANS.refresh,
+            refreshSpanAttributes(provider.id, accountId, resource),
+            () => this.#refreshHoldingLease(target, scopes, minValidityMs, stale, signal, current),
+          );
         });
       const breaker = this.#breaker(provider.id);
       const token = await (breaker === undefined ? attempt() : breaker.execute(attempt));
       if (token !== undefined) return token;
+      if (!waited) this.#telemetry.leaseWait(provider.id);
+      waited = true;
       if (skipIfBusy) throw LEASE_BUSY;
       // Another process is refreshing: wait for its new version rather than calling the provider.
       if (this.#now() >= deadline) {
@@ -720,6 +740,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
     const { accountId, resource } = target;
     let keepLease = false;
     let providerId: string | undefined;
+    let started: number | undefined; // when the provider was asked (performance.now())
     try {
       // Re-read under the lease: another process may have refreshed between our read and our lease. The
       // version says whether anything changed; only then are the tokens decrypted again.
@@ -744,6 +765,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
           'stored the rotated refresh token of a refused token response',
         );
       };
+      started = performance.now();
       const result = await this.#refreshWithRetry(
         accountId,
         provider.id,
@@ -787,6 +809,9 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
       const token = this.#remember({ account: current.account, tokens: next }, resource);
       this.#obtained.add(token);
       const rotated = result.tokens.refreshToken !== null;
+      this.#telemetry.refreshed(provider.id, (performance.now() - started) / 1000);
+      if (token.expiresAt !== null)
+        this.#telemetry.expiresIn(provider.id, (token.expiresAt.getTime() - issuedAt) / 1000);
       this.#emit('refreshed', {
         accountId,
         provider: provider.id,
@@ -800,6 +825,8 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
       );
       return token;
     } catch (err) {
+      if (started !== undefined)
+        this.#telemetry.refreshed(providerId ?? 'unknown', (performance.now() - started) / 1000, err);
       await this.#fail(accountId, providerId, err, signal, resource);
       throw err;
     } finally {
@@ -1027,6 +1054,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
     let breaker = this.#breakers.get(providerId);
     if (breaker === undefined) {
       breaker = new CircuitBreaker(providerId, this.#breakerOptions, this.#now, (state: CircuitState) => {
+        this.#telemetry.circuit(providerId, state);
         if (state === 'open') {
           const retryAfterMs = this.#breakers.get(providerId)?.snapshot().retryAfterMs ?? 0;
           this.#logger.error({ provider: providerId, retryAfterMs }, 'circuit open: refreshes fail fast');

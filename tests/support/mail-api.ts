@@ -14,6 +14,7 @@ import {
   memoryStore,
   microsoft,
   type StateStore,
+  type TelemetryOptions,
 } from '../../src/index.js';
 import { fakeGmailApi, fakeGoogle, fakeGraph, fakeMicrosoft } from '../../src/testing/index.js';
 import { defined, memoryAuth, testCipher } from './auth.js';
@@ -43,7 +44,11 @@ export function recordingApi(extra: MailApiOptions = {}) {
 
 export async function gmailSetup(
   server: ReturnType<typeof setupServer>,
-  options: { mailTransport?: 'imap' | 'gmail-api'; accessTokenTtlS?: number } = {},
+  options: {
+    mailTransport?: 'imap' | 'gmail-api';
+    accessTokenTtlS?: number;
+    telemetry?: TelemetryOptions;
+  } = {},
 ) {
   const googleFake = fakeGoogle({ ...CLIENT, ...defined({ accessTokenTtlS: options.accessTokenTtlS }) });
   const gmail = fakeGmailApi({ tokens: googleFake, email: ADA });
@@ -57,6 +62,7 @@ export async function gmailSetup(
       }),
     ],
     refresh: { retry: { retries: 0 } },
+    ...defined({ telemetry: options.telemetry }),
   });
   const { url } = await auth.startAuthorization('google', { owner: 'u1' });
   const { account } = await auth.completeAuthorization('google', googleFake.approve(url, { email: ADA }), {
