@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { isMailboxAuthError } from '../errors.js';
 import type { MailboxAuth } from '../mailbox-auth.js';
 import type { HealthReport } from '../operations/health.js';
-import { MAX_FLEET_CONCURRENCY, type RefreshReport } from '../operations/refresh-expiring.js';
+import { MAX_FLEET_CONCURRENCY } from '../operations/refresh-expiring.js';
 import type { AccountFilter } from '../store/account-store.js';
 import { ACCOUNT_STATUSES, type AccountStatus } from '../store/account-store.js';
 import { MAX_PAGE_SIZE } from '../store/validate.js';

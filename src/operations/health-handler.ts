@@ -27,9 +27,6 @@ export interface HealthHandlerOptions extends Omit<HealthOptions, 'signal' | 'no
   readonly failWhen?: 'unreachable' | 'unhealthy';
 }
 
-/** What the handler needs of a `MailboxAuth`. */
-type HealthSource = { health(options?: HealthOptions): Promise<HealthReport> };
-
 const HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
 
 /**
@@ -46,7 +43,7 @@ const HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-cont
  * ```
  */
 export function healthHandler(
-  auth: HealthSource,
+  auth: { health(options?: HealthOptions): Promise<HealthReport> },
   options: HealthHandlerOptions = {},
 ): (request: Request) => Promise<Response> {
   if (typeof auth?.health !== 'function') {
