@@ -10,6 +10,8 @@
  * - `GET /oauth/:provider/callback`      the provider's redirect back; then to `/?status=success|error...`
  * - `POST /accounts/:id/send-test`       send a message from the mailbox to itself (CSRF token required)
  * - `POST /accounts/:id/disconnect`      revoke at the provider and delete (CSRF token required)
+ * - `GET /metrics`                       the library's OpenTelemetry metrics, Prometheus text format (when
+ *                                        `config.metrics` is not `false`)
  *
  * The `/oauth/…` routes are rate-limited per client (`express-rate-limit`): 429 beyond the limit.
  */
@@ -34,6 +36,7 @@ import {
 } from 'oauth-mailbox';
 import { type AppConfig, AppConfigurationError } from './config.js';
 import { type DevServices, startDevServices } from './dev.js';
+import { createMetrics, type Metrics } from './metrics.js';
 import { sessionOf, sessions } from './session.js';
 import {
   type Banner,
@@ -150,9 +153,13 @@ export async function createApp(config: AppConfig): Promise<MailboxApp> {
       providers.push(services.provider);
     }
 
+    const metrics = config.metrics === false ? undefined : createMetrics();
+    if (metrics !== undefined) closers.push(metrics.close);
     const auth = createMailboxAuth({
       providers,
       store,
+      // The library's metrics (refreshes, leases, circuits, API calls, watchers) go to /metrics.
+      ...(metrics === undefined ? {} : { telemetry: { meterProvider: metrics.meterProvider } }),
       // Tokens are encrypted at rest with this key. A random one (dev mode) makes stored tokens unreadable
       // after a restart: fine in memory, not with a database.
       cipher: aesGcmCipher({ keys: { k1: config.tokenKey ?? randomBytes(32) }, current: 'k1' }),
@@ -163,7 +170,7 @@ export async function createApp(config: AppConfig): Promise<MailboxApp> {
       log(`account ${accountId} needs to be connected again (the provider refused its refresh token)`),
     );
 
-    const app = buildRoutes({ auth, origin, log, services, config });
+    const app = buildRoutes({ auth, origin, log, services, config, metrics });
     return { app, auth, dev: services, close };
   } catch (error) {
     await close();
@@ -172,6 +179,7 @@ export async function createApp(config: AppConfig): Promise<MailboxApp> {
 }
 
 interface RouteContext {
+  readonly metrics: Metrics | undefined;
   readonly auth: MailboxAuth;
   readonly origin: string;
   readonly log: (line: string) => void;
@@ -179,9 +187,11 @@ interface RouteContext {
   readonly config: AppConfig;
 }
 
-function buildRoutes({ auth, origin, log, services, config }: RouteContext): Express {
+function buildRoutes({ auth, origin, log, services, config, metrics }: RouteContext): Express {
   const app = express();
   app.disable('x-powered-by');
+  // Before the session: a scrape carries no cookie and needs none.
+  if (metrics !== undefined) app.get('/metrics', metrics.handler);
   const session = sessions({
     // Random per run when unset: restarting signs every browser out (a new demo user).
     secret: config.sessionSecret ?? randomBytes(32).toString('base64url'),

@@ -49,6 +49,11 @@ export interface AppConfig {
    * beyond it they answer 429. @default { limit: 30, windowMs: 60000 }
    */
   readonly rateLimit?: { readonly limit: number; readonly windowMs: number };
+  /**
+   * `GET /metrics`: the library's OpenTelemetry metrics in Prometheus text format. Put it behind your
+   * network's access rules (it is not authenticated). @default true
+   */
+  readonly metrics?: boolean;
 }
 
 /** {@link AppConfig} plus where to listen; `origin` is unset when it follows the port. */

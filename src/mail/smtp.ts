@@ -5,6 +5,9 @@
 import type { Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import { MailAuthenticationError, MailboxAuthError, MailConnectionError } from '../errors.js';
+import { connectSpanAttributes } from '../telemetry/attributes.js';
+import { SPANS } from '../telemetry/names.js';
+import { telemetryOf } from '../telemetry/telemetry.js';
 import type { MailContext } from './context.js';
 import { checkSaslField } from './sasl.js';
 import { echoableForms, scrubError } from './scrub.js';
@@ -106,13 +109,21 @@ export async function createSmtpTransport(
   type Callback = (err: Error | null, result?: unknown) => void;
   Object.assign(transport, {
     sendMail(mail: unknown, callback?: Callback) {
-      if (callback !== undefined)
-        return (sendMail as (m: unknown, cb: Callback) => void)(mail, (err, info) =>
-          callback(scrub(err), info),
-        );
-      return (sendMail as (m: unknown) => Promise<unknown>)(mail).catch((err: unknown) => {
-        throw scrub(err);
-      });
+      // One span per message (nodemailer connects and authenticates inside sendMail).
+      const sent = telemetryOf(context.refresher).span(
+        SPANS.smtpSend,
+        connectSpanAttributes(accountId, 'smtp'),
+        () =>
+          (sendMail as (m: unknown) => Promise<unknown>)(mail).catch((err: unknown) => {
+            throw scrub(err);
+          }),
+      );
+      if (callback === undefined) return sent;
+      sent.then(
+        (info) => callback(null, info),
+        (err: Error) => callback(err),
+      );
+      return undefined;
     },
     verify(callback?: Callback) {
       if (callback !== undefined)

@@ -25,7 +25,7 @@ export function codeExchangeSpanAttributes(provider: string): Attributes {
 }
 
 /** An IMAP connection's span. @internal */
-export function connectSpanAttributes(accountId: string, transport: 'imap'): Attributes {
+export function connectSpanAttributes(accountId: string, transport: 'imap' | 'smtp'): Attributes {
   return { [ATTRIBUTES.accountId]: accountId, [ATTRIBUTES.transport]: transport };
 }
 

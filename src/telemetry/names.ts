@@ -30,6 +30,7 @@ export const SPANS = {
   codeExchange: 'oauth_mailbox.code_exchange',
   refresh: 'oauth_mailbox.token.refresh',
   imapConnect: 'oauth_mailbox.imap.connect',
+  smtpSend: 'oauth_mailbox.smtp.send',
   apiCall: 'oauth_mailbox.mail.api.call',
 } as const;
 

@@ -428,3 +428,31 @@ describe('examples/express shutdown', () => {
     }
   });
 });
+
+describe('examples/express /metrics', () => {
+  it('serves the library metrics in Prometheus text format, without a secret or an email address', async () => {
+    const visitor = new Visitor(running.origin);
+    const accountId = await connect(visitor, 'metrics-user');
+    await running.example.auth.getAccessToken(accountId, { forceRefresh: true });
+    await rememberTokens(accountId);
+    const scrape = await visitor.request('/metrics');
+    expect(scrape.status).toBe(200);
+    expect(scrape.body).toMatch(/# TYPE oauth_mailbox_token_refreshes_total counter/);
+    expect(scrape.body).toMatch(
+      /oauth_mailbox_token_refreshes_total\{[^}]*oauth_mailbox_outcome="success"[^}]*\} [1-9]/,
+    );
+    expect(scrape.body).toMatch(/oauth_mailbox_token_refresh_duration_count\{/);
+    for (const secret of secrets) expect(scrape.body).not.toContain(secret);
+    expect(scrape.body).not.toContain('metrics-user');
+    expect(scrape.body).not.toContain(accountId); // account ids go on spans only, never on metrics
+  });
+
+  it('is absent with metrics: false', async () => {
+    const app = await startExample({ metrics: false });
+    try {
+      expect((await new Visitor(app.origin).request('/metrics')).status).toBe(404);
+    } finally {
+      await app.close();
+    }
+  });
+});
