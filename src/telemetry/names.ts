@@ -16,6 +16,7 @@ export const METRICS = {
   expiryHorizon: 'oauth_mailbox.token.expiry_horizon',
   leaseWaits: 'oauth_mailbox.token.lease_waits',
   circuitTransitions: 'oauth_mailbox.circuit.transitions',
+  circuitState: 'oauth_mailbox.circuit.state',
   apiCalls: 'oauth_mailbox.mail.api.calls',
   apiDuration: 'oauth_mailbox.mail.api.duration',
   apiThrottled: 'oauth_mailbox.mail.api.throttled',

@@ -6,6 +6,7 @@
 import type {
   Attributes,
   Counter,
+  Gauge,
   Histogram,
   Meter,
   MeterProvider,
@@ -48,12 +49,17 @@ const STATUS_ERROR = 2;
 /** `SpanKind.CLIENT`: every span of the library is a call to a server. */
 const KIND_CLIENT = 2;
 
+/** The values of the circuit state gauge. */
+const CIRCUIT_STATE_VALUES: Readonly<Record<string, number>> = { closed: 0, half_open: 1, open: 2 };
+
 interface Instruments {
   readonly refreshes: Counter;
   readonly refreshDuration: Histogram;
   readonly expiryHorizon: Histogram;
   readonly leaseWaits: Counter;
   readonly circuitTransitions: Counter;
+  /** `undefined` on an API without synchronous gauges (before @opentelemetry/api 1.9). */
+  readonly circuitState: Gauge | undefined;
   readonly apiCalls: Counter;
   readonly apiDuration: Histogram;
   readonly apiThrottled: Counter;
@@ -85,6 +91,13 @@ function createInstruments(meter: Meter): Instruments {
       '{transition}',
       "Changes of a provider's circuit breaker state",
     ),
+    circuitState:
+      typeof meter.createGauge === 'function'
+        ? meter.createGauge(METRICS.circuitState, {
+            description: "A provider's circuit breaker state in this process: 0 closed, 1 half-open, 2 open",
+            unit: '1',
+          })
+        : undefined,
     apiCalls: counter(
       METRICS.apiCalls,
       '{request}',
@@ -234,10 +247,12 @@ export class Telemetry {
 
   /** A provider's circuit breaker changed state. */
   circuit(provider: string, state: string): void {
-    this.#metrics()?.circuitTransitions.add(1, {
+    const m = this.#metrics();
+    m?.circuitTransitions.add(1, {
       [ATTRIBUTES.provider]: provider,
       [ATTRIBUTES.circuitState]: state,
     });
+    m?.circuitState?.record(CIRCUIT_STATE_VALUES[state] ?? 0, { [ATTRIBUTES.provider]: provider });
   }
 
   /** One HTTP request to a mail API ended: its status, or `undefined` when no answer came. */

@@ -120,6 +120,9 @@ describe('refresh telemetry', () => {
     await expect(auth.getAccessToken(accountId, { forceRefresh: true })).rejects.toBeInstanceOf(
       ProviderUnavailableError,
     );
+    expect(await otel.points('oauth_mailbox.circuit.state')).toEqual([
+      { attributes: { 'oauth_mailbox.provider': 'google' }, value: 2 }, // open
+    ]);
     clock += 60_001;
     await auth.getAccessToken(accountId, { forceRefresh: true });
     const transitions = await otel.points('oauth_mailbox.circuit.transitions');
@@ -128,6 +131,9 @@ describe('refresh telemetry', () => {
     );
     expect(byState).toEqual({ open: 1, closed: 1 }); // the breaker reports open and closed (a probe is no state change)
     expect(transitions.every((p) => p.attributes['oauth_mailbox.provider'] === 'google')).toBe(true);
+    expect(await otel.points('oauth_mailbox.circuit.state')).toEqual([
+      { attributes: { 'oauth_mailbox.provider': 'google' }, value: 0 }, // closed again
+    ]);
   });
 
   it('the code exchange runs in a span with the provider id only', async () => {
