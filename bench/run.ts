@@ -35,7 +35,7 @@ import { startTokenServer, type TokenServer } from '../tests/support/token-serve
 import type { BulkWorkerInput, BulkWorkerResult } from './bulk-worker.js';
 import { renderChart } from './chart.js';
 import type { ScaleEngine, ScaleWorkerInput, ScaleWorkerResult } from './scale-worker.js';
-import { benchProvider, runInFreshProcess } from './support.js';
+import { benchProvider, runInFreshProcess, withTokenServerProcess } from './support.js';
 import type { WatchersWorkerInput, WatchersWorkerResult } from './watchers-worker.js';
 
 const SMOKE = process.argv.includes('--smoke');
@@ -416,19 +416,14 @@ async function bulk() {
   const latency = 20;
   // The provider is another process, as in production; each measurement runs in a fresh process of its
   // own, so its memory figure is its own.
-  const tsx = pathToFileURL(resolve('node_modules/tsx/dist/loader.mjs')).href;
-  const child = fork(resolve('bench/token-server-process.ts'), [String(latency)], {
-    execArgv: ['--import', tsx],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  const { floor, ours, requests } = await withTokenServerProcess(latency, async (url) => {
+    const stats = async () =>
+      (await (await fetch(`${url}/stats`, { method: 'POST' })).json()) as TokenServer['stats'];
+    const floor = await bulkRun({ url, count, concurrency, mode: 'floor' });
+    const requestsBefore = (await stats()).refreshes;
+    const ours = await bulkRun({ url, count, concurrency, mode: 'library' });
+    return { floor, ours, requests: (await stats()).refreshes - requestsBefore };
   });
-  const url = await new Promise<string>((r) => child.once('message', (m: { url: string }) => r(m.url)));
-  const stats = async () =>
-    (await (await fetch(`${url}/stats`, { method: 'POST' })).json()) as TokenServer['stats'];
-  const floor = await bulkRun({ url, count, concurrency, mode: 'floor' });
-  const requestsBefore = (await stats()).refreshes;
-  const ours = await bulkRun({ url, count, concurrency, mode: 'library' });
-  const requests = (await stats()).refreshes - requestsBefore;
-  child.disconnect();
   const ideal = (count * latency) / concurrency;
   report({
     id: '5',
@@ -470,39 +465,35 @@ const SCALE_SIZES: Record<ScaleEngine, readonly number[]> = SMOKE
 async function scale() {
   const concurrency = 50;
   const latency = 20;
-  const tsx = pathToFileURL(resolve('node_modules/tsx/dist/loader.mjs')).href;
-  const child = fork(resolve('bench/token-server-process.ts'), [String(latency)], {
-    execArgv: ['--import', tsx],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const url = await new Promise<string>((r) => child.once('message', (m: { url: string }) => r(m.url)));
-  const sizes = [...new Set(Object.values(SCALE_SIZES).flat())].sort((a, b) => a - b);
-  const floors = new Map<number, number>();
-  for (const count of sizes) {
-    floors.set(count, (await bulkRun({ url, count, concurrency, mode: 'floor' })).wallMs);
-  }
-  const measured = new Map<string, ScaleWorkerResult>();
-  for (const engine of Object.keys(SCALE_SIZES) as ScaleEngine[]) {
-    for (const count of SCALE_SIZES[engine]) {
-      const input: ScaleWorkerInput = {
-        url,
-        engine,
-        count,
-        concurrency,
-        databaseUrl: DATABASE_URL,
-        redisUrl: REDIS_URL,
-      };
-      measured.set(
-        `${engine}@${count}`,
-        await runInFreshProcess<ScaleWorkerInput, ScaleWorkerResult>(
-          'bench/scale-worker.ts',
-          input,
-          1_800_000,
-        ),
-      );
+  const { floors, measured } = await withTokenServerProcess(latency, async (url) => {
+    const sizes = [...new Set(Object.values(SCALE_SIZES).flat())].sort((a, b) => a - b);
+    const floors = new Map<number, number>();
+    for (const count of sizes) {
+      floors.set(count, (await bulkRun({ url, count, concurrency, mode: 'floor' })).wallMs);
     }
-  }
-  child.disconnect();
+    const measured = new Map<string, ScaleWorkerResult>();
+    for (const engine of Object.keys(SCALE_SIZES) as ScaleEngine[]) {
+      for (const count of SCALE_SIZES[engine]) {
+        const input: ScaleWorkerInput = {
+          url,
+          engine,
+          count,
+          concurrency,
+          databaseUrl: DATABASE_URL,
+          redisUrl: REDIS_URL,
+        };
+        measured.set(
+          `${engine}@${count}`,
+          await runInFreshProcess<ScaleWorkerInput, ScaleWorkerResult>(
+            'bench/scale-worker.ts',
+            input,
+            1_800_000,
+          ),
+        );
+      }
+    }
+    return { floors, measured };
+  });
   const k = (n: number) => (n >= 1000 ? `${n / 1000}k` : String(n));
   const get = (engine: ScaleEngine, count: number) => measured.get(`${engine}@${count}`);
   for (const engine of Object.keys(SCALE_SIZES) as ScaleEngine[]) {

@@ -70,3 +70,24 @@ export async function runInFreshProcess<I, O>(file: string, input: I, timeoutMs 
     clearTimeout(timer);
   }
 }
+
+/**
+ * Run `fn` with a token server (bench/token-server-process.ts, answering after `latencyMs`) in another
+ * process, as a provider is in production; the process is let go on every exit of `fn`.
+ */
+export async function withTokenServerProcess<T>(
+  latencyMs: number,
+  fn: (url: string) => Promise<T>,
+): Promise<T> {
+  const tsx = pathToFileURL(resolve('node_modules/tsx/dist/loader.mjs')).href;
+  const child = fork(resolve('bench/token-server-process.ts'), [String(latencyMs)], {
+    execArgv: ['--import', tsx],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  try {
+    const url = await new Promise<string>((r) => child.once('message', (m: { url: string }) => r(m.url)));
+    return await fn(url);
+  } finally {
+    child.disconnect();
+  }
+}
