@@ -19,7 +19,6 @@ import { randomBytes } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { rateLimit } from 'express-rate-limit';
 import {
-  type AccountStore,
   aesGcmCipher,
   buildReturnUrl,
   createMailboxAuth,
@@ -27,17 +26,16 @@ import {
   isMailboxAuthError,
   type MailboxAccount,
   type MailboxAuth,
-  type MailboxAuthError,
   type MailboxClientOptions,
-  memoryStore,
   microsoft,
   type OAuthProvider,
-  type StateStore,
 } from 'oauth-mailbox';
 import { type AppConfig, AppConfigurationError } from './config.js';
 import { type DevServices, startDevServices } from './dev.js';
+import { httpStatus } from './http-status.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { sessionOf, sessions } from './session.js';
+import { openStore } from './store.js';
 import {
   type Banner,
   type DevView,
@@ -61,42 +59,6 @@ export interface MailboxApp {
    * fails is logged and the others still run.
    */
   close(): Promise<void>;
-}
-
-/** The HTTP status for a library error: by its category, with "not found" as 404. */
-export function httpStatus(error: MailboxAuthError): number {
-  if (error.code === 'ERR_UNKNOWN_PROVIDER' || error.code === 'ERR_ACCOUNT_NOT_FOUND') return 404;
-  switch (error.category) {
-    case 'request':
-      return 400;
-    case 'reauthorization':
-      return 409; // the user must reconnect the mailbox; their session with us is fine, so not 401
-    case 'transient':
-      return 503;
-    default:
-      return 500; // configuration: the operator's problem
-  }
-}
-
-/** The account store: PostgreSQL when a URL is given (tables created on start), else memory. */
-async function openStore(
-  databaseUrl: string | undefined,
-): Promise<{ store: AccountStore & StateStore; close: () => Promise<void> }> {
-  if (databaseUrl === undefined) return { store: memoryStore(), close: async () => {} };
-  // Imported only when used, so the in-memory setup needs neither `pg` nor the postgres entry point.
-  const [{ default: pg }, { postgresStore }] = await Promise.all([
-    import('pg'),
-    import('oauth-mailbox/postgres'),
-  ]);
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 5 });
-  const store = postgresStore({ client: pool });
-  try {
-    await store.migrate(); // idempotent
-  } catch (error) {
-    await pool.end();
-    throw error;
-  }
-  return { store, close: () => pool.end() };
 }
 
 /** The first value of a query parameter, when it is a plain string. */

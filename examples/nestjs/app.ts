@@ -11,17 +11,15 @@ import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import express, { type Express } from 'express';
 import {
-  type AccountStore,
   aesGcmCipher,
   createMailboxAuth,
   google,
   type MailboxAuth,
-  memoryStore,
   microsoft,
   type OAuthProvider,
-  type StateStore,
 } from 'oauth-mailbox';
 import { type AppConfig, AppConfigurationError } from '../express/config.js';
+import { openStore } from '../express/store.js';
 import { type DevServices, startDevServices } from './dev.js';
 import { MailboxErrorFilter } from './errors.filter.js';
 import { IntegrationsModule, type IntegrationsModuleOptions } from './integrations.module.js';
@@ -48,26 +46,6 @@ export interface NestMailboxApp {
   readonly dev: DevServices | undefined;
   /** Close the Nest app, the dev provider and the database pool. Runs once; a failing step is logged. */
   close(): Promise<void>;
-}
-
-/** The account store: PostgreSQL when a URL is given (tables created on start), else memory. */
-async function openStore(
-  databaseUrl: string | undefined,
-): Promise<{ store: AccountStore & StateStore; close: () => Promise<void> }> {
-  if (databaseUrl === undefined) return { store: memoryStore(), close: async () => {} };
-  const [{ default: pg }, { postgresStore }] = await Promise.all([
-    import('pg'),
-    import('oauth-mailbox/postgres'),
-  ]);
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 5 });
-  const store = postgresStore({ client: pool });
-  try {
-    await store.migrate(); // idempotent
-  } catch (error) {
-    await pool.end();
-    throw error;
-  }
-  return { store, close: () => pool.end() };
 }
 
 /** Build and initialize the app (it does not listen: attach `http` to a server whose origin is `config.origin`). */
