@@ -105,6 +105,13 @@ describe.skipIf(!DATABASE_URL)('PostgreSQL (DATABASE_URL)', () => {
     await expect(store.putAccount(sampleAccountRecord(), { expectedVersion: null })).rejects.toBeInstanceOf(
       StorageError,
     );
+    // The unsynced lease release, and the aggregate behind health().
+    await expect(store.releaseLease('a', 'h')).rejects.toBeInstanceOf(StorageError);
+    await expect(store.releaseLease('a', 'h')).rejects.toBeInstanceOf(StorageError);
+    const now = Date.now();
+    await expect(store.countAccounts({ now, expiringBefore: now, failedSince: 0 })).rejects.toBeInstanceOf(
+      StorageError,
+    );
   });
 });
 

@@ -157,6 +157,28 @@ describe.skipIf(!REDIS_URL)('Redis indexes (REDIS_URL)', () => {
     expect(await upgraded.countAccounts(query)).toEqual(expected);
   });
 
+  it('a failed layout check is a StorageError and is tried again on the next read', async () => {
+    const prefix = fresh();
+    await seed(redisStore({ client, prefix }), 3, () => NOW - 1);
+    await client.del(`${prefix}schema`);
+    let failGet = true;
+    const flaky = new Proxy(client, {
+      get(target, name) {
+        if (name === 'get' && failGet)
+          return () => {
+            failGet = false;
+            return Promise.reject(new Error('connection reset'));
+          };
+        const value = Reflect.get(target, name, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }) as RedisClient;
+    const store = redisStore({ client: flaky, prefix });
+    const query = { now: NOW, expiringBefore: NOW + 1, failedSince: 0 };
+    await expect(store.countAccounts(query)).rejects.toMatchObject({ code: 'ERR_STORAGE' });
+    expect(await store.countAccounts(query)).toMatchObject({ total: 3, activeExpired: 3 });
+  });
+
   it('an empty store starts at the current layout (nothing to index)', async () => {
     const prefix = fresh();
     const store = redisStore({ client, prefix });

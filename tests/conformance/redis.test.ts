@@ -44,6 +44,17 @@ describe.skipIf(!REDIS_URL)('Redis (REDIS_URL)', () => {
     await expect(store.getAccount('a')).rejects.toBeInstanceOf(StorageError);
     await expect(store.takeState('k')).rejects.toBeInstanceOf(StorageError);
     await expect(store.acquireLease('a', 'h', 100)).rejects.toBeInstanceOf(StorageError);
+    // The indexed reads (their one-time layout check fails too, and is tried again on the next call).
+    const now = Date.now();
+    for (let attempt = 0; attempt < 2; attempt++) {
+      await expect(store.countAccounts({ now, expiringBefore: now, failedSince: 0 })).rejects.toBeInstanceOf(
+        StorageError,
+      );
+      await expect(store.listAccounts({ status: 'active', expiresBefore: now })).rejects.toBeInstanceOf(
+        StorageError,
+      );
+    }
+    await expect(store.migrate()).rejects.toBeInstanceOf(StorageError);
     broken.disconnect();
   });
 });
