@@ -540,18 +540,19 @@ export class PostgresStore implements contract.AccountStore, StateStore {
     let row: { expires_at: string | number } | undefined;
     if (this.#unsyncedRelease !== false) {
       try {
-        const results = (await this.#client.query(
-          `SET LOCAL synchronous_commit TO OFF; DELETE FROM ${this.#leases} WHERE ${where} RETURNING expires_at`,
+        const results = (await this.#run('releaseLease', () =>
+          this.#client.query(
+            `SET LOCAL synchronous_commit TO OFF; DELETE FROM ${this.#leases} WHERE ${where} RETURNING expires_at`,
+          ),
         )) as unknown as { rows: unknown[] }[] | { rows: unknown[] };
         this.#unsyncedRelease = true;
         const deleted = Array.isArray(results) ? results[results.length - 1] : results;
         row = deleted?.rows[0] as typeof row;
         return row !== undefined && Number(row.expires_at) > this.#now();
-      } catch (cause) {
+      } catch (err) {
         // 42601: "cannot insert multiple commands into a prepared statement" (PGlite's query()).
-        if (this.#unsyncedRelease === true || (cause as { code?: unknown })?.code !== '42601') {
-          return this.#run('releaseLease', () => Promise.reject(cause));
-        }
+        const sqlState = (err as { cause?: { code?: unknown } }).cause?.code;
+        if (this.#unsyncedRelease === true || sqlState !== '42601') throw err;
         this.#unsyncedRelease = false;
       }
     }
