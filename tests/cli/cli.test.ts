@@ -9,28 +9,13 @@ import { describe, expect, it } from 'vitest';
 import { EXIT, parseDuration, runCli } from '../../src/cli/run.js';
 import { type AccountStore, createMailboxAuth, type StateStore } from '../../src/index.js';
 import { postgresStore } from '../../src/postgres.js';
+import { cliIo } from '../support/cli.js';
 import { mswServer } from '../support/flow.js';
 import { expiredAccount } from '../support/refresh.js';
 
 const server = mswServer();
 
-function io(auth: unknown, options: { tty?: boolean } = {}) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const dir = mkdtempSync(join(tmpdir(), 'oauth-mailbox-cli-'));
-  writeFileSync(join(dir, 'oauth-mailbox.config.mjs'), 'export default {}');
-  return {
-    out,
-    err,
-    io: {
-      stdout: { write: (t: string) => out.push(t) },
-      stderr: { write: (t: string) => err.push(t), isTTY: options.tty ?? false },
-      env: {},
-      cwd: dir,
-      loadConfig: async () => auth,
-    },
-  };
-}
+const io = cliIo;
 
 async function fleet(accounts = 3, store?: AccountStore & StateStore) {
   const setup = await expiredAccount(server, { accounts, ...(store ? { store } : {}) });

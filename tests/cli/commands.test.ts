@@ -1,37 +1,14 @@
-/**
- * The CLI's command table: per-command help, the throttled progress line, and `--account` read directly
- * (no walk over the fleet).
- */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { progressLine } from '../../src/cli/progress.js';
 import { EXIT, runCli } from '../../src/cli/run.js';
 import { createMailboxAuth, StorageError } from '../../src/index.js';
+import { cliIo } from '../support/cli.js';
 import { mswServer } from '../support/flow.js';
 import { expiredAccount } from '../support/refresh.js';
 
 const server = mswServer();
 
-function io(auth: unknown, options: { tty?: boolean; now?: () => number } = {}) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const dir = mkdtempSync(join(tmpdir(), 'oauth-mailbox-cli-'));
-  writeFileSync(join(dir, 'oauth-mailbox.config.mjs'), 'export default {}');
-  return {
-    out,
-    err,
-    io: {
-      stdout: { write: (t: string) => out.push(t) },
-      stderr: { write: (t: string) => err.push(t), isTTY: options.tty ?? false },
-      env: {},
-      cwd: dir,
-      loadConfig: async () => auth,
-      ...(options.now === undefined ? {} : { now: options.now }),
-    },
-  };
-}
+const io = cliIo;
 
 /** A fleet whose store refuses every scan: a command that walks the accounts fails. */
 async function noScanFleet(accounts: number) {
