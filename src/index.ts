@@ -117,6 +117,7 @@ export {
 } from './refresh/refresher.js';
 export {
   ACCOUNT_STATUSES,
+  type AccountChange,
   type AccountCountQuery,
   type AccountCounts,
   type AccountErrorInfo,
@@ -127,10 +128,13 @@ export {
   type AccountRecordInput,
   type AccountStatus,
   type AccountStore,
+  type AccountWatch,
   type JsonValue,
   type Lease,
+  type LeasedRead,
   type ListOptions,
   type PutAccountOptions,
+  type ReadAndLeaseOptions,
 } from './store/account-store.js';
 export { type IterateAccountsOptions, iterateAccounts } from './store/iterate.js';
 export { MemoryStore, type MemoryStoreOptions, memoryStore } from './store/memory.js';

@@ -258,6 +258,82 @@ export interface AccountCounts {
 }
 
 /**
+ * What {@link AccountStore.readAndLease} returns: the record as read, and the refresh lease if it was taken
+ * in the same atomic step.
+ *
+ * @example
+ * ```ts
+ * const { record, lease }: LeasedRead = await store.readAndLease!(id, 'worker-1', 60_000, { dueBefore: Date.now() + 300_000 });
+ * ```
+ */
+export interface LeasedRead {
+  /** The record, or `null` when no account has this id (no lease is taken then). */
+  readonly record: AccountRecord | null;
+  /** The lease, when this call took (or extended) it; `null` when it was not wanted or another holder has it. */
+  readonly lease: Lease | null;
+  /** `true` when the lease was wanted but another holder has an unexpired one. */
+  readonly busy: boolean;
+}
+
+/**
+ * Options of {@link AccountStore.readAndLease}.
+ *
+ * @example
+ * ```ts
+ * const options: ReadAndLeaseOptions = { dueBefore: Date.now() + 300_000 }; // lease only if the token is due
+ * ```
+ */
+export interface ReadAndLeaseOptions {
+  /**
+   * Take the lease only when the record's `tokenExpiresAt` is not `null` and `<= dueBefore` (epoch ms);
+   * `null`: take it whenever the record exists (a forced refresh).
+   */
+  readonly dueBefore: number | null;
+}
+
+/**
+ * A committed change of one account, as {@link AccountStore.watchAccounts} reports it to every process
+ * watching the store (this one included):
+ * - `written`: a write committed `version` (`record` is the record as stored, when the engine can carry it
+ *   in its notification; absent otherwise: read it);
+ * - `released`: a refresh lease was released without a write (the holder gave up: try the lease again);
+ * - `deleted`: the account was deleted;
+ * - `reset`: notifications may have been missed (the listening connection was lost and re-established):
+ *   re-check everything being waited on. `id` is `''`.
+ *
+ * @example
+ * ```ts
+ * const watch = await store.watchAccounts!((change: AccountChange) => {
+ *   if (change.kind === 'written') console.log(change.id, 'is now at version', change.version);
+ * });
+ * ```
+ */
+export interface AccountChange {
+  /** What happened. */
+  readonly kind: 'written' | 'released' | 'deleted' | 'reset';
+  /** The account id (`''` for `reset`). */
+  readonly id: string;
+  /** The version written (`written` only). */
+  readonly version?: number;
+  /** The record written, when the notification carries it (`written` only; a copy). */
+  readonly record?: AccountRecord;
+}
+
+/**
+ * A running {@link AccountStore.watchAccounts} subscription.
+ *
+ * @example
+ * ```ts
+ * const watch: AccountWatch = await store.watchAccounts!(onChange);
+ * await watch.close(); // stops the listener and frees its connection
+ * ```
+ */
+export interface AccountWatch {
+  /** Stop listening and free what the subscription holds (a dedicated connection). Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
  * Where connected accounts live. Rules (checked by `describeStoreConformance` from `oauth-mailbox/testing`;
  * `storeInput` runs the input checks):
  * - `putAccount` is optimistic: `expectedVersion: null` creates (fails with `VersionConflictError` when the
@@ -303,4 +379,30 @@ export interface AccountStore {
    * reference computation (the conformance suite compares against it).
    */
   countAccounts?(query: AccountCountQuery): Promise<AccountCounts>;
+  /**
+   * Optional: read the record and, in the same atomic step (one round trip), take the refresh lease for
+   * `holder` when the token is due (see {@link ReadAndLeaseOptions.dueBefore}) and the lease is free or
+   * already `holder`'s. The refresher uses it to decide and lease with one call; without it, it calls
+   * `getAccount` then `acquireLease`.
+   */
+  readAndLease?(id: string, holder: string, ttlMs: number, options: ReadAndLeaseOptions): Promise<LeasedRead>;
+  /**
+   * Optional: `putAccount` (same rules, same errors) that also releases `holder`'s refresh lease of the
+   * account in the same atomic write; the lease is kept when the write fails. Without it, the refresher
+   * calls `putAccount` then `releaseLease`.
+   */
+  putAccountAndRelease?(
+    record: AccountRecordInput,
+    options: PutAccountOptions & {
+      /** The holder whose lease of this account is released with the write. */
+      readonly holder: string;
+    },
+  ): Promise<AccountRecord>;
+  /**
+   * Optional: call `listener` with every committed change of any account ({@link AccountChange}), from
+   * every process sharing the store, until the returned watch is closed. Delivery is best effort and may
+   * repeat; a lost listening connection is reported as `reset`. Processes waiting for another's refresh
+   * are woken by it instead of polling; without it they poll.
+   */
+  watchAccounts?(listener: (change: AccountChange) => void): Promise<AccountWatch>;
 }
