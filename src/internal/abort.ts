@@ -39,3 +39,32 @@ export async function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | un
     stop();
   }
 }
+
+/**
+ * A signal that aborts when any of `signals` does (with that signal's reason), like `AbortSignal.any`, but
+ * whose links are removed by `dispose()`. `AbortSignal.any` in Node 20 keeps a reference to every signal it
+ * ever derived from a source for the life of the source (~80 bytes each): derived from a long-lived signal
+ * (a refresher's close signal, a host's server signal) per call, it grows without bound. Call `dispose()`
+ * once the work the signal guards has settled; undefined entries are ignored.
+ * @internal
+ */
+export function linkSignals(signals: readonly (AbortSignal | undefined)[]): {
+  readonly signal: AbortSignal;
+  readonly dispose: () => void;
+} {
+  const controller = new AbortController();
+  const stops: (() => void)[] = [];
+  for (const source of signals) {
+    if (source === undefined) continue;
+    if (source.aborted) {
+      controller.abort(source.reason);
+      break;
+    }
+    stops.push(listenForAbort(source, () => controller.abort(source.reason)));
+  }
+  const dispose = () => {
+    for (const stop of stops.splice(0)) stop();
+  };
+  if (controller.signal.aborted) dispose();
+  return { signal: controller.signal, dispose };
+}

@@ -5,6 +5,7 @@
  * @module
  */
 import { ClosedError, isMailboxAuthError } from '../errors.js';
+import { linkSignals } from './abort.js';
 
 /**
  * How `guard` wraps each method: `sync` (refused after close), `adopt` (refused after close; the result is
@@ -71,10 +72,17 @@ export class Lifecycle {
         new ClosedError(`${this.#name} was closed: ${method}() refused (create a new one)`),
       );
     }
+    // The caller's signal linked to this object's close signal; unlinked once the call settles (an
+    // `AbortSignal.any` over the long-lived close signal would retain every call's signal: see linkSignals).
+    let unlink = () => {};
     if (signalAt !== undefined) {
       const options = (args[signalAt] ?? {}) as { readonly signal?: AbortSignal };
-      const signal =
-        options.signal === undefined ? this.signal : AbortSignal.any([options.signal, this.signal]);
+      let signal = this.signal;
+      if (options.signal !== undefined) {
+        const link = linkSignals([options.signal, this.signal]);
+        signal = link.signal;
+        unlink = link.dispose;
+      }
       args[signalAt] = { ...options, signal };
     }
     let started: Promise<T>;
@@ -86,10 +94,12 @@ export class Lifecycle {
     this.#active++;
     return started.then(
       (value) => {
+        unlink();
         this.#settled();
         return value;
       },
       (err: unknown) => {
+        unlink();
         this.#settled();
         // A failure the close caused (an aborted refresh, a stopped walk) is reported as the close.
         if (this.#closing === undefined || isMailboxAuthError(err)) throw err;

@@ -13,6 +13,7 @@ import {
   MailRequestError,
 } from '../errors.js';
 import { parseRetryAfter } from '../http/retry-after.js';
+import { linkSignals } from '../internal/abort.js';
 import { type BackoffOptions, backoffDelay } from '../internal/backoff.js';
 import { integerOption } from '../internal/options.js';
 import { delay } from '../internal/timers.js';
@@ -228,6 +229,18 @@ export class MailApiClient {
 
   /** Perform a request with refresh-on-401 and bounded retries. */
   async request<T = unknown>(request: ApiRequest): Promise<ApiResponse<T>> {
+    if (request.signal === undefined) return this.#request(request);
+    // A per-request child of the caller's (often long-lived: a watcher's) signal, unlinked when the request
+    // ends: the per-attempt `AbortSignal.any` below then derives from a signal that dies with the request.
+    const link = linkSignals([request.signal]);
+    try {
+      return await this.#request<T>({ ...request, signal: link.signal });
+    } finally {
+      link.dispose();
+    }
+  }
+
+  async #request<T>(request: ApiRequest): Promise<ApiResponse<T>> {
     const { signal } = request;
     signal?.throwIfAborted();
     const url = this.#url(request);

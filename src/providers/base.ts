@@ -11,7 +11,7 @@ import {
   TokenExchangeError,
 } from '../errors.js';
 import { bufferedResponse, nodeFetch } from '../http/node-fetch.js';
-import { raceAbort } from '../internal/abort.js';
+import { linkSignals, raceAbort } from '../internal/abort.js';
 import { TokenSet } from '../tokens/token-set.js';
 import type { MailTransport } from '../transport-names.js';
 import { classifyProviderError, type ProviderPhase } from './classify.js';
@@ -258,11 +258,15 @@ export class OpenIdClientProvider implements OAuthProvider {
     if (custom !== undefined) {
       // Bounded like openid-client's own requests (a userinfo server that never answers must not hang the
       // callback), and https only unless allowInsecureRequests: the access token is in these requests.
-      const timeout = AbortSignal.timeout(this.#timeoutS * SECONDS);
-      const signal = options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]);
-      const identity = await this.#call('userinfo', options.signal, () =>
-        custom(result, { fetch: this.#guardedFetch, signal }),
-      );
+      const link = linkSignals([options.signal, AbortSignal.timeout(this.#timeoutS * SECONDS)]);
+      let identity: MailboxIdentity;
+      try {
+        identity = await this.#call('userinfo', options.signal, () =>
+          custom(result, { fetch: this.#guardedFetch, signal: link.signal }),
+        );
+      } finally {
+        link.dispose();
+      }
       if (typeof identity?.email !== 'string' || !identity.email.includes('@')) {
         throw new TokenExchangeError(`${this.id} returned no email address`, { providerId: this.id });
       }

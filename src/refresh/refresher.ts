@@ -18,7 +18,7 @@ import {
   TokenRefreshError,
 } from '../errors.js';
 import { TypedEvents } from '../events.js';
-import { raceAbort } from '../internal/abort.js';
+import { linkSignals, raceAbort } from '../internal/abort.js';
 import { Backoff } from '../internal/backoff.js';
 import { integerOption } from '../internal/options.js';
 import { delay, pause } from '../internal/timers.js';
@@ -557,11 +557,11 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
     let flight = this.#flights.get(key);
     if (flight === undefined) {
       const controller = signal === undefined ? undefined : new AbortController();
-      const shared =
-        controller === undefined
-          ? this.#closed.signal
-          : AbortSignal.any([controller.signal, this.#closed.signal]);
+      const link =
+        controller === undefined ? undefined : linkSignals([controller.signal, this.#closed.signal]);
+      const shared = link === undefined ? this.#closed.signal : link.signal;
       const promise = this.#obtain(target, minValidityMs, force, stale, shared, skipIfBusy).finally(() => {
+        link?.dispose();
         if (this.#flights.get(key)?.promise === promise) this.#flights.delete(key);
       });
       flight = { promise, controller, waiters: 0 };

@@ -1,7 +1,7 @@
 /** The shared internal helpers: every abort listener is removed once its work settles; backoff doubles, caps, resets. */
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { listenForAbort, raceAbort } from '../../src/internal/abort.js';
+import { linkSignals, listenForAbort, raceAbort } from '../../src/internal/abort.js';
 import { Backoff, backoffDelay } from '../../src/internal/backoff.js';
 import { delay } from '../../src/internal/timers.js';
 
@@ -41,6 +41,45 @@ describe('abort helpers', () => {
     await expect(waiting).rejects.toThrow('gone');
     expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
     await expect(delay(0, controller.signal)).resolves.toBeUndefined();
+  });
+});
+
+describe('linkSignals', () => {
+  it('aborts with the reason of whichever source aborts first', () => {
+    const a = new AbortController();
+    const b = new AbortController();
+    const link = linkSignals([a.signal, undefined, b.signal]);
+    expect(link.signal.aborted).toBe(false);
+    const reason = new Error('b first');
+    b.abort(reason);
+    expect(link.signal.aborted).toBe(true);
+    expect(link.signal.reason).toBe(reason);
+    a.abort(new Error('later'));
+    expect(link.signal.reason).toBe(reason);
+  });
+
+  it('is aborted at once by an already aborted source, and links nothing then', () => {
+    const long = new AbortController();
+    const done = AbortSignal.abort(new Error('already'));
+    const link = linkSignals([long.signal, done]);
+    expect(link.signal.aborted).toBe(true);
+    expect((link.signal.reason as Error).message).toBe('already');
+    expect(getEventListeners(long.signal, 'abort')).toHaveLength(0);
+  });
+
+  it('leaves no listener on a long-lived source once disposed (unlike AbortSignal.any, nothing is retained)', () => {
+    const long = new AbortController();
+    for (let i = 0; i < 1000; i++) {
+      const link = linkSignals([new AbortController().signal, long.signal]);
+      link.dispose();
+      link.dispose(); // idempotent
+    }
+    expect(getEventListeners(long.signal, 'abort')).toHaveLength(0);
+    const live = linkSignals([long.signal]);
+    expect(getEventListeners(long.signal, 'abort')).toHaveLength(1);
+    live.dispose();
+    long.abort();
+    expect(live.signal.aborted).toBe(false); // disposed: no longer linked
   });
 });
 
