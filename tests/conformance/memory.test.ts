@@ -59,8 +59,9 @@ describe('memoryStore change feed', () => {
     };
     await store.watchAccounts(listener as never);
     await store.watchAccounts(listener as never);
-    await store.putAccount(sampleAccountRecord({ id: 'w' }), { expectedVersion: null });
-    expect(got).toEqual([]); // not yet: delivered after the write returns
+    const writing = store.putAccount(sampleAccountRecord({ id: 'w' }), { expectedVersion: null });
+    expect(got).toEqual([]); // not during the call: delivered in a microtask
+    await writing;
     await both;
     expect(got[0]).not.toBe(got[1]);
     expect((await store.getAccount('w'))?.metadata).toEqual({});
