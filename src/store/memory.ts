@@ -188,8 +188,7 @@ export class MemoryStore implements contract.AccountStore, StateStore {
     const found = this.#accounts.get(id);
     if (found === undefined) return { record: null, lease: null, busy: false };
     const record = copyRecord(found);
-    const due =
-      dueBefore === null || (found.tokenExpiresAt !== null && found.tokenExpiresAt <= dueBefore);
+    const due = dueBefore === null || (found.tokenExpiresAt !== null && found.tokenExpiresAt <= dueBefore);
     if (!due) return { record, lease: null, busy: false };
     const lease = this.#lease(id, holder, ttlMs);
     return { record, lease, busy: lease === null };
@@ -240,7 +239,8 @@ export class MemoryStore implements contract.AccountStore, StateStore {
 
   #emit(change: contract.AccountChange): void {
     for (const watcher of this.#watchers) {
-      const copy = change.record === undefined ? { ...change } : { ...change, record: copyRecord(change.record) };
+      const copy =
+        change.record === undefined ? { ...change } : { ...change, record: copyRecord(change.record) };
       queueMicrotask(() => {
         // Closed since the write: deliver nothing more.
         if (!this.#watchers.has(watcher)) return;

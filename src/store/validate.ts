@@ -179,7 +179,12 @@ export function assertTtl(ttlMs: unknown): asserts ttlMs is number {
  * epoch-millisecond integer). Returns `dueBefore`.
  * @internal
  */
-export function checkReadAndLease(id: unknown, holder: unknown, ttlMs: unknown, options: unknown): number | null {
+export function checkReadAndLease(
+  id: unknown,
+  holder: unknown,
+  ttlMs: unknown,
+  options: unknown,
+): number | null {
   assertId(id);
   assertId(holder, 'holder');
   assertTtl(ttlMs);

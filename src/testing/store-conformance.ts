@@ -771,7 +771,6 @@ const accountCases: [string, (store: Store, target: ConformanceTarget) => Promis
   ],
 ];
 
-
 /** The store's optional method, or a skip naming it. */
 function optional<K extends 'readAndLease' | 'putAccountAndRelease' | 'watchAccounts'>(
   store: AccountStore,
@@ -839,7 +838,7 @@ const optionalCases: [string, (store: Store, target: ConformanceTarget) => Promi
     },
   ],
   [
-    'readAndLease reports another holder\'s unexpired lease as busy, and is re-entrant for the same holder',
+    "readAndLease reports another holder's unexpired lease as busy, and is re-entrant for the same holder",
     async (store) => {
       const readAndLease = optional(store, 'readAndLease');
       const stored = await store.putAccount(newRecord({ id: 'acc-busy' }), { expectedVersion: null });
@@ -919,7 +918,11 @@ const optionalCases: [string, (store: Store, target: ConformanceTarget) => Promi
         VersionConflictError,
         'stale version',
       );
-      same(await store.acquireLease('acc-par', 'worker-c', 60_000), null, 'the lease is kept after a conflict');
+      same(
+        await store.acquireLease('acc-par', 'worker-c', 60_000),
+        null,
+        'the lease is kept after a conflict',
+      );
       same((await store.getAccount('acc-par'))?.version, 2);
       // Another holder's lease is not released by the write.
       await putAccountAndRelease(stripVolatile(written), { expectedVersion: 2, holder: 'worker-c' });

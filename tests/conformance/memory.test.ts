@@ -7,7 +7,10 @@ describeStoreConformance(
   async () => {
     // Real time (the state cases sleep), moved forward by the lease cases that would otherwise wait.
     let offset = 0;
-    return { store: memoryStore({ now: () => Date.now() + offset }), advanceClock: (ms) => void (offset += ms) };
+    return {
+      store: memoryStore({ now: () => Date.now() + offset }),
+      advanceClock: (ms) => void (offset += ms),
+    };
   },
   { describe, it },
 );
