@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  AccountNotFoundError,
   type AccountChangeEvent,
+  AccountNotFoundError,
   type AccountStore,
   InvalidArgumentError,
   memoryStore,
@@ -27,7 +27,8 @@ function counted(options: { hide?: readonly string[]; fail?: readonly string[]; 
       if (typeof value !== 'function') return value;
       return (...args: unknown[]) => {
         calls.push(String(name));
-        if (options.fail?.includes(name as string)) return Promise.reject(new Error('engine down: r1 secret'));
+        if (options.fail?.includes(name as string))
+          return Promise.reject(new Error('engine down: r1 secret'));
         return value.apply(target, args);
       };
     },
@@ -69,7 +70,9 @@ describe('TokenPersistence.readAndLease', () => {
     const { account } = await persistence.connect(connectInput());
     const early = await persistence.readAndLease(account.id, 'w1', 60_000, due(0));
     expect(early).toMatchObject({ lease: null, busy: false });
-    expect((await persistence.readAndLease(account.id, 'w1', 60_000, { dueBefore: null })).lease).not.toBeNull();
+    expect(
+      (await persistence.readAndLease(account.id, 'w1', 60_000, { dueBefore: null })).lease,
+    ).not.toBeNull();
     const other = await persistence.readAndLease(account.id, 'w2', 60_000, { dueBefore: null });
     expect(other).toMatchObject({ lease: null, busy: true });
   });
@@ -128,7 +131,11 @@ describe('TokenPersistence.saveTokens({ releaseLease })', () => {
     await persistence.acquireLease(account.id, 'w1', 60_000);
     const { account: loaded } = await persistence.load(account.id);
     calls.length = 0;
-    const saved = await persistence.saveTokens(account.id, { accessToken: 'x' }, { basedOn: loaded, releaseLease: 'w1' });
+    const saved = await persistence.saveTokens(
+      account.id,
+      { accessToken: 'x' },
+      { basedOn: loaded, releaseLease: 'w1' },
+    );
     expect(calls).toEqual(['putAccount', 'releaseLease']);
     expect(saved.released).toBe(true);
     expect(store.size.leases).toBe(0);
