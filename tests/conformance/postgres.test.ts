@@ -23,7 +23,9 @@ describeStoreConformance(
       store,
       // One PGlite instance is one connection: the peer is another store object on it.
       peer: async () => postgresStore({ client: lite, schema, now }),
-      advanceClock: (ms: number) => void (offset += ms),
+      advanceClock: (ms: number) => {
+        offset += ms;
+      },
       cleanup: async () => void (await lite.query(`DROP SCHEMA ${schema} CASCADE`)),
     };
   },
@@ -50,7 +52,9 @@ describe.skipIf(!DATABASE_URL)('PostgreSQL (DATABASE_URL)', () => {
           other = new pg.Pool({ connectionString: DATABASE_URL, max: 2 });
           return postgresStore({ client: other, schema, now });
         },
-        advanceClock: (ms: number) => void (offset += ms),
+        advanceClock: (ms: number) => {
+          offset += ms;
+        },
         cleanup: async () => {
           await other?.end();
           await pool.query(`DROP SCHEMA ${schema} CASCADE`);

@@ -15,7 +15,7 @@ describe.skipIf(!REDIS_URL)('Redis change feed (REDIS_URL)', () => {
   afterAll(() => admin.quit());
   const pubsubIds = async () =>
     new Set(
-      String(await admin.client('LIST', 'TYPE', 'pubsub'))
+      String(await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub'))
         .split('\n')
         .map((line) => /\bid=(\d+)/.exec(line)?.[1])
         .filter((id): id is string => id !== undefined),
@@ -58,7 +58,7 @@ describe.skipIf(!REDIS_URL)('Redis change feed (REDIS_URL)', () => {
         });
         const ours = [...(await pubsubIds())].filter((id) => !before.has(id));
         expect(ours).toHaveLength(1);
-        await admin.client('KILL', 'ID', ours[0] as string);
+        await admin.call('CLIENT', 'KILL', 'ID', ours[0] as string);
         expect(await next()).toEqual({ kind: 'reset', id: '' });
         const created = await store.putAccount(sampleAccountRecord({ id: 'a' }), { expectedVersion: null });
         expect(await next()).toEqual({ kind: 'written', id: 'a', version: 1, record: created });
