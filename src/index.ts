@@ -144,8 +144,11 @@ export type { NormalizedList } from './store/validate.js';
 export type { TelemetryOptions } from './telemetry/telemetry.js';
 export { type MailboxAccount, toMailboxAccount } from './tokens/account.js';
 export {
+  type AccountChangeEvent,
   type ConnectAccountInput,
   type FailureInfo,
+  type LeasedAccount,
+  type SavedTokens,
   type SaveTokensOptions,
   type StoredAccount,
   TokenPersistence,

@@ -9,6 +9,7 @@ export {
   type RedisClient,
   RedisStore,
   type RedisStoreOptions,
+  type RedisSubscriber,
   redisStore,
 } from './store/redis.js';
-export { type NodeRedisClient, nodeRedisClient } from './store/redis-driver.js';
+export { type NodeRedisClient, type NodeRedisSubscriber, nodeRedisClient } from './store/redis-driver.js';

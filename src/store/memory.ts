@@ -1,4 +1,4 @@
-import { VersionConflictError } from '../errors.js';
+import { InvalidArgumentError, VersionConflictError } from '../errors.js';
 import { tallyAccounts } from './account-counts.js';
 import type * as contract from './account-store.js';
 import { SortedIds } from './sorted-ids.js';
@@ -56,6 +56,8 @@ export class MemoryStore implements contract.AccountStore, StateStore {
   readonly #states = new Map<string, StoredState>();
   readonly #statesByOwner = new Map<string, Set<string>>();
   readonly #now: () => number;
+  /** The listeners of {@link MemoryStore.watchAccounts}. */
+  readonly #watchers = new Set<(change: contract.AccountChange) => void>();
   #sweepAt = 1024;
 
   constructor(options: MemoryStoreOptions = {}) {
@@ -76,6 +78,20 @@ export class MemoryStore implements contract.AccountStore, StateStore {
 
   async putAccount(record: contract.AccountRecordInput, options: contract.PutAccountOptions) {
     const expectedVersion = input.checkPutAccount(record, options);
+    return this.#write(record, expectedVersion);
+  }
+
+  /** `putAccount` that also releases `holder`'s lease of the account, with the write (kept if it fails). */
+  async putAccountAndRelease(
+    record: contract.AccountRecordInput,
+    options: contract.PutAccountOptions & { readonly holder: string },
+  ): Promise<contract.AccountRecord> {
+    const expectedVersion = input.checkPutAccount(record, options);
+    input.assertId(options.holder, 'holder');
+    return this.#write(record, expectedVersion, options.holder);
+  }
+
+  #write(record: contract.AccountRecordInput, expectedVersion: number | null, releasing?: string) {
     const existing = this.#accounts.get(record.id);
     const actualVersion = existing?.version ?? null;
     if (actualVersion !== expectedVersion) {
@@ -105,6 +121,10 @@ export class MemoryStore implements contract.AccountStore, StateStore {
     else this.#sortedIds.add(stored.id);
     this.#identities.set(identity, stored.id);
     this.#accounts.set(stored.id, stored);
+    if (releasing !== undefined && this.#leases.get(stored.id)?.holder === releasing) {
+      this.#leases.delete(stored.id);
+    }
+    this.#emit({ kind: 'written', id: stored.id, version: stored.version, record: stored });
     return copyRecord(stored);
   }
 
@@ -132,6 +152,7 @@ export class MemoryStore implements contract.AccountStore, StateStore {
     this.#sortedIds.delete(id);
     this.#identities.delete(input.identityKey(existing));
     this.#leases.delete(id);
+    this.#emit({ kind: 'deleted', id });
     return true;
   }
 
@@ -156,10 +177,31 @@ export class MemoryStore implements contract.AccountStore, StateStore {
     return tallyAccounts(this.#accounts.values(), query);
   }
 
+  /** The record and, when it is due, the refresh lease for `holder`, in one step. */
+  async readAndLease(
+    id: string,
+    holder: string,
+    ttlMs: number,
+    options: contract.ReadAndLeaseOptions,
+  ): Promise<contract.LeasedRead> {
+    const dueBefore = input.checkReadAndLease(id, holder, ttlMs, options);
+    const found = this.#accounts.get(id);
+    if (found === undefined) return { record: null, lease: null, busy: false };
+    const record = copyRecord(found);
+    const due = dueBefore === null || (found.tokenExpiresAt !== null && found.tokenExpiresAt <= dueBefore);
+    if (!due) return { record, lease: null, busy: false };
+    const lease = this.#lease(id, holder, ttlMs);
+    return { record, lease, busy: lease === null };
+  }
+
   async acquireLease(id: string, holder: string, ttlMs: number): Promise<contract.Lease | null> {
     input.assertId(id);
     input.assertId(holder, 'holder');
     input.assertTtl(ttlMs);
+    return this.#lease(id, holder, ttlMs);
+  }
+
+  #lease(id: string, holder: string, ttlMs: number): contract.Lease | null {
     const now = this.#now();
     const current = this.#leases.get(id);
     if (current !== undefined && current.expiresAt > now && current.holder !== holder) return null;
@@ -174,7 +216,41 @@ export class MemoryStore implements contract.AccountStore, StateStore {
     const current = this.#leases.get(id);
     if (current === undefined || current.holder !== holder) return false;
     this.#leases.delete(id);
-    return current.expiresAt > this.#now();
+    const released = current.expiresAt > this.#now();
+    if (released) this.#emit({ kind: 'released', id });
+    return released;
+  }
+
+  /**
+   * Every committed change of this store object's accounts, delivered asynchronously (a microtask after the
+   * write) to each listener, with a copy of the record written. A listener that throws is ignored.
+   */
+  async watchAccounts(listener: (change: contract.AccountChange) => void): Promise<contract.AccountWatch> {
+    if (typeof listener !== 'function') throw new InvalidArgumentError('listener must be a function');
+    // A listener registered twice is two watches: wrap it so that each close removes its own.
+    const own = (change: contract.AccountChange) => listener(change);
+    this.#watchers.add(own);
+    return {
+      close: async () => {
+        this.#watchers.delete(own);
+      },
+    };
+  }
+
+  #emit(change: contract.AccountChange): void {
+    for (const watcher of this.#watchers) {
+      const copy =
+        change.record === undefined ? { ...change } : { ...change, record: copyRecord(change.record) };
+      queueMicrotask(() => {
+        // Closed since the write: deliver nothing more.
+        if (!this.#watchers.has(watcher)) return;
+        try {
+          watcher(copy);
+        } catch {
+          // The listener's own bug; the store and the other listeners go on.
+        }
+      });
+    }
   }
 
   async putState(key: string, state: StoredState, options: PutStateOptions): Promise<void> {

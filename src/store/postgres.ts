@@ -3,8 +3,10 @@
  * PGlite. The driver is yours: this module imports none.
  * @module
  */
+import { createHash } from 'node:crypto';
 import { inspect } from 'node:util';
 import { ConfigurationError, MailboxAuthError, StorageError, VersionConflictError } from '../errors.js';
+import { Backoff } from '../internal/backoff.js';
 import type * as contract from './account-store.js';
 import { ACCOUNT_STATUSES } from './account-store.js';
 import type { PutStateOptions, StateStore, StoredState } from './state-store.js';
@@ -44,6 +46,31 @@ interface PoolClient extends Queryable {
   on?(event: 'error', listener: (err: unknown) => void): unknown;
   off?(event: 'error', listener: (err: unknown) => void): unknown;
 }
+
+/** What a LISTEN uses of a `pg` Client (or a client lent by a Pool): its events. */
+interface Listening extends Queryable {
+  on(event: string, listener: (...args: never[]) => void): unknown;
+  off?(event: string, listener: (...args: never[]) => void): unknown;
+  removeListener?(event: string, listener: (...args: never[]) => void): unknown;
+}
+
+/** What a LISTEN uses of PGlite. */
+interface PGliteListen {
+  listen(channel: string, callback: (payload: string) => void): Promise<() => Promise<void>>;
+}
+
+/** Largest `pg_notify` payload (PostgreSQL refuses 8000 bytes and more). */
+const NOTIFY_LIMIT = 8000;
+
+/** Reconnection of a lost listening connection. */
+const RELISTEN = { minDelayMs: 100, maxDelayMs: 30_000 } as const;
+
+/** The record of a written row, as JSON with {@link AccountRecord}'s field names (in SQL, over `w`). */
+const RECORD_JSON = `json_build_object('id', w.id, 'provider', w.provider, 'owner', w.owner, 'email', w.email,
+  'scopes', w.scopes, 'status', w.status, 'tokenExpiresAt', w.token_expires_at, 'version', w.version,
+  'createdAt', w.created_at, 'updatedAt', w.updated_at, 'lastRefreshedAt', w.last_refreshed_at,
+  'lastError', w.last_error, 'consecutiveFailures', w.consecutive_failures, 'metadata', w.metadata,
+  'secret', w.secret)`;
 
 /**
  * A SQL string literal of a validated id (no control characters, no NUL): `E'…'` with backslashes and quotes
@@ -242,6 +269,8 @@ export class PostgresStore implements contract.AccountStore, StateStore {
   readonly #leases: string;
   readonly #states: string;
   readonly #migrations: string;
+  /** The notification channel of this schema and prefix (a LISTEN identifier and a pg_notify literal). */
+  readonly #channel: string;
 
   constructor(options: PostgresStoreOptions) {
     if (typeof options?.client?.query !== 'function') {
@@ -257,6 +286,18 @@ export class PostgresStore implements contract.AccountStore, StateStore {
     this.#leases = t('leases');
     this.#states = t('states');
     this.#migrations = t('migrations');
+    this.#channel = changeChannel(schema, prefix);
+  }
+
+  /** `pg_notify` of a written row `w` (in the same statement): the record when it fits, else id and version. */
+  #notifyWritten(): string {
+    return `pg_notify(${literal(this.#channel)}, CASE WHEN octet_length(n.full) < ${NOTIFY_LIMIT} THEN n.full
+      ELSE json_build_object('kind', 'written', 'id', w.id, 'version', w.version)::text END)`;
+  }
+
+  /** The `FROM` of a written row with its notification: `w` the row, `n.full` the payload with the record. */
+  get #writtenFrom(): string {
+    return `w, LATERAL (SELECT json_build_object('kind', 'written', 'id', w.id, 'version', w.version, 'record', ${RECORD_JSON})::text AS full) n`;
   }
 
   /**
@@ -341,6 +382,28 @@ export class PostgresStore implements contract.AccountStore, StateStore {
 
   async putAccount(record: contract.AccountRecordInput, options: contract.PutAccountOptions) {
     const expectedVersion = input.checkPutAccount(record, options);
+    return this.#write('putAccount', record, expectedVersion, undefined);
+  }
+
+  /**
+   * `putAccount` and the release of `holder`'s lease in one statement (the lease is deleted only with the
+   * write, so a failed version check keeps it); the change is notified in the same statement.
+   */
+  async putAccountAndRelease(
+    record: contract.AccountRecordInput,
+    options: contract.PutAccountOptions & { readonly holder: string },
+  ): Promise<contract.AccountRecord> {
+    const expectedVersion = input.checkPutAccount(record, options);
+    input.assertId(options.holder, 'holder');
+    return this.#write('putAccountAndRelease', record, expectedVersion, options.holder);
+  }
+
+  async #write(
+    operation: string,
+    record: contract.AccountRecordInput,
+    expectedVersion: number | null,
+    holder: string | undefined,
+  ): Promise<contract.AccountRecord> {
     const values = [
       record.id,
       record.provider,
@@ -359,21 +422,34 @@ export class PostgresStore implements contract.AccountStore, StateStore {
       record.secret,
     ];
     let rows: unknown[];
+    // The lease delete runs only with the written row (a data-modifying CTE always runs; it sees `w`).
+    const release = (n: number) =>
+      holder === undefined
+        ? ''
+        : `, d AS (DELETE FROM ${this.#leases} WHERE account_id IN (SELECT id FROM w) AND holder = $${n})`;
+    const returning = `SELECT ${COLUMNS.split(', ')
+      .map((c) => `w.${c}`)
+      .join(', ')}, ${this.#notifyWritten()} AS notified FROM ${this.#writtenFrom}`;
     try {
       if (expectedVersion === null) {
         ({ rows } = await this.#client.query(
-          `INSERT INTO ${this.#accounts} (id, provider, owner, email, email_key, scopes, status, token_expires_at, created_at, updated_at, last_refreshed_at, last_error, consecutive_failures, metadata, secret, version)
+          `WITH w AS (INSERT INTO ${this.#accounts} (id, provider, owner, email, email_key, scopes, status, token_expires_at, created_at, updated_at, last_refreshed_at, last_error, consecutive_failures, metadata, secret, version)
            VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12::jsonb, $13, $14::jsonb, $15, 1)
-           ON CONFLICT DO NOTHING RETURNING ${COLUMNS}`,
-          values,
+           ON CONFLICT DO NOTHING RETURNING ${COLUMNS})${release(16)} ${returning}`,
+          holder === undefined ? values : [...values, holder],
         ));
       } else {
         ({ rows } = await this.#client.query(
-          `UPDATE ${this.#accounts} SET provider = $2, owner = $3, email = $4, email_key = $5, scopes = $6::jsonb, status = $7,
+          `WITH w AS (UPDATE ${this.#accounts} SET provider = $2, owner = $3, email = $4, email_key = $5, scopes = $6::jsonb, status = $7,
              token_expires_at = $8, updated_at = $9, last_refreshed_at = $10, last_error = $11::jsonb,
              consecutive_failures = $12, metadata = $13::jsonb, secret = $14, version = version + 1
-           WHERE id = $1 AND version = $15 RETURNING ${COLUMNS}`,
-          [...values.slice(0, 8), ...values.slice(9), expectedVersion],
+           WHERE id = $1 AND version = $15 RETURNING ${COLUMNS})${release(16)} ${returning}`,
+          [
+            ...values.slice(0, 8),
+            ...values.slice(9),
+            expectedVersion,
+            ...(holder === undefined ? [] : [holder]),
+          ],
         ));
       }
     } catch (cause) {
@@ -385,8 +461,11 @@ export class PostgresStore implements contract.AccountStore, StateStore {
           cause,
         });
       }
-      throw new StorageError('The PostgreSQL store failed (putAccount)', {
-        operation: 'putAccount',
+      const sqlState = (cause as { code?: unknown } | null)?.code;
+      if (sqlState === '42P01' || sqlState === '3F000')
+        return this.#run(operation, () => Promise.reject(cause));
+      throw new StorageError(`The PostgreSQL store failed (${operation})`, {
+        operation,
         accountId: record.id,
         cause,
       });
@@ -406,11 +485,12 @@ export class PostgresStore implements contract.AccountStore, StateStore {
   async deleteAccount(id: string, options: { readonly expectedVersion?: number } = {}): Promise<boolean> {
     input.assertId(id);
     const { expectedVersion } = options;
+    // The account, its lease and the notification in one statement.
     const { rows } = await this.#query(
       'deleteAccount',
-      expectedVersion === undefined
-        ? `DELETE FROM ${this.#accounts} WHERE id = $1 RETURNING version`
-        : `DELETE FROM ${this.#accounts} WHERE id = $1 AND version = $2 RETURNING version`,
+      `WITH a AS (DELETE FROM ${this.#accounts} WHERE id = $1${expectedVersion === undefined ? '' : ' AND version = $2'} RETURNING id, version),
+       l AS (DELETE FROM ${this.#leases} WHERE account_id IN (SELECT id FROM a))
+       SELECT a.version, pg_notify(${literal(this.#channel)}, json_build_object('kind', 'deleted', 'id', a.id)::text) AS notified FROM a`,
       expectedVersion === undefined ? [id] : [id, expectedVersion],
     );
     if (rows.length === 0 && expectedVersion !== undefined) {
@@ -424,8 +504,6 @@ export class PostgresStore implements contract.AccountStore, StateStore {
         },
       );
     }
-    if (rows.length > 0)
-      await this.#query('deleteAccount', `DELETE FROM ${this.#leases} WHERE account_id = $1`, [id]);
     return rows.length > 0;
   }
 
@@ -509,6 +587,38 @@ export class PostgresStore implements contract.AccountStore, StateStore {
     return { total, byStatus, activeExpired, activeExpiring, failedSince: failed, failing };
   }
 
+  /**
+   * The record and, when due, the lease, in one statement: the lease upsert runs only when the account
+   * exists and is due, and takes the lease only when it is free, lapsed or already `holder`'s.
+   */
+  async readAndLease(
+    id: string,
+    holder: string,
+    ttlMs: number,
+    options: contract.ReadAndLeaseOptions,
+  ): Promise<contract.LeasedRead> {
+    const dueBefore = input.checkReadAndLease(id, holder, ttlMs, options);
+    const now = this.#now();
+    const due = `($5::bigint IS NULL OR (a.token_expires_at IS NOT NULL AND a.token_expires_at <= $5::bigint))`;
+    const { rows } = await this.#query(
+      'readAndLease',
+      `WITH a AS (SELECT ${COLUMNS} FROM ${this.#accounts} WHERE id = $1),
+       l AS (
+         INSERT INTO ${this.#leases} (account_id, holder, expires_at)
+         SELECT a.id, $2::text, $3::bigint FROM a WHERE ${due}
+         ON CONFLICT (account_id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+         WHERE ${this.#leases}.expires_at <= $4 OR ${this.#leases}.holder = EXCLUDED.holder
+         RETURNING expires_at
+       )
+       SELECT a.*, ${due} AS due, (SELECT expires_at FROM l) AS lease_expires_at FROM a`,
+      [id, holder, now + ttlMs, now, dueBefore],
+    );
+    const row = rows[0] as (Row & { due: boolean; lease_expires_at: string | number | null }) | undefined;
+    if (row === undefined) return { record: null, lease: null, busy: false };
+    const lease = row.lease_expires_at === null ? null : { holder, expiresAt: Number(row.lease_expires_at) };
+    return { record: toRecord(row), lease, busy: row.due === true && lease === null };
+  }
+
   async acquireLease(id: string, holder: string, ttlMs: number): Promise<contract.Lease | null> {
     input.assertId(id);
     input.assertId(holder, 'holder');
@@ -537,18 +647,22 @@ export class PostgresStore implements contract.AccountStore, StateStore {
     input.assertId(id);
     input.assertId(holder, 'holder');
     const where = `account_id = ${literal(id)} AND holder = ${literal(holder)}`;
+    const now = this.#now();
+    // The notification rides on the same statement, only when a live lease was released.
+    const notify = (nowSql: string, channelSql: string) =>
+      `CASE WHEN d.expires_at > ${nowSql} THEN pg_notify(${channelSql}, json_build_object('kind', 'released', 'id', d.account_id)::text) END AS notified`;
     let row: { expires_at: string | number } | undefined;
     if (this.#unsyncedRelease !== false) {
       try {
         const results = (await this.#run('releaseLease', () =>
           this.#client.query(
-            `SET LOCAL synchronous_commit TO OFF; DELETE FROM ${this.#leases} WHERE ${where} RETURNING expires_at`,
+            `SET LOCAL synchronous_commit TO OFF; WITH d AS (DELETE FROM ${this.#leases} WHERE ${where} RETURNING account_id, expires_at) SELECT d.expires_at, ${notify(String(now), literal(this.#channel))} FROM d`,
           ),
         )) as unknown as { rows: unknown[] }[] | { rows: unknown[] };
         this.#unsyncedRelease = true;
         const deleted = Array.isArray(results) ? results[results.length - 1] : results;
         row = deleted?.rows[0] as typeof row;
-        return row !== undefined && Number(row.expires_at) > this.#now();
+        return row !== undefined && Number(row.expires_at) > now;
       } catch (err) {
         // 42601: "cannot insert multiple commands into a prepared statement" (PGlite's query()).
         const sqlState = (err as { cause?: { code?: unknown } }).cause?.code;
@@ -558,11 +672,79 @@ export class PostgresStore implements contract.AccountStore, StateStore {
     }
     const { rows } = await this.#query(
       'releaseLease',
-      `DELETE FROM ${this.#leases} WHERE account_id = $1 AND holder = $2 RETURNING expires_at`,
-      [id, holder],
+      `WITH d AS (DELETE FROM ${this.#leases} WHERE account_id = $1 AND holder = $2 RETURNING account_id, expires_at)
+       SELECT d.expires_at, ${notify('$3::bigint', '$4::text')} FROM d`,
+      [id, holder, now, this.#channel],
     );
     row = rows[0] as typeof row;
-    return row !== undefined && Number(row.expires_at) > this.#now();
+    return row !== undefined && Number(row.expires_at) > now;
+  }
+
+  /**
+   * Every committed change of this schema's accounts, from every process (`LISTEN` on the store's channel;
+   * each write notifies in its own statement). On a `pg` Pool, a dedicated client is taken from the pool for
+   * the watch (and re-taken, with backoff, when its connection is lost: then `reset` is reported); on a single
+   * `pg` Client, the LISTEN runs on that client (not re-established: the client is the host's); on PGlite,
+   * `db.listen`. A record too large for a notification (8000 bytes) comes as `written` without `record`.
+   */
+  async watchAccounts(listener: (change: contract.AccountChange) => void): Promise<contract.AccountWatch> {
+    if (typeof listener !== 'function')
+      throw new ConfigurationError('watchAccounts: listener must be a function');
+    const deliver = (payload: string) => {
+      const change = parseChange(payload);
+      if (change === null) return;
+      try {
+        listener(change);
+      } catch {
+        // The listener's own failure; the watch goes on.
+      }
+    };
+    const client = this.#client as Partial<Pool & Listening & PGliteListen> & { totalCount?: unknown };
+    const channel = this.#channel;
+    if (typeof client.listen === 'function') {
+      const unlisten = await this.#run('watchAccounts', () =>
+        (client as PGliteListen).listen(channel, deliver),
+      );
+      let closed: Promise<void> | undefined;
+      return { close: () => (closed ??= unlisten().catch(() => {})) };
+    }
+    if (typeof client.connect === 'function' && typeof client.totalCount === 'number') {
+      return PoolWatch.start(
+        client as Pool,
+        channel,
+        deliver,
+        (change) => {
+          try {
+            listener(change);
+          } catch {
+            // as above
+          }
+        },
+        (operation, fn) => this.#run(operation, fn),
+      );
+    }
+    if (typeof client.on !== 'function') {
+      throw new ConfigurationError('watchAccounts needs a pg Pool, a pg Client or PGlite (notifications)');
+    }
+    const single = client as Listening;
+    const onNotification = (message: { channel: string; payload?: string }) => {
+      if (message.channel === channel) deliver(message.payload ?? '');
+    };
+    single.on('notification', onNotification as never);
+    try {
+      await this.#run('watchAccounts', () => single.query(`LISTEN "${channel}"`));
+    } catch (err) {
+      off(single, 'notification', onNotification);
+      throw err;
+    }
+    let closed: Promise<void> | undefined;
+    return {
+      close: () =>
+        (closed ??= (async () => {
+          off(single, 'notification', onNotification);
+          await single.query(`UNLISTEN "${channel}"`).catch(() => {});
+        })()),
+    };
   }
 
   async putState(key: string, state: StoredState, options: PutStateOptions): Promise<void> {
@@ -655,6 +837,155 @@ export class PostgresStore implements contract.AccountStore, StateStore {
   /** @internal */
   [inspect.custom](): string {
     return `PostgresStore { schema: '${this.#schema}', tablePrefix: '${this.#prefix}' }`;
+  }
+}
+
+/** The notification channel of a schema and table prefix: readable when it fits in 63 bytes, else hashed. */
+function changeChannel(schema: string, prefix: string): string {
+  const readable = `${schema}_${prefix}changes`;
+  if (readable.length <= 63) return readable;
+  return `oauth_mailbox_changes_${createHash('sha256').update(`${schema}.${prefix}`).digest('hex').slice(0, 40)}`;
+}
+
+function off(emitter: Listening, event: string, listener: (...args: never[]) => void): void {
+  if (typeof emitter.off === 'function') emitter.off(event, listener);
+  else emitter.removeListener?.(event, listener);
+}
+
+/** A notification payload as a change; `null` when it is not one of ours. */
+function parseChange(payload: string): contract.AccountChange | null {
+  let parsed: { kind?: unknown; id?: unknown; version?: unknown; record?: unknown };
+  try {
+    parsed = JSON.parse(payload) as typeof parsed;
+  } catch {
+    return null;
+  }
+  const { kind, id, version, record } = parsed ?? {};
+  if (typeof id !== 'string' || (kind !== 'written' && kind !== 'released' && kind !== 'deleted'))
+    return null;
+  if (kind !== 'written') return { kind, id };
+  const change = { kind: 'written' as const, id, version: Number(version) };
+  if (typeof record !== 'object' || record === null) return change;
+  const r = record as contract.AccountRecord & { lastError: contract.AccountErrorInfo | null };
+  return {
+    ...change,
+    record: {
+      ...r,
+      lastError:
+        r.lastError === null
+          ? null
+          : { code: r.lastError.code, message: r.lastError.message, at: Number(r.lastError.at) },
+    },
+  };
+}
+
+/**
+ * A LISTEN on a client of its own, taken from a `pg` Pool: when its connection is lost, it is released as
+ * broken and another one is taken (with backoff) until it listens again, then `reset` is reported.
+ */
+class PoolWatch implements contract.AccountWatch {
+  #client: (Listening & PoolClient) | undefined;
+  #closed = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #backoff = new Backoff(RELISTEN);
+  #onNotification: ((message: { channel: string; payload?: string }) => void) | undefined;
+  #onLost: ((err?: unknown) => void) | undefined;
+
+  private constructor(
+    private readonly pool: Pool,
+    private readonly channel: string,
+    private readonly deliver: (payload: string) => void,
+    private readonly report: (change: contract.AccountChange) => void,
+  ) {}
+
+  static async start(
+    pool: Pool,
+    channel: string,
+    deliver: (payload: string) => void,
+    report: (change: contract.AccountChange) => void,
+    run: <T>(operation: string, fn: () => Promise<T>) => Promise<T>,
+  ): Promise<PoolWatch> {
+    const watch = new PoolWatch(pool, channel, deliver, report);
+    await run('watchAccounts', () => watch.#listen());
+    return watch;
+  }
+
+  async #listen(): Promise<void> {
+    const client = (await this.pool.connect()) as Listening & PoolClient;
+    const onNotification = (message: { channel: string; payload?: string }) => {
+      if (message.channel === this.channel) this.deliver(message.payload ?? '');
+    };
+    let lost = false;
+    const onLost = (err?: unknown) => {
+      if (lost) return;
+      lost = true;
+      this.#drop(client, err ?? new Error('the listening connection ended'));
+      this.#schedule();
+    };
+    client.on('notification', onNotification as never);
+    client.on('error', onLost as never);
+    client.on('end', onLost as never);
+    try {
+      await client.query(`LISTEN "${this.channel}"`);
+    } catch (err) {
+      lost = true;
+      this.#detach(client, onNotification, onLost);
+      client.release(err);
+      throw err;
+    }
+    if (this.#closed) {
+      this.#detach(client, onNotification, onLost);
+      client.release(true);
+      return;
+    }
+    this.#client = client;
+    this.#onNotification = onNotification;
+    this.#onLost = onLost;
+  }
+
+  #detach(
+    client: Listening,
+    onNotification: (message: { channel: string; payload?: string }) => void,
+    onLost: (err?: unknown) => void,
+  ): void {
+    off(client, 'notification', onNotification as never);
+    off(client, 'error', onLost as never);
+    off(client, 'end', onLost as never);
+  }
+
+  #drop(client: Listening & PoolClient, err: unknown): void {
+    if (this.#client !== client) return;
+    this.#detach(client, this.#onNotification as never, this.#onLost as never);
+    // A client that errors again after its release must not be an uncaught exception.
+    client.on('error', () => {});
+    this.#client = undefined;
+    // Released as broken: pg destroys it instead of lending it again (it still LISTENs otherwise).
+    client.release(err);
+  }
+
+  #schedule(): void {
+    if (this.#closed) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#listen().then(
+        () => {
+          if (this.#closed) return;
+          this.#backoff.reset();
+          this.report({ kind: 'reset', id: '' });
+        },
+        () => this.#schedule(),
+      );
+    }, this.#backoff.next());
+    this.#timer.unref?.();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const client = this.#client;
+    if (client !== undefined) this.#drop(client, true);
   }
 }
 

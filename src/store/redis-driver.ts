@@ -3,8 +3,31 @@
  * the store calls them on an ioredis client. Structural only: this module imports no driver.
  * @module
  */
+import { EventEmitter } from 'node:events';
 import { ConfigurationError } from '../errors.js';
-import type { RedisClient } from './redis.js';
+import type { RedisClient, RedisSubscriber } from './redis.js';
+
+/**
+ * What the subscriber of `watchAccounts` uses of the connection a node-redis client's `duplicate()` returns.
+ *
+ * @example
+ * ```ts
+ * const subscriber: NodeRedisSubscriber = client.duplicate();
+ * await subscriber.connect();
+ * ```
+ */
+export interface NodeRedisSubscriber {
+  /** Open the connection. */
+  connect(): Promise<unknown>;
+  /** `SUBSCRIBE channel`, calling `listener(message, channel)`. */
+  subscribe(channel: string, listener: (message: unknown, channel: unknown) => void): Promise<unknown>;
+  /** The client's events (`ready`, `end`, `error`). */
+  on(event: string, listener: (...args: unknown[]) => void): unknown;
+  /** Close the connection now (node-redis 5 and 6). */
+  destroy?(): unknown;
+  /** Close the connection (older names). */
+  disconnect?(): unknown;
+}
 
 /**
  * What {@link nodeRedisClient} uses of a node-redis client: a `RedisClientType` of `redis` 5 or 6 (from
@@ -30,6 +53,8 @@ export interface NodeRedisClient {
   evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
   /** `EVAL script numKeys ...keys ...arguments`. */
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  /** Optional: a new client of the same options (for the subscriber of `watchAccounts`). */
+  duplicate?(): NodeRedisSubscriber;
   /** `ZRANGEBYLEX key min max LIMIT offset count`. */
   zRangeByLex(
     key: string,
@@ -78,7 +103,12 @@ export function nodeRedisClient(client: NodeRedisClient): RedisClient {
       'nodeRedisClient: client must be a node-redis client (createClient() of redis 5 or 6)',
     );
   }
+  const duplicate =
+    typeof client.duplicate === 'function'
+      ? () => subscriberOf((client.duplicate as () => NodeRedisSubscriber)())
+      : undefined;
   return {
+    ...(duplicate === undefined ? {} : { duplicate }),
     get: async (key) => text(await client.get(key)),
     set: (key, value) => client.set(key, value),
     getdel: async (key) => text(await client.getDel(key)),
@@ -113,4 +143,43 @@ export function nodeRedisClient(client: NodeRedisClient): RedisClient {
       return pipeline;
     },
   };
+}
+
+/**
+ * A node-redis connection as the ioredis-like {@link RedisSubscriber} of the store: connected on the first
+ * `subscribe`, `message` events as (channel, message), `ready` and `close` from the client's own events
+ * (node-redis reconnects and subscribes again by itself).
+ */
+function subscriberOf(sub: NodeRedisSubscriber): RedisSubscriber {
+  const events = new EventEmitter();
+  let connecting: Promise<unknown> | undefined;
+  const channels = new Set<string>();
+  sub.on('ready', () => events.emit('ready'));
+  sub.on('end', () => events.emit('close'));
+  sub.on('reconnecting', () => events.emit('close'));
+  sub.on('error', (err) => events.emit('error', err));
+  events.on('error', () => {}); // never an unhandled 'error' event
+  return {
+    async subscribe(channel: string) {
+      connecting ??= sub.connect();
+      await connecting;
+      if (channels.has(channel)) return; // node-redis subscribes again after a reconnect by itself
+      channels.add(channel);
+      await sub.subscribe(channel, (message, from) => events.emit('message', text(from), text(message)));
+    },
+    on(event: string, listener: (...args: never[]) => void) {
+      events.on(event, listener as (...args: unknown[]) => void);
+      return this;
+    },
+    removeListener(event: string, listener: (...args: unknown[]) => void) {
+      events.removeListener(event, listener);
+      return this;
+    },
+    disconnect() {
+      events.removeAllListeners();
+      events.on('error', () => {});
+      if (typeof sub.destroy === 'function') sub.destroy();
+      else sub.disconnect?.();
+    },
+  } as RedisSubscriber;
 }

@@ -42,6 +42,11 @@ export interface RedisClient {
     offset: number,
     count: number,
   ): Promise<string[]>;
+  /**
+   * Optional (ioredis has it; `nodeRedisClient()` provides it): a new connection of the same options, for the
+   * subscriber of `watchAccounts` (without it, `watchAccounts` throws a `ConfigurationError`).
+   */
+  duplicate?(): RedisSubscriber;
   /** Commands sent together; `exec()` resolves to one `[error, reply]` per command, in order. */
   pipeline(): {
     /** Queue `HGET key field`. */
@@ -49,6 +54,28 @@ export interface RedisClient {
     /** Send the queued commands: one `[error, reply]` per command, in order. */
     exec(): Promise<[Error | null, unknown][] | null>;
   };
+}
+
+/**
+ * What `watchAccounts` uses of the connection {@link RedisClient.duplicate} returns: an ioredis client fits as
+ * it is (it connects by itself, reconnects and emits `ready` each time it is connected).
+ *
+ * @example
+ * ```ts
+ * const subscriber: RedisSubscriber = new Redis(process.env.REDIS_URL!).duplicate();
+ * ```
+ */
+export interface RedisSubscriber {
+  /** `SUBSCRIBE channel` (again after a reconnect: idempotent). */
+  subscribe(channel: string): Promise<unknown>;
+  /** `message` (channel, message) for each published message. */
+  on(event: 'message', listener: (channel: string, message: string) => void): unknown;
+  /** `ready` on each (re)connection, `close` when it is lost, `error`. */
+  on(event: 'ready' | 'close' | 'error', listener: (err?: unknown) => void): unknown;
+  /** Remove a listener. */
+  removeListener?(event: string, listener: (...args: unknown[]) => void): unknown;
+  /** Close the connection. */
+  disconnect(): unknown;
 }
 
 /**
@@ -116,7 +143,9 @@ end
 // KEYS[1] account hash, KEYS[2] new identity key, KEYS[3] old identity key, KEYS[4] ids zset, KEYS[5] schema,
 // KEYS[6..12] indexes. ARGV[1] id, ARGV[2] expected version ('' = create), ARGV[3] record JSON, ARGV[4] new
 // version, ARGV[5] status, ARGV[6] token expiry ('' = none), ARGV[7] last error time ('' = none),
-// ARGV[8] failing ('1'/'0'), ARGV[9] schema version
+// ARGV[8] failing ('1'/'0'), ARGV[9] schema version, ARGV[10] change channel, ARGV[11] lease holder to release
+// ('' = none; KEYS[13] the lease), ARGV[12] '1': the caller did not read the record (then ARGV[13..16], the
+// provider, owner, email and creation time of the record written, must be the stored ones, else 'reread')
 const PUT = `${INDEXING}
 local current = redis.call('HGET', KEYS[1], 'version')
 if ARGV[2] == '' then
@@ -124,6 +153,12 @@ if ARGV[2] == '' then
 else
   if not current then return {'conflict', ''} end
   if current ~= ARGV[2] then return {'conflict', current} end
+  if ARGV[12] == '1' then
+    local old = cjson.decode(redis.call('HGET', KEYS[1], 'json'))
+    if old.provider ~= ARGV[13] or old.owner ~= ARGV[14] or old.email ~= ARGV[15] or old.createdAt ~= tonumber(ARGV[16]) then
+      return {'reread', ''}
+    end
+  end
 end
 local holder = redis.call('GET', KEYS[2])
 if holder and holder ~= ARGV[1] then return {'identity', ''} end
@@ -135,11 +170,13 @@ redis.call('HSET', KEYS[1], 'version', ARGV[4], 'json', ARGV[3])
 redis.call('ZADD', KEYS[4], 0, ARGV[1])
 unindex(6, ARGV[1])
 index(6, ARGV[1], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+if ARGV[11] ~= '' and redis.call('GET', KEYS[13]) == ARGV[11] then redis.call('DEL', KEYS[13]) end
+redis.call('PUBLISH', ARGV[10], '{"kind":"written","id":' .. cjson.encode(ARGV[1]) .. ',"version":' .. ARGV[4] .. ',"record":' .. ARGV[3] .. '}')
 return {'ok', ARGV[4]}
 `;
 
 // KEYS[1] account hash, KEYS[2] ids zset, KEYS[3] lease, KEYS[4..10] indexes; ARGV[1] id, ARGV[2] expected
-// version ('' = any)
+// version ('' = any), ARGV[3] change channel
 const DELETE = `${INDEXING}
 local current = redis.call('HGET', KEYS[1], 'version')
 if ARGV[2] ~= '' and current ~= ARGV[2] then return {'conflict', current or ''} end
@@ -148,6 +185,7 @@ local json = redis.call('HGET', KEYS[1], 'json')
 redis.call('DEL', KEYS[1], KEYS[3])
 redis.call('ZREM', KEYS[2], ARGV[1])
 unindex(4, ARGV[1])
+redis.call('PUBLISH', ARGV[3], '{"kind":"deleted","id":' .. cjson.encode(ARGV[1]) .. '}')
 return {'ok', json}
 `;
 
@@ -257,7 +295,32 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 `;
 
-// KEYS[1] lease; ARGV[1] holder
+// KEYS[1] lease; ARGV[1] holder, ARGV[2] change channel, ARGV[3] the account id
+const RELEASE_LEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', ARGV[2], '{"kind":"released","id":' .. cjson.encode(ARGV[3]) .. '}')
+  return 1
+end
+return 0
+`;
+
+// KEYS[1] account hash, KEYS[2] lease; ARGV[1] holder, ARGV[2] ttl ms, ARGV[3] due before ('' = always).
+// Returns { record JSON or false, 'leased' | 'busy' | 'none' }.
+const READ_AND_LEASE = `
+local json = redis.call('HGET', KEYS[1], 'json')
+if not json then return { false, 'none' } end
+if ARGV[3] ~= '' then
+  local expires = cjson.decode(json).tokenExpiresAt
+  if type(expires) ~= 'number' or expires > tonumber(ARGV[3]) then return { json, 'none' } end
+end
+local current = redis.call('GET', KEYS[2])
+if current and current ~= ARGV[1] then return { json, 'busy' } end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return { json, 'leased' }
+`;
+
+// KEYS[1] identity key; ARGV[1] the account id (only removed if it still points at it)
 const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -348,6 +411,9 @@ export class RedisStore implements contract.AccountStore, StateStore {
   get #ids() {
     return `${this.#p}ids`;
   }
+  get #channel() {
+    return `${this.#p}changes`;
+  }
   get #schemaKey() {
     return `${this.#p}schema`;
   }
@@ -394,8 +460,32 @@ export class RedisStore implements contract.AccountStore, StateStore {
 
   async putAccount(record: contract.AccountRecordInput, options: contract.PutAccountOptions) {
     const expectedVersion = input.checkPutAccount(record, options);
-    const existing = expectedVersion === null ? null : await this.getAccount(record.id);
-    if (expectedVersion !== null && existing?.version !== expectedVersion) {
+    return this.#write('putAccount', record, expectedVersion, '');
+  }
+
+  /**
+   * `putAccount` and the release of `holder`'s lease in one script (the lease is deleted only with the write).
+   * One round trip when the record keeps its provider, owner, email and creation time (a token refresh); else
+   * the record is read first, as `putAccount` does.
+   */
+  async putAccountAndRelease(
+    record: contract.AccountRecordInput,
+    options: contract.PutAccountOptions & { readonly holder: string },
+  ): Promise<contract.AccountRecord> {
+    const expectedVersion = input.checkPutAccount(record, options);
+    input.assertId(options.holder, 'holder');
+    return this.#write('putAccountAndRelease', record, expectedVersion, options.holder);
+  }
+
+  async #write(
+    operation: string,
+    record: contract.AccountRecordInput,
+    expectedVersion: number | null,
+    holder: string,
+    read = holder === '',
+  ): Promise<contract.AccountRecord> {
+    const existing = expectedVersion === null || !read ? null : await this.getAccount(record.id);
+    if (read && expectedVersion !== null && existing?.version !== expectedVersion) {
       throw new VersionConflictError('The account changed since it was read (or no longer exists)', {
         accountId: record.id,
         expectedVersion,
@@ -411,7 +501,7 @@ export class RedisStore implements contract.AccountStore, StateStore {
     };
     const newIdentity = this.#identity(record);
     const [outcome, detail] = (await this.#script(
-      'putAccount',
+      operation,
       PUT,
       [
         this.#account(record.id),
@@ -420,6 +510,7 @@ export class RedisStore implements contract.AccountStore, StateStore {
         this.#ids,
         this.#schemaKey,
         ...this.#indexes,
+        this.#lease(record.id),
       ],
       [
         record.id,
@@ -431,9 +522,17 @@ export class RedisStore implements contract.AccountStore, StateStore {
         stored.lastError === null ? '' : stored.lastError.at,
         stored.consecutiveFailures > 0 ? '1' : '0',
         REDIS_SCHEMA_VERSION,
+        this.#channel,
+        holder,
+        read || expectedVersion === null ? '0' : '1',
+        record.provider,
+        record.owner,
+        record.email,
+        record.createdAt,
       ],
     )) as [string, string];
     if (outcome === 'ok') return stored;
+    if (outcome === 'reread') return this.#write(operation, record, expectedVersion, holder, true);
     throw new VersionConflictError(
       outcome === 'identity'
         ? 'Another account already holds this provider, owner and email'
@@ -450,7 +549,7 @@ export class RedisStore implements contract.AccountStore, StateStore {
       'deleteAccount',
       DELETE,
       [this.#account(id), this.#ids, this.#lease(id), ...this.#indexes],
-      [id, options.expectedVersion === undefined ? '' : String(options.expectedVersion)],
+      [id, options.expectedVersion === undefined ? '' : String(options.expectedVersion), this.#channel],
     )) as [string, string];
     if (outcome === 'conflict') {
       throw new VersionConflictError(
@@ -595,7 +694,117 @@ export class RedisStore implements contract.AccountStore, StateStore {
   async releaseLease(id: string, holder: string): Promise<boolean> {
     input.assertId(id);
     input.assertId(holder, 'holder');
-    return Number(await this.#script('releaseLease', RELEASE, [this.#lease(id)], [holder])) === 1;
+    return (
+      Number(
+        await this.#script('releaseLease', RELEASE_LEASE, [this.#lease(id)], [holder, this.#channel, id]),
+      ) === 1
+    );
+  }
+
+  /** The record and, when due, the lease, in one script. */
+  async readAndLease(
+    id: string,
+    holder: string,
+    ttlMs: number,
+    options: contract.ReadAndLeaseOptions,
+  ): Promise<contract.LeasedRead> {
+    const dueBefore = input.checkReadAndLease(id, holder, ttlMs, options);
+    const now = this.#now();
+    const [json, outcome] = (await this.#script(
+      'readAndLease',
+      READ_AND_LEASE,
+      [this.#account(id), this.#lease(id)],
+      [holder, ttlMs, dueBefore === null ? '' : dueBefore],
+    )) as [string | null | false, string];
+    if (typeof json !== 'string') return { record: null, lease: null, busy: false };
+    return {
+      record: JSON.parse(json) as contract.AccountRecord,
+      lease: outcome === 'leased' ? { holder, expiresAt: now + ttlMs } : null,
+      busy: outcome === 'busy',
+    };
+  }
+
+  /**
+   * Every committed change of this prefix's accounts, from every process: each writing script publishes on
+   * `<prefix>changes`, and the watch subscribes on a connection of its own (`client.duplicate()`), which the
+   * driver reconnects and subscribes again (then `reset` is reported). Throws a `ConfigurationError` on a
+   * client without `duplicate()`.
+   */
+  async watchAccounts(listener: (change: contract.AccountChange) => void): Promise<contract.AccountWatch> {
+    if (typeof listener !== 'function')
+      throw new ConfigurationError('watchAccounts: listener must be a function');
+    const client = this.#client;
+    if (typeof client.duplicate !== 'function') {
+      throw new ConfigurationError(
+        'redisStore: watchAccounts needs a client with duplicate() (ioredis, or nodeRedisClient() of node-redis)',
+      );
+    }
+    const channel = this.#channel;
+    const report = (change: contract.AccountChange) => {
+      try {
+        listener(change);
+      } catch {
+        // The listener's own failure; the watch goes on.
+      }
+    };
+    const subscriber = (client.duplicate as () => RedisSubscriber)();
+    let subscribed = false;
+    let lost = false;
+    let closed = false;
+    const onMessage = (from: string, message: string) => {
+      if (from !== channel || closed) return;
+      const change = parseChange(message);
+      if (change !== null) report(change);
+    };
+    const onClose = () => {
+      if (subscribed) lost = true;
+    };
+    const onReady = () => {
+      if (!lost || closed) return;
+      lost = false;
+      subscriber.subscribe(channel).then(
+        () => {
+          if (!closed) report({ kind: 'reset', id: '' });
+        },
+        () => {
+          lost = true; // tried again on the next ready
+        },
+      );
+    };
+    const onError = () => {
+      // Reported as a lost connection (close, then reset once ready); never an uncaught 'error' event.
+    };
+    subscriber.on('message', onMessage);
+    subscriber.on('close', onClose);
+    subscriber.on('ready', onReady);
+    subscriber.on('error', onError);
+    const stop = () => {
+      closed = true;
+      for (const [event, fn] of [
+        ['message', onMessage],
+        ['close', onClose],
+        ['ready', onReady],
+      ] as const) {
+        subscriber.removeListener?.(event, fn as (...args: unknown[]) => void);
+      }
+      try {
+        subscriber.disconnect();
+      } catch {
+        // already gone
+      }
+    };
+    try {
+      await this.#run('watchAccounts', () => subscriber.subscribe(channel));
+    } catch (err) {
+      stop();
+      throw err;
+    }
+    subscribed = true;
+    return {
+      close: async () => {
+        if (!closed) stop();
+      },
+    };
   }
 
   async putState(key: string, state: StoredState, options: PutStateOptions): Promise<void> {
@@ -642,6 +851,23 @@ export class RedisStore implements contract.AccountStore, StateStore {
   [inspect.custom](): string {
     return `RedisStore { prefix: '${this.#p}' }`;
   }
+}
+
+/** A published message as a change; `null` when it is not one of ours. */
+function parseChange(message: string): contract.AccountChange | null {
+  let parsed: { kind?: unknown; id?: unknown; version?: unknown; record?: unknown };
+  try {
+    parsed = JSON.parse(message) as typeof parsed;
+  } catch {
+    return null;
+  }
+  const { kind, id, version, record } = parsed ?? {};
+  if (typeof id !== 'string') return null;
+  if (kind === 'released' || kind === 'deleted') return { kind, id };
+  if (kind !== 'written') return null;
+  return typeof record === 'object' && record !== null
+    ? { kind, id, version: Number(version), record: record as contract.AccountRecord }
+    : { kind, id, version: Number(version) };
 }
 
 /**

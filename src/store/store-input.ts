@@ -15,6 +15,7 @@ import {
   assertStateInput,
   assertTtl,
   checkPutAccount,
+  checkReadAndLease,
   DEFAULT_PAGE_SIZE,
   decodeCursor,
   encodeCursor,
@@ -74,6 +75,12 @@ export interface StoreInput {
   };
   /** Check a lease's `ttlMs`: a positive integer. */
   assertTtl(ttlMs: unknown): asserts ttlMs is number;
+  /**
+   * Check the arguments of the optional `readAndLease`: the id and holder (as {@link StoreInput.assertId}),
+   * `ttlMs` (as {@link StoreInput.assertTtl}) and `options.dueBefore` (`null` or an epoch-millisecond
+   * integer). Returns `dueBefore`.
+   */
+  checkReadAndLease(id: unknown, holder: unknown, ttlMs: unknown, options: unknown): number | null;
   /**
    * Check the arguments of `putState`: the key, the state (owner, provider, payload, times) and the
    * bounds `maxPerOwner` and `maxTotal` (positive integers; `maxTotal` optional).
@@ -151,6 +158,7 @@ export const storeInput: StoreInput = Object.freeze({
   assertId,
   assertIdentity,
   assertTtl,
+  checkReadAndLease,
   assertState: assertStateInput,
   normalizeList,
   matchesFilter,

@@ -175,6 +175,27 @@ export function assertTtl(ttlMs: unknown): asserts ttlMs is number {
 }
 
 /**
+ * Check the arguments of `readAndLease`: the id, the holder, `ttlMs` and `options.dueBefore` (`null` or an
+ * epoch-millisecond integer). Returns `dueBefore`.
+ * @internal
+ */
+export function checkReadAndLease(
+  id: unknown,
+  holder: unknown,
+  ttlMs: unknown,
+  options: unknown,
+): number | null {
+  assertId(id);
+  assertId(holder, 'holder');
+  assertTtl(ttlMs);
+  const dueBefore = (options as { dueBefore?: unknown } | null | undefined)?.dueBefore;
+  if (dueBefore !== null && (typeof dueBefore !== 'number' || !Number.isSafeInteger(dueBefore))) {
+    throw new InvalidArgumentError('options.dueBefore must be null or an epoch-millisecond integer');
+  }
+  return dueBefore;
+}
+
+/**
  * The arguments of `listAccounts`, checked and normalized by `storeInput.normalizeList`: what a store
  * filters and pages by.
  *

@@ -39,6 +39,7 @@ export {
   type ConformanceTarget,
   describeStoreConformance,
   type StoreConformanceCase,
+  StoreConformanceSkip,
   sampleAccountRecord,
   storeConformanceCases,
 } from './store-conformance.js';

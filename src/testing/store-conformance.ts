@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidArgumentError, VersionConflictError } from '../errors.js';
-import type { AccountRecord, AccountStore } from '../store/account-store.js';
+import type { AccountChange, AccountRecord, AccountStore, AccountWatch } from '../store/account-store.js';
 import { iterateAccounts } from '../store/iterate.js';
 import type { StateStore, StoredState } from '../store/state-store.js';
 import { storeInput } from '../store/store-input.js';
@@ -34,6 +34,44 @@ export interface ConformanceTarget {
   readonly store: AccountStore & StateStore;
   /** Called after each test, also when it failed. */
   readonly cleanup?: () => Promise<void>;
+  /**
+   * Another store object on the same data through a connection of its own (what another process sees), for
+   * the `watchAccounts` cases: changes written through `store` must reach it. The suite closes its watches;
+   * close the peer's connection in `cleanup`. Without it, the cases watch `store` itself.
+   */
+  readonly peer?: () => Promise<AccountStore>;
+  /**
+   * Move the clock the store was built with (its `now` option) forward by `ms`: the `readAndLease` case of a
+   * lapsed lease uses it instead of sleeping, and is skipped without it (a store whose leases lapse by the
+   * engine's own clock, such as Redis `PX`, has none).
+   */
+  readonly advanceClock?: (ms: number) => void;
+}
+
+/**
+ * Thrown by a case of {@link storeConformanceCases} that does not apply to the store (it lacks an optional
+ * method, or the target lacks what the case needs): {@link describeStoreConformance} reports the test as
+ * skipped with `reason` (through the runner's `context.skip(reason)` when it has one, as vitest and
+ * `node:test` do; else the test passes). A caller running the cases itself should treat it as a skip.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await c.run(store);
+ * } catch (err) {
+ *   if (err instanceof StoreConformanceSkip) console.log(`skipped: ${err.reason}`);
+ *   else throw err;
+ * }
+ * ```
+ */
+export class StoreConformanceSkip extends Error {
+  /** Why the case does not apply. */
+  readonly reason: string;
+  constructor(reason: string) {
+    super(`skipped: ${reason}`);
+    this.name = 'StoreConformanceSkip';
+    this.reason = reason;
+  }
 }
 
 /**
@@ -71,8 +109,11 @@ export interface StoreConformanceCase {
   readonly contract: 'AccountStore' | 'StateStore';
   /** What the case checks, in a sentence (the test's name). */
   readonly name: string;
-  /** Runs the case against an empty store. */
-  readonly run: (store: AccountStore & StateStore) => Promise<void>;
+  /**
+   * Runs the case against an empty store (`target` gives what some cases need beyond it: the peer and the
+   * clock). Throws {@link StoreConformanceSkip} when the case does not apply.
+   */
+  readonly run: (store: AccountStore & StateStore, target?: ConformanceTarget) => Promise<void>;
 }
 
 let seq = 0;
@@ -174,7 +215,7 @@ async function rejectsWith<T>(
   );
 }
 
-const accountCases: [string, (store: Store) => Promise<void>][] = [
+const accountCases: [string, (store: Store, target: ConformanceTarget) => Promise<void>][] = [
   [
     'returns null for an unknown id',
     async (store) => {
@@ -730,6 +771,241 @@ const accountCases: [string, (store: Store) => Promise<void>][] = [
   ],
 ];
 
+/** The store's optional method, or a skip naming it. */
+function optional<K extends 'readAndLease' | 'putAccountAndRelease' | 'watchAccounts'>(
+  store: AccountStore,
+  name: K,
+): NonNullable<AccountStore[K]> {
+  const method = store[name];
+  if (typeof method !== 'function') throw new StoreConformanceSkip(`the store has no ${name} (optional)`);
+  return (method as (...args: never[]) => unknown).bind(store) as NonNullable<AccountStore[K]>;
+}
+
+/** A watch whose changes are awaited one by one (each `next()` is the next change not yet taken). */
+async function watchQueue(store: AccountStore) {
+  const watchAccounts = optional(store, 'watchAccounts');
+  const queued: AccountChange[] = [];
+  const waiting: ((change: AccountChange) => void)[] = [];
+  const watch: AccountWatch = await watchAccounts((change) => {
+    const waiter = waiting.shift();
+    if (waiter) waiter(change);
+    else queued.push(change);
+  });
+  return {
+    watch,
+    received: () => queued.length,
+    next: (): Promise<AccountChange> => {
+      const change = queued.shift();
+      if (change !== undefined) return Promise.resolve(change);
+      return new Promise((resolve) => waiting.push(resolve));
+    },
+  };
+}
+
+const optionalCases: [string, (store: Store, target: ConformanceTarget) => Promise<void>][] = [
+  [
+    'readAndLease takes the lease only when the token is due, or whenever the record exists with dueBefore null',
+    async (store) => {
+      const readAndLease = optional(store, 'readAndLease');
+      const stored = await store.putAccount(newRecord({ id: 'acc-due', tokenExpiresAt: 1_900_000_000_000 }), {
+        expectedVersion: null,
+      });
+      const early = await readAndLease('acc-due', 'worker-a', 60_000, { dueBefore: 1_899_999_999_999 });
+      equal(early.record, stored, 'the record is read whether or not the lease is taken');
+      same(early.lease, null, 'not due: no lease');
+      same(early.busy, false);
+      assert.ok(await store.acquireLease('acc-due', 'worker-b', 60_000), 'no lease was taken when not due');
+      same(await store.releaseLease('acc-due', 'worker-b'), true);
+      const due = await readAndLease('acc-due', 'worker-a', 60_000, { dueBefore: 1_900_000_000_000 });
+      equal(due.record, stored);
+      same(due.lease?.holder, 'worker-a', 'due (expiry <= dueBefore): leased');
+      same(due.busy, false);
+      same(await store.releaseLease('acc-due', 'worker-a'), true, 'the lease taken is a real one');
+      await store.putAccount(newRecord({ id: 'acc-unknown-expiry', tokenExpiresAt: null }), {
+        expectedVersion: null,
+      });
+      same(
+        (await readAndLease('acc-unknown-expiry', 'worker-a', 60_000, { dueBefore: Number.MAX_SAFE_INTEGER }))
+          .lease,
+        null,
+        'an unknown expiry is never due',
+      );
+      same(
+        (await readAndLease('acc-unknown-expiry', 'worker-a', 60_000, { dueBefore: null })).lease?.holder,
+        'worker-a',
+        'dueBefore null: a forced refresh leases',
+      );
+    },
+  ],
+  [
+    "readAndLease reports another holder's unexpired lease as busy, and is re-entrant for the same holder",
+    async (store) => {
+      const readAndLease = optional(store, 'readAndLease');
+      const stored = await store.putAccount(newRecord({ id: 'acc-busy' }), { expectedVersion: null });
+      const first = await readAndLease('acc-busy', 'worker-a', 60_000, { dueBefore: null });
+      same(first.lease?.holder, 'worker-a');
+      assert.ok((first.lease?.expiresAt ?? 0) > Date.now() - 1000, 'the lease expires in the future');
+      const other = await readAndLease('acc-busy', 'worker-b', 60_000, { dueBefore: null });
+      equal(other.record, stored, 'a busy read still returns the record');
+      same(other.lease, null);
+      same(other.busy, true);
+      const again = await readAndLease('acc-busy', 'worker-a', 120_000, { dueBefore: null });
+      same(again.lease?.holder, 'worker-a', 'the same holder takes its own lease again');
+      assert.ok((again.lease?.expiresAt ?? 0) > (first.lease?.expiresAt ?? 0), 'and extends it');
+      same(again.busy, false);
+      same(await store.acquireLease('acc-busy', 'worker-b', 60_000), null, 'the lease is exclusive');
+    },
+  ],
+  [
+    'readAndLease takes over a lease that lapsed',
+    async (store, target) => {
+      const readAndLease = optional(store, 'readAndLease');
+      if (target.advanceClock === undefined) {
+        throw new StoreConformanceSkip('the target has no advanceClock (the engine expires leases itself)');
+      }
+      await store.putAccount(newRecord({ id: 'acc-lapsed' }), { expectedVersion: null });
+      same((await readAndLease('acc-lapsed', 'crashed', 1000, { dueBefore: null })).lease?.holder, 'crashed');
+      same((await readAndLease('acc-lapsed', 'worker-b', 1000, { dueBefore: null })).busy, true);
+      target.advanceClock(1001);
+      const taken = await readAndLease('acc-lapsed', 'worker-b', 60_000, { dueBefore: null });
+      same(taken.lease?.holder, 'worker-b', 'a lapsed lease is free');
+      same(taken.busy, false);
+    },
+  ],
+  [
+    'readAndLease of a missing id returns record null and takes no lease',
+    async (store) => {
+      const readAndLease = optional(store, 'readAndLease');
+      equal(await readAndLease('acc-missing', 'worker-a', 60_000, { dueBefore: null }), {
+        record: null,
+        lease: null,
+        busy: false,
+      });
+      assert.ok(await store.acquireLease('acc-missing', 'worker-b', 60_000), 'no lease was taken');
+      await rejectsWith(
+        readAndLease('acc-missing', 'worker-a', 0, { dueBefore: null }),
+        InvalidArgumentError,
+        'ttlMs 0',
+      );
+      await rejectsWith(
+        readAndLease('acc-missing', '', 1000, { dueBefore: null }),
+        InvalidArgumentError,
+        'empty holder',
+      );
+      await rejectsWith(
+        readAndLease('acc-missing', 'w', 1000, { dueBefore: 'soon' as never }),
+        InvalidArgumentError,
+        'dueBefore not a number',
+      );
+    },
+  ],
+  [
+    'putAccountAndRelease writes and releases the lease; a failed write keeps it (VersionConflictError)',
+    async (store) => {
+      const putAccountAndRelease = optional(store, 'putAccountAndRelease');
+      const stored = await store.putAccount(newRecord({ id: 'acc-par' }), { expectedVersion: null });
+      assert.ok(await store.acquireLease('acc-par', 'worker-a', 60_000));
+      const written = await putAccountAndRelease(
+        { ...stripVolatile(stored), status: 'error' },
+        { expectedVersion: 1, holder: 'worker-a' },
+      );
+      same(written.version, 2);
+      same(written.status, 'error');
+      equal(await store.getAccount('acc-par'), written);
+      assert.ok(await store.acquireLease('acc-par', 'worker-b', 60_000), 'the lease was released');
+      await rejectsWith(
+        putAccountAndRelease(stripVolatile(stored), { expectedVersion: 1, holder: 'worker-b' }),
+        VersionConflictError,
+        'stale version',
+      );
+      same(
+        await store.acquireLease('acc-par', 'worker-c', 60_000),
+        null,
+        'the lease is kept after a conflict',
+      );
+      same((await store.getAccount('acc-par'))?.version, 2);
+      // Another holder's lease is not released by the write.
+      await putAccountAndRelease(stripVolatile(written), { expectedVersion: 2, holder: 'worker-c' });
+      same(await store.acquireLease('acc-par', 'worker-c', 60_000), null, "worker-b's lease is kept");
+      // The identity rule of putAccount holds too.
+      await rejectsWith(
+        putAccountAndRelease(
+          newRecord({ id: 'acc-par-2', provider: stored.provider, owner: stored.owner, email: stored.email }),
+          { expectedVersion: null, holder: 'worker-b' },
+        ),
+        VersionConflictError,
+        'identity held by another account',
+      );
+    },
+  ],
+  [
+    'watchAccounts: another store object sees written (with version and record), released and deleted, and nothing of a failed write',
+    async (store, target) => {
+      optional(store, 'watchAccounts');
+      const peer = (await target.peer?.()) ?? store;
+      const changes = await watchQueue(peer);
+      try {
+        const created = await store.putAccount(newRecord({ id: 'acc-watch' }), { expectedVersion: null });
+        let change = await changes.next();
+        same(change.kind, 'written');
+        same(change.id, 'acc-watch');
+        same(change.version, 1);
+        equal(change.record, created, 'a written change carries the record as stored');
+        await rejectsWith(
+          store.putAccount(stripVolatile(created), { expectedVersion: 7 }),
+          VersionConflictError,
+          'stale write',
+        );
+        if (typeof store.putAccountAndRelease === 'function') {
+          assert.ok(await store.acquireLease('acc-watch', 'worker-a', 60_000));
+          const updated = await store.putAccountAndRelease(
+            { ...stripVolatile(created), status: 'error' },
+            { expectedVersion: 1, holder: 'worker-a' },
+          );
+          change = await changes.next();
+          same(change.kind, 'written', 'the failed write reported nothing; putAccountAndRelease is a write');
+          same(change.version, 2);
+          equal(change.record, updated);
+        }
+        assert.ok(await store.acquireLease('acc-watch', 'worker-b', 60_000));
+        same(await store.releaseLease('acc-watch', 'worker-b'), true);
+        same(await store.releaseLease('acc-watch', 'worker-b'), false);
+        change = await changes.next();
+        same(change.kind, 'released', 'a release is reported (and nothing before it)');
+        same(change.id, 'acc-watch');
+        same(await store.deleteAccount('acc-watch'), true);
+        same(await store.deleteAccount('acc-watch'), false);
+        change = await changes.next();
+        same(change.kind, 'deleted', 'a release that released nothing is not reported');
+        same(change.id, 'acc-watch');
+        await store.putAccount(newRecord({ id: 'acc-watch-end' }), { expectedVersion: null });
+        change = await changes.next();
+        same(change.id, 'acc-watch-end', 'a delete that deleted nothing is not reported');
+      } finally {
+        await changes.watch.close();
+      }
+    },
+  ],
+  [
+    'watchAccounts: close() stops delivery (and is idempotent)',
+    async (store, target) => {
+      optional(store, 'watchAccounts');
+      const peer = (await target.peer?.()) ?? store;
+      const closed = await watchQueue(peer);
+      const open = await watchQueue(peer);
+      try {
+        await closed.watch.close();
+        await closed.watch.close();
+        await store.putAccount(newRecord({ id: 'acc-closed' }), { expectedVersion: null });
+        same((await open.next()).id, 'acc-closed');
+        same(closed.received(), 0, 'a closed watch receives nothing');
+      } finally {
+        await open.watch.close();
+      }
+    },
+  ],
+];
+
 const state = (owner = 'owner-1', ttlMs = 600_000, payload = 'sealed-payload'): StoredState => {
   const now = Date.now();
   return { owner, provider: 'google', payload, createdAt: now, expiresAt: now + ttlMs };
@@ -834,7 +1110,11 @@ const stateCases: [string, (store: Store) => Promise<void>][] = [
  */
 export function storeConformanceCases(): readonly StoreConformanceCase[] {
   return [
-    ...accountCases.map(([name, run]) => ({ contract: 'AccountStore' as const, name, run })),
+    ...[...accountCases, ...optionalCases].map(([name, run]) => ({
+      contract: 'AccountStore' as const,
+      name,
+      run: (store: Store, target?: ConformanceTarget) => run(store, target ?? { store }),
+    })),
     ...stateCases.map(([name, run]) => ({ contract: 'StateStore' as const, name, run })),
   ];
 }
@@ -873,13 +1153,20 @@ export function describeStoreConformance(
     describe(`${contract} conformance: ${name}`, () => {
       for (const c of cases) {
         if (c.contract !== contract) continue;
-        it(c.name, async () => {
+        it(c.name, async (context?: unknown) => {
           const target = await factory();
+          let skipped: string | undefined;
           try {
-            await c.run(target.store);
+            await c.run(target.store, target);
+          } catch (err) {
+            if (!(err instanceof StoreConformanceSkip)) throw err;
+            skipped = err.reason;
           } finally {
             await target.cleanup?.();
           }
+          // vitest's context.skip(note) and node:test's t.skip(message) report the reason.
+          const skip = (context as { skip?: (reason: string) => void } | undefined)?.skip;
+          if (skipped !== undefined && typeof skip === 'function') skip.call(context, skipped);
         });
       }
     });

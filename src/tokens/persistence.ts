@@ -13,12 +13,14 @@ import { describeType } from '../internal/text.js';
 import { AccountTally } from '../store/account-counts.js';
 import {
   ACCOUNT_STATUSES,
+  type AccountChange,
   type AccountCountQuery,
   type AccountCounts,
   type AccountFilter,
   type AccountRecord,
   type AccountStatus,
   type AccountStore,
+  type AccountWatch,
   type JsonValue,
   type Lease,
   type ListOptions,
@@ -106,6 +108,86 @@ export interface SaveTokensOptions {
    * either way: if the record changed since, it is read afresh (or, with `expectedVersion`, the write fails).
    */
   readonly basedOn?: MailboxAccount;
+  /**
+   * The holder whose refresh lease of the account is released with the write: in the same atomic write on
+   * a store with `putAccountAndRelease`, else by `releaseLease` after it (a failure of that release does not
+   * fail the save: the result says `released: false`, and the lease lapses at its TTL).
+   */
+  readonly releaseLease?: string;
+}
+
+/**
+ * What {@link TokenPersistence.saveTokens} returns: the account as written and its tokens, and, when
+ * `releaseLease` was given, whether the lease was released.
+ *
+ * @example
+ * ```ts
+ * const { account, released }: SavedTokens = await persistence.saveTokens(id, tokens, { basedOn, releaseLease: holder });
+ * if (released === false) console.warn('the lease lapses at its TTL');
+ * ```
+ */
+export interface SavedTokens extends StoredAccount {
+  /**
+   * Only with `releaseLease`: `true` when the holder's lease was released with the write (always, on a store
+   * with `putAccountAndRelease`); `false` when the separate release after the write failed or found no
+   * lease of that holder (the lease then lapses at its TTL). The tokens are saved either way.
+   */
+  readonly released?: boolean;
+}
+
+/**
+ * What {@link TokenPersistence.readAndLease} returns: the account (nothing decrypted yet), the refresh lease
+ * if it was taken, and the tokens on demand.
+ *
+ * @example
+ * ```ts
+ * const read: LeasedAccount = await persistence.readAndLease(id, holder, 60_000, { dueBefore: Date.now() + 300_000 });
+ * if (read.lease !== null) {
+ *   const { tokens } = await read.open();
+ *   // … refresh, then:
+ *   await persistence.saveTokens(id, fresh, { basedOn: read.account, releaseLease: holder });
+ * }
+ * ```
+ */
+export interface LeasedAccount {
+  /** The account as read, without secrets. */
+  readonly account: MailboxAccount;
+  /** The lease, when this call took (or extended) it; `null` when not due or another holder has it. */
+  readonly lease: Lease | null;
+  /** `true` when the token was due but another holder has an unexpired lease. */
+  readonly busy: boolean;
+  /**
+   * The account with its decrypted tokens (decrypted once, then the same promise). The account it returns
+   * can be passed as `saveTokens({ basedOn })`, as one `load()` returned.
+   */
+  open(): Promise<StoredAccount>;
+}
+
+/**
+ * One change reported by {@link TokenPersistence.watchAccounts}: the store's {@link AccountChange}, with the
+ * record written (when the store's notification carried it) as an account and its tokens on demand.
+ *
+ * @example
+ * ```ts
+ * const watch = await persistence.watchAccounts((change: AccountChangeEvent) => {
+ *   if (change.kind === 'written' && change.open) void change.open().then(({ tokens }) => use(tokens));
+ * });
+ * ```
+ */
+export interface AccountChangeEvent {
+  /** What happened (see {@link AccountChange}). */
+  readonly kind: AccountChange['kind'];
+  /** The account id (`''` for `reset`). */
+  readonly id: string;
+  /** The version written (`written` only). */
+  readonly version?: number;
+  /** The account written, when the notification carried its record (`written` only). */
+  readonly account?: MailboxAccount;
+  /**
+   * With `account`: decrypts the carried record (once); the account it returns can be passed as
+   * `saveTokens({ basedOn })`.
+   */
+  readonly open?: () => Promise<StoredAccount>;
 }
 
 /**
@@ -285,39 +367,137 @@ export class TokenPersistence {
    * status `active`, and clears the failure count. Without `expectedVersion` it re-reads and retries on a
    * concurrent write; with it, a concurrent write is a `VersionConflictError`.
    */
-  async saveTokens(
-    id: string,
-    tokens: TokenSetInput,
-    options: SaveTokensOptions = {},
-  ): Promise<StoredAccount> {
+  async saveTokens(id: string, tokens: TokenSetInput, options: SaveTokensOptions = {}): Promise<SavedTokens> {
     const candidate = new TokenSet(tokens);
     const scopes = options.scopes === undefined ? undefined : checkScopes(options.scopes);
-    const { expectedVersion } = options;
+    const { expectedVersion, releaseLease: holder } = options;
     if (expectedVersion !== undefined && (!Number.isSafeInteger(expectedVersion) || expectedVersion < 1)) {
       throw new InvalidArgumentError('expectedVersion must be a positive integer');
     }
+    if (holder !== undefined) checkHolder(holder);
     const basedOn = options.basedOn === undefined ? undefined : this.#readRecords.get(options.basedOn);
     const read =
       basedOn?.id === id && (expectedVersion === undefined || basedOn.version === expectedVersion)
         ? basedOn
         : undefined;
-    return this.#update(id, expectedVersion, read, async (record) => {
+    const store = this.#store;
+    const together = holder !== undefined && typeof store.putAccountAndRelease === 'function';
+    const saved = await this.#update(id, expectedVersion, read, async (record) => {
       const next = candidate.refreshToken === null ? await this.#mergeWithStored(record, tokens) : candidate;
-      const updated = await this.#put(
-        {
-          ...record,
-          scopes: scopes ?? record.scopes,
-          status: 'active',
-          tokenExpiresAt: next.expiresAt?.getTime() ?? null,
-          lastRefreshedAt: this.#now(),
-          lastError: null,
-          consecutiveFailures: 0,
-          secret: await this.#sealed.seal(record.id, next),
-        },
-        record.version,
-      );
+      const input = {
+        ...record,
+        scopes: scopes ?? record.scopes,
+        status: 'active' as const,
+        tokenExpiresAt: next.expiresAt?.getTime() ?? null,
+        lastRefreshedAt: this.#now(),
+        lastError: null,
+        consecutiveFailures: 0,
+        secret: await this.#sealed.seal(record.id, next),
+      };
+      const updated = together
+        ? await this.#call('putAccountAndRelease', id, () =>
+            (store.putAccountAndRelease as NonNullable<AccountStore['putAccountAndRelease']>)(input, {
+              expectedVersion: record.version,
+              holder: holder as string,
+            }),
+          )
+        : await this.#put(input, record.version);
       return { account: toMailboxAccount(updated), tokens: next };
     });
+    if (holder === undefined) return saved;
+    if (together) return { ...saved, released: true };
+    let released = false;
+    try {
+      released = await this.#call('releaseLease', id, () => store.releaseLease(id, holder));
+    } catch {
+      // The tokens are saved; the lease lapses at its TTL. The result says so.
+    }
+    return { ...saved, released };
+  }
+
+  /**
+   * Read the account and, in the same store call when the store has `readAndLease` (else `getAccount`, then
+   * `acquireLease` when due), take its refresh lease for `holder` when the token is due: its expiry is known
+   * and `<= dueBefore`, or always with `dueBefore: null`. `busy` says another holder has the lease. Nothing is
+   * decrypted until `open()`. Throws `AccountNotFoundError` when no account has this id.
+   */
+  async readAndLease(
+    id: string,
+    holder: string,
+    ttlMs: number,
+    options: { readonly dueBefore: number | null },
+  ): Promise<LeasedAccount> {
+    checkId(id);
+    checkHolder(holder);
+    checkLeaseOptions(ttlMs, options);
+    const { dueBefore } = options;
+    const store = this.#store;
+    let record: AccountRecord | null;
+    let lease: Lease | null = null;
+    let busy = false;
+    if (typeof store.readAndLease === 'function') {
+      const read = await this.#call('readAndLease', id, () =>
+        (store.readAndLease as NonNullable<AccountStore['readAndLease']>)(id, holder, ttlMs, { dueBefore }),
+      );
+      ({ record, lease, busy } = read);
+    } else {
+      record = await this.#call('getAccount', id, () => store.getAccount(id));
+      const due =
+        record !== null &&
+        (dueBefore === null || (record.tokenExpiresAt !== null && record.tokenExpiresAt <= dueBefore));
+      if (due) {
+        lease = await this.#call('acquireLease', id, () => store.acquireLease(id, holder, ttlMs));
+        busy = lease === null;
+      }
+    }
+    if (record === null) throw new AccountNotFoundError('No account has this id', { accountId: id });
+    const { account, open } = this.#opener(record);
+    return { account, lease, busy, open };
+  }
+
+  /**
+   * Call `listener` with every committed change of any account, from every process sharing the store (see
+   * {@link AccountChangeEvent}), until the returned watch is closed; `null` when the store has no
+   * `watchAccounts` (then poll). A listener that throws is isolated: the error is dropped (there is no logger
+   * at this layer) and the watch goes on; catch in the listener to handle it.
+   */
+  async watchAccounts(listener: (change: AccountChangeEvent) => void): Promise<AccountWatch | null> {
+    if (typeof listener !== 'function') {
+      throw new InvalidArgumentError(`listener must be a function (got ${describeType(listener)})`);
+    }
+    const store = this.#store;
+    if (typeof store.watchAccounts !== 'function') return null;
+    return this.#call('watchAccounts', undefined, () =>
+      (store.watchAccounts as NonNullable<AccountStore['watchAccounts']>)((change) => {
+        try {
+          const { kind, id, version, record } = change;
+          if (record === undefined || record.id !== id) {
+            listener(version === undefined ? { kind, id } : { kind, id, version });
+            return;
+          }
+          const { account, open } = this.#opener(record);
+          listener({ kind, id, version: version ?? record.version, account, open });
+        } catch {
+          // The host's listener failed: isolated, so that the store's watch goes on (documented above).
+        }
+      }),
+    );
+  }
+
+  /** The account of a record in hand, and its tokens decrypted once on demand (registered for `basedOn`). */
+  #opener(record: AccountRecord): { account: MailboxAccount; open: () => Promise<StoredAccount> } {
+    const account = toMailboxAccount(record);
+    let opened: Promise<StoredAccount> | undefined;
+    return {
+      account,
+      open: () => {
+        opened ??= this.#sealed.open(record).then((tokens) => {
+          this.#readRecords.set(account, record);
+          return { account, tokens };
+        });
+        return opened;
+      },
+    };
   }
 
   /**
@@ -538,6 +718,23 @@ function checkId(id: unknown): asserts id is string {
     throw new InvalidArgumentError(`account id must be a non-empty string (got ${describeType(id)})`);
   }
   assertId(id, 'account id');
+}
+
+function checkHolder(holder: unknown): asserts holder is string {
+  if (typeof holder !== 'string' || holder.length === 0) {
+    throw new InvalidArgumentError(`lease holder must be a non-empty string (got ${describeType(holder)})`);
+  }
+  assertId(holder, 'holder');
+}
+
+function checkLeaseOptions(ttlMs: unknown, options: unknown): void {
+  if (typeof ttlMs !== 'number' || !Number.isSafeInteger(ttlMs) || ttlMs <= 0) {
+    throw new InvalidArgumentError('ttlMs must be a positive integer (milliseconds)');
+  }
+  const dueBefore = (options as { dueBefore?: unknown } | null | undefined)?.dueBefore;
+  if (dueBefore !== null && (typeof dueBefore !== 'number' || !Number.isSafeInteger(dueBefore))) {
+    throw new InvalidArgumentError('options.dueBefore must be null or an epoch-millisecond integer');
+  }
 }
 
 function checkScopes(scopes: unknown): readonly string[] {

@@ -2,7 +2,20 @@ import { describe, expect, it } from 'vitest';
 import { memoryStore } from '../../src/index.js';
 import { describeStoreConformance, sampleAccountRecord } from '../../src/testing/index.js';
 
-describeStoreConformance('memory', async () => ({ store: memoryStore() }), { describe, it });
+describeStoreConformance(
+  'memory',
+  async () => {
+    // Real time (the state cases sleep), moved forward by the lease cases that would otherwise wait.
+    let offset = 0;
+    return {
+      store: memoryStore({ now: () => Date.now() + offset }),
+      advanceClock: (ms: number) => {
+        offset += ms;
+      },
+    };
+  },
+  { describe, it },
+);
 
 describe('memoryStore specifics', () => {
   it('sweeps expired states so a flood across many owners stays bounded', async () => {
@@ -26,5 +39,36 @@ describe('memoryStore specifics', () => {
     expect(store.size.leases).toBe(1);
     expect(await store.deleteAccount('leased')).toBe(true);
     expect(store.size.leases).toBe(0);
+  });
+});
+
+describe('memoryStore change feed', () => {
+  it('implements the optional refresher methods (the conformance cases would be skipped otherwise)', () => {
+    const store = memoryStore();
+    for (const name of ['readAndLease', 'putAccountAndRelease', 'watchAccounts'] as const) {
+      expect(typeof store[name], name).toBe('function');
+    }
+  });
+
+  it('delivers asynchronously, to every watcher, each its own copy of the record', async () => {
+    const store = memoryStore();
+    const got: unknown[] = [];
+    let done: () => void = () => {};
+    const both = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    const listener = (change: { record?: { metadata: object } }) => {
+      got.push(change.record);
+      (change.record?.metadata as Record<string, unknown>).touched = true;
+      if (got.length === 2) done();
+    };
+    await store.watchAccounts(listener as never);
+    await store.watchAccounts(listener as never);
+    const writing = store.putAccount(sampleAccountRecord({ id: 'w' }), { expectedVersion: null });
+    expect(got).toEqual([]); // not during the call: delivered in a microtask
+    await writing;
+    await both;
+    expect(got[0]).not.toBe(got[1]);
+    expect((await store.getAccount('w'))?.metadata).toEqual({});
   });
 });

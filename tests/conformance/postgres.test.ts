@@ -14,9 +14,20 @@ let n = 0;
 describeStoreConformance(
   'PGlite',
   async () => {
-    const store = postgresStore({ client: lite, schema: `t${++n}` });
+    const schema = `t${++n}`;
+    let offset = 0;
+    const now = () => Date.now() + offset;
+    const store = postgresStore({ client: lite, schema, now });
     await store.migrate();
-    return { store, cleanup: async () => void (await lite.query(`DROP SCHEMA t${n} CASCADE`)) };
+    return {
+      store,
+      // One PGlite instance is one connection: the peer is another store object on it.
+      peer: async () => postgresStore({ client: lite, schema, now }),
+      advanceClock: (ms: number) => {
+        offset += ms;
+      },
+      cleanup: async () => void (await lite.query(`DROP SCHEMA ${schema} CASCADE`)),
+    };
   },
   { describe, it },
 );
@@ -29,9 +40,26 @@ describe.skipIf(!DATABASE_URL)('PostgreSQL (DATABASE_URL)', () => {
     'PostgreSQL',
     async () => {
       const schema = `om_${randomBytes(6).toString('hex')}`;
-      const store = postgresStore({ client: pool, schema });
+      let offset = 0;
+      const now = () => Date.now() + offset;
+      const store = postgresStore({ client: pool, schema, now });
       await store.migrate();
-      return { store, cleanup: async () => void (await pool.query(`DROP SCHEMA ${schema} CASCADE`)) };
+      // Another process's view: its own pool (its own connections, its own LISTEN).
+      let other: pg.Pool | undefined;
+      return {
+        store,
+        peer: async () => {
+          other = new pg.Pool({ connectionString: DATABASE_URL, max: 2 });
+          return postgresStore({ client: other, schema, now });
+        },
+        advanceClock: (ms: number) => {
+          offset += ms;
+        },
+        cleanup: async () => {
+          await other?.end();
+          await pool.query(`DROP SCHEMA ${schema} CASCADE`);
+        },
+      };
     },
     { describe, it },
   );

@@ -112,7 +112,20 @@ describe.skipIf(!REDIS_URL)('Redis store on each driver (REDIS_URL)', () => {
         `Redis (${name})`,
         async () => {
           const prefix = `om-test:${randomBytes(6).toString('hex')}:`;
-          return { store: redisStore({ client: await client(), prefix }), cleanup: () => drop(prefix) };
+          let other: { close(): Promise<unknown> } | undefined;
+          return {
+            store: redisStore({ client: await client(), prefix }),
+            // Another process's view: a connection of its own, on the same driver.
+            peer: async () => {
+              const connected = await driver.connect();
+              other = connected;
+              return redisStore({ client: connected.client, prefix });
+            },
+            cleanup: async () => {
+              await other?.close();
+              await drop(prefix);
+            },
+          };
         },
         { describe, it },
       );

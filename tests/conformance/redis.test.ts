@@ -16,9 +16,16 @@ describe.skipIf(!REDIS_URL)('Redis (REDIS_URL)', () => {
     'Redis',
     async () => {
       const prefix = `om-test:${randomBytes(6).toString('hex')}:`;
+      let other: Redis | undefined;
       return {
         store: redisStore({ client, prefix }),
+        // Another process's view: its own connection (and its own subscriber).
+        peer: async () => {
+          other = new Redis(REDIS_URL as string, { maxRetriesPerRequest: 1 });
+          return redisStore({ client: other, prefix });
+        },
         cleanup: async () => {
+          await other?.quit();
           const keys = await client.keys(`${prefix}*`);
           if (keys.length > 0) await client.del(...keys);
         },
