@@ -264,8 +264,8 @@ export class PostgresStore implements contract.AccountStore, StateStore {
   readonly #schema: string;
   readonly #prefix: string;
   readonly #accounts: string;
-  /** Whether the engine takes a lease release as one two-statement query (`undefined`: not tried yet). */
-  #unsyncedRelease: boolean | undefined;
+  /** Whether the engine takes several statements in one query (`undefined`: not tried yet; PGlite does not). */
+  #multiStatement: boolean | undefined;
   readonly #leases: string;
   readonly #states: string;
   readonly #migrations: string;
@@ -599,6 +599,44 @@ export class PostgresStore implements contract.AccountStore, StateStore {
   ): Promise<contract.LeasedRead> {
     const dueBefore = input.checkReadAndLease(id, holder, ttlMs, options);
     const now = this.#now();
+    if (this.#multiStatement !== false) {
+      // Two statements in one round trip (and one transaction), the read AFTER the lease: in READ COMMITTED
+      // each statement takes its own snapshot, so a lease freed by a holder's write-and-release is taken only
+      // with that write visible to the read. (In one statement the read's snapshot could predate the write
+      // whose release let the lease through: a stale refresh token, refreshed again, is invalid_grant.)
+      const dueSql = (alias: string) =>
+        dueBefore === null
+          ? 'true'
+          : `(${alias}.token_expires_at IS NOT NULL AND ${alias}.token_expires_at <= ${dueBefore})`;
+      try {
+        const results = (await this.#run('readAndLease', () =>
+          this.#client.query(
+            `INSERT INTO ${this.#leases} (account_id, holder, expires_at)
+             SELECT a.id, ${literal(holder)}, ${now + ttlMs} FROM ${this.#accounts} a WHERE a.id = ${literal(id)} AND ${dueSql('a')}
+             ON CONFLICT (account_id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+             WHERE ${this.#leases}.expires_at <= ${now} OR ${this.#leases}.holder = EXCLUDED.holder
+             RETURNING expires_at;
+             SELECT ${COLUMNS}, ${dueSql(this.#accounts)} AS due FROM ${this.#accounts} WHERE id = ${literal(id)}`,
+          ),
+        )) as unknown as { rows: unknown[] }[];
+        this.#multiStatement = true;
+        const leased = results[0]?.rows[0] as { expires_at: string | number } | undefined;
+        const row = results[1]?.rows[0] as (Row & { due: boolean }) | undefined;
+        // The account was deleted between the statements: give back what was taken.
+        if (row === undefined) {
+          if (leased !== undefined) await this.releaseLease(id, holder);
+          return { record: null, lease: null, busy: false };
+        }
+        const lease = leased === undefined ? null : { holder, expiresAt: Number(leased.expires_at) };
+        return { record: toRecord(row), lease, busy: row.due === true && lease === null };
+      } catch (err) {
+        // 42601: "cannot insert multiple commands into a prepared statement" (PGlite's query()).
+        const sqlState = (err as { cause?: { code?: unknown } }).cause?.code;
+        if (this.#multiStatement === true || sqlState !== '42601') throw err;
+        this.#multiStatement = false;
+      }
+    }
+    // One statement (PGlite: one connection, statements never interleave, so no write can land between).
     const due = `($5::bigint IS NULL OR (a.token_expires_at IS NOT NULL AND a.token_expires_at <= $5::bigint))`;
     const { rows } = await this.#query(
       'readAndLease',
@@ -652,22 +690,22 @@ export class PostgresStore implements contract.AccountStore, StateStore {
     const notify = (nowSql: string, channelSql: string) =>
       `CASE WHEN d.expires_at > ${nowSql} THEN pg_notify(${channelSql}, json_build_object('kind', 'released', 'id', d.account_id)::text) END AS notified`;
     let row: { expires_at: string | number } | undefined;
-    if (this.#unsyncedRelease !== false) {
+    if (this.#multiStatement !== false) {
       try {
         const results = (await this.#run('releaseLease', () =>
           this.#client.query(
             `SET LOCAL synchronous_commit TO OFF; WITH d AS (DELETE FROM ${this.#leases} WHERE ${where} RETURNING account_id, expires_at) SELECT d.expires_at, ${notify(String(now), literal(this.#channel))} FROM d`,
           ),
         )) as unknown as { rows: unknown[] }[] | { rows: unknown[] };
-        this.#unsyncedRelease = true;
+        this.#multiStatement = true;
         const deleted = Array.isArray(results) ? results[results.length - 1] : results;
         row = deleted?.rows[0] as typeof row;
         return row !== undefined && Number(row.expires_at) > now;
       } catch (err) {
         // 42601: "cannot insert multiple commands into a prepared statement" (PGlite's query()).
         const sqlState = (err as { cause?: { code?: unknown } }).cause?.code;
-        if (this.#unsyncedRelease === true || sqlState !== '42601') throw err;
-        this.#unsyncedRelease = false;
+        if (this.#multiStatement === true || sqlState !== '42601') throw err;
+        this.#multiStatement = false;
       }
     }
     const { rows } = await this.#query(
