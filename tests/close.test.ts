@@ -133,10 +133,10 @@ describe('auth.close()', () => {
     const flaky = new Proxy(inner, {
       get(target, prop, receiver) {
         const value = Reflect.get(target, prop, receiver);
-        if (prop === 'putAccount') {
+        if (prop === 'putAccount' || prop === 'putAccountAndRelease') {
           return (...args: Parameters<AccountStore['putAccount']>) => {
             if (failPuts > 0) return Promise.reject(new Error('connection terminated unexpectedly'));
-            return inner.putAccount(...args);
+            return (value as AccountStore['putAccount']).apply(target, args);
           };
         }
         return typeof value === 'function' ? value.bind(target) : value;
@@ -240,12 +240,21 @@ describe('auth.close()', () => {
     const waiting = new Promise<void>((resolve) => {
       refused = resolve;
     });
+    // The refresher reads and leases in one call where the store can, else reads then leases.
     const acquire = store.acquireLease.bind(store);
-    store.acquireLease = async (...args: Parameters<typeof store.acquireLease>) => {
+    store.acquireLease = async (...args: Parameters<AccountStore['acquireLease']>) => {
       const lease = await acquire(...args);
       if (lease === null) refused();
       return lease;
     };
+    const readAndLease = store.readAndLease?.bind(store);
+    if (readAndLease !== undefined) {
+      store.readAndLease = async (...args: Parameters<NonNullable<AccountStore['readAndLease']>>) => {
+        const read = await readAndLease(...args);
+        if (read.busy) refused();
+        return read;
+      };
+    }
     const token = auth.getAccessToken(id);
     await waiting;
     await auth.close();

@@ -17,7 +17,7 @@ import { linkSignals } from '../internal/abort.js';
 import { type BackoffOptions, backoffDelay } from '../internal/backoff.js';
 import { integerOption } from '../internal/options.js';
 import { delay } from '../internal/timers.js';
-import type { AccessToken } from '../refresh/refresher.js';
+import type { AccessToken } from '../refresh/access-token.js';
 import { apiSpanAttributes } from '../telemetry/attributes.js';
 import { SPANS } from '../telemetry/names.js';
 import { recordHttpStatus, telemetryOf } from '../telemetry/telemetry.js';

@@ -1,7 +1,7 @@
 import type { ConnectionOptions } from 'node:tls';
 import { MailConnectionError } from '../errors.js';
 import type { MailServerSettings, OAuthProvider } from '../providers/types.js';
-import type { AccessToken } from '../refresh/refresher.js';
+import type { AccessToken } from '../refresh/access-token.js';
 import type { MailboxAccount } from '../tokens/account.js';
 import type { MailContext } from './context.js';
 import { checkSaslField } from './sasl.js';

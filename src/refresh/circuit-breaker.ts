@@ -20,7 +20,21 @@ export interface CircuitBreakerOptions {
    * @default 60000
    */
   readonly cooldownMs?: number;
+  /**
+   * Successful probes in a row that close the circuit again ("3 successes to close"); until then each
+   * success lets the next probe through at once, and a failure opens it for a new cool-down.
+   * @default 1
+   */
+  readonly successThreshold?: number;
 }
+
+/**
+ * How a call through {@link CircuitBreaker.execute} ended, as the breaker counts it: `success` (the provider
+ * answered with a token), `failure` (a transient failure: the provider is down or throttling), `neutral` (the
+ * provider answered, but refused: it is up) or `none` (nothing learnt: aborted, a bug, no call made).
+ * @internal
+ */
+export type CircuitOutcome = 'success' | 'failure' | 'neutral' | 'none';
 
 /**
  * A circuit's state: `closed` (calls flow), `open` (calls fail fast), `half_open` (one probe is in flight).
@@ -41,10 +55,12 @@ export type CircuitState = 'closed' | 'open' | 'half_open';
  * ```
  */
 export interface CircuitSnapshot {
-  /** `closed`, `open` or `half_open`. */
+  /** `closed`, `open` or `half_open` (probing: one probe at a time until `successThreshold` succeeded). */
   readonly state: CircuitState;
   /** Transient failures in a row. */
   readonly consecutiveFailures: number;
+  /** Successful probes in a row while half-open (0 otherwise). */
+  readonly consecutiveSuccesses: number;
   /** When it opened, if open or half-open. */
   readonly openedAt: Date | null;
   /** Milliseconds until the next probe may run (0 when closed). */
@@ -53,18 +69,24 @@ export interface CircuitSnapshot {
 
 /**
  * One provider's circuit breaker: after `failureThreshold` consecutive transient failures it opens, and
- * calls fail fast with `ProviderUnavailableError` for `cooldownMs`; then a single probe is let through;
- * its success closes the circuit, its failure opens it again.
+ * calls fail fast with `ProviderUnavailableError` for `cooldownMs`; then it is half-open: one probe at a time
+ * is let through; `successThreshold` successful probes in a row close it, a failed one opens it again.
+ * Calls go through {@link CircuitBreaker.execute}, which reports every call's outcome (classified by the
+ * caller's `classify`) in a `finally`, so that a probe always settles: one that ends without telling anything
+ * (aborted, an unexpected error) lets the next call probe again. It can never stay half-open with no probe.
  * @internal
  */
 export class CircuitBreaker {
   readonly #threshold: number;
+  readonly #successThreshold: number;
   readonly #cooldownMs: number;
   readonly #now: () => number;
   readonly #providerId: string;
   readonly #onChange: (state: CircuitState) => void;
   #state: CircuitState = 'closed';
   #failures = 0;
+  #successes = 0;
+  #probing = false;
   #openedAt = 0;
 
   constructor(
@@ -74,78 +96,78 @@ export class CircuitBreaker {
     onChange: (state: CircuitState) => void,
   ) {
     const MAX = Number.MAX_SAFE_INTEGER;
-    const badThreshold = () =>
-      new ConfigurationError('circuitBreaker.failureThreshold must be a positive integer');
+    const positive = (name: string) => () =>
+      new ConfigurationError(`circuitBreaker.${name} must be a positive integer`);
     const badCooldown = () =>
       new ConfigurationError('circuitBreaker.cooldownMs must be a non-negative integer (milliseconds)');
-    const threshold = integerOption(options.failureThreshold, 5, 1, MAX, badThreshold);
-    const cooldown = integerOption(options.cooldownMs, 60_000, 0, MAX, badCooldown);
+    this.#threshold = integerOption(options.failureThreshold, 5, 1, MAX, positive('failureThreshold'));
+    this.#successThreshold = integerOption(options.successThreshold, 1, 1, MAX, positive('successThreshold'));
+    this.#cooldownMs = integerOption(options.cooldownMs, 60_000, 0, MAX, badCooldown);
     this.#providerId = providerId;
-    this.#threshold = threshold;
-    this.#cooldownMs = cooldown;
     this.#now = now;
     this.#onChange = onChange;
   }
 
-  /** Throw `ProviderUnavailableError` unless a call may go through now. */
-  check(): void {
-    if (this.#state === 'closed') return;
+  /**
+   * Run `fn` through the breaker: refused at once (`ProviderUnavailableError`) while the circuit is open or a
+   * probe runs; when the cool-down is over, this call is the probe. The outcome is reported however `fn` ends:
+   * a value is a `success`, an error is what `classify` says.
+   */
+  async execute<T>(fn: () => Promise<T>, classify: (error: unknown) => CircuitOutcome): Promise<T> {
+    const probe = this.#admit();
+    let outcome: CircuitOutcome = 'none';
+    try {
+      const value = await fn();
+      outcome = 'success';
+      return value;
+    } catch (err) {
+      outcome = classify(err);
+      throw err;
+    } finally {
+      this.#report(outcome, probe);
+    }
+  }
+
+  /** Let a call through (returns whether it is the probe) or throw `ProviderUnavailableError`. */
+  #admit(): boolean {
+    if (this.#state === 'closed') return false;
     const wait = this.#openedAt + this.#cooldownMs - this.#now();
-    if (this.#state === 'open' && wait <= 0) {
+    if ((this.#state === 'open' && wait <= 0) || (this.#state === 'half_open' && !this.#probing)) {
       this.#state = 'half_open';
-      return; // this caller is the probe
+      this.#probing = true;
+      return true;
     }
     throw new ProviderUnavailableError(
-      `${this.#providerId} is unavailable: its last ${this.#failures} refreshes failed; calls fail fast until the next probe`,
+      this.#state === 'half_open'
+        ? `${this.#providerId} is recovering: a probe refresh is running; calls fail fast until it succeeds`
+        : `${this.#providerId} is unavailable: its last ${this.#failures} refreshes failed; calls fail fast until the next probe`,
       { providerId: this.#providerId, retryAfterMs: Math.max(0, wait) },
     );
   }
 
-  /**
-   * Run `fn` through the breaker: refused at once (`ProviderUnavailableError`) while the circuit is open; when
-   * the cool-down is over, this call is the probe. A probe always settles: if `fn` ends without reporting an
-   * outcome ({@link success}, {@link failure} or {@link neutral}: another process held the lease, a usable token
-   * was found, the caller aborted, an unexpected error), the circuit returns to open with its cool-down over, so
-   * the next call probes again. It can never stay half-open.
-   */
-  async execute<T>(fn: () => Promise<T>): Promise<T> {
-    this.check();
-    if (this.#state !== 'half_open') return fn();
-    try {
-      return await fn();
-    } finally {
-      if (this.#state === 'half_open') {
-        this.#state = 'open';
-        this.#openedAt = this.#now() - this.#cooldownMs;
-      }
-    }
-  }
-
-  /** Record a success (closes the circuit). */
-  success(): void {
-    this.#failures = 0;
-    if (this.#state !== 'closed') {
-      this.#state = 'closed';
-      this.#onChange('closed');
-    }
-  }
-
-  /** Record a transient failure. */
-  failure(): void {
-    this.#failures++;
-    if (this.#state === 'half_open' || (this.#state === 'closed' && this.#failures >= this.#threshold)) {
-      this.#state = 'open';
-      this.#openedAt = this.#now();
-      this.#onChange('open');
-    }
-  }
-
-  /** Record an outcome that says nothing about availability (a probe that ended in a permanent error). */
-  neutral(): void {
-    if (this.#state === 'half_open') {
-      this.#state = 'closed';
-      this.#failures = 0;
-      this.#onChange('closed');
+  #report(outcome: CircuitOutcome, probe: boolean): void {
+    if (probe) this.#probing = false;
+    switch (outcome) {
+      case 'failure':
+        this.#failures++;
+        this.#successes = 0;
+        if (this.#state === 'half_open' || (this.#state === 'closed' && this.#failures >= this.#threshold)) {
+          this.#state = 'open';
+          this.#openedAt = this.#now();
+          this.#onChange('open');
+        }
+        return;
+      case 'success':
+      case 'neutral': // the provider answered (a refusal): it is up
+        this.#failures = 0;
+        if (this.#state === 'half_open' && probe && ++this.#successes >= this.#successThreshold) {
+          this.#state = 'closed';
+          this.#successes = 0;
+          this.#onChange('closed');
+        }
+        return;
+      case 'none':
+        return; // nothing learnt; a probe's turn passes to the next call
     }
   }
 
@@ -154,6 +176,7 @@ export class CircuitBreaker {
     return {
       state: this.#state,
       consecutiveFailures: this.#failures,
+      consecutiveSuccesses: this.#successes,
       openedAt: open ? new Date(this.#openedAt) : null,
       retryAfterMs: open ? Math.max(0, this.#openedAt + this.#cooldownMs - this.#now()) : 0,
     };

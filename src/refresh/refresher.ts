@@ -1,5 +1,10 @@
 /**
- * The TokenRefresher: a valid access token for any account, one refresh per expiry across processes.
+ * The TokenRefresher: a valid access token for any account, one refresh per expiry across processes. This
+ * file is the orchestration; each policy is its own module: the token cache (`token-cache.ts`), single flight
+ * (`single-flight.ts`), the per-account lock (`account-lock.ts`), the store lease taken with the read
+ * (`TokenPersistence.readAndLease`), the wait for another process woken by the store (`change-feed.ts`), the
+ * circuit breaker (`circuit-breaker.ts`), retries (`retry.ts`), the token source (`token-source.ts`) and the
+ * write-behind of rotated tokens (`write-behind.ts`).
  * @module
  */
 
@@ -7,25 +12,20 @@ import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { inspect } from 'node:util';
-import pRetry from 'p-retry';
 import {
   ConfigurationError,
   InvalidArgumentError,
-  isMailboxAuthError,
   MailboxAuthError,
   ReauthorizationRequiredError,
   TokenExpiredError,
   TokenRefreshError,
 } from '../errors.js';
 import { TypedEvents } from '../events.js';
-import { linkSignals, raceAbort } from '../internal/abort.js';
-import { Backoff } from '../internal/backoff.js';
 import { integerOption } from '../internal/options.js';
-import { delay, pause } from '../internal/timers.js';
 import { type Logger, silentLogger } from '../logger.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import { rescuedRefreshToken } from '../providers/token-response.js';
-import type { OAuthProvider, ProviderTokenResult } from '../providers/types.js';
+import type { OAuthProvider } from '../providers/types.js';
 import type { AccountStatus } from '../store/account-store.js';
 import { assertId } from '../store/validate.js';
 import { refreshSpanAttributes } from '../telemetry/attributes.js';
@@ -37,33 +37,26 @@ import {
   telemetryFrom,
 } from '../telemetry/telemetry.js';
 import type { MailboxAccount } from '../tokens/account.js';
-import type { StoredAccount, TokenPersistence } from '../tokens/persistence.js';
+import type { TokenPersistence } from '../tokens/persistence.js';
 import type { TokenSetInput } from '../tokens/token-set.js';
+import type { AccessToken } from './access-token.js';
+import { KeyedLock } from './account-lock.js';
+import { ChangeFeed } from './change-feed.js';
 import {
   CircuitBreaker,
   type CircuitBreakerOptions,
+  type CircuitOutcome,
   type CircuitSnapshot,
   type CircuitState,
 } from './circuit-breaker.js';
+import { type RefreshRetryOptions, retryTransient } from './retry.js';
+import { type Flight, SingleFlight } from './single-flight.js';
+import { type HeldTokens, pickToken, TokenCache } from './token-cache.js';
+import { refreshTokenGrant, type TokenSource } from './token-source.js';
+import { codeOf, WriteBehind } from './write-behind.js';
 
-/**
- * Retry policy of transient refresh failures.
- *
- * @example
- * ```ts
- * createMailboxAuth({ ...config, refresh: { retry: { retries: 5, maxRetryTimeMs: 60_000 } } });
- * ```
- */
-export interface RefreshRetryOptions {
-  /** Retries after the first attempt. @default 3 */
-  readonly retries?: number;
-  /** First backoff, in milliseconds (then doubling, with jitter). @default 500 */
-  readonly minDelayMs?: number;
-  /** Largest backoff, in milliseconds. @default 10000 */
-  readonly maxDelayMs?: number;
-  /** Give up once this much time has passed since the first attempt, in milliseconds. @default 30000 */
-  readonly maxRetryTimeMs?: number;
-}
+export { AccessToken } from './access-token.js';
+export type { RefreshRetryOptions } from './retry.js';
 
 /**
  * Options of {@link TokenRefresher}.
@@ -107,6 +100,13 @@ export interface TokenRefresherOptions {
   readonly now?: () => number;
   /** Where refresh metrics and spans go (see `docs/operations.md`). @default the global OpenTelemetry providers */
   readonly telemetry?: TelemetryOptions;
+  /**
+   * The token source of an account: the grant that obtains its access tokens. `undefined` (or no function):
+   * {@link refreshTokenGrant}. Grants without a refresh token (client credentials, a JWT bearer assertion)
+   * plug in here and get every policy of the refresher (single flight, lease, breaker, retries, write-behind).
+   * @default () => refreshTokenGrant
+   */
+  readonly tokenSource?: (account: MailboxAccount) => TokenSource | undefined;
 }
 
 /**
@@ -155,67 +155,6 @@ export type RefreshOutcome = 'refreshed' | 'fresh' | 'busy';
 
 /** Thrown inside a flight that was told not to wait for another process's lease. */
 const LEASE_BUSY: unique symbol = Symbol('lease busy elsewhere');
-
-/**
- * A usable access token. `accessToken` is readable but never serialized: `JSON.stringify` and
- * `util.inspect` show `[redacted]`.
- *
- * @example
- * ```ts
- * const token: AccessToken = await auth.getAccessToken(accountId);
- * fetch(url, { headers: { authorization: `Bearer ${token.accessToken}` } });
- * ```
- */
-export class AccessToken {
-  readonly #token: string;
-  /** The account the token is for. */
-  readonly accountId: string;
-  /** The account's provider id. */
-  readonly provider: string;
-  /** The mailbox address (the SASL user for IMAP and SMTP). */
-  readonly email: string;
-  /** When it expires, or `null` when the provider did not say. */
-  readonly expiresAt: Date | null;
-  /** The extra resource this token is for (such as `graph`), or `undefined` for the primary token. */
-  readonly resource: string | undefined;
-
-  /** @internal */
-  constructor(
-    token: string,
-    account: { id: string; provider: string; email: string },
-    expiresAtMs: number | null,
-    resource?: string,
-  ) {
-    this.#token = token;
-    this.accountId = account.id;
-    this.provider = account.provider;
-    this.email = account.email;
-    this.expiresAt = expiresAtMs === null ? null : new Date(expiresAtMs);
-    this.resource = resource;
-  }
-
-  /** The bearer token. */
-  get accessToken(): string {
-    return this.#token;
-  }
-
-  /** A redacted view: the token shows as `[redacted]`. */
-  toJSON(): Record<string, unknown> {
-    return {
-      accountId: this.accountId,
-      provider: this.provider,
-      email: this.email,
-      ...(this.resource === undefined ? {} : { resource: this.resource }),
-      expiresAt: this.expiresAt?.toISOString() ?? null,
-      accessToken: '[redacted]',
-    };
-  }
-
-  /** @internal */
-  [inspect.custom](_depth: number, options: object): string {
-    return `AccessToken ${inspect(this.toJSON(), options)}`;
-  }
-}
 
 /**
  * Events of {@link TokenRefresher}.
@@ -276,33 +215,22 @@ export interface TokenRefresherEvents {
   };
 }
 
-interface CacheEntry {
-  readonly token: AccessToken;
-  readonly expiresAtMs: number | null;
-  /** Half the token's issued lifetime: the refresh skew never exceeds it (Infinity when unknown). */
-  readonly halfLifeMs: number;
-  /** `token`, already resolved: every hot-path call returns this one promise (no allocation per call). */
-  readonly resolved: Promise<AccessToken>;
+interface Target {
+  readonly accountId: string;
+  readonly resource: string | undefined;
 }
 
-interface Flight {
-  readonly promise: Promise<AccessToken>;
-  /**
-   * Aborts the flight once every waiter has given up. Absent when the first caller passed no signal: that
-   * caller never gives up, so the flight always has a waiter (and creating signals costs: Node 20 makes
-   * every AbortSignal transferable, the most expensive allocation of a bulk refresh after the HTTP request).
-   */
-  readonly controller: AbortController | undefined;
-  waiters: number;
+/** Whether this flight's caller holds the account's lease, and whether it must keep it past the flight. */
+interface LeaseScope {
+  held: boolean;
+  /** A write is pending (write-behind): the lease is kept so no other process refreshes meanwhile. */
+  keep: boolean;
 }
+
+/** What one look at the store found: a token to hand out, or another process refreshing. */
+type Step = { readonly token: AccessToken } | { readonly busy: true; readonly stale: string | undefined };
 
 const MINUTE = 60_000;
-
-function closedController(): AbortController {
-  const controller = new AbortController();
-  setMaxListeners(0, controller.signal);
-  return controller;
-}
 /** A resource name, as in `TokenSetInput.resources`. */
 const RESOURCE_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 
@@ -313,21 +241,31 @@ function positiveInt(value: unknown, name: string, fallback: number, allowZero =
   return integerOption(value, fallback, allowZero ? 0 : 1, Number.MAX_SAFE_INTEGER, refuse);
 }
 
+/** How the breaker counts a refresh's failure (see {@link CircuitOutcome}). */
+function circuitOutcome(error: unknown): CircuitOutcome {
+  if (error instanceof TokenRefreshError) return 'failure';
+  if (error instanceof MailboxAuthError && error.code !== 'ERR_PROVIDER_UNAVAILABLE') return 'neutral';
+  return 'none'; // aborted, or not the library's error: nothing learnt about the provider
+}
+
 /**
  * Gives every caller a valid access token, refreshing at most once per account per expiry:
  * - hot path: a token this process already holds, still valid for `minValidityMs`, is returned without
  *   touching the store or the cipher;
  * - in-process single flight: concurrent callers share one refresh;
- * - across processes: the store's lease decides who refreshes; the others wait for the new version;
+ * - across processes: one store call reads the account and, when its token is due, takes its refresh lease;
+ *   the process that got it refreshes and writes the new tokens with the lease's release (one more call);
+ *   the others wait, woken by the store's change notification (which carries the new record where the
+ *   store can), with a timer as the fallback;
  * - per resource: `{ resource: 'graph' }` gives the access token of an extra resource of the provider (one
  *   access token per resource at Microsoft), refreshed with the same refresh token and the resource's
- *   scopes; its flight is its own, but refreshes of one account (any resource) run one at a time, in this
- *   process and across processes (the lease is per account), because each may rotate the shared refresh token;
+ *   scopes; refreshes of one account (any resource) run one at a time, in this process and across processes
+ *   (the lease is per account), because each may rotate the shared refresh token;
  * - rotation: a new refresh token is stored (version-checked) before the token is handed out; if the store
  *   write fails the tokens stay in memory, the lease is kept, and the write is retried until it succeeds;
  * - transient failures are retried with backoff (honouring `Retry-After`), `invalid_grant` marks the account
  *   `reauth_required` and later calls fail fast, and a per-provider circuit breaker stops hammering a
- *   provider that is down.
+ *   provider that is down (its probe always settles).
  *
  * @example
  * ```ts
@@ -349,19 +287,17 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
   readonly #logger: Logger;
   readonly #holder: string;
   readonly #now: () => number;
-  readonly #cache = new Map<string, CacheEntry>();
-  /** Extra resource tokens this process holds, by account then resource. */
-  readonly #resourceCache = new Map<string, Map<string, CacheEntry>>();
+  readonly #tokenSource: (account: MailboxAccount) => TokenSource;
+  readonly #cache: TokenCache;
+  /** Aborted by `close()`. Every in-flight refresh listens to it (no listener cap). */
+  readonly #closed = new AbortController();
   /** Flights by account id, or `<account id>\u0000<resource>` for a resource. */
-  readonly #flights = new Map<string, Flight>();
+  readonly #flights: SingleFlight<AccessToken>;
+  readonly #lock = new KeyedLock();
+  readonly #writes: WriteBehind;
+  readonly #feed: ChangeFeed;
   /** Tokens this process obtained from the provider (not read from the cache or the store). */
   readonly #obtained = new WeakSet<AccessToken>();
-  /** Per account, the tail of the queue of refreshes of this process (any resource): one at a time. */
-  readonly #accountLocks = new Map<string, Promise<void>>();
-  /** Tokens obtained from a refresh whose store write has not succeeded yet. */
-  readonly #pending = new Map<string, TokenSetInput>();
-  /** Aborted by `close()`. Every in-flight refresh without a caller signal listens to it (no listener cap). */
-  readonly #closed = closedController();
   readonly #telemetry: Telemetry;
 
   constructor(options: TokenRefresherOptions) {
@@ -388,6 +324,11 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
       // Validate now, not at the first failure.
       new CircuitBreaker('validation', this.#breakerOptions, Date.now, () => {});
     }
+    if (options.tokenSource !== undefined && typeof options.tokenSource !== 'function') {
+      throw new ConfigurationError('TokenRefresher: tokenSource must be a function of the account');
+    }
+    const select = options.tokenSource;
+    this.#tokenSource = (account) => select?.(account) ?? refreshTokenGrant;
     this.#logger = options.logger ?? silentLogger;
     if (options.holderId !== undefined) {
       // Checked here, not at the first lease (every refresh would fail with it), by the stores' own rules.
@@ -402,6 +343,18 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
     }
     this.#holder = options.holderId ?? `${hostname()}:${process.pid}:${randomBytes(6).toString('hex')}`;
     this.#now = options.now ?? Date.now;
+    setMaxListeners(0, this.#closed.signal);
+    this.#cache = new TokenCache(this.#now);
+    this.#flights = new SingleFlight(this.#closed.signal);
+    this.#writes = new WriteBehind({
+      persistence: this.#persistence,
+      lock: this.#lock,
+      holder: this.#holder,
+      leaseTtlMs: this.#leaseTtlMs,
+      closed: this.#closed.signal,
+      logger: this.#logger,
+    });
+    this.#feed = new ChangeFeed(this.#persistence, this.#logger);
     this.#telemetry = telemetryFrom(options.telemetry);
     bindTelemetry(this, this.#telemetry);
   }
@@ -427,7 +380,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
         new InvalidArgumentError('minValidityMs must be a non-negative integer (milliseconds)'),
       );
     }
-    const { resource } = options;
+    const { resource, rejected } = options;
     if (resource !== undefined && (typeof resource !== 'string' || !RESOURCE_NAME.test(resource))) {
       return Promise.reject(
         new InvalidArgumentError(
@@ -435,7 +388,6 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
         ),
       );
     }
-    const { rejected } = options;
     if (
       rejected !== undefined &&
       (typeof rejected !== 'object' ||
@@ -450,24 +402,17 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
         ),
       );
     }
-    const cached =
-      resource === undefined ? this.#cache.get(accountId) : this.#resourceCache.get(accountId)?.get(resource);
     const force = options.forceRefresh === true || rejected !== undefined;
-    if (
-      cached !== undefined &&
-      (!force || (rejected !== undefined && cached.token.accessToken !== rejected.accessToken)) &&
-      this.#valid(cached.expiresAtMs, minValidityMs, cached.halfLifeMs)
-    ) {
-      return cached.resolved; // the hot path: no store, no cipher, no allocation
+    // The hot path: no store, no cipher, no allocation. A forced refresh skips it unless the token held now is
+    // already another one than the rejected.
+    if (!force || rejected !== undefined) {
+      const held = this.#cache.valid(accountId, resource, minValidityMs, rejected?.accessToken);
+      if (held !== undefined) return held;
     }
     if (options.signal?.aborted) return Promise.reject(options.signal.reason);
-    return this.#join(
-      { accountId, resource },
-      minValidityMs,
-      force,
-      rejected?.accessToken ?? (force ? cached?.token.accessToken : undefined),
-      options.signal,
-    );
+    const stale =
+      rejected?.accessToken ?? (force ? this.#cache.held(accountId, resource)?.token.accessToken : undefined);
+    return this.#join({ accountId, resource }, minValidityMs, force, stale, options.signal, false);
   }
 
   /**
@@ -493,9 +438,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
     if (typeof minValidityMs !== 'number' || !Number.isSafeInteger(minValidityMs) || minValidityMs < 0) {
       throw new InvalidArgumentError('minValidityMs must be a non-negative integer (milliseconds)');
     }
-    const cached = this.#cache.get(accountId);
-    if (cached !== undefined && this.#valid(cached.expiresAtMs, minValidityMs, cached.halfLifeMs))
-      return 'fresh';
+    if (this.#cache.valid(accountId, undefined, minValidityMs) !== undefined) return 'fresh';
     options.signal?.throwIfAborted();
     try {
       const token = await this.#join(
@@ -515,8 +458,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
 
   /** Forget what this process holds for an account, every resource included (after a disconnect, say). */
   invalidate(accountId: string): void {
-    this.#cache.delete(accountId);
-    this.#resourceCache.delete(accountId);
+    this.#cache.forget(accountId);
   }
 
   /** The circuit of every provider that has one. */
@@ -526,130 +468,62 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
 
   /** Accounts whose rotated tokens are held in memory because the store write has not succeeded yet. */
   pendingWrites(): string[] {
-    return [...this.#pending.keys()];
+    return this.#writes.accounts();
   }
 
-  /** Stop background write retries and abort in-flight refreshes. */
+  /** Stop background write retries and the change feed, and abort in-flight refreshes. */
   close(): void {
+    if (this.#closed.signal.aborted) return;
     this.#closed.abort(new Error('TokenRefresher closed'));
+    this.#closing = this.#feed.close();
   }
+
+  #closing: Promise<void> | undefined;
 
   /**
    * Resolves once every refresh in flight has settled: its token stored (or its failure recorded) and its
-   * lease released. After `close()`, a token request already sent is still answered first.
+   * lease released. After `close()`, a token request already sent is still answered first, and the change
+   * feed's connection is freed.
    */
   async settled(): Promise<void> {
-    while (this.#flights.size > 0) {
-      await Promise.allSettled([...this.#flights.values()].map((flight) => flight.promise));
-    }
+    await this.#flights.settled();
+    if (this.#closed.signal.aborted) await Promise.all([this.#writes.settled(), this.#closing]);
   }
 
+  /** Join (or start) the flight of the target; start anew when the one joined cannot serve this caller. */
   async #join(
     target: Target,
     minValidityMs: number,
     force: boolean,
     stale: string | undefined,
     signal: AbortSignal | undefined,
-    skipIfBusy = false,
+    skipIfBusy: boolean,
   ): Promise<AccessToken> {
     const key =
       target.resource === undefined ? target.accountId : `${target.accountId}\u0000${target.resource}`;
-    let flight = this.#flights.get(key);
-    if (flight === undefined) {
-      const controller = signal === undefined ? undefined : new AbortController();
-      const link =
-        controller === undefined ? undefined : linkSignals([controller.signal, this.#closed.signal]);
-      const shared = link === undefined ? this.#closed.signal : link.signal;
-      const promise = this.#obtain(target, minValidityMs, force, stale, shared, skipIfBusy).finally(() => {
-        link?.dispose();
-        if (this.#flights.get(key)?.promise === promise) this.#flights.delete(key);
-      });
-      flight = { promise, controller, waiters: 0 };
-      this.#flights.set(key, flight);
-    }
+    const flight: Flight<AccessToken> = this.#flights.flight(
+      key,
+      (shared) => this.#obtain(target, minValidityMs, force, stale, shared, skipIfBusy),
+      signal !== undefined,
+    );
     let token: AccessToken;
     try {
-      token = await this.#wait(flight, signal);
+      token = await this.#flights.wait(flight, signal);
     } catch (err) {
       // A flight of refreshIfDue left the refresh to another process; this caller waits for it.
       if (err !== LEASE_BUSY || skipIfBusy) throw err;
-      if (this.#flights.get(key) === flight) this.#flights.delete(key);
-      return this.#join(target, minValidityMs, force, stale, signal);
+      this.#flights.forget(key, flight);
+      return this.#join(target, minValidityMs, force, stale, signal, false);
     }
     if (stale !== undefined && token.accessToken === stale) {
       // We joined a flight that did not replace the rejected token: refresh now.
-      if (this.#flights.get(key) === flight) this.#flights.delete(key);
-      return this.#join(target, minValidityMs, force, stale, signal);
+      this.#flights.forget(key, flight);
+      return this.#join(target, minValidityMs, force, stale, signal, skipIfBusy);
     }
     return token;
   }
 
-  /** Wait for a shared flight; abort it only when every waiter has given up. */
-  async #wait(flight: Flight, signal: AbortSignal | undefined): Promise<AccessToken> {
-    flight.waiters++;
-    try {
-      return await raceAbort(flight.promise, signal);
-    } finally {
-      flight.waiters--;
-      if (flight.waiters === 0 && signal?.aborted) flight.controller?.abort(signal.reason);
-    }
-  }
-
-  /**
-   * Whether a token is still valid for `minValidityMs`. The skew is clamped to half the token's issued
-   * lifetime: a token that lives 5 minutes or less (Keycloak's default is 300 s) would otherwise be refreshed
-   * on every call, and by every process sharing the store.
-   */
-  #valid(expiresAtMs: number | null, minValidityMs: number, halfLifeMs: number): boolean {
-    return expiresAtMs === null || expiresAtMs - Math.min(minValidityMs, halfLifeMs) > this.#now();
-  }
-
-  #remember(
-    stored: StoredAccount | { account: MailboxAccount; tokens: TokenSetInput },
-    resource: string | undefined,
-  ): AccessToken {
-    const { account } = stored;
-    const picked = pick(stored.tokens as TokenSetInput, resource) as Picked;
-    const issuedAtMs = picked.issuedAtMs ?? account.lastRefreshedAt?.getTime() ?? null;
-    const token = new AccessToken(picked.accessToken, account, picked.expiresAtMs, resource);
-    const entry: CacheEntry = {
-      token,
-      expiresAtMs: picked.expiresAtMs,
-      halfLifeMs: halfLife(picked.expiresAtMs, issuedAtMs),
-      resolved: Promise.resolve(token),
-    };
-    if (resource === undefined) {
-      this.#cache.set(account.id, entry);
-    } else {
-      let byResource = this.#resourceCache.get(account.id);
-      if (byResource === undefined) {
-        byResource = new Map();
-        this.#resourceCache.set(account.id, byResource);
-      }
-      byResource.set(resource, entry);
-    }
-    return token;
-  }
-
-  /** Whether the stored token of the target can be handed out (not the rejected one, valid long enough). */
-  #usable(
-    { account, tokens }: { readonly account: MailboxAccount; readonly tokens: TokenSetInput },
-    resource: string | undefined,
-    stale: string | undefined,
-    minValidityMs: number,
-  ) {
-    const picked = pick(tokens, resource);
-    // Tokens stored by earlier versions carry no issue time: the account's last token write stands in.
-    const issuedAtMs = picked?.issuedAtMs ?? account.lastRefreshedAt?.getTime() ?? null;
-    const halfLifeMs = halfLife(picked?.expiresAtMs ?? null, issuedAtMs);
-    return (
-      picked !== undefined &&
-      picked.accessToken !== stale &&
-      this.#valid(picked.expiresAtMs, minValidityMs, halfLifeMs)
-    );
-  }
-
-  /** Load, decide, and refresh if needed (the body of a flight). */
+  /** The body of a flight: look at the store (under the account lock) until a token is had. */
   async #obtain(
     target: Target,
     minValidityMs: number,
@@ -660,177 +534,96 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
   ): Promise<AccessToken> {
     const { accountId, resource } = target;
     const deadline = this.#now() + this.#waitMs;
-    const poll = new Backoff({ minDelayMs: 50, maxDelayMs: 1000, jitter: false });
     let waited = false; // for another process's refresh (counted once)
+    let known = stale;
     for (;;) {
       signal.throwIfAborted();
-      const current = await this.#load(accountId);
-      const scopes =
-        resource === undefined
-          ? undefined
-          : resourceScopes(this.#registry.get(current.account.provider), resource, accountId);
+      // Registered before the read: a change committed while we read is not missed.
+      const expectation = this.#feed.expect(accountId);
+      try {
+        const step = await this.#lock.run(accountId, signal, () =>
+          this.#step(target, minValidityMs, force, known, signal),
+        );
+        if ('token' in step) return step.token;
+        known = step.stale;
+        const provider = this.#providerIdOf(accountId);
+        if (!waited) this.#telemetry.leaseWait(provider);
+        waited = true;
+        if (skipIfBusy) throw LEASE_BUSY;
+        // Another process is refreshing: wait for its write rather than calling the provider.
+        if (this.#now() >= deadline) {
+          throw new TokenRefreshError('Timed out waiting for another process to refresh this token', {
+            accountId,
+            providerId: provider,
+          });
+        }
+        const change = await expectation.next(Math.max(1, deadline - this.#now()), signal);
+        if (change?.kind === 'written' && change.open !== undefined) {
+          // The notification carried the record: no read.
+          const stored = await change.open();
+          if (stored.tokens !== null) {
+            const held = { account: stored.account, tokens: stored.tokens };
+            if (this.#cache.usable(held, resource, known, minValidityMs))
+              return this.#cache.remember(held, resource);
+          }
+        }
+      } finally {
+        expectation.dispose();
+      }
+    }
+  }
+
+  #providers = new Map<string, string>();
+
+  #providerIdOf(accountId: string): string {
+    return this.#providers.get(accountId) ?? 'unknown';
+  }
+
+  /**
+   * One look at the store, under the account lock: read the account and take its lease if the token is due
+   * (one call), then hand out the stored token, or refresh it holding the lease, or report another holder.
+   * The lease is released on every exit, with the write when there is one, unless a write is pending.
+   */
+  async #step(
+    target: Target,
+    minValidityMs: number,
+    force: boolean,
+    stale: string | undefined,
+    signal: AbortSignal,
+  ): Promise<Step> {
+    const { accountId, resource } = target;
+    const scope: LeaseScope = { held: false, keep: false };
+    try {
+      const held = await this.#read(target, minValidityMs, force, scope);
+      if (held === 'busy') return { busy: true, stale };
       // A forced refresh from a caller that held no token: the token stored now is the one to replace.
-      if (force && stale === undefined) stale = pick(current.tokens, resource)?.accessToken;
-      if (this.#usable(current, resource, stale, minValidityMs)) return this.#remember(current, resource);
-      const provider = this.#registry.get(current.account.provider);
-      const refreshToken = current.tokens.refreshToken;
-      if (refreshToken === null || refreshToken === undefined) {
+      const replace = force && stale === undefined ? pickToken(held.tokens, resource)?.accessToken : stale;
+      if (this.#cache.usable(held, resource, replace, minValidityMs)) {
+        return { token: this.#cache.remember(held, resource) };
+      }
+      if (!scope.held) {
+        // Due by our reckoning but not the store's (a resource's token, a refused one): take the lease now.
+        scope.held =
+          (await this.#persistence.acquireLease(accountId, this.#holder, this.#leaseTtlMs)) !== null;
+        if (!scope.held) return { busy: true, stale: replace };
+      }
+      const provider = this.#registry.get(held.account.provider);
+      const scopes = resourceScopes(provider, resource, accountId);
+      const source = this.#tokenSource(held.account);
+      if (!source.canObtain({ account: held.account, refreshToken: held.tokens.refreshToken ?? null })) {
         throw new TokenExpiredError('The access token expired and no refresh token is stored', {
           accountId,
           providerId: provider.id,
         });
       }
-      // One refresh of an account at a time in this process (the store lease is re-entrant for this holder):
-      // a Graph token and the primary one are refreshed with the same, rotating, refresh token. The breaker
-      // wraps the whole attempt, so that a probe that finds the lease busy (or a usable token, or is aborted)
-      // is settled too.
-      const attempt = () =>
-        this.#withAccountLock(accountId, signal, async () => {
-          const lease = await this.#persistence.acquireLease(accountId, this.#holder, this.#leaseTtlMs);
-          if (lease === null) return undefined;
-          return this.#telemetry.span(
-            SPANS.refresh,
-            refreshSpanAttributes(provider.id, accountId, resource),
-            () => this.#refreshHoldingLease(target, scopes, minValidityMs, stale, signal, current),
-          );
-        });
-      const breaker = this.#breaker(provider.id);
-      const token = await (breaker === undefined ? attempt() : breaker.execute(attempt));
-      if (token !== undefined) return token;
-      if (!waited) this.#telemetry.leaseWait(provider.id);
-      waited = true;
-      if (skipIfBusy) throw LEASE_BUSY;
-      // Another process is refreshing: wait for its new version rather than calling the provider.
-      if (this.#now() >= deadline) {
-        throw new TokenRefreshError('Timed out waiting for another process to refresh this token', {
-          accountId,
-          providerId: provider.id,
-        });
-      }
-      await delay(Math.min(poll.next(), Math.max(1, deadline - this.#now())), signal);
-    }
-  }
-
-  /** Run `fn` when no other refresh of this account runs in this process (a FIFO queue per account). */
-  async #withAccountLock<T>(accountId: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
-    const previous = this.#accountLocks.get(accountId);
-    let release = () => {};
-    const mine = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const tail = previous === undefined ? mine : previous.then(() => mine);
-    this.#accountLocks.set(accountId, tail);
-    try {
-      if (previous !== undefined) await raceAbort(previous, signal);
-      return await fn();
-    } finally {
-      release();
-      if (this.#accountLocks.get(accountId) === tail) this.#accountLocks.delete(accountId);
-    }
-  }
-
-  async #refreshHoldingLease(
-    target: Target,
-    scopes: readonly string[] | undefined,
-    minValidityMs: number,
-    stale: string | undefined,
-    signal: AbortSignal,
-    before: { account: MailboxAccount; tokens: TokenSetInput },
-  ): Promise<AccessToken> {
-    const { accountId, resource } = target;
-    let keepLease = false;
-    let providerId: string | undefined;
-    let started: number | undefined; // when the provider was asked (performance.now())
-    try {
-      // Re-read under the lease: another process may have refreshed between our read and our lease. The
-      // version says whether anything changed; only then are the tokens decrypted again.
-      const latest = this.#pending.has(accountId) ? undefined : await this.#persistence.getAccount(accountId);
-      const current =
-        latest !== undefined && latest.version === before.account.version
-          ? before
-          : await this.#load(accountId);
-      if (latest !== undefined && latest.version === before.account.version) this.#checkStatus(latest);
-      providerId = current.account.provider;
-      if (this.#usable(current, resource, stale, minValidityMs)) return this.#remember(current, resource);
-      const provider = this.#registry.get(current.account.provider);
-      // A refused answer that carried a rotated refresh token: store it before anything else is decided (the
-      // old one is already invalid), and use it for the next attempt.
-      let rescued: string | undefined;
-      const onRescued = async (refreshToken: string) => {
-        rescued = refreshToken;
-        const stored = await this.#store(accountId, { ...current.tokens, refreshToken });
-        if (stored === 'pending') keepLease = true;
-        this.#logger.warn(
-          { accountId, provider: provider.id },
-          'stored the rotated refresh token of a refused token response',
+      const refresh = () =>
+        this.#telemetry.span(SPANS.refresh, refreshSpanAttributes(provider.id, accountId, resource), () =>
+          this.#refresh(target, held, provider, source, scopes, signal, scope),
         );
-      };
-      started = performance.now();
-      const result = await this.#refreshWithRetry(
-        accountId,
-        provider.id,
-        current.tokens.refreshToken as string,
-        scopes,
-        signal,
-        onRescued,
-      );
-      this.#breaker(provider.id)?.success();
-      const refreshToken = result.tokens.refreshToken ?? rescued ?? current.tokens.refreshToken ?? null;
-      const issuedAt = this.#now();
-      // The primary token, or the resource's beside the unchanged primary one; either way the rotated
-      // refresh token and every other resource token are kept.
-      const next: TokenSetInput =
-        resource === undefined
-          ? {
-              accessToken: result.tokens.accessToken,
-              refreshToken,
-              idToken: result.tokens.idToken,
-              expiresAt: result.tokens.expiresAt,
-              issuedAt,
-              tokenType: result.tokens.tokenType,
-              resources: current.tokens.resources,
-            }
-          : {
-              ...current.tokens,
-              refreshToken,
-              resources: {
-                ...current.tokens.resources,
-                [resource]: {
-                  accessToken: result.tokens.accessToken,
-                  expiresAt: result.tokens.expiresAt,
-                  issuedAt,
-                  scopes: result.scopes ?? scopes ?? [],
-                  tokenType: result.tokens.tokenType,
-                },
-              },
-            };
-      const stored = await this.#store(accountId, next, rescued === undefined ? current.account : undefined);
-      keepLease = stored === 'pending';
-      const token = this.#remember({ account: current.account, tokens: next }, resource);
-      this.#obtained.add(token);
-      const rotated = result.tokens.refreshToken !== null;
-      this.#telemetry.refreshed(provider.id, (performance.now() - started) / 1000);
-      if (token.expiresAt !== null)
-        this.#telemetry.expiresIn(provider.id, (token.expiresAt.getTime() - issuedAt) / 1000);
-      this.#emit('refreshed', {
-        accountId,
-        provider: provider.id,
-        expiresAt: token.expiresAt,
-        rotated,
-        ...(resource === undefined ? {} : { resource }),
-      });
-      this.#logger.info(
-        { accountId, provider: provider.id, rotated, ...(resource === undefined ? {} : { resource }) },
-        'token refreshed',
-      );
-      return token;
-    } catch (err) {
-      if (started !== undefined)
-        this.#telemetry.refreshed(providerId ?? 'unknown', (performance.now() - started) / 1000, err);
-      await this.#fail(accountId, providerId, err, signal, resource);
-      throw err;
+      const breaker = this.#breaker(provider.id);
+      return { token: await (breaker === undefined ? refresh() : breaker.execute(refresh, circuitOutcome)) };
     } finally {
-      if (!keepLease) {
+      if (scope.held && !scope.keep) {
         await this.#persistence.releaseLease(accountId, this.#holder).catch((error: unknown) => {
           this.#logger.warn(
             { accountId, code: codeOf(error) },
@@ -841,14 +634,30 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
     }
   }
 
-  /** The account with its tokens: the in-memory pending tokens win over the (older) stored ones. */
-  async #load(accountId: string): Promise<{ account: MailboxAccount; tokens: TokenSetInput }> {
-    const pending = this.#pending.get(accountId);
+  /** The account with its tokens (the pending ones win over the older stored ones), leased when due. */
+  async #read(
+    { accountId, resource }: Target,
+    minValidityMs: number,
+    force: boolean,
+    scope: LeaseScope,
+  ): Promise<HeldTokens | 'busy'> {
+    const pending = this.#writes.pending(accountId);
     if (pending !== undefined) {
-      return { account: await this.#persistence.getAccount(accountId), tokens: pending };
+      // Our own write is pending: we hold (or take again) the lease, the tokens are in memory.
+      const account = await this.#persistence.getAccount(accountId);
+      scope.held = (await this.#persistence.acquireLease(accountId, this.#holder, this.#leaseTtlMs)) !== null;
+      return scope.held ? { account, tokens: pending } : 'busy';
     }
-    const { account, tokens } = await this.#persistence.load(accountId);
-    this.#checkStatus(account);
+    // A resource's expiry is not the record's: lease whenever its token is wanted here.
+    const dueBefore = force || resource !== undefined ? null : this.#now() + minValidityMs;
+    const read = await this.#persistence.readAndLease(accountId, this.#holder, this.#leaseTtlMs, {
+      dueBefore,
+    });
+    scope.held = read.lease !== null;
+    this.#providers.set(accountId, read.account.provider);
+    checkStatus(read.account);
+    if (read.busy) return 'busy';
+    const { account, tokens } = await read.open();
     if (tokens === null) {
       throw new ReauthorizationRequiredError('The account was disconnected: it has no tokens', {
         accountId,
@@ -869,162 +678,120 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
     };
   }
 
-  #checkStatus(account: MailboxAccount): void {
-    if (account.status === 'reauth_required' || account.status === 'revoked') {
-      throw new ReauthorizationRequiredError(
-        account.status === 'revoked'
-          ? 'The account was disconnected: connect the mailbox again'
-          : 'The refresh token was revoked or has expired: connect the mailbox again',
-        { accountId: account.id, providerId: account.provider },
-      );
-    }
-  }
-
-  async #refreshWithRetry(
-    accountId: string,
-    providerId: string,
-    refreshToken: string,
+  /** Obtain a token from the source (retries inside), write it with the lease's release, hand it out. */
+  async #refresh(
+    { accountId, resource }: Target,
+    held: HeldTokens,
+    provider: OAuthProvider,
+    source: TokenSource,
     scopes: readonly string[] | undefined,
     signal: AbortSignal,
-    onRescued: (refreshToken: string) => Promise<void>,
-  ): Promise<ProviderTokenResult> {
-    const provider = this.#registry.get(providerId);
-    let current = refreshToken;
-    const started = this.#now();
-    const { retries, minDelayMs, maxDelayMs, maxRetryTimeMs } = this.#retry;
-    // An attempt is never cut short: with a rotating provider its answer holds the only valid refresh token,
-    // so it is kept (and stored) even if every caller has given up meanwhile. Waits between attempts abort.
-    let obtained: ProviderTokenResult | undefined;
-    return pRetry(
-      async () => {
-        try {
-          obtained = await provider.refresh(current, scopes === undefined ? {} : { scopes });
-        } catch (err) {
-          const rescued = rescuedRefreshToken(err);
-          if (rescued !== undefined) {
-            current = rescued;
-            await onRescued(rescued);
-          }
-          throw err;
-        }
-        return obtained;
-      },
-      {
-        retries,
-        factor: 2,
-        minTimeout: minDelayMs,
-        maxTimeout: maxDelayMs,
-        randomize: true,
-        maxRetryTime: maxRetryTimeMs,
-        signal,
-        shouldRetry: ({ error }) => error instanceof TokenRefreshError,
-        onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
-          this.#logger.warn(
-            {
-              accountId,
-              provider: providerId,
-              attempt: attemptNumber,
-              retriesLeft,
-              code: codeOf(error),
-              message: error.message,
-            },
-            'token refresh attempt failed',
-          );
-          if (error instanceof TokenRefreshError && error.retryAfterMs !== undefined && retriesLeft > 0) {
-            if (this.#now() - started + error.retryAfterMs > maxRetryTimeMs) throw error; // would outlive the budget
-            await delay(error.retryAfterMs, signal);
+    scope: LeaseScope,
+  ): Promise<AccessToken> {
+    const { account, tokens: current } = held;
+    let refreshToken = current.refreshToken ?? null;
+    let rescued = false;
+    const started = performance.now();
+    try {
+      const result = await retryTransient(
+        async () => {
+          try {
+            return await source.obtain({ account, provider, refreshToken, resource, scopes, signal });
+          } catch (err) {
+            // A refused answer that carried a rotated refresh token: store it before anything else is
+            // decided (the old one is already invalid), and use it for the next attempt.
+            const rotated = rescuedRefreshToken(err);
+            if (rotated !== undefined) {
+              refreshToken = rotated;
+              rescued = true;
+              const stored = await this.#writes.write(
+                accountId,
+                { ...current, refreshToken },
+                { release: false },
+              );
+              if (stored === 'pending') scope.keep = true;
+              this.#logger.warn(
+                { accountId, provider: provider.id },
+                'stored the rotated refresh token of a refused token response',
+              );
+            }
+            throw err;
           }
         },
-      },
-    ).catch((err: unknown) => {
-      if (obtained !== undefined) return obtained; // p-retry discards a success if the signal fired meanwhile
-      throw err;
-    });
-  }
-
-  /** Store refreshed tokens; on failure keep them, keep the lease, and retry in the background. */
-  async #store(
-    accountId: string,
-    tokens: TokenSetInput,
-    basedOn?: MailboxAccount,
-  ): Promise<'stored' | 'pending'> {
-    try {
-      // `basedOn`: the account as read under the lease, so the write needs no second read.
-      await this.#persistence.saveTokens(accountId, tokens, basedOn === undefined ? {} : { basedOn });
-      // These tokens supersede any older ones still waiting for a write (they were refreshed from them).
-      this.#pending.delete(accountId);
-      return 'stored';
-    } catch (err) {
-      if (isMailboxAuthError(err, 'ERR_ACCOUNT_NOT_FOUND') || isMailboxAuthError(err, 'ERR_INVALID_ARGUMENT'))
-        throw err;
-      this.#pending.set(accountId, tokens);
-      this.#logger.error(
-        { accountId, code: codeOf(err) },
-        'could not store refreshed tokens; keeping them in memory and retrying',
+        {
+          ...this.#retry,
+          signal,
+          now: this.#now,
+          onFailedAttempt: ({ error, attempt, retriesLeft }) =>
+            this.#logger.warn(
+              {
+                accountId,
+                provider: provider.id,
+                attempt,
+                retriesLeft,
+                code: codeOf(error),
+                message: error.message,
+              },
+              'token refresh attempt failed',
+            ),
+        },
       );
-      void this.#flush(accountId);
-      return 'pending';
-    }
-  }
-
-  /** Retry a pending write with backoff until it succeeds (or the refresher closes), keeping the lease. */
-  async #flush(accountId: string): Promise<void> {
-    const backoff = new Backoff({ minDelayMs: 200, maxDelayMs: 30_000, jitter: false });
-    while (!this.#closed.signal.aborted) {
-      await pause(backoff.next(), this.#closed.signal);
-      if (this.#closed.signal.aborted) return;
-      if (!this.#pending.has(accountId)) return;
-      try {
-        // Under the account lock: a refresh of another resource of this account may be using the lease.
-        await this.#withAccountLock(accountId, this.#closed.signal, async () => {
-          const tokens = this.#pending.get(accountId);
-          if (tokens === undefined) return; // a later refresh stored newer tokens meanwhile
-          await this.#persistence.acquireLease(accountId, this.#holder, this.#leaseTtlMs);
-          await this.#persistence.saveTokens(accountId, tokens);
-          if (this.#pending.get(accountId) === tokens) this.#pending.delete(accountId);
-          await this.#persistence.releaseLease(accountId, this.#holder).catch(() => {});
-          this.#logger.info({ accountId }, 'stored refreshed tokens after a failed write');
-        });
-        return;
-      } catch (err) {
-        if (this.#closed.signal.aborted) return;
-        if (isMailboxAuthError(err, 'ERR_ACCOUNT_NOT_FOUND')) {
-          this.#pending.delete(accountId);
-          return;
-        }
-        this.#logger.warn({ accountId, code: codeOf(err) }, 'retrying the store write of refreshed tokens');
-      }
+      const issuedAt = this.#now();
+      const next = nextTokens(
+        current,
+        result.tokens,
+        result.scopes,
+        scopes,
+        resource,
+        refreshToken,
+        issuedAt,
+      );
+      // The write releases the lease (one store call); a pending write keeps it.
+      const written = await this.#writes.write(accountId, next, {
+        ...(rescued ? {} : { basedOn: account }),
+        release: true,
+      });
+      scope.keep = written === 'pending';
+      if (written === 'stored') scope.held = false;
+      const token = this.#cache.remember({ account, tokens: next }, resource);
+      this.#obtained.add(token);
+      const rotated = result.tokens.refreshToken !== null;
+      this.#telemetry.refreshed(provider.id, (performance.now() - started) / 1000);
+      if (token.expiresAt !== null)
+        this.#telemetry.expiresIn(provider.id, (token.expiresAt.getTime() - issuedAt) / 1000);
+      const onResource = resource === undefined ? {} : { resource };
+      this.#emit('refreshed', {
+        accountId,
+        provider: provider.id,
+        expiresAt: token.expiresAt,
+        rotated,
+        ...onResource,
+      });
+      this.#logger.info({ accountId, provider: provider.id, rotated, ...onResource }, 'token refreshed');
+      return token;
+    } catch (err) {
+      this.#telemetry.refreshed(provider.id, (performance.now() - started) / 1000, err);
+      await this.#fail(accountId, provider.id, err, signal, resource);
+      throw err;
     }
   }
 
   async #fail(
     accountId: string,
-    providerId: string | undefined,
+    provider: string,
     err: unknown,
     signal: AbortSignal,
-    resource?: string,
+    resource: string | undefined,
   ): Promise<void> {
     if (!(err instanceof MailboxAuthError) || signal.aborted) return;
-    const provider = providerId ?? err.providerId ?? 'unknown';
     let status: AccountStatus | undefined;
     // A resource the user never consented to (Graph for an IMAP-consented account): the refresh token and
     // the account's primary token still work, so the account keeps its status.
     const consentOnly =
       resource !== undefined && err instanceof ReauthorizationRequiredError && err.consentRequired;
-    if (err instanceof ReauthorizationRequiredError && !consentOnly) {
-      status = 'reauth_required';
-    } else if (err.category === 'configuration') {
-      status = 'error';
-    }
-    if (err.code === 'ERR_TOKEN_REFRESH_FAILED') this.#breaker(provider)?.failure();
-    else if (err.code !== 'ERR_PROVIDER_UNAVAILABLE') this.#breaker(provider)?.neutral();
-    const storeNeeded = [
-      'ERR_TOKEN_REFRESH_FAILED',
-      'ERR_REAUTHORIZATION_REQUIRED',
-      'ERR_CONFIGURATION',
-      'ERR_PROVIDER_UNAVAILABLE',
-    ];
-    if (storeNeeded.includes(err.code)) {
+    if (err instanceof ReauthorizationRequiredError && !consentOnly) status = 'reauth_required';
+    else if (err.category === 'configuration') status = 'error';
+    if (RECORDED.has(err.code)) {
       await this.#persistence
         .recordFailure(
           accountId,
@@ -1035,8 +802,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
           this.#logger.warn({ accountId, code: codeOf(error) }, 'could not record the failure'),
         );
     }
-    if (!consentOnly) this.#cache.delete(accountId);
-    this.#resourceCache.delete(accountId);
+    this.#cache.forget(accountId, { keepPrimary: consentOnly });
     this.#logger.warn({ accountId, provider, code: err.code, message: err.message }, 'token refresh failed');
     this.#emit('refreshFailed', { accountId, provider, error: err });
     if (err instanceof ReauthorizationRequiredError) {
@@ -1079,34 +845,64 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
   }
 }
 
-/** What a flight obtains: the primary token of an account, or the token of one of its resources. */
-interface Target {
-  readonly accountId: string;
-  readonly resource: string | undefined;
+/** The failures recorded on the account. */
+const RECORDED = new Set([
+  'ERR_TOKEN_REFRESH_FAILED',
+  'ERR_REAUTHORIZATION_REQUIRED',
+  'ERR_CONFIGURATION',
+  'ERR_PROVIDER_UNAVAILABLE',
+]);
+
+function checkStatus(account: MailboxAccount): void {
+  if (account.status === 'reauth_required' || account.status === 'revoked') {
+    throw new ReauthorizationRequiredError(
+      account.status === 'revoked'
+        ? 'The account was disconnected: connect the mailbox again'
+        : 'The refresh token was revoked or has expired: connect the mailbox again',
+      { accountId: account.id, providerId: account.provider },
+    );
+  }
 }
 
-interface Picked {
-  readonly accessToken: string;
-  readonly expiresAtMs: number | null;
-  readonly issuedAtMs: number | null;
-}
-
-function msOf(e: Date | number | null | undefined): number | null {
-  return e === undefined || e === null ? null : e instanceof Date ? e.getTime() : e;
-}
-
-/** The stored token of the target, if any. */
-/** Half of a token's issued lifetime, or Infinity when it is unknown. */
-function halfLife(expiresAtMs: number | null, issuedAtMs: number | null): number {
-  if (expiresAtMs === null || issuedAtMs === null || expiresAtMs <= issuedAtMs)
-    return Number.POSITIVE_INFINITY;
-  return (expiresAtMs - issuedAtMs) / 2;
-}
-
-function pick(tokens: TokenSetInput, resource: string | undefined): Picked | undefined {
-  const t = resource === undefined ? tokens : tokens.resources?.[resource];
-  if (t === undefined) return undefined;
-  return { accessToken: t.accessToken, expiresAtMs: msOf(t.expiresAt), issuedAtMs: msOf(t.issuedAt) };
+/**
+ * The token set to store after a refresh: the primary token, or the resource's beside the unchanged primary
+ * one; either way the (possibly rotated) refresh token and every other resource's token are kept.
+ */
+function nextTokens(
+  current: TokenSetInput,
+  obtained: import('../tokens/token-set.js').TokenSet,
+  grantedScopes: readonly string[] | undefined,
+  scopes: readonly string[] | undefined,
+  resource: string | undefined,
+  refreshToken: string | null,
+  issuedAt: number,
+): TokenSetInput {
+  const kept = obtained.refreshToken ?? refreshToken;
+  if (resource === undefined) {
+    return {
+      accessToken: obtained.accessToken,
+      refreshToken: kept,
+      idToken: obtained.idToken,
+      expiresAt: obtained.expiresAt,
+      issuedAt,
+      tokenType: obtained.tokenType,
+      resources: current.resources,
+    };
+  }
+  return {
+    ...current,
+    refreshToken: kept,
+    resources: {
+      ...current.resources,
+      [resource]: {
+        accessToken: obtained.accessToken,
+        expiresAt: obtained.expiresAt,
+        issuedAt,
+        scopes: grantedScopes ?? scopes ?? [],
+        tokenType: obtained.tokenType,
+      },
+    },
+  };
 }
 
 /** The scopes to refresh a resource's token with; a resource the provider lacks is the caller's mistake. */
@@ -1125,8 +921,4 @@ function resourceScopes(
     );
   }
   return definition.scopes;
-}
-
-function codeOf(error: unknown): string {
-  return isMailboxAuthError(error) ? error.code : error instanceof Error ? error.name : typeof error;
 }

@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { postgresStore } from '../../src/postgres.js';
 import type { AccountRecordInput } from '../../src/index.js';
+import { postgresStore } from '../../src/postgres.js';
 import { requireService } from '../support/services.js';
 
 const DATABASE_URL = requireService('DATABASE_URL', 'PostgreSQL');
@@ -40,7 +40,7 @@ describe.skipIf(!DATABASE_URL)('readAndLease against a concurrent write-and-rele
 
   it('waits for the holder’s write to commit and returns the record it wrote, with the lease', async () => {
     const now = 1_000_000;
-    const store = postgresStore({ client: pool, schema, tablePrefix: "", now: () => now });
+    const store = postgresStore({ client: pool, schema, tablePrefix: '', now: () => now });
     await store.migrate();
     const stored = await store.putAccount(record('a1', now - 1), { expectedVersion: null });
     expect(await store.acquireLease('a1', 'holder-a', 60_000)).not.toBeNull();

@@ -224,13 +224,13 @@ describe('TokenRefresher', () => {
     const flaky: AccountStore = new Proxy(inner, {
       get(target, prop, receiver) {
         const value = Reflect.get(target, prop, receiver);
-        if (prop === 'putAccount') {
+        if (prop === 'putAccount' || prop === 'putAccountAndRelease') {
           return (...args: Parameters<AccountStore['putAccount']>) => {
             if (failPuts > 0) {
               failPuts--;
               return Promise.reject(new Error('connection terminated unexpectedly'));
             }
-            return inner.putAccount(...args);
+            return (value as AccountStore['putAccount']).apply(target, args);
           };
         }
         return typeof value === 'function' ? value.bind(target) : value;
