@@ -417,7 +417,7 @@ export class TokenPersistence {
 
   /**
    * Read the account and, in the same store call when the store has `readAndLease` (else `getAccount`, then
-   * `acquireLease` when due), take its refresh lease for `holder` when the token is due: its expiry is known
+   * `acquireLease` when due and `getAccount` again under the lease), take its refresh lease for `holder` when the token is due: its expiry is known
    * and `<= dueBefore`, or always with `dueBefore: null`. `busy` says another holder has the lease. Nothing is
    * decrypted until `open()`. Throws `AccountNotFoundError` when no account has this id.
    */
@@ -448,6 +448,9 @@ export class TokenPersistence {
       if (due) {
         lease = await this.#call('acquireLease', id, () => store.acquireLease(id, holder, ttlMs));
         busy = lease === null;
+        // Read again under the lease: a holder may have written (and released) between the read and the
+        // lease, and refreshing with the refresh token it replaced would be invalid_grant at a rotating provider.
+        if (lease !== null) record = await this.#call('getAccount', id, () => store.getAccount(id));
       }
     }
     if (record === null) throw new AccountNotFoundError('No account has this id', { accountId: id });

@@ -99,12 +99,12 @@ describe('TokenPersistence.readAndLease', () => {
     expect(calls).toEqual([]);
   });
 
-  it('falls back to getAccount then acquireLease (only when due) on a store without readAndLease', async () => {
+  it('falls back to getAccount then acquireLease (only when due) and a read under the lease on a store without readAndLease', async () => {
     const { persistence, calls } = counted({ hide: OPTIONAL });
     const { account } = await persistence.connect(connectInput());
     calls.length = 0;
     const read = await persistence.readAndLease(account.id, 'w1', 60_000, due(7200_000));
-    expect(calls).toEqual(['getAccount', 'acquireLease']);
+    expect(calls).toEqual(['getAccount', 'acquireLease', 'getAccount']);
     expect(read.lease?.holder).toBe('w1');
     calls.length = 0;
     expect(await persistence.readAndLease(account.id, 'w2', 60_000, due(7200_000))).toMatchObject({
