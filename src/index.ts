@@ -115,6 +115,7 @@ export {
   type TokenRefresherEvents,
   type TokenRefresherOptions,
 } from './refresh/refresher.js';
+export { refreshTokenGrant, type TokenRequest, type TokenSource } from './refresh/token-source.js';
 export {
   ACCOUNT_STATUSES,
   type AccountChange,
