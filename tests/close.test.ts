@@ -240,8 +240,9 @@ describe('auth.close()', () => {
     const waiting = new Promise<void>((resolve) => {
       refused = resolve;
     });
-    const acquire = store.acquireLease.bind(store);
-    store.acquireLease = async (...args: Parameters<typeof store.acquireLease>) => {
+    const leases: AccountStore = store;
+    const acquire = leases.acquireLease.bind(leases);
+    leases.acquireLease = async (...args: Parameters<AccountStore['acquireLease']>) => {
       const lease = await acquire(...args);
       if (lease === null) refused();
       return lease;
