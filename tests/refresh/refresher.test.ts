@@ -6,16 +6,42 @@ import {
   ConfigurationError,
   InvalidArgumentError,
   memoryStore,
+  microsoft,
+  ProviderRegistry,
   ProviderUnavailableError,
   ReauthorizationRequiredError,
   TokenExpiredError,
   TokenRefreshError,
   type TokenRefresherEvents,
 } from '../../src/index.js';
-import { mswServer } from '../support/flow.js';
+import { waitFor } from '../support/async.js';
+import { CLIENT, MS_REDIRECT, mswServer } from '../support/flow.js';
 import { expiredAccount, recordingLogger } from '../support/refresh.js';
 
 const server = mswServer();
+const TOKEN_URL = 'https://login.microsoftonline.com/common/oauth2/v2.0/token';
+
+/** Holds token requests at the endpoint until `open()`; `reached` resolves when the first arrives. */
+function gateTokenEndpoint() {
+  let open = () => {};
+  const gate = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  let arrived = () => {};
+  const reached = new Promise<void>((resolve) => {
+    arrived = resolve;
+  });
+  let arrivals = 0;
+  server.use(
+    http.post(TOKEN_URL, async () => {
+      arrivals++;
+      arrived();
+      await gate;
+      return undefined; // on to the fake provider
+    }),
+  );
+  return { open, reached, arrivals: () => arrivals };
+}
 
 function counting(store: AccountStore) {
   const calls: Record<string, number> = {};
@@ -184,12 +210,33 @@ describe('TokenRefresher', () => {
   });
 
   it('a timeout is transient and retried', async () => {
-    // 3 s: the set-up's code exchange must not time out under CPU load; the held answer never comes in time.
-    const { fake, refresher, id } = await expiredAccount(server, { timeoutMs: 3000 });
-    fake.failNext({ delayMs: 30_000 });
-    await refresher().getAccessToken(id);
-    // The held request timed out and was retried; under CPU load a retry may time out too (1 s), so at least 2.
-    expect(fake.stats.tokenRequests).toBeGreaterThanOrEqual(2);
+    // The set-up (code exchange) runs with the harness's generous timeout; only the refresher's provider has
+    // the short one under test. The first token request is never answered, so its timeout is the only way it
+    // can end: firing "early" is impossible. The retry is answered at once by the fake; 5 s (the timeout is in
+    // whole seconds) is far beyond what an in-process answer takes even on a loaded machine.
+    const { fake, refresher, id } = await expiredAccount(server);
+    let arrivals = 0;
+    server.use(
+      http.post(
+        TOKEN_URL,
+        async () => {
+          arrivals++;
+          await new Promise<never>(() => {}); // never answered: only the client's timeout ends it
+          return HttpResponse.error();
+        },
+        { once: true },
+      ),
+    );
+    const registry = new ProviderRegistry([
+      microsoft({ ...CLIENT, redirectUri: MS_REDIRECT, timeoutMs: 5000 }),
+    ]);
+    const token = await refresher({
+      registry,
+      retry: { retries: 1, minDelayMs: 1, maxDelayMs: 5 },
+    }).getAccessToken(id);
+    expect(token.accessToken).toBeTruthy();
+    expect(arrivals).toBe(1); // the held request reached the endpoint and ended by the client's timeout
+    expect(fake.stats.tokenRequests).toBe(1); // the retry, answered by the fake
   });
 
   it('invalid_grant: no retry, reauth_required, an event, and later calls fail fast', async () => {
@@ -244,8 +291,8 @@ describe('TokenRefresher', () => {
     // While pending, this process keeps serving the new token and holds the lease.
     expect((await r.getAccessToken(id)).accessToken).toBe(token.accessToken);
     expect(await inner.acquireLease(id, 'another-process', 1000)).toBeNull();
-    for (let i = 0; i < 50 && r.pendingWrites().length > 0; i++)
-      await new Promise((res) => setTimeout(res, 50));
+    // Wait for the background write to succeed (the condition itself, not a fixed number of polls).
+    await waitFor(() => (r.pendingWrites().length === 0 ? true : undefined), 15_000);
     expect(r.pendingWrites()).toEqual([]);
     const stored = await persistence.load(id);
     expect(stored.tokens?.accessToken).toBe(token.accessToken);
@@ -329,15 +376,22 @@ describe('TokenRefresher', () => {
   });
 
   it('one waiter giving up does not abort the refresh that others wait for', async () => {
-    const { fake, refresher, id } = await expiredAccount(server);
-    fake.failNext({ delayMs: 300 });
+    const { fake, refresher, id, persistence } = await expiredAccount(server);
+    const gate = gateTokenEndpoint();
     const r = refresher();
     const controller = new AbortController();
     const a = r.getAccessToken(id, { signal: controller.signal });
     const b = r.getAccessToken(id);
+    // The shared refresh is at the token endpoint (held there); only now does one waiter give up.
+    await gate.reached;
     controller.abort(new Error('gone'));
-    await expect(a).rejects.toThrow('gone');
-    expect((await b).accessToken).toBeTruthy();
+    await expect(a).rejects.toThrow('gone'); // at once, without waiting for the held answer
+    gate.open();
+    const token = await b;
+    // Exactly one token request: the abort neither cancelled it (a retry would be a second) nor started another.
+    expect(fake.stats.tokenRequests).toBe(1);
+    expect(gate.arrivals()).toBe(1);
+    expect((await persistence.load(id)).tokens?.accessToken).toBe(token.accessToken);
   });
 
   it('two processes sharing a store refresh once (the lease decides)', async () => {
@@ -354,11 +408,22 @@ describe('TokenRefresher', () => {
   });
 
   it('a lease left by a dead process lapses, then the account is refreshed', async () => {
-    const { fake, refresher, id, persistence } = await expiredAccount(server);
+    // One injected clock for the store's leases and the refresher: the lease lapses when the test says so.
+    let now = Date.now();
+    const store = memoryStore({ now: () => now });
+    const { fake, refresher, id, persistence } = await expiredAccount(server, { store });
     await persistence.acquireLease(id, 'crashed-process', 300);
-    const started = Date.now();
-    await refresher().getAccessToken(id);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    let settled = false;
+    const token = refresher({ now: () => now })
+      .getAccessToken(id)
+      .finally(() => {
+        settled = true;
+      });
+    // While the lease holds, nothing is refreshed and the caller waits (it polls the store).
+    await waitFor(() => (fake.stats.tokenRequests === 0 && !settled ? true : undefined));
+    expect(await store.acquireLease(id, 'yet-another-process', 1000)).toBeNull();
+    now += 301; // the dead holder's lease lapses
+    await token;
     expect(fake.stats.refreshes).toBe(1);
   });
 
