@@ -159,6 +159,7 @@ describe.each(engines)('exactly-once refresh across processes: $name', (engine) 
       tokenServer: issuer.url,
       ids,
       leaseTtlMs: 30_000,
+      waitForOtherRefreshMs: 60_000,
       ...overrides,
     });
     return { persistence, ids, config };

@@ -24,7 +24,10 @@ export interface WorkerConfig {
   readonly keyHex: string;
   readonly tokenServer: string;
   readonly ids: readonly string[];
-  readonly leaseTtlMs: number;
+  /** The refresher's `leaseTtlMs`. @default the refresher's default */
+  readonly leaseTtlMs?: number;
+  /** The refresher's `waitForOtherRefreshMs`. @default the refresher's default */
+  readonly waitForOtherRefreshMs?: number;
   /** getAccessToken calls per account, one after another. @default 1 */
   readonly calls?: number;
   /** `refreshExpiring`: one bulk refresh of every expired account (concurrency 8) instead of the calls. */
@@ -56,8 +59,10 @@ const refresher = new TokenRefresher({
   persistence,
   registry,
   holderId: `worker-${process.pid}`,
-  leaseTtlMs: config.leaseTtlMs,
-  waitForOtherRefreshMs: 60_000,
+  ...(config.leaseTtlMs === undefined ? {} : { leaseTtlMs: config.leaseTtlMs }),
+  ...(config.waitForOtherRefreshMs === undefined
+    ? {}
+    : { waitForOtherRefreshMs: config.waitForOtherRefreshMs }),
   retry: { retries: 2, minDelayMs: 20, maxDelayMs: 200 },
 });
 
