@@ -34,7 +34,7 @@ interface Waiter {
 }
 
 /**
- * The store's change feed for the refresher. Started on the first wait for another process (a store without `watchAccounts`, or
+ * The store's change feed for the refresher. Started on the refresher's first look at the store (a store without `watchAccounts`, or
  * whose watch cannot be opened, is polled instead); stopped by `close`. With a feed the fallback check runs
  * after 1 s, then up to every 5 s (a missed notification costs at most that); without one, polling goes from
  * 50 ms up to 1 s as it always did.
@@ -67,7 +67,9 @@ export class ChangeFeed {
       this.#waiters.set(accountId, set);
     }
     set.add(waiter);
-    let backoff: Backoff | undefined;
+    // The fallback delay: long while the feed is live (a notification comes first), short while it is not.
+    const liveBackoff = new Backoff({ minDelayMs: 5000, maxDelayMs: 10_000, jitter: false });
+    const pollBackoff = new Backoff({ minDelayMs: 50, maxDelayMs: 1000, jitter: false });
     const dispose = () => {
       const current = this.#waiters.get(accountId);
       current?.delete(waiter);
@@ -75,11 +77,8 @@ export class ChangeFeed {
       waiter.wake?.();
     };
     const next = (maxWaitMs: number, signal: AbortSignal) => {
-      this.#start(); // on the first wait: a process that never waits holds no listening connection
-      backoff ??= this.#live
-        ? new Backoff({ minDelayMs: 1000, maxDelayMs: 5000, jitter: false })
-        : new Backoff({ minDelayMs: 50, maxDelayMs: 1000, jitter: false });
-      const waitMs = Math.max(1, Math.min(backoff.next(), maxWaitMs));
+      this.start();
+      const waitMs = Math.max(1, Math.min((this.#live ? liveBackoff : pollBackoff).next(), maxWaitMs));
       return new Promise<AccountChangeEvent | undefined>((resolve, reject) => {
         signal.throwIfAborted();
         const settle = () => {
@@ -115,8 +114,30 @@ export class ChangeFeed {
     });
   }
 
-  #start(): void {
-    if (this.#watch !== undefined || this.#closed) return;
+  /**
+   * {@link ChangeFeed.start}, waited for at most `maxWaitMs`: a watch that cannot get its connection (a pool
+   * exhausted by others) must not hold up a refresh; it goes on opening in the background and waits poll
+   * meanwhile.
+   */
+  async ready(maxWaitMs: number): Promise<void> {
+    if (this.#live || this.#closed) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.start(),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, maxWaitMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /**
+   * Open the store's watch if it is not open (idempotent); resolves once it listens (or could not: then
+   * waits poll). The refresher awaits it before its first look at the store, so that a change committed
+   * after that look reaches its waiters; a process that only ever serves tokens it holds opens nothing.
+   */
+  start(): Promise<unknown> {
+    if (this.#watch !== undefined || this.#closed) return this.#watch ?? Promise.resolve(null);
     this.#watch = this.#persistence
       .watchAccounts((change) => this.#deliver(change))
       .then(
@@ -136,6 +157,7 @@ export class ChangeFeed {
           return null;
         },
       );
+    return this.#watch;
   }
 
   #deliver(change: AccountChangeEvent): void {

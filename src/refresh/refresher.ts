@@ -394,6 +394,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
     const deadline = this.#now() + this.#waitMs;
     let waited = false; // for another process's refresh (counted once)
     let known = stale;
+    await this.#feed.ready(1000); // listening before the first read: no change after it is missed
     for (;;) {
       signal.throwIfAborted();
       // Registered before the read: a change committed while we read is not missed.

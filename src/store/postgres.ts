@@ -604,6 +604,9 @@ export class PostgresStore implements contract.AccountStore, StateStore {
       // each statement takes its own snapshot, so a lease freed by a holder's write-and-release is taken only
       // with that write visible to the read. (In one statement the read's snapshot could predate the write
       // whose release let the lease through: a stale refresh token, refreshed again, is invalid_grant.)
+      // A lease another holder has is skipped before the upsert (`NOT EXISTS`): a waiter's call then writes
+      // nothing (no row lock, no WAL, no commit flush); the ON CONFLICT condition still decides a race.
+
       const dueSql = (alias: string) =>
         dueBefore === null
           ? 'true'
@@ -613,6 +616,7 @@ export class PostgresStore implements contract.AccountStore, StateStore {
           this.#client.query(
             `INSERT INTO ${this.#leases} (account_id, holder, expires_at)
              SELECT a.id, ${literal(holder)}, ${now + ttlMs} FROM ${this.#accounts} a WHERE a.id = ${literal(id)} AND ${dueSql('a')}
+               AND NOT EXISTS (SELECT 1 FROM ${this.#leases} l WHERE l.account_id = a.id AND l.expires_at > ${now} AND l.holder <> ${literal(holder)})
              ON CONFLICT (account_id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
              WHERE ${this.#leases}.expires_at <= ${now} OR ${this.#leases}.holder = EXCLUDED.holder
              RETURNING expires_at;

@@ -39,11 +39,13 @@ describe.skipIf(!DATABASE_URL)('readAndLease against a concurrent write-and-rele
   });
 
   it('waits for the holder’s write to commit and returns the record it wrote, with the lease', async () => {
-    const now = 1_000_000;
+    let now = 1_000_000;
     const store = postgresStore({ client: pool, schema, tablePrefix: '', now: () => now });
     await store.migrate();
     const stored = await store.putAccount(record('a1', now - 1), { expectedVersion: null });
     expect(await store.acquireLease('a1', 'holder-a', 60_000)).not.toBeNull();
+    // Holder A was slow: its lease has lapsed when it finally writes (a live lease is skipped without waiting).
+    now += 61_000;
 
     // Holder A writes the refreshed record and releases its lease in one transaction, left open.
     const a = await pool.connect();
@@ -54,7 +56,7 @@ describe.skipIf(!DATABASE_URL)('readAndLease against a concurrent write-and-rele
         ['a1', now + 3_600_000],
       );
       await a.query(`DELETE FROM ${schema}.leases WHERE account_id = $1`, ['a1']);
-      // B asks while A's transaction is open: it blocks on the lease row until A commits.
+      // B asks while A's transaction is open: it finds the lapsed lease, and blocks on its row until A commits.
       const b = store.readAndLease('a1', 'holder-b', 60_000, { dueBefore: now + 300_000 });
       // A condition, not a delay: poll the server until B's backend waits for A's lock.
       for (;;) {

@@ -44,6 +44,15 @@ const config = JSON.parse(process.argv[2] as string) as WorkerConfig;
 const pool =
   config.engine === 'postgres' ? new pg.Pool({ connectionString: config.url, max: 10 }) : undefined;
 const redis = config.engine === 'redis' ? new Redis(config.url) : undefined;
+/** Queries this process sent through the pool (each one round trip and one implicit transaction). */
+let statements = 0;
+if (pool !== undefined) {
+  const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
+  (pool as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+    statements++;
+    return query(...args);
+  };
+}
 const store: AccountStore = pool
   ? postgresStore({ client: pool, schema: config.namespace })
   : redisStore({ client: redis as Redis, prefix: config.namespace });
@@ -95,6 +104,6 @@ process.on('message', async (message: { go?: boolean }) => {
       ? { id, ok: true, token: r.value.accessToken }
       : { id, ok: false, code: (r.reason as { code?: string }).code ?? String(r.reason) };
   });
-  finish({ results });
+  finish({ results, statements });
 });
 process.send?.({ ready: true });
