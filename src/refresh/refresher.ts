@@ -33,7 +33,6 @@ import { SPANS } from '../telemetry/names.js';
 import {
   bindTelemetry,
   type Telemetry,
-  type TelemetryOptions,
   telemetryFrom,
 } from '../telemetry/telemetry.js';
 import type { MailboxAccount } from '../tokens/account.js';
