@@ -367,12 +367,14 @@ describe('TokenRefresher', () => {
     fake.failNext({ status: 429, body: {}, headers: { 'retry-after': '30' } });
     const controller = new AbortController();
     const reason = new Error('request cancelled');
-    setTimeout(() => controller.abort(reason), 100);
-    const started = Date.now();
-    await expect(
-      refresher({ retry: { maxRetryTimeMs: 60_000 } }).getAccessToken(id, { signal: controller.signal }),
-    ).rejects.toBe(reason);
-    expect(Date.now() - started).toBeLessThan(2000);
+    const r = refresher({ retry: { maxRetryTimeMs: 60_000 } });
+    const token = r.getAccessToken(id, { signal: controller.signal });
+    // Abort once the throttled attempt has been answered: the refresher is then in its 30 s Retry-After wait.
+    while (fake.stats.tokenRequests === 0) await new Promise((resolve) => setImmediate(resolve));
+    controller.abort(reason);
+    await expect(token).rejects.toBe(reason);
+    await r.settled(); // the flight ended with the abort, not after the 30 s wait
+    expect(fake.stats.tokenRequests).toBe(1); // no retry was made
   });
 
   it('one waiter giving up does not abort the refresh that others wait for', async () => {
