@@ -30,11 +30,7 @@ import type { AccountStatus } from '../store/account-store.js';
 import { assertId } from '../store/validate.js';
 import { refreshSpanAttributes } from '../telemetry/attributes.js';
 import { SPANS } from '../telemetry/names.js';
-import {
-  bindTelemetry,
-  type Telemetry,
-  telemetryFrom,
-} from '../telemetry/telemetry.js';
+import { bindTelemetry, type Telemetry, telemetryFrom } from '../telemetry/telemetry.js';
 import type { MailboxAccount } from '../tokens/account.js';
 import type { TokenPersistence } from '../tokens/persistence.js';
 import type { TokenSetInput } from '../tokens/token-set.js';
