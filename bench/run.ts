@@ -228,6 +228,8 @@ async function warmPath() {
     );
     figures[`${engine.name} median µs`] = stats.p50;
     figures[`${engine.name} p99 µs`] = stats.p99;
+    refresher.close(); // frees what it holds (a change feed's connection) before the pool ends
+    await refresher.settled();
     await close();
   }
   report({
