@@ -81,7 +81,9 @@ interface LeaseScope {
 }
 
 /** What one look at the store found: a token to hand out, or another process refreshing. */
-type Step = { readonly token: AccessToken } | { readonly busy: true; readonly stale: string | undefined };
+type Step =
+  | { readonly token: AccessToken }
+  | { readonly busy: true; readonly stale: string | undefined; readonly provider: string };
 
 const MINUTE = 60_000;
 /** A resource name, as in `TokenSetInput.resources`. */
@@ -400,7 +402,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
         );
         if ('token' in step) return step.token;
         known = step.stale;
-        const provider = this.#providerIdOf(accountId);
+        const { provider } = step;
         if (!waited) this.#telemetry.leaseWait(provider);
         waited = true;
         if (skipIfBusy) throw LEASE_BUSY;
@@ -427,12 +429,6 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
     }
   }
 
-  #providers = new Map<string, string>();
-
-  #providerIdOf(accountId: string): string {
-    return this.#providers.get(accountId) ?? 'unknown';
-  }
-
   /**
    * One look at the store, under the account lock: read the account and take its lease if the token is due
    * (one call), then hand out the stored token, or refresh it holding the lease, or report another holder.
@@ -449,7 +445,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
     const scope: LeaseScope = { held: false, keep: false };
     try {
       const held = await this.#read(target, minValidityMs, force, scope);
-      if (held === 'busy') return { busy: true, stale };
+      if ('busy' in held) return { busy: true, stale, provider: held.provider };
       // A forced refresh from a caller that held no token: the token stored now is the one to replace.
       const replace = force && stale === undefined ? pickToken(held.tokens, resource)?.accessToken : stale;
       if (this.#cache.usable(held, resource, replace, minValidityMs)) {
@@ -459,7 +455,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
         // Due by our reckoning but not the store's (a resource's token, a refused one): take the lease now.
         scope.held =
           (await this.#persistence.acquireLease(accountId, this.#holder, this.#leaseTtlMs)) !== null;
-        if (!scope.held) return { busy: true, stale: replace };
+        if (!scope.held) return { busy: true, stale: replace, provider: held.account.provider };
       }
       const provider = this.#registry.get(held.account.provider);
       const scopes = resourceScopes(provider, resource, accountId);
@@ -494,13 +490,13 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
     minValidityMs: number,
     force: boolean,
     scope: LeaseScope,
-  ): Promise<HeldTokens | 'busy'> {
+  ): Promise<HeldTokens | { readonly busy: true; readonly provider: string }> {
     const pending = this.#writes.pending(accountId);
     if (pending !== undefined) {
       // Our own write is pending: we hold (or take again) the lease, the tokens are in memory.
       const account = await this.#persistence.getAccount(accountId);
       scope.held = (await this.#persistence.acquireLease(accountId, this.#holder, this.#leaseTtlMs)) !== null;
-      return scope.held ? { account, tokens: pending } : 'busy';
+      return scope.held ? { account, tokens: pending } : { busy: true, provider: account.provider };
     }
     // A resource's expiry is not the record's: lease whenever its token is wanted here.
     const dueBefore = force || resource !== undefined ? null : this.#now() + minValidityMs;
@@ -508,9 +504,8 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
       dueBefore,
     });
     scope.held = read.lease !== null;
-    this.#providers.set(accountId, read.account.provider);
     checkStatus(read.account);
-    if (read.busy) return 'busy';
+    if (read.busy) return { busy: true, provider: read.account.provider };
     const { account, tokens } = await read.open();
     if (tokens === null) {
       throw new ReauthorizationRequiredError('The account was disconnected: it has no tokens', {
