@@ -109,7 +109,7 @@ const IDENT = /^[a-z_][a-z0-9_]{0,40}$/;
  * if ((await store.migrate()) !== POSTGRES_SCHEMA_VERSION) throw new Error('unexpected schema');
  * ```
  */
-export const POSTGRES_SCHEMA_VERSION = 2;
+export const POSTGRES_SCHEMA_VERSION = 3;
 
 /**
  * The SQL of each schema version, for hosts that run their own migrations. `{schema}` and `{prefix}` are
@@ -186,7 +186,60 @@ export function postgresMigrations(
         `CREATE INDEX IF NOT EXISTS ${i('accounts_status_expiry')} ON ${t('accounts')} (status, token_expires_at)`,
       ],
     },
+    {
+      // readAndLease as a function: its two statements keep their plans for the life of the connection
+      // (PL/pgSQL caches them), where the same two statements sent as text are parsed and planned on every
+      // call (a third of the database's work in a fleet's refresh storm). A VOLATILE function takes a new
+      // snapshot for each statement in READ COMMITTED: the read sees what was committed before the lease.
+      version: 3,
+      statements: [readAndLeaseFunction(t('read_and_lease'), t('accounts'), t('leases'))],
+    },
   ];
+}
+
+/**
+ * The function of schema version 3: read and lease a batch of accounts. For each id of `p_ids` (distinct),
+ * take `p_holder`'s lease when its token is due before the matching `p_due` (`NULL`: whatever its expiry)
+ * and no other holder has a live one; then read the accounts (after the leases, in a new snapshot). One row
+ * per account found: its columns, `due`, and the lease's expiry if it was taken. Leases are taken in byte
+ * order of the ids, so that concurrent batches of several processes never deadlock.
+ */
+function readAndLeaseFunction(name: string, accounts: string, leases: string): string {
+  const due = `(r.due_before IS NULL OR (a.token_expires_at IS NOT NULL AND a.token_expires_at <= r.due_before))`;
+  return `CREATE OR REPLACE FUNCTION ${name}(p_ids text[], p_due bigint[], p_holder text, p_expires_at bigint, p_now bigint)
+  RETURNS TABLE (id text, provider text, owner text, email text, scopes jsonb, status text, token_expires_at bigint,
+    version integer, created_at bigint, updated_at bigint, last_refreshed_at bigint, last_error jsonb,
+    consecutive_failures integer, metadata jsonb, secret text, due boolean, lease_expires_at bigint)
+  LANGUAGE plpgsql VOLATILE AS $fn$
+#variable_conflict use_column
+DECLARE
+  v_ids text[];
+  v_expires bigint[];
+BEGIN
+  WITH taken AS (
+    INSERT INTO ${leases} AS l (account_id, holder, expires_at)
+      SELECT a.id, p_holder, p_expires_at FROM unnest(p_ids, p_due) AS r(id, due_before)
+        JOIN ${accounts} a ON a.id = r.id
+      WHERE ${due}
+        AND NOT EXISTS (SELECT 1 FROM ${leases} x WHERE x.account_id = a.id AND x.expires_at > p_now AND x.holder <> p_holder)
+      ORDER BY a.id COLLATE "C"
+    ON CONFLICT (account_id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+      WHERE l.expires_at <= p_now OR l.holder = EXCLUDED.holder
+    RETURNING l.account_id, l.expires_at
+  )
+  SELECT array_agg(taken.account_id), array_agg(taken.expires_at) INTO v_ids, v_expires FROM taken;
+  RETURN QUERY SELECT a.id, a.provider, a.owner, a.email, a.scopes, a.status, a.token_expires_at, a.version,
+    a.created_at, a.updated_at, a.last_refreshed_at, a.last_error, a.consecutive_failures, a.metadata, a.secret,
+    ${due}, t.expires_at
+  FROM unnest(p_ids, p_due) AS r(id, due_before) JOIN ${accounts} a ON a.id = r.id
+    LEFT JOIN unnest(v_ids, v_expires) AS t(id, expires_at) ON t.id = a.id;
+  -- An account deleted between the two statements: give back what was taken.
+  IF v_ids IS NOT NULL THEN
+    DELETE FROM ${leases} x WHERE x.account_id = ANY (v_ids) AND x.holder = p_holder
+      AND NOT EXISTS (SELECT 1 FROM ${accounts} a WHERE a.id = x.account_id);
+  END IF;
+END
+$fn$`;
 }
 
 function names(options: { readonly schema?: string; readonly tablePrefix?: string }) {
@@ -198,6 +251,15 @@ function names(options: { readonly schema?: string; readonly tablePrefix?: strin
     throw new ConfigurationError('postgresStore: tablePrefix must match /^[a-z_][a-z0-9_]{0,40}$/');
   }
   return { schema, prefix };
+}
+
+/** A row of the read-and-lease function or statement: the account, whether it is due, the lease taken. */
+type LeasedRow = Row & { due: boolean; lease_expires_at: string | number | null };
+
+function leasedRead(row: LeasedRow | undefined, holder: string): contract.LeasedRead {
+  if (row === undefined) return { record: null, lease: null, busy: false };
+  const lease = row.lease_expires_at === null ? null : { holder, expiresAt: Number(row.lease_expires_at) };
+  return { record: toRecord(row), lease, busy: row.due === true && lease === null };
 }
 
 interface Row {
@@ -266,6 +328,10 @@ export class PostgresStore implements contract.AccountStore, StateStore {
   readonly #accounts: string;
   /** Whether the engine takes several statements in one query (`undefined`: not tried yet; PGlite does not). */
   #multiStatement: boolean | undefined;
+  /** Whether the schema has the read-and-lease function of version 3 (`undefined`: not tried yet). */
+  #readAndLeaseFunction: boolean | undefined;
+  /** Reads and leases of one turn of the event loop, sent together to the function of version 3. */
+  readonly #reads: ReadBatcher;
   readonly #leases: string;
   readonly #states: string;
   readonly #migrations: string;
@@ -284,6 +350,20 @@ export class PostgresStore implements contract.AccountStore, StateStore {
     const t = (name: string) => `"${schema}"."${prefix}${name}"`;
     this.#accounts = t('accounts');
     this.#leases = t('leases');
+    const readAndLeaseFn = t('read_and_lease');
+    this.#reads = new ReadBatcher(
+      (ids, due, holder, expiresAt, now) =>
+        this.#run('readAndLease', () =>
+          this.#client.query(`SELECT * FROM ${readAndLeaseFn}($1::text[], $2::bigint[], $3, $4, $5)`, [
+            ids,
+            due,
+            holder,
+            expiresAt,
+            now,
+          ]),
+        ),
+      this.#now,
+    );
     this.#states = t('states');
     this.#migrations = t('migrations');
     this.#channel = changeChannel(schema, prefix);
@@ -599,6 +679,19 @@ export class PostgresStore implements contract.AccountStore, StateStore {
   ): Promise<contract.LeasedRead> {
     const dueBefore = input.checkReadAndLease(id, holder, ttlMs, options);
     const now = this.#now();
+    if (this.#readAndLeaseFunction !== false) {
+      try {
+        const read = await this.#reads.read(id, holder, ttlMs, dueBefore);
+        this.#readAndLeaseFunction = true;
+        return read;
+      } catch (err) {
+        // 42883 undefined_function: a schema at version 2 (migrate() not run since the upgrade). The
+        // statements below do the same, one account per call, parsed on every call.
+        const sqlState = (err as { cause?: { code?: unknown } }).cause?.code;
+        if (this.#readAndLeaseFunction === true || sqlState !== '42883') throw err;
+        this.#readAndLeaseFunction = false;
+      }
+    }
     if (this.#multiStatement !== false) {
       // Two statements in one round trip (and one transaction), the read AFTER the lease: in READ COMMITTED
       // each statement takes its own snapshot, so a lease freed by a holder's write-and-release is taken only
@@ -655,10 +748,7 @@ export class PostgresStore implements contract.AccountStore, StateStore {
        SELECT a.*, ${due} AS due, (SELECT expires_at FROM l) AS lease_expires_at FROM a`,
       [id, holder, now + ttlMs, now, dueBefore],
     );
-    const row = rows[0] as (Row & { due: boolean; lease_expires_at: string | number | null }) | undefined;
-    if (row === undefined) return { record: null, lease: null, busy: false };
-    const lease = row.lease_expires_at === null ? null : { holder, expiresAt: Number(row.lease_expires_at) };
-    return { record: toRecord(row), lease, busy: row.due === true && lease === null };
+    return leasedRead(rows[0] as LeasedRow | undefined, holder);
   }
 
   async acquireLease(id: string, holder: string, ttlMs: number): Promise<contract.Lease | null> {
@@ -919,6 +1009,94 @@ function parseChange(payload: string): contract.AccountChange | null {
           : { code: r.lastError.code, message: r.lastError.message, at: Number(r.lastError.at) },
     },
   };
+}
+
+/** The most accounts one call of the read-and-lease function reads. */
+const READ_BATCH = 500;
+
+interface PendingRead {
+  readonly id: string;
+  readonly dueBefore: number | null;
+  resolve(read: contract.LeasedRead): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * Read-and-lease calls made in one turn of the event loop go to the database together: one statement for a
+ * refresh storm's hundreds of accounts instead of one round trip each (each caller still gets its own
+ * outcome). Calls of different holders or lease lengths, and a second call for an id already in the batch,
+ * go in separate statements.
+ */
+class ReadBatcher {
+  #groups = new Map<string, { reads: PendingRead[]; ids: Set<string> }[]>();
+  #scheduled = false;
+
+  constructor(
+    private readonly send: (
+      ids: string[],
+      due: (number | null)[],
+      holder: string,
+      expiresAt: number,
+      now: number,
+    ) => Promise<{ rows: unknown[] }>,
+    private readonly now: () => number,
+  ) {}
+
+  read(id: string, holder: string, ttlMs: number, dueBefore: number | null): Promise<contract.LeasedRead> {
+    return new Promise((resolve, reject) => {
+      const key = `${holder}\u0000${ttlMs}`;
+      let batches = this.#groups.get(key);
+      if (batches === undefined) {
+        batches = [];
+        this.#groups.set(key, batches);
+      }
+      let batch = batches.find((b) => b.reads.length < READ_BATCH && !b.ids.has(id));
+      if (batch === undefined) {
+        batch = { reads: [], ids: new Set() };
+        batches.push(batch);
+      }
+      batch.ids.add(id);
+      batch.reads.push({ id, dueBefore, resolve, reject });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.#flush());
+      }
+    });
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    const groups = this.#groups;
+    this.#groups = new Map();
+    for (const [key, batches] of groups) {
+      const holder = key.slice(0, key.indexOf('\u0000'));
+      const ttlMs = Number(key.slice(key.indexOf('\u0000') + 1));
+      // One after another: a later batch may hold a second call for an id of an earlier one.
+      void batches.reduce(
+        (previous, batch) => previous.then(() => this.#send(batch.reads, holder, ttlMs)),
+        Promise.resolve(),
+      );
+    }
+  }
+
+  async #send(reads: readonly PendingRead[], holder: string, ttlMs: number): Promise<void> {
+    const now = this.now();
+    let rows: unknown[];
+    try {
+      ({ rows } = await this.send(
+        reads.map((r) => r.id),
+        reads.map((r) => r.dueBefore),
+        holder,
+        now + ttlMs,
+        now,
+      ));
+    } catch (err) {
+      for (const read of reads) read.reject(err);
+      return;
+    }
+    const byId = new Map((rows as LeasedRow[]).map((row) => [row.id, row]));
+    for (const read of reads) read.resolve(leasedRead(byId.get(read.id), holder));
+  }
 }
 
 /**

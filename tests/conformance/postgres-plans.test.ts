@@ -163,7 +163,7 @@ describe('postgresMigrations', () => {
         'CREATE TABLE up.oauth_mailbox_migrations (version integer PRIMARY KEY, applied_at bigint NOT NULL)',
       );
       await lite.query('INSERT INTO up.oauth_mailbox_migrations VALUES (1, 0)');
-      expect(await postgresStore({ client: lite, schema: 'up' }).migrate()).toBe(2);
+      expect(await postgresStore({ client: lite, schema: 'up' }).migrate()).toBe(POSTGRES_SCHEMA_VERSION);
       const { rows } = await lite.query<{ indexname: string }>(
         `SELECT indexname FROM pg_indexes WHERE schemaname = 'up' ORDER BY indexname`,
       );
