@@ -814,8 +814,10 @@ export class PostgresStore implements contract.AccountStore, StateStore {
 
   /**
    * Every committed change of this schema's accounts, from every process (`LISTEN` on the store's channel;
-   * each write notifies in its own statement). On a `pg` Pool, a dedicated client is taken from the pool for
-   * the watch (and re-taken, with backoff, when its connection is lost: then `reset` is reported); on a single
+   * each write notifies in its own statement). On a `pg` Pool, the watch opens a connection of its own with the
+   * pool's settings, outside the pool (it takes none of the pool's clients, `pool.end()` does not wait for it,
+   * it does not keep the process alive, and it is closed once the pool is ended), opened again with backoff
+   * when it is lost (then `reset` is reported); on a single
    * `pg` Client, the LISTEN runs on that client (not re-established: the client is the host's); on PGlite,
    * `db.listen`. A record too large for a notification (8000 bytes) comes as `written` without `record`.
    */
@@ -1099,24 +1101,46 @@ class ReadBatcher {
   }
 }
 
+/** What a `pg` Pool exposes to open a connection of its own, outside its count (pg-pool's `Client` and `options`). */
+interface PoolConstructor {
+  readonly Client?: new (
+    options: unknown,
+  ) => Listening & { connect(): Promise<unknown>; end(): Promise<void> };
+  readonly options?: unknown;
+  readonly ending?: boolean;
+}
+
+/** How often a watch looks whether its pool was ended (then it closes its connection). */
+const POOL_ENDED_CHECK_MS = 1000;
+
 /**
- * A LISTEN on a client of its own, taken from a `pg` Pool: when its connection is lost, it is released as
- * broken and another one is taken (with backoff) until it listens again, then `reset` is reported.
+ * A LISTEN on a connection of its own, opened with the pool's settings but outside the pool: it never takes
+ * one of the pool's clients (a small pool is not starved by it), `pool.end()` does not wait for it, and it
+ * does not keep the process alive; when the pool is ended the watch closes its connection. When the
+ * connection is lost, another is opened (with backoff) until it listens again, then `reset` is reported. A
+ * pool-like object without pg-pool's `Client` and `options` lends a client for the watch instead.
  */
 class PoolWatch implements contract.AccountWatch {
-  #client: (Listening & PoolClient) | undefined;
+  #client: Listening | undefined;
+  #free: ((err: unknown) => void) | undefined;
   #closed = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #ended: ReturnType<typeof setInterval>;
   readonly #backoff = new Backoff(RELISTEN);
   #onNotification: ((message: { channel: string; payload?: string }) => void) | undefined;
   #onLost: ((err?: unknown) => void) | undefined;
 
   private constructor(
-    private readonly pool: Pool,
+    private readonly pool: Pool & PoolConstructor,
     private readonly channel: string,
     private readonly deliver: (payload: string) => void,
     private readonly report: (change: contract.AccountChange) => void,
-  ) {}
+  ) {
+    this.#ended = setInterval(() => {
+      if (this.pool.ending === true) void this.close();
+    }, POOL_ENDED_CHECK_MS);
+    this.#ended.unref?.();
+  }
 
   static async start(
     pool: Pool,
@@ -1126,12 +1150,38 @@ class PoolWatch implements contract.AccountWatch {
     run: <T>(operation: string, fn: () => Promise<T>) => Promise<T>,
   ): Promise<PoolWatch> {
     const watch = new PoolWatch(pool, channel, deliver, report);
-    await run('watchAccounts', () => watch.#listen());
+    try {
+      await run('watchAccounts', () => watch.#listen());
+    } catch (err) {
+      await watch.close();
+      throw err;
+    }
     return watch;
   }
 
+  /** A connection for the LISTEN, and how to let it go (a lost or unwanted one is closed, never reused). */
+  async #open(): Promise<{ client: Listening; free: (err: unknown) => void; own: boolean }> {
+    const { Client, options } = this.pool;
+    if (typeof Client !== 'function' || options === undefined) {
+      const lent = (await this.pool.connect()) as Listening & PoolClient;
+      // Released as broken: pg destroys it instead of lending it again (it would still LISTEN otherwise).
+      return { client: lent, free: (err) => lent.release(err ?? true), own: false };
+    }
+    const client = new Client(options);
+    // An error after the connection is let go must not be an uncaught exception in the host.
+    const quiet = () => {};
+    client.on('error', quiet);
+    try {
+      await client.connect();
+    } catch (err) {
+      await client.end().catch(() => {});
+      throw err;
+    }
+    return { client, free: () => void client.end().catch(() => {}), own: true };
+  }
+
   async #listen(): Promise<void> {
-    const client = (await this.pool.connect()) as Listening & PoolClient;
+    const { client, free, own } = await this.#open();
     const onNotification = (message: { channel: string; payload?: string }) => {
       if (message.channel === this.channel) this.deliver(message.payload ?? '');
     };
@@ -1150,15 +1200,20 @@ class PoolWatch implements contract.AccountWatch {
     } catch (err) {
       lost = true;
       this.#detach(client, onNotification, onLost);
-      client.release(err);
+      free(err);
       throw err;
     }
     if (this.#closed) {
+      lost = true;
       this.#detach(client, onNotification, onLost);
-      client.release(true);
+      free(true);
       return;
     }
+    // Listening: the connection no longer keeps the process alive (a connection being opened or a LISTEN
+    // being answered still does).
+    if (own) (client as { connection?: { stream?: { unref?: () => void } } }).connection?.stream?.unref?.();
     this.#client = client;
+    this.#free = free;
     this.#onNotification = onNotification;
     this.#onLost = onLost;
   }
@@ -1173,20 +1228,25 @@ class PoolWatch implements contract.AccountWatch {
     off(client, 'end', onLost as never);
   }
 
-  #drop(client: Listening & PoolClient, err: unknown): void {
+  #drop(client: Listening, err: unknown): void {
     if (this.#client !== client) return;
     this.#detach(client, this.#onNotification as never, this.#onLost as never);
-    // A client that errors again after its release must not be an uncaught exception.
+    // A client that errors again after it is let go must not be an uncaught exception.
     client.on('error', () => {});
     this.#client = undefined;
-    // Released as broken: pg destroys it instead of lending it again (it still LISTENs otherwise).
-    client.release(err);
+    const free = this.#free;
+    this.#free = undefined;
+    free?.(err);
   }
 
   #schedule(): void {
     if (this.#closed) return;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
+      if (this.pool.ending === true) {
+        void this.close();
+        return;
+      }
       this.#listen().then(
         () => {
           if (this.#closed) return;
@@ -1202,6 +1262,7 @@ class PoolWatch implements contract.AccountWatch {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#ended);
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     const client = this.#client;
