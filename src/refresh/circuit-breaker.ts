@@ -182,3 +182,50 @@ export class CircuitBreaker {
     };
   }
 }
+
+/**
+ * The circuit breakers of a refresher, one per provider, made at a provider's first refresh; `false`
+ * options: none (every call goes through).
+ * @internal
+ */
+export class CircuitBreakers {
+  readonly #options: CircuitBreakerOptions | false;
+  readonly #now: () => number;
+  readonly #onChange: (providerId: string, state: CircuitState, snapshot: CircuitSnapshot) => void;
+  readonly #breakers = new Map<string, CircuitBreaker>();
+
+  constructor(
+    options: CircuitBreakerOptions | false,
+    now: () => number,
+    onChange: (providerId: string, state: CircuitState, snapshot: CircuitSnapshot) => void,
+  ) {
+    // Validated now, not at the first failure.
+    if (options !== false) new CircuitBreaker('validation', options, now, () => {});
+    this.#options = options;
+    this.#now = now;
+    this.#onChange = onChange;
+  }
+
+  /** Run `fn` through the provider's breaker (see {@link CircuitBreaker.execute}). */
+  execute<T>(
+    providerId: string,
+    fn: () => Promise<T>,
+    classify: (error: unknown) => CircuitOutcome,
+  ): Promise<T> {
+    if (this.#options === false) return fn();
+    let breaker = this.#breakers.get(providerId);
+    if (breaker === undefined) {
+      const created: CircuitBreaker = new CircuitBreaker(providerId, this.#options, this.#now, (state) =>
+        this.#onChange(providerId, state, created.snapshot()),
+      );
+      breaker = created;
+      this.#breakers.set(providerId, breaker);
+    }
+    return breaker.execute(fn, classify);
+  }
+
+  /** The circuit of every provider that has one. */
+  snapshots(): Record<string, CircuitSnapshot> {
+    return Object.fromEntries([...this.#breakers].map(([id, breaker]) => [id, breaker.snapshot()]));
+  }
+}

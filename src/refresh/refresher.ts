@@ -8,52 +8,40 @@
  * @module
  */
 
-import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { hostname } from 'node:os';
 import { inspect } from 'node:util';
 import {
-  ConfigurationError,
-  InvalidArgumentError,
   MailboxAuthError,
   ReauthorizationRequiredError,
   TokenExpiredError,
   TokenRefreshError,
 } from '../errors.js';
 import { TypedEvents } from '../events.js';
-import { integerOption } from '../internal/options.js';
-import { type Logger, silentLogger } from '../logger.js';
+import type { Logger } from '../logger.js';
 import type { ProviderRegistry } from '../providers/registry.js';
-import { rescuedRefreshToken } from '../providers/token-response.js';
 import type { OAuthProvider } from '../providers/types.js';
-import type { AccountStatus } from '../store/account-store.js';
-import { assertId } from '../store/validate.js';
 import { refreshSpanAttributes } from '../telemetry/attributes.js';
 import { SPANS } from '../telemetry/names.js';
 import { bindTelemetry, type Telemetry, telemetryFrom } from '../telemetry/telemetry.js';
 import type { MailboxAccount } from '../tokens/account.js';
 import type { TokenPersistence } from '../tokens/persistence.js';
-import type { TokenSetInput } from '../tokens/token-set.js';
 import type { AccessToken } from './access-token.js';
 import { KeyedLock } from './account-lock.js';
 import { ChangeFeed } from './change-feed.js';
-import {
-  CircuitBreaker,
-  type CircuitBreakerOptions,
-  type CircuitOutcome,
-  type CircuitSnapshot,
-  type CircuitState,
-} from './circuit-breaker.js';
+import { CircuitBreakers, type CircuitSnapshot } from './circuit-breaker.js';
+import { nextTokens, resourceScopes, toTokenInput } from './next-tokens.js';
+import { assertRefreshable, circuitOutcome, failureEffect } from './refresh-failure.js';
+import { assertRefreshIfDue, refresherSettings, refuseTokenCall } from './refresher-options.js';
 import type {
   GetAccessTokenOptions,
   RefreshOutcome,
   TokenRefresherEvents,
   TokenRefresherOptions,
 } from './refresher-types.js';
-import { type RefreshRetryOptions, retryTransient } from './retry.js';
+import type { RefreshRetryOptions } from './retry.js';
 import { type Flight, SingleFlight } from './single-flight.js';
 import { type HeldTokens, pickToken, TokenCache } from './token-cache.js';
-import { refreshTokenGrant, type TokenSource } from './token-source.js';
+import { obtainWithRetries, type TokenSource } from './token-source.js';
 import { codeOf, WriteBehind } from './write-behind.js';
 
 export { AccessToken } from './access-token.js';
@@ -84,24 +72,6 @@ interface LeaseScope {
 type Step =
   | { readonly token: AccessToken }
   | { readonly busy: true; readonly stale: string | undefined; readonly provider: string };
-
-const MINUTE = 60_000;
-/** A resource name, as in `TokenSetInput.resources`. */
-const RESOURCE_NAME = /^[a-z][a-z0-9-]{0,31}$/;
-
-function positiveInt(value: unknown, name: string, fallback: number, allowZero = false): number {
-  const kind = allowZero ? 'non-negative' : 'positive';
-  const refuse = () =>
-    new ConfigurationError(`TokenRefresher: ${name} must be a ${kind} integer (milliseconds or count)`);
-  return integerOption(value, fallback, allowZero ? 0 : 1, Number.MAX_SAFE_INTEGER, refuse);
-}
-
-/** How the breaker counts a refresh's failure (see {@link CircuitOutcome}). */
-function circuitOutcome(error: unknown): CircuitOutcome {
-  if (error instanceof TokenRefreshError) return 'failure';
-  if (error instanceof MailboxAuthError && error.code !== 'ERR_PROVIDER_UNAVAILABLE') return 'neutral';
-  return 'none'; // aborted, or not the library's error: nothing learnt about the provider
-}
 
 /**
  * Gives every caller a valid access token, refreshing at most once per account per expiry:
@@ -137,8 +107,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
   readonly #leaseTtlMs: number;
   readonly #waitMs: number;
   readonly #retry: Required<RefreshRetryOptions>;
-  readonly #breakerOptions: CircuitBreakerOptions | false;
-  readonly #breakers = new Map<string, CircuitBreaker>();
+  readonly #breakers: CircuitBreakers;
   readonly #logger: Logger;
   readonly #holder: string;
   readonly #now: () => number;
@@ -154,50 +123,34 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
   /** Tokens this process obtained from the provider (not read from the cache or the store). */
   readonly #obtained = new WeakSet<AccessToken>();
   readonly #telemetry: Telemetry;
+  #closing: Promise<void> | undefined;
 
   constructor(options: TokenRefresherOptions) {
     super();
-    if (typeof options?.persistence?.load !== 'function') {
-      throw new ConfigurationError('TokenRefresher: persistence is required');
-    }
-    if (typeof options.registry?.get !== 'function')
-      throw new ConfigurationError('TokenRefresher: registry is required');
-    this.#persistence = options.persistence;
-    this.#registry = options.registry;
-    this.#minValidityMs = positiveInt(options.minValidityMs, 'minValidityMs', 5 * MINUTE, true);
-    this.#leaseTtlMs = positiveInt(options.leaseTtlMs, 'leaseTtlMs', MINUTE);
-    this.#waitMs = positiveInt(options.waitForOtherRefreshMs, 'waitForOtherRefreshMs', 20_000);
-    const retry = options.retry ?? {};
-    this.#retry = {
-      retries: positiveInt(retry.retries, 'retry.retries', 3, true),
-      minDelayMs: positiveInt(retry.minDelayMs, 'retry.minDelayMs', 500, true),
-      maxDelayMs: positiveInt(retry.maxDelayMs, 'retry.maxDelayMs', 10_000, true),
-      maxRetryTimeMs: positiveInt(retry.maxRetryTimeMs, 'retry.maxRetryTimeMs', 30_000),
-    };
-    this.#breakerOptions = options.circuitBreaker ?? {};
-    if (this.#breakerOptions !== false) {
-      // Validate now, not at the first failure.
-      new CircuitBreaker('validation', this.#breakerOptions, Date.now, () => {});
-    }
-    if (options.tokenSource !== undefined && typeof options.tokenSource !== 'function') {
-      throw new ConfigurationError('TokenRefresher: tokenSource must be a function of the account');
-    }
-    const select = options.tokenSource;
-    this.#tokenSource = (account) => select?.(account) ?? refreshTokenGrant;
-    this.#logger = options.logger ?? silentLogger;
-    if (options.holderId !== undefined) {
-      // Checked here, not at the first lease (every refresh would fail with it), by the stores' own rules.
-      try {
-        assertId(options.holderId, 'holderId');
-      } catch (cause) {
-        throw new ConfigurationError(
-          'TokenRefresher: holderId must be a non-empty string of at most 255 characters without control characters',
-          { cause },
-        );
+    const settings = refresherSettings(options);
+    ({
+      persistence: this.#persistence,
+      registry: this.#registry,
+      minValidityMs: this.#minValidityMs,
+      leaseTtlMs: this.#leaseTtlMs,
+      waitMs: this.#waitMs,
+      retry: this.#retry,
+      tokenSource: this.#tokenSource,
+      logger: this.#logger,
+      holder: this.#holder,
+      now: this.#now,
+    } = settings);
+    this.#breakers = new CircuitBreakers(settings.circuitBreaker, this.#now, (provider, state, snapshot) => {
+      this.#telemetry.circuit(provider, state);
+      if (state === 'open') {
+        const { retryAfterMs } = snapshot;
+        this.#logger.error({ provider, retryAfterMs }, 'circuit open: refreshes fail fast');
+        this.#emit('circuitOpen', { provider, retryAfterMs });
+      } else if (state === 'closed') {
+        this.#logger.info({ provider }, 'circuit closed');
+        this.#emit('circuitClosed', { provider });
       }
-    }
-    this.#holder = options.holderId ?? `${hostname()}:${process.pid}:${randomBytes(6).toString('hex')}`;
-    this.#now = options.now ?? Date.now;
+    });
     setMaxListeners(0, this.#closed.signal);
     this.#cache = new TokenCache(this.#now);
     this.#flights = new SingleFlight(this.#closed.signal);
@@ -226,37 +179,10 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
    * `StorageError`, `CryptoError`, and `InvalidArgumentError` for a resource the provider does not have.
    */
   getAccessToken(accountId: string, options: GetAccessTokenOptions = {}): Promise<AccessToken> {
-    if (typeof accountId !== 'string' || accountId.length === 0) {
-      return Promise.reject(new InvalidArgumentError('accountId must be a non-empty string'));
-    }
+    const refused = refuseTokenCall(accountId, options);
+    if (refused !== undefined) return Promise.reject(refused);
     const minValidityMs = options.minValidityMs ?? this.#minValidityMs;
-    if (options.minValidityMs !== undefined && (!Number.isSafeInteger(minValidityMs) || minValidityMs < 0)) {
-      return Promise.reject(
-        new InvalidArgumentError('minValidityMs must be a non-negative integer (milliseconds)'),
-      );
-    }
     const { resource, rejected } = options;
-    if (resource !== undefined && (typeof resource !== 'string' || !RESOURCE_NAME.test(resource))) {
-      return Promise.reject(
-        new InvalidArgumentError(
-          'resource must be a resource name such as "graph" (lowercase, at most 32 characters)',
-        ),
-      );
-    }
-    if (
-      rejected !== undefined &&
-      (typeof rejected !== 'object' ||
-        rejected === null ||
-        typeof rejected.accessToken !== 'string' ||
-        rejected.accountId !== accountId ||
-        rejected.resource !== resource)
-    ) {
-      return Promise.reject(
-        new InvalidArgumentError(
-          'rejected must be an AccessToken of this account and resource (from getAccessToken)',
-        ),
-      );
-    }
     const force = options.forceRefresh === true || rejected !== undefined;
     // The hot path: no store, no cipher, no allocation. A forced refresh skips it unless the token held now is
     // already another one than the rejected.
@@ -287,12 +213,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
     options: { readonly minValidityMs: number; readonly signal?: AbortSignal },
   ): Promise<RefreshOutcome> {
     const minValidityMs = options?.minValidityMs;
-    if (typeof accountId !== 'string' || accountId.length === 0) {
-      throw new InvalidArgumentError('accountId must be a non-empty string');
-    }
-    if (typeof minValidityMs !== 'number' || !Number.isSafeInteger(minValidityMs) || minValidityMs < 0) {
-      throw new InvalidArgumentError('minValidityMs must be a non-negative integer (milliseconds)');
-    }
+    assertRefreshIfDue(accountId, minValidityMs);
     if (this.#cache.valid(accountId, undefined, minValidityMs) !== undefined) return 'fresh';
     options.signal?.throwIfAborted();
     try {
@@ -318,7 +239,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
 
   /** The circuit of every provider that has one. */
   circuits(): Record<string, CircuitSnapshot> {
-    return Object.fromEntries([...this.#breakers].map(([id, breaker]) => [id, breaker.snapshot()]));
+    return this.#breakers.snapshots();
   }
 
   /** Accounts whose rotated tokens are held in memory because the store write has not succeeded yet. */
@@ -332,8 +253,6 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
     this.#closed.abort(new Error('TokenRefresher closed'));
     this.#closing = this.#feed.close();
   }
-
-  #closing: Promise<void> | undefined;
 
   /**
    * Resolves once every refresh in flight has settled: its token stored (or its failure recorded) and its
@@ -470,8 +389,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
         this.#telemetry.span(SPANS.refresh, refreshSpanAttributes(provider.id, accountId, resource), () =>
           this.#refresh(target, held, provider, source, scopes, signal, scope),
         );
-      const breaker = this.#breaker(provider.id);
-      return { token: await (breaker === undefined ? refresh() : breaker.execute(refresh, circuitOutcome)) };
+      return { token: await this.#breakers.execute(provider.id, refresh, circuitOutcome) };
     } finally {
       if (scope.held && !scope.keep) {
         await this.#persistence.releaseLease(accountId, this.#holder).catch((error: unknown) => {
@@ -504,7 +422,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
       dueBefore,
     });
     scope.held = read.lease !== null;
-    checkStatus(read.account);
+    assertRefreshable(read.account);
     if (read.busy) return { busy: true, provider: read.account.provider };
     const { account, tokens } = await read.open();
     if (tokens === null) {
@@ -513,18 +431,7 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
         providerId: account.provider,
       });
     }
-    return {
-      account,
-      tokens: {
-        accessToken: tokens.accessToken,
-        refreshToken: tokens.refreshToken,
-        idToken: tokens.idToken,
-        expiresAt: tokens.expiresAt,
-        issuedAt: tokens.issuedAt,
-        tokenType: tokens.tokenType,
-        resources: tokens.resourceInputs(),
-      },
-    };
+    return { account, tokens: toTokenInput(tokens) };
   }
 
   /** Obtain a token from the source (retries inside), write it with the lease's release, hand it out. */
@@ -538,63 +445,46 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
     scope: LeaseScope,
   ): Promise<AccessToken> {
     const { account, tokens: current } = held;
-    let refreshToken = current.refreshToken ?? null;
-    let rescued = false;
     const started = performance.now();
     try {
-      const result = await retryTransient(
-        async () => {
-          try {
-            return await source.obtain({ account, provider, refreshToken, resource, scopes, signal });
-          } catch (err) {
-            // A refused answer that carried a rotated refresh token: store it before anything else is
-            // decided (the old one is already invalid), and use it for the next attempt.
-            const rotated = rescuedRefreshToken(err);
-            if (rotated !== undefined) {
-              refreshToken = rotated;
-              rescued = true;
-              const stored = await this.#writes.write(
-                accountId,
-                { ...current, refreshToken },
-                { release: false },
-              );
-              if (stored === 'pending') scope.keep = true;
-              this.#logger.warn(
-                { accountId, provider: provider.id },
-                'stored the rotated refresh token of a refused token response',
-              );
-            }
-            throw err;
-          }
-        },
+      const { result, refreshToken, rescued } = await obtainWithRetries(
+        source,
+        { account, provider, refreshToken: current.refreshToken ?? null, resource, scopes, signal },
         {
           ...this.#retry,
-          signal,
           now: this.#now,
-          onFailedAttempt: ({ error, attempt, retriesLeft }) =>
-            this.#logger.warn(
-              {
-                accountId,
-                provider: provider.id,
-                attempt,
-                retriesLeft,
-                code: codeOf(error),
-                message: error.message,
-              },
-              'token refresh attempt failed',
-            ),
+          onFailedAttempt: ({ error, attempt, retriesLeft }) => {
+            const code = codeOf(error);
+            const fields = {
+              accountId,
+              provider: provider.id,
+              attempt,
+              retriesLeft,
+              code,
+              message: error.message,
+            };
+            this.#logger.warn(fields, 'token refresh attempt failed');
+          },
+          onRotated: async (refreshToken) => {
+            const stored = await this.#writes.write(
+              accountId,
+              { ...current, refreshToken },
+              { release: false },
+            );
+            if (stored === 'pending') scope.keep = true;
+            const fields = { accountId, provider: provider.id };
+            this.#logger.warn(fields, 'stored the rotated refresh token of a refused token response');
+          },
         },
       );
       const issuedAt = this.#now();
-      const next = nextTokens(
-        current,
-        result.tokens,
-        result.scopes,
+      const next = nextTokens(current, resource, {
+        tokens: result.tokens,
+        grantedScopes: result.scopes,
         scopes,
-        resource,
         refreshToken,
         issuedAt,
-      );
+      });
       // The write releases the lease (one store call); a pending write keeps it.
       const written = await this.#writes.write(accountId, next, {
         ...(rescued ? {} : { basedOn: account }),
@@ -633,14 +523,8 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
     resource: string | undefined,
   ): Promise<void> {
     if (!(err instanceof MailboxAuthError) || signal.aborted) return;
-    let status: AccountStatus | undefined;
-    // A resource the user never consented to (Graph for an IMAP-consented account): the refresh token and
-    // the account's primary token still work, so the account keeps its status.
-    const consentOnly =
-      resource !== undefined && err instanceof ReauthorizationRequiredError && err.consentRequired;
-    if (err instanceof ReauthorizationRequiredError && !consentOnly) status = 'reauth_required';
-    else if (err.category === 'configuration') status = 'error';
-    if (RECORDED.has(err.code)) {
+    const { record, status, consentOnly } = failureEffect(err, resource);
+    if (record) {
       await this.#persistence
         .recordFailure(
           accountId,
@@ -655,33 +539,14 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
     this.#logger.warn({ accountId, provider, code: err.code, message: err.message }, 'token refresh failed');
     this.#emit('refreshFailed', { accountId, provider, error: err });
     if (err instanceof ReauthorizationRequiredError) {
+      const reason = err.message;
       this.#emit('reauthorizationRequired', {
         accountId,
         provider,
-        reason: err.message,
+        reason,
         ...(consentOnly ? { resource } : {}),
       });
     }
-  }
-
-  #breaker(providerId: string): CircuitBreaker | undefined {
-    if (this.#breakerOptions === false) return undefined;
-    let breaker = this.#breakers.get(providerId);
-    if (breaker === undefined) {
-      breaker = new CircuitBreaker(providerId, this.#breakerOptions, this.#now, (state: CircuitState) => {
-        this.#telemetry.circuit(providerId, state);
-        if (state === 'open') {
-          const retryAfterMs = this.#breakers.get(providerId)?.snapshot().retryAfterMs ?? 0;
-          this.#logger.error({ provider: providerId, retryAfterMs }, 'circuit open: refreshes fail fast');
-          this.#emit('circuitOpen', { provider: providerId, retryAfterMs });
-        } else if (state === 'closed') {
-          this.#logger.info({ provider: providerId }, 'circuit closed');
-          this.#emit('circuitClosed', { provider: providerId });
-        }
-      });
-      this.#breakers.set(providerId, breaker);
-    }
-    return breaker;
   }
 
   #emit<E extends keyof TokenRefresherEvents>(event: E, payload: TokenRefresherEvents[E]): void {
@@ -692,82 +557,4 @@ export class TokenRefresher extends TypedEvents<TokenRefresherEvents> {
   [inspect.custom](): string {
     return `TokenRefresher { holder: '${this.#holder}', cached: ${this.#cache.size}, inFlight: ${this.#flights.size} }`;
   }
-}
-
-/** The failures recorded on the account. */
-const RECORDED = new Set([
-  'ERR_TOKEN_REFRESH_FAILED',
-  'ERR_REAUTHORIZATION_REQUIRED',
-  'ERR_CONFIGURATION',
-  'ERR_PROVIDER_UNAVAILABLE',
-]);
-
-function checkStatus(account: MailboxAccount): void {
-  if (account.status === 'reauth_required' || account.status === 'revoked') {
-    throw new ReauthorizationRequiredError(
-      account.status === 'revoked'
-        ? 'The account was disconnected: connect the mailbox again'
-        : 'The refresh token was revoked or has expired: connect the mailbox again',
-      { accountId: account.id, providerId: account.provider },
-    );
-  }
-}
-
-/**
- * The token set to store after a refresh: the primary token, or the resource's beside the unchanged primary
- * one; either way the (possibly rotated) refresh token and every other resource's token are kept.
- */
-function nextTokens(
-  current: TokenSetInput,
-  obtained: import('../tokens/token-set.js').TokenSet,
-  grantedScopes: readonly string[] | undefined,
-  scopes: readonly string[] | undefined,
-  resource: string | undefined,
-  refreshToken: string | null,
-  issuedAt: number,
-): TokenSetInput {
-  const kept = obtained.refreshToken ?? refreshToken;
-  if (resource === undefined) {
-    return {
-      accessToken: obtained.accessToken,
-      refreshToken: kept,
-      idToken: obtained.idToken,
-      expiresAt: obtained.expiresAt,
-      issuedAt,
-      tokenType: obtained.tokenType,
-      resources: current.resources,
-    };
-  }
-  return {
-    ...current,
-    refreshToken: kept,
-    resources: {
-      ...current.resources,
-      [resource]: {
-        accessToken: obtained.accessToken,
-        expiresAt: obtained.expiresAt,
-        issuedAt,
-        scopes: grantedScopes ?? scopes ?? [],
-        tokenType: obtained.tokenType,
-      },
-    },
-  };
-}
-
-/** The scopes to refresh a resource's token with; a resource the provider lacks is the caller's mistake. */
-function resourceScopes(
-  provider: { readonly id: string; readonly resources?: OAuthProvider['resources'] },
-  resource: string | undefined,
-  accountId: string,
-): readonly string[] | undefined {
-  if (resource === undefined) return undefined;
-  const definition = provider.resources?.[resource];
-  if (definition === undefined) {
-    const known = Object.keys(provider.resources ?? {});
-    throw new InvalidArgumentError(
-      `The provider "${provider.id}" has no resource "${resource}" (${known.length === 0 ? 'it has none' : `it has: ${known.join(', ')}`})`,
-      { accountId, providerId: provider.id },
-    );
-  }
-  return definition.scopes;
 }

@@ -4,8 +4,10 @@
  * @module
  */
 
+import { rescuedRefreshToken } from '../providers/token-response.js';
 import type { OAuthProvider, ProviderTokenResult } from '../providers/types.js';
 import type { MailboxAccount } from '../tokens/account.js';
+import { type FailedAttempt, type RefreshRetryOptions, retryTransient } from './retry.js';
 
 /**
  * What a {@link TokenSource} is asked for: a new access token of `account` (or of one of its provider's
@@ -84,3 +86,48 @@ export const refreshTokenGrant: TokenSource = Object.freeze({
   obtain: ({ provider, refreshToken, scopes }: TokenRequest) =>
     provider.refresh(refreshToken as string, scopes === undefined ? {} : { scopes }),
 });
+
+/** What {@link obtainWithRetries} got: the source's answer and the refresh token it was obtained with. */
+export interface ObtainedTokens {
+  readonly result: ProviderTokenResult;
+  /** The refresh token of the successful request (a rotated one rescued from a refusal, or the one held). */
+  readonly refreshToken: string | null;
+  /** A refusal carried a rotated refresh token (stored by `onRotated` before the next attempt). */
+  readonly rescued: boolean;
+}
+
+/**
+ * Obtain a token from `source`, retrying transient failures (see {@link retryTransient}). A refused answer
+ * that carried a rotated refresh token (the old one is already invalid) is handed to `onRotated`, which
+ * stores it before anything else is decided, and the next attempt uses it.
+ * @internal
+ */
+export async function obtainWithRetries(
+  source: TokenSource,
+  request: TokenRequest,
+  options: Required<RefreshRetryOptions> & {
+    readonly now: () => number;
+    readonly onFailedAttempt: (failed: FailedAttempt) => void;
+    readonly onRotated: (refreshToken: string) => Promise<void>;
+  },
+): Promise<ObtainedTokens> {
+  let refreshToken = request.refreshToken;
+  let rescued = false;
+  const result = await retryTransient(
+    async () => {
+      try {
+        return await source.obtain({ ...request, refreshToken });
+      } catch (err) {
+        const rotated = rescuedRefreshToken(err);
+        if (rotated !== undefined) {
+          refreshToken = rotated;
+          rescued = true;
+          await options.onRotated(rotated);
+        }
+        throw err;
+      }
+    },
+    { ...options, signal: request.signal },
+  );
+  return { result, refreshToken, rescued };
+}

@@ -7,25 +7,8 @@ import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { postgresStore } from '../../src/postgres.js';
+import { recording } from '../support/recording.js';
 import { requireService } from '../support/services.js';
-
-/** The client, recording the text of every query. */
-function recording<T extends { query: (...args: never[]) => unknown }>(
-  client: T,
-): { client: T; texts: string[] } {
-  const texts: string[] = [];
-  const wrapped = new Proxy(client, {
-    get(target, name) {
-      const value = Reflect.get(target, name, target);
-      if (name !== 'query') return typeof value === 'function' ? value.bind(target) : value;
-      return (text: string, ...rest: unknown[]) => {
-        texts.push(text);
-        return (value as (...a: unknown[]) => unknown).call(target, text, ...rest);
-      };
-    },
-  });
-  return { client: wrapped, texts };
-}
 
 async function releaseTwice(store: ReturnType<typeof postgresStore>) {
   await store.migrate();

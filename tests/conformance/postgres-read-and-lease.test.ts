@@ -8,6 +8,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AccountRecordInput } from '../../src/index.js';
 import { POSTGRES_SCHEMA_VERSION, postgresMigrations, postgresStore } from '../../src/postgres.js';
+import { recording } from '../support/recording.js';
 import { requireService } from '../support/services.js';
 
 const DATABASE_URL = requireService('DATABASE_URL', 'PostgreSQL');
@@ -58,17 +59,7 @@ describe.skipIf(!DATABASE_URL)('readAndLease against a concurrent write-and-rele
       const schema = `om_${randomBytes(6).toString('hex')}`;
       schemas.push(schema);
       await migrateTo(pool, schema, version);
-      const texts: string[] = [];
-      const recorded = new Proxy(pool, {
-        get(target, name) {
-          const value = Reflect.get(target, name, target);
-          if (name !== 'query') return typeof value === 'function' ? value.bind(target) : value;
-          return (text: string, ...rest: unknown[]) => {
-            texts.push(text);
-            return (value as (...a: unknown[]) => unknown).call(target, text, ...rest);
-          };
-        },
-      });
+      const { client: recorded, texts } = recording(pool);
       const store = postgresStore({ client: recorded, schema, tablePrefix: '', now: () => now });
       expect(await store.migrate()).toBe(POSTGRES_SCHEMA_VERSION); // idempotent; it is what the test drops
       if (version < POSTGRES_SCHEMA_VERSION) {
@@ -133,17 +124,7 @@ describe.skipIf(!DATABASE_URL)('readAndLease batches of a refresh storm (DATABAS
 
   /** The store on `client`, with the text of every query it sends. */
   function recorded(client: pg.Pool, now: () => number) {
-    const texts: string[] = [];
-    const proxy = new Proxy(client, {
-      get(target, name) {
-        const value = Reflect.get(target, name, target);
-        if (name !== 'query') return typeof value === 'function' ? value.bind(target) : value;
-        return (text: string, ...rest: unknown[]) => {
-          texts.push(text);
-          return (value as (...a: unknown[]) => unknown).call(target, text, ...rest);
-        };
-      },
-    });
+    const { client: proxy, texts } = recording(client);
     return { store: postgresStore({ client: proxy, schema, tablePrefix: '', now }), texts };
   }
 
