@@ -134,6 +134,7 @@ export {
   type Lease,
   type LeasedRead,
   type ListOptions,
+  type MetadataValue,
   type PutAccountOptions,
   type ReadAndLeaseOptions,
 } from './store/account-store.js';

@@ -121,7 +121,24 @@ export interface AccountFilter {
   readonly status?: AccountStatus | readonly AccountStatus[];
   /** Only records whose `tokenExpiresAt` is set and earlier than this (epoch ms). */
   readonly expiresBefore?: number;
+  /**
+   * Only records whose metadata has each of these top-level keys with exactly this value (a string, a finite
+   * number, a boolean or `null`; a missing key matches nothing, not `null`), such as `{ role: 'booking' }` for
+   * a tenant's booking mailboxes. At most 16 keys.
+   */
+  readonly metadata?: Readonly<Record<string, MetadataValue>>;
 }
+
+/**
+ * A value {@link AccountFilter.metadata} compares a metadata key with.
+ *
+ * @example
+ * ```ts
+ * const role: MetadataValue = 'booking';
+ * await store.listAccounts({ owner: 'tenant-1', metadata: { role } });
+ * ```
+ */
+export type MetadataValue = string | number | boolean | null;
 
 /**
  * Paging of {@link AccountStore.listAccounts}.

@@ -602,6 +602,12 @@ export class PostgresStore implements contract.AccountStore, StateStore {
     if (f.provider !== undefined) add((p) => `provider = ${p}`, f.provider);
     if (f.owner !== undefined) add((p) => `owner = ${p}`, f.owner);
     if (f.expiresBefore !== undefined) add((p) => `token_expires_at < ${p}`, f.expiresBefore);
+    // Each key compared as jsonb (1 and 1.0 are equal, as in JavaScript); a missing key is NULL: no match.
+    for (const [key, value] of f.metadata ?? []) {
+      params.push(key);
+      const k = `$${params.length}`;
+      add((p) => `metadata -> ${k}::text = ${p}::jsonb`, JSON.stringify(value));
+    }
     if (f.statuses !== undefined) {
       const marks = f.statuses.map((s) => {
         params.push(s);

@@ -6,6 +6,7 @@ import {
   type AccountRecord,
   type AccountStatus,
   type ListOptions,
+  type MetadataValue,
 } from './account-store.js';
 import type { StoredState } from './state-store.js';
 
@@ -215,6 +216,8 @@ export interface NormalizedList {
   readonly statuses: readonly AccountStatus[] | undefined;
   /** Only records whose `tokenExpiresAt` is not `null` and earlier than this (epoch ms), or any. */
   readonly expiresBefore: number | undefined;
+  /** Only records whose metadata has each of these keys with exactly this value, or any. */
+  readonly metadata: readonly (readonly [key: string, value: MetadataValue])[] | undefined;
   /** The page starts after this account id (the cursor, decoded), or at the first id. */
   readonly after: string | undefined;
   /** At most this many records in the page. */
@@ -235,6 +238,7 @@ export function normalizeList(filter: AccountFilter = {}, options: ListOptions =
   if (filter.provider !== undefined) text(filter.provider, 'filter.provider', MAX_ID);
   if (filter.owner !== undefined) text(filter.owner, 'filter.owner', MAX_ID);
   if (filter.expiresBefore !== undefined) epoch(filter.expiresBefore, 'filter.expiresBefore', false);
+  const metadata = filter.metadata === undefined ? undefined : metadataFilter(filter.metadata);
   const limit = options.limit ?? DEFAULT_PAGE_SIZE;
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
     throw new InvalidArgumentError(`limit must be an integer from 1 to ${MAX_PAGE_SIZE}`);
@@ -244,9 +248,37 @@ export function normalizeList(filter: AccountFilter = {}, options: ListOptions =
     owner: filter.owner,
     statuses,
     expiresBefore: filter.expiresBefore,
+    metadata,
     after: options.cursor == null ? undefined : decodeCursor(options.cursor),
     limit,
   };
+}
+
+/** The most keys a metadata filter compares. */
+const MAX_METADATA_FILTER_KEYS = 16;
+
+function metadataFilter(metadata: unknown): [string, MetadataValue][] {
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+    throw new InvalidArgumentError('filter.metadata must be an object of keys and values');
+  }
+  const entries = Object.entries(metadata);
+  if (entries.length > MAX_METADATA_FILTER_KEYS) {
+    throw new InvalidArgumentError(`filter.metadata compares at most ${MAX_METADATA_FILTER_KEYS} keys`);
+  }
+  for (const [key, value] of entries) {
+    text(key, 'filter.metadata key', MAX_ID);
+    const scalar =
+      value === null ||
+      typeof value === 'boolean' ||
+      (typeof value === 'string' && value.length <= 1024) ||
+      (typeof value === 'number' && Number.isFinite(value));
+    if (!scalar) {
+      throw new InvalidArgumentError(
+        'filter.metadata values must be strings (at most 1024 characters), finite numbers, booleans or null',
+      );
+    }
+  }
+  return entries as [string, MetadataValue][];
 }
 
 /** Encode the id a page ended on. @internal */
@@ -274,7 +306,11 @@ export function matchesFilter(record: AccountRecord, f: NormalizedList): boolean
     (f.owner === undefined || record.owner === f.owner) &&
     (f.statuses === undefined || f.statuses.includes(record.status)) &&
     (f.expiresBefore === undefined ||
-      (record.tokenExpiresAt !== null && record.tokenExpiresAt < f.expiresBefore))
+      (record.tokenExpiresAt !== null && record.tokenExpiresAt < f.expiresBefore)) &&
+    (f.metadata === undefined ||
+      f.metadata.every(
+        ([key, value]) => Object.hasOwn(record.metadata, key) && record.metadata[key] === value,
+      ))
   );
 }
 

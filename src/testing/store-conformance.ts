@@ -531,6 +531,65 @@ const accountCases: [string, (store: Store, target: ConformanceTarget) => Promis
     },
   ],
   [
+    'filters by metadata values (a tenant’s mailbox roles), across pages; a bad metadata filter is refused',
+    async (store) => {
+      const put = (owner: string, metadata: AccountRecord['metadata']) =>
+        store.putAccount(newRecord({ owner, metadata }), { expectedVersion: null }).then((r) => r.id);
+      const booking = [
+        await put('t1', { role: 'booking', tier: 2, vip: true }),
+        await put('t1', { role: 'booking', tier: 1, note: null }),
+        await put('t1', { role: 'booking', tier: 2.0, vip: false }),
+      ];
+      const stopsale = await put('t1', { role: 'stopsale', tier: 2 });
+      const other = await put('t2', { role: 'booking' });
+      await put('t1', { roles: ['booking'] }); // an array holding the value is not the value
+      await put('t1', {});
+      const ids = async (filter: Parameters<AccountStore['listAccounts']>[0]) => {
+        const seen: string[] = [];
+        let cursor: string | null = null;
+        do {
+          const page: Awaited<ReturnType<AccountStore['listAccounts']>> = await store.listAccounts(filter, {
+            cursor,
+            limit: 2,
+          });
+          seen.push(...page.records.map((r) => r.id));
+          cursor = page.nextCursor;
+        } while (cursor !== null);
+        return seen;
+      };
+      const sorted = (list: string[]) => [...list].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+      equal(await ids({ owner: 't1', metadata: { role: 'booking' } }), sorted(booking));
+      equal(await ids({ metadata: { role: 'booking' } }), sorted([...booking, other]));
+      equal(await ids({ metadata: { role: 'stopsale' } }), [stopsale]);
+      equal(
+        await ids({ metadata: { role: 'booking', tier: 2 } }),
+        sorted([booking[0], booking[2]] as string[]),
+      );
+      equal(await ids({ metadata: { vip: true } }), [booking[0]]);
+      equal(await ids({ metadata: { vip: false } }), [booking[2]]);
+      equal(await ids({ metadata: { note: null } }), [booking[1]]); // a missing key is not null
+      equal(await ids({ metadata: { role: 'Booking' } }), []);
+      equal(await ids({ metadata: { tier: '2' } }), []); // a string is not a number
+      equal(await ids({ metadata: {} }), (await ids({})) as string[]);
+      for (const metadata of [
+        'booking',
+        null,
+        ['role'],
+        { role: { nested: true } },
+        { role: ['booking'] },
+        { tier: Number.NaN },
+        { role: 'x'.repeat(1025) },
+        Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, i])),
+      ]) {
+        await rejectsWith(
+          store.listAccounts({ metadata } as never),
+          InvalidArgumentError,
+          `metadata filter ${JSON.stringify(metadata)?.slice(0, 40)}`,
+        );
+      }
+    },
+  ],
+  [
     'pages with an opaque cursor, visiting every record exactly once',
     async (store) => {
       const created: string[] = [];
