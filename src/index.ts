@@ -79,7 +79,12 @@ export {
   type TransportDefinition,
   type WatchRun,
 } from './mail/transport.js';
-export { createMailboxAuth, type MailboxAuth, type MailboxAuthOptions } from './mailbox-auth.js';
+export {
+  createMailboxAuth,
+  type MailboxAuth,
+  type MailboxAuthEvents,
+  type MailboxAuthOptions,
+} from './mailbox-auth.js';
 export {
   type AccountHealth,
   accountHealth,

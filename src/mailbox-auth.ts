@@ -114,10 +114,19 @@ export interface MailboxAuth {
    * resources (see {@link TokenRefresher.getAccessToken}).
    */
   getAccessToken(accountId: string, options?: GetAccessTokenOptions): Promise<AccessToken>;
-  /** Listen to refresher events (`refreshed`, `refreshFailed`, `reauthorizationRequired`, `circuitOpen`, `circuitClosed`). */
-  on<E extends keyof TokenRefresherEvents>(
+  /**
+   * Listen to the refresher's events (`refreshed`, `refreshFailed`, `reauthorizationRequired`, `circuitOpen`,
+   * `circuitClosed`) and the flow's (`connected` after `completeAuthorization`, `disconnected` after
+   * `disconnect`). A listener that throws is logged and does not fail the call that emitted.
+   */
+  on<E extends keyof MailboxAuthEvents>(
     event: E,
-    listener: (payload: TokenRefresherEvents[E]) => void,
+    listener: (payload: MailboxAuthEvents[E]) => void,
+  ): MailboxAuth;
+  /** Stop listening. */
+  off<E extends keyof MailboxAuthEvents>(
+    event: E,
+    listener: (payload: MailboxAuthEvents[E]) => void,
   ): MailboxAuth;
   /** A logged-in IMAP client for the account (see {@link connectImap}). */
   connectImap(accountId: string, options?: MailConnectOptions): Promise<ImapFlow>;
@@ -174,6 +183,22 @@ export interface MailboxAuth {
 }
 
 /**
+ * Events of {@link MailboxAuth}: the refresher's and the authorization flow's.
+ *
+ * @example
+ * ```ts
+ * auth.on('connected', ({ accountId, created }: MailboxAuthEvents['connected']) => {
+ *   orchestrator.add(accountId);
+ *   if (created) void initialSync(accountId);
+ * });
+ * auth.on('disconnected', ({ accountId }) => orchestrator.remove(accountId));
+ * ```
+ */
+export type MailboxAuthEvents = TokenRefresherEvents & authorization.AuthorizationFlowEvents;
+
+const FLOW_EVENTS: ReadonlySet<string> = new Set(['connected', 'disconnected']);
+
+/**
  * Wire providers, a store and a cipher into one object for the host's routes.
  *
  * @example
@@ -226,6 +251,7 @@ export function createMailboxAuth(options: MailboxAuthOptions): MailboxAuth {
   const flow = new AuthorizationFlow({
     registry,
     persistence,
+    ...(options.refresh?.logger === undefined ? {} : { logger: options.refresh.logger }),
     states: options.store,
     cipher: options.cipher,
     ...(options.stateTtlMs === undefined ? {} : { stateTtlMs: options.stateTtlMs }),
@@ -265,7 +291,13 @@ export function createMailboxAuth(options: MailboxAuthOptions): MailboxAuth {
     accountHealth: (accountId) => accountHealth(persistence, accountId),
     rotateKeys: (rotate) => rotateKeys(persistence, rotate),
     on: (event, listener) => {
-      refresher.on(event, listener);
+      if (FLOW_EVENTS.has(event)) flow.on(event as 'connected', listener as never);
+      else refresher.on(event as keyof TokenRefresherEvents, listener as never);
+      return auth;
+    },
+    off: (event, listener) => {
+      if (FLOW_EVENTS.has(event)) flow.off(event as 'connected', listener as never);
+      else refresher.off(event as keyof TokenRefresherEvents, listener as never);
       return auth;
     },
     listProviders: () => registry.list(),
@@ -304,6 +336,7 @@ export function createMailboxAuth(options: MailboxAuthOptions): MailboxAuth {
   lifecycle.guard(auth, {
     getAccessToken: 'async',
     on: 'sync',
+    off: 'sync',
     connectImap: 1,
     createSmtpTransport: 1,
     mailbox: 'adopt',

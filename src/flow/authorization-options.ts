@@ -5,6 +5,7 @@
 
 import type { Cipher } from '../crypto/cipher.js';
 import type { MailboxAuthError } from '../errors.js';
+import type { Logger } from '../logger.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { JsonValue } from '../store/account-store.js';
 import type { StateStore } from '../store/state-store.js';
@@ -50,6 +51,8 @@ export interface AuthorizationFlowOptions {
   readonly now?: () => number;
   /** Where the code exchange's span goes (see `docs/operations.md`). @default the global OpenTelemetry providers */
   readonly telemetry?: TelemetryOptions;
+  /** Where a throwing event listener is reported (the flow goes on). @default silent */
+  readonly logger?: Logger;
 }
 
 /**
@@ -141,4 +144,47 @@ export interface DisconnectResult {
   readonly revocationError: MailboxAuthError | undefined;
   /** `true` if the local account was deleted. */
   readonly deleted: boolean;
+}
+
+/**
+ * Events of {@link AuthorizationFlow} (and of `auth.on`): a mailbox connected or disconnected, from any
+ * route of this process. No secret is in them.
+ *
+ * @example
+ * ```ts
+ * auth.on('connected', ({ accountId, created }: AuthorizationFlowEvents['connected']) => {
+ *   orchestrator.add(accountId);
+ *   if (created) void initialSync(accountId);
+ * });
+ * ```
+ */
+export interface AuthorizationFlowEvents {
+  /** A mailbox was connected (`completeAuthorization`), or reconnected (`created: false`, same account id). */
+  connected: {
+    /** The account. */
+    readonly accountId: string;
+    /** Its provider id. */
+    readonly provider: string;
+    /** Its owner. */
+    readonly owner: string;
+    /** The mailbox address. */
+    readonly email: string;
+    /** The account's metadata, as stored. */
+    readonly metadata: MailboxAccount['metadata'];
+    /** `false` when an already connected mailbox was reconnected. */
+    readonly created: boolean;
+  };
+  /** A mailbox was disconnected (`disconnect`): its account is deleted. */
+  disconnected: {
+    /** The account. */
+    readonly accountId: string;
+    /** Its provider id. */
+    readonly provider: string;
+    /** Its owner. */
+    readonly owner: string;
+    /** The account's metadata, as it was. */
+    readonly metadata: MailboxAccount['metadata'];
+    /** `true` if the provider revoked the token. */
+    readonly revoked: boolean;
+  };
 }

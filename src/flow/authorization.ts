@@ -17,14 +17,18 @@ import {
   StorageError,
   TokenExchangeError,
 } from '../errors.js';
+import { TypedEvents } from '../events.js';
 import { integerOption } from '../internal/options.js';
+import { type Logger, silentLogger } from '../logger.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { StateStore } from '../store/state-store.js';
 import { codeExchangeSpanAttributes } from '../telemetry/attributes.js';
 import { SPANS } from '../telemetry/names.js';
 import { type Telemetry, telemetryFrom } from '../telemetry/telemetry.js';
+import type { MailboxAccount } from '../tokens/account.js';
 import type { TokenPersistence } from '../tokens/persistence.js';
 import type {
+  AuthorizationFlowEvents,
   AuthorizationFlowOptions,
   CompleteAuthorizationOptions,
   CompletedAuthorization,
@@ -61,7 +65,7 @@ function text(value: unknown, name: string, max = 255): string {
  * const { account } = await flow.completeAuthorization(req.params.provider, fullUrl(req), { owner: req.user.id });
  * ```
  */
-export class AuthorizationFlow {
+export class AuthorizationFlow extends TypedEvents<AuthorizationFlowEvents> {
   readonly #registry: ProviderRegistry;
   readonly #persistence: TokenPersistence;
   readonly #states: StateStore;
@@ -72,8 +76,10 @@ export class AuthorizationFlow {
   readonly #returnOrigins: ReadonlySet<string>;
   readonly #now: () => number;
   readonly #telemetry: Telemetry;
+  readonly #logger: Logger;
 
   constructor(options: AuthorizationFlowOptions) {
+    super();
     const { registry, persistence, states, cipher } = options ?? ({} as AuthorizationFlowOptions);
     if (typeof registry?.get !== 'function')
       throw new ConfigurationError('AuthorizationFlow: registry is required');
@@ -101,6 +107,7 @@ export class AuthorizationFlow {
     if (total !== undefined) integerOption(total, max, max, 10_000_000, refuse('maxPendingTotal', range));
     this.#maxTotal = total;
     this.#telemetry = telemetryFrom(options.telemetry);
+    this.#logger = options.logger ?? silentLogger;
     this.#returnOrigins = new Set(
       (options.allowedReturnOrigins ?? []).map((origin) => {
         try {
@@ -281,6 +288,14 @@ export class AuthorizationFlow {
       },
       ...(payload.metadata === null ? {} : { metadata: payload.metadata }),
     });
+    this.emitTo(this.#logger, 'connected', {
+      accountId: account.id,
+      provider: account.provider,
+      owner: account.owner,
+      email: account.email,
+      metadata: account.metadata,
+      created,
+    });
     return { account, created, returnTo: payload.returnTo ?? undefined };
   }
 
@@ -295,8 +310,10 @@ export class AuthorizationFlow {
   ): Promise<DisconnectResult> {
     let revoked = false;
     let revocationError: MailboxAuthError | undefined;
+    let known: MailboxAccount | undefined;
     try {
       const { account, tokens } = await this.#persistence.load(accountId);
+      known = account;
       const token = tokens?.refreshToken ?? tokens?.accessToken;
       if (token !== undefined) {
         revoked = await this.#registry
@@ -309,7 +326,13 @@ export class AuthorizationFlow {
       if (err.code === 'ERR_ACCOUNT_NOT_FOUND' || err.code === 'ERR_STORAGE') throw err;
       revocationError = err;
     }
+    // The tokens could not be read (a key no longer configured, say): the account itself still can.
+    known ??= await this.#persistence.getAccount(accountId).catch(() => undefined);
     const deleted = await this.#persistence.deleteAccount(accountId);
+    if (deleted && known !== undefined) {
+      const { provider, owner, metadata } = known;
+      this.emitTo(this.#logger, 'disconnected', { accountId, provider, owner, metadata, revoked });
+    }
     return { accountId, revoked, revocationError, deleted };
   }
 
