@@ -130,6 +130,15 @@ export interface WatchOptions {
   readonly sinceUid?: number;
   /** Resume from a {@link Watcher.cursor} of an earlier watch with the same transport. */
   readonly cursor?: string;
+  /**
+   * Keep the watch position in the store (per account, transport and folder): saved each time it moves,
+   * after your callback resolved for the messages before it, and read when a watch starts without `cursor`
+   * or `sinceUid`. So a restarted process, or another instance taking the account over, resumes where the
+   * last watch stopped instead of "from now" (see the delivery guarantee in `docs/mail.md`). Without a
+   * store that keeps positions (the built-in stores do), the position lives only in this process.
+   * @default true
+   */
+  readonly saveCursor?: boolean;
 }
 
 /**

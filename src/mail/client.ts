@@ -26,6 +26,7 @@ import type { MailContext } from './context.js';
 import type { MailMessage, SentMail } from './message.js';
 import type { MailTransportDriver, TransportDefinition, WatchRun } from './transport.js';
 import { transportTable } from './transports.js';
+import { CursorKeeper } from './watch-cursor.js';
 import { runWatchLoop } from './watch-loop.js';
 
 /**
@@ -232,9 +233,11 @@ export class MailboxClient extends TypedEvents<MailboxClientEvents> {
   }
 
   /**
-   * Watch a mailbox and call `onNewMessage` for every message that arrives, in order, once per watch
-   * (messages present before the watch started are not delivered). IMAP keeps a connection in IDLE; the
-   * APIs poll (`api.pollIntervalMs`: Gmail `history.list`, Graph delta). One watch per client.
+   * Watch a mailbox and call `onNewMessage` for every message that arrives, in order, once per watch. The
+   * watch starts where the last watch of this account, transport and folder stopped, as saved in the store
+   * (`saveCursor`, on by default), or at `cursor`; the first watch ever starts from now (messages present
+   * before it are not delivered). IMAP keeps a connection in IDLE; the APIs poll (`api.pollIntervalMs`:
+   * Gmail `history.list`, Graph delta). One watch per client.
    */
   watch(onNewMessage: (message: MailMessage) => void | Promise<void>, options: WatchOptions = {}): Watcher {
     if (typeof onNewMessage !== 'function') throw new InvalidArgumentError('onNewMessage must be a function');
@@ -244,11 +247,33 @@ export class MailboxClient extends TypedEvents<MailboxClientEvents> {
       throw new InvalidArgumentError('sinceUid must be a non-negative integer');
     if (options.cursor !== undefined && (typeof options.cursor !== 'string' || options.cursor.length === 0))
       throw new InvalidArgumentError('cursor must be a non-empty string (a watcher.cursor)');
+    if (options.saveCursor !== undefined && typeof options.saveCursor !== 'boolean')
+      throw new InvalidArgumentError('saveCursor must be a boolean');
     const controller = new AbortController();
-    const cursor = options.cursor ?? (options.sinceUid === undefined ? undefined : String(options.sinceUid));
+    let cursor = options.cursor ?? (options.sinceUid === undefined ? undefined : String(options.sinceUid));
+    const keeper =
+      options.saveCursor === false
+        ? undefined
+        : new CursorKeeper(this.#context.persistence, {
+            accountId: this.accountId,
+            saveFailed: (err) => {
+              this.#health.failure(err);
+              this.#logger.warn(
+                { accountId: this.accountId, code: (err as { code?: string }).code },
+                'could not save the watch position (the watch goes on; a crash now delivers again)',
+              );
+            },
+          });
     const run: WatchRun = {
       mailbox: options.mailbox,
-      cursor,
+      get cursor() {
+        return cursor;
+      },
+      set cursor(value: string | undefined) {
+        if (value === cursor) return;
+        cursor = value;
+        if (value !== undefined) keeper?.save(value);
+      },
       signal: controller.signal,
       deliver: async (message) => {
         await onNewMessage(message);
@@ -262,7 +287,12 @@ export class MailboxClient extends TypedEvents<MailboxClientEvents> {
     const ready = new Promise<void>((resolve) => {
       markReady = resolve;
     });
-    const done = this.#watch(run, markReady).finally(() => {
+    const done = this.#watch(
+      run,
+      markReady,
+      keeper,
+      options.cursor !== undefined || options.sinceUid !== undefined,
+    ).finally(() => {
       markReady();
       this.#watcher = undefined;
     });
@@ -348,7 +378,12 @@ export class MailboxClient extends TypedEvents<MailboxClientEvents> {
   }
 
   /** The watch loop (see `watch-loop.ts`), over this client's transport, events and health. */
-  #watch(run: WatchRun, onFirstReady: () => void): Promise<void> {
+  #watch(
+    run: WatchRun,
+    onFirstReady: () => void,
+    keeper: CursorKeeper | undefined,
+    given: boolean,
+  ): Promise<void> {
     return runWatchLoop(
       {
         accountId: this.accountId,
@@ -367,6 +402,7 @@ export class MailboxClient extends TypedEvents<MailboxClientEvents> {
       },
       run,
       onFirstReady,
+      keeper?.enabled === true ? { keeper, given } : undefined,
     );
   }
 

@@ -316,7 +316,14 @@ export class WatchOrchestrator {
         async (message) => {
           await this.#options.onMessage(entry.accountId, message);
         },
-        { mailbox: entry.mailbox, ...(entry.cursor === undefined ? {} : { cursor: entry.cursor }) },
+        {
+          mailbox: entry.mailbox,
+          // The store's position is the newest (another instance may have watched since this one stopped);
+          // this instance's own is the fallback of a store that keeps none.
+          ...(entry.cursor === undefined || this.#context.persistence.keepsWatchCursors
+            ? {}
+            : { cursor: entry.cursor }),
+        },
       );
       entry.watcher = watcher;
       entry.state = 'watching';

@@ -13,6 +13,7 @@ import { pause } from '../internal/timers.js';
 import type { Logger } from '../logger.js';
 import type { MailboxClientEvents } from './client-options.js';
 import type { MailTransportDriver, WatchRun } from './transport.js';
+import type { CursorKeeper } from './watch-cursor.js';
 
 /** What the loop needs from its client. @internal */
 export interface WatchLoopHost {
@@ -35,8 +36,29 @@ export async function runWatchLoop(
   host: WatchLoopHost,
   run: WatchRun,
   onFirstReady: () => void,
+  saved?: {
+    /** Keeps the position in the store. */
+    readonly keeper: CursorKeeper;
+    /** The watch was given its starting position (`cursor`, `sinceUid`): the stored one is not read. */
+    readonly given: boolean;
+  },
+): Promise<void> {
+  try {
+    await loop(host, run, onFirstReady, saved);
+  } finally {
+    // The last positions reach the store before the watch is reported stopped.
+    await saved?.keeper.flush();
+  }
+}
+
+async function loop(
+  host: WatchLoopHost,
+  run: WatchRun,
+  onFirstReady: () => void,
+  saved: { readonly keeper: CursorKeeper; readonly given: boolean } | undefined,
 ): Promise<void> {
   const { signal } = run;
+  let loaded = saved === undefined;
   const { accountId, logger } = host;
   const backoff = new Backoff(host.reconnect);
   let reason: 'token' | 'drop' | undefined;
@@ -53,7 +75,15 @@ export async function runWatchLoop(
   };
   while (!signal.aborted) {
     try {
-      const outcome = await (await host.driver()).watchSession(run);
+      const driver = await host.driver();
+      if (!loaded && saved !== undefined) {
+        // Where a previous watch of this transport and folder stopped (another instance's, or before a
+        // restart); a watch given a position starts there and saves from there.
+        const stored = await saved.keeper.load(cursorKey(driver.name, run.mailbox));
+        if (!saved.given && stored !== null) run.cursor = stored;
+        loaded = true;
+      }
+      const outcome = await driver.watchSession(run);
       if (outcome === 'renew') reason = 'token';
     } catch (err) {
       if (signal.aborted) break;
@@ -74,4 +104,14 @@ export async function runWatchLoop(
       await pause(Math.max(backoff.next(), typeof retryAfterMs === 'number' ? retryAfterMs : 0), signal);
     }
   }
+}
+
+/**
+ * The key of a watch position: the transport and the folder, the inbox spelled `INBOX` whatever the case
+ * (IMAP, Gmail and Graph all name it so; a watch without a folder watches it).
+ * @internal
+ */
+export function cursorKey(transport: string, mailbox: string | undefined): string {
+  const folder = mailbox === undefined || mailbox.toUpperCase() === 'INBOX' ? 'INBOX' : mailbox;
+  return `${transport}:${folder}`;
 }

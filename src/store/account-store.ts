@@ -422,4 +422,17 @@ export interface AccountStore {
    * are woken by it instead of polling; without it they poll.
    */
   watchAccounts?(listener: (change: AccountChange) => void): Promise<AccountWatch>;
+  /**
+   * Optional: the watch position saved for the account under `key` (a transport and a folder, such as
+   * `imap:INBOX` or `graph:inbox`), or `null` when none was saved. Watchers resume from it after a restart
+   * or a takeover; without this method and {@link AccountStore.putWatchCursor} a watch position lives only
+   * in the process. Check the arguments with `storeInput.assertWatchCursorKey`.
+   */
+  getWatchCursor?(accountId: string, key: string): Promise<string | null>;
+  /**
+   * Optional: save the account's watch position under `key` (at most 16 KiB of text), replacing the one
+   * saved; `false` (and nothing saved) when no account has this id. Positions are deleted with their
+   * account. Check the arguments with `storeInput.assertWatchCursor`.
+   */
+  putWatchCursor?(accountId: string, key: string, cursor: string): Promise<boolean>;
 }

@@ -53,6 +53,8 @@ export class MemoryStore implements contract.AccountStore, StateStore {
   readonly #sortedIds = new SortedIds();
   readonly #identities = new Map<string, string>();
   readonly #leases = new Map<string, contract.Lease>();
+  /** Watch positions per account, by key. */
+  readonly #cursors = new Map<string, Map<string, string>>();
   readonly #states = new Map<string, StoredState>();
   readonly #statesByOwner = new Map<string, Set<string>>();
   readonly #now: () => number;
@@ -152,6 +154,7 @@ export class MemoryStore implements contract.AccountStore, StateStore {
     this.#sortedIds.delete(id);
     this.#identities.delete(input.identityKey(existing));
     this.#leases.delete(id);
+    this.#cursors.delete(id);
     this.#emit({ kind: 'deleted', id });
     return true;
   }
@@ -192,6 +195,23 @@ export class MemoryStore implements contract.AccountStore, StateStore {
     if (!due) return { record, lease: null, busy: false };
     const lease = this.#lease(id, holder, ttlMs);
     return { record, lease, busy: lease === null };
+  }
+
+  async getWatchCursor(accountId: string, key: string): Promise<string | null> {
+    input.assertWatchCursorKey(accountId, key);
+    return this.#cursors.get(accountId)?.get(key) ?? null;
+  }
+
+  async putWatchCursor(accountId: string, key: string, cursor: string): Promise<boolean> {
+    input.assertWatchCursor(accountId, key, cursor);
+    if (!this.#accounts.has(accountId)) return false;
+    let cursors = this.#cursors.get(accountId);
+    if (cursors === undefined) {
+      cursors = new Map();
+      this.#cursors.set(accountId, cursors);
+    }
+    cursors.set(key, cursor);
+    return true;
   }
 
   async acquireLease(id: string, holder: string, ttlMs: number): Promise<contract.Lease | null> {

@@ -109,7 +109,7 @@ const IDENT = /^[a-z_][a-z0-9_]{0,40}$/;
  * if ((await store.migrate()) !== POSTGRES_SCHEMA_VERSION) throw new Error('unexpected schema');
  * ```
  */
-export const POSTGRES_SCHEMA_VERSION = 3;
+export const POSTGRES_SCHEMA_VERSION = 4;
 
 /**
  * The SQL of each schema version, for hosts that run their own migrations. `{schema}` and `{prefix}` are
@@ -193,6 +193,19 @@ export function postgresMigrations(
       // snapshot for each statement in READ COMMITTED: the read sees what was committed before the lease.
       version: 3,
       statements: [readAndLeaseFunction(t('read_and_lease'), t('accounts'), t('leases'))],
+    },
+    {
+      // Watch positions per account and key (transport and folder), deleted with their account.
+      version: 4,
+      statements: [
+        `CREATE TABLE IF NOT EXISTS ${t('watch_cursors')} (
+          account_id text NOT NULL REFERENCES ${t('accounts')} (id) ON DELETE CASCADE,
+          key text NOT NULL,
+          cursor text NOT NULL,
+          updated_at bigint NOT NULL,
+          PRIMARY KEY (account_id, key)
+        )`,
+      ],
     },
   ];
 }
@@ -334,6 +347,7 @@ export class PostgresStore implements contract.AccountStore, StateStore {
   readonly #reads: ReadBatcher;
   readonly #leases: string;
   readonly #states: string;
+  readonly #cursors: string;
   readonly #migrations: string;
   /** The notification channel of this schema and prefix (a LISTEN identifier and a pg_notify literal). */
   readonly #channel: string;
@@ -365,6 +379,7 @@ export class PostgresStore implements contract.AccountStore, StateStore {
       this.#now,
     );
     this.#states = t('states');
+    this.#cursors = t('watch_cursors');
     this.#migrations = t('migrations');
     this.#channel = changeChannel(schema, prefix);
   }
@@ -755,6 +770,34 @@ export class PostgresStore implements contract.AccountStore, StateStore {
       [id, holder, now + ttlMs, now, dueBefore],
     );
     return leasedRead(rows[0] as LeasedRow | undefined, holder);
+  }
+
+  async getWatchCursor(accountId: string, key: string): Promise<string | null> {
+    input.assertWatchCursorKey(accountId, key);
+    const { rows } = await this.#query(
+      'getWatchCursor',
+      `SELECT cursor FROM ${this.#cursors} WHERE account_id = $1 AND key = $2`,
+      [accountId, key],
+    );
+    return (rows[0] as { cursor: string } | undefined)?.cursor ?? null;
+  }
+
+  async putWatchCursor(accountId: string, key: string, cursor: string): Promise<boolean> {
+    input.assertWatchCursor(accountId, key, cursor);
+    try {
+      const { rows } = await this.#client.query(
+        `INSERT INTO ${this.#cursors} (account_id, key, cursor, updated_at)
+         SELECT id, $2, $3, $4 FROM ${this.#accounts} WHERE id = $1
+         ON CONFLICT (account_id, key) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = EXCLUDED.updated_at
+         RETURNING 1 AS saved`,
+        [accountId, key, cursor, this.#now()],
+      );
+      return rows.length > 0;
+    } catch (cause) {
+      // 23503 foreign_key_violation: the account was deleted while the position was being saved.
+      if ((cause as { code?: unknown } | null)?.code === '23503') return false;
+      return this.#run('putWatchCursor', () => Promise.reject(cause));
+    }
   }
 
   async acquireLease(id: string, holder: string, ttlMs: number): Promise<contract.Lease | null> {

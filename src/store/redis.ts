@@ -175,14 +175,14 @@ redis.call('PUBLISH', ARGV[10], '{"kind":"written","id":' .. cjson.encode(ARGV[1
 return {'ok', ARGV[4]}
 `;
 
-// KEYS[1] account hash, KEYS[2] ids zset, KEYS[3] lease, KEYS[4..10] indexes; ARGV[1] id, ARGV[2] expected
-// version ('' = any), ARGV[3] change channel
+// KEYS[1] account hash, KEYS[2] ids zset, KEYS[3] lease, KEYS[4..10] indexes, KEYS[11] watch positions;
+// ARGV[1] id, ARGV[2] expected version ('' = any), ARGV[3] change channel
 const DELETE = `${INDEXING}
 local current = redis.call('HGET', KEYS[1], 'version')
 if ARGV[2] ~= '' and current ~= ARGV[2] then return {'conflict', current or ''} end
 if not current then return {'missing', ''} end
 local json = redis.call('HGET', KEYS[1], 'json')
-redis.call('DEL', KEYS[1], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[11])
 redis.call('ZREM', KEYS[2], ARGV[1])
 unindex(4, ARGV[1])
 redis.call('PUBLISH', ARGV[3], '{"kind":"deleted","id":' .. cjson.encode(ARGV[1]) .. '}')
@@ -285,6 +285,13 @@ return {
   redis.call('ZCOUNT', KEYS[7], ARGV[3], '+inf'),
   redis.call('SCARD', KEYS[8])
 }
+`;
+
+// KEYS[1] account hash, KEYS[2] its watch positions (a hash by key); ARGV[1] key, ARGV[2] position
+const PUT_CURSOR = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
 `;
 
 // KEYS[1] lease; ARGV[1] holder, ARGV[2] ttl ms
@@ -407,6 +414,9 @@ export class RedisStore implements contract.AccountStore, StateStore {
   }
   #lease(id: string) {
     return `${this.#p}lease:${id}`;
+  }
+  #cursors(id: string) {
+    return `${this.#p}cursors:${id}`;
   }
   get #ids() {
     return `${this.#p}ids`;
@@ -548,7 +558,7 @@ export class RedisStore implements contract.AccountStore, StateStore {
     const [outcome, detail] = (await this.#script(
       'deleteAccount',
       DELETE,
-      [this.#account(id), this.#ids, this.#lease(id), ...this.#indexes],
+      [this.#account(id), this.#ids, this.#lease(id), ...this.#indexes, this.#cursors(id)],
       [id, options.expectedVersion === undefined ? '' : String(options.expectedVersion), this.#channel],
     )) as [string, string];
     if (outcome === 'conflict') {
@@ -566,6 +576,22 @@ export class RedisStore implements contract.AccountStore, StateStore {
     const record = JSON.parse(detail) as contract.AccountRecord;
     await this.#script('deleteAccount', RELEASE, [this.#identity(record)], [id]);
     return true;
+  }
+
+  async getWatchCursor(accountId: string, key: string): Promise<string | null> {
+    input.assertWatchCursorKey(accountId, key);
+    return this.#run('getWatchCursor', () => this.#client.hget(this.#cursors(accountId), key));
+  }
+
+  async putWatchCursor(accountId: string, key: string, cursor: string): Promise<boolean> {
+    input.assertWatchCursor(accountId, key, cursor);
+    const saved = await this.#script(
+      'putWatchCursor',
+      PUT_CURSOR,
+      [this.#account(accountId), this.#cursors(accountId)],
+      [key, cursor],
+    );
+    return Number(saved) === 1;
   }
 
   async listAccounts(

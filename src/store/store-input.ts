@@ -14,6 +14,8 @@ import {
   assertIdentity,
   assertStateInput,
   assertTtl,
+  assertWatchCursor,
+  assertWatchCursorKey,
   checkPutAccount,
   checkReadAndLease,
   DEFAULT_PAGE_SIZE,
@@ -121,6 +123,17 @@ export interface StoreInput {
    * agree with; the conformance suite compares a store's answer to it).
    */
   tallyAccounts(records: Iterable<AccountRecord>, query: AccountCountQuery): AccountCounts;
+  /**
+   * Check the arguments of the optional `getWatchCursor`: the account id and the key, each as
+   * {@link StoreInput.assertId}.
+   */
+  assertWatchCursorKey(accountId: unknown, key: unknown): asserts key is string;
+  /**
+   * Check the arguments of the optional `putWatchCursor`: the account id and key (as
+   * {@link StoreInput.assertWatchCursorKey}) and the position, a non-empty string of at most 16,384
+   * characters without control characters.
+   */
+  assertWatchCursor(accountId: unknown, key: unknown, cursor: unknown): asserts cursor is string;
   /** The largest `limit` of `listAccounts` (1000). */
   readonly maxPageSize: number;
   /** The `limit` of `listAccounts` when none is given (100). */
@@ -167,6 +180,8 @@ export const storeInput: StoreInput = Object.freeze({
   identityKey,
   checkCountQuery,
   tallyAccounts,
+  assertWatchCursorKey,
+  assertWatchCursor,
   maxPageSize: MAX_PAGE_SIZE,
   defaultPageSize: DEFAULT_PAGE_SIZE,
 });

@@ -147,6 +147,25 @@ export function assertId(id: unknown, name = 'id'): asserts id is string {
   text(id, name, MAX_ID);
 }
 
+/** The longest watch position a store keeps (a Graph delta link with its watermark fits many times). @internal */
+export const MAX_WATCH_CURSOR = 16_384;
+
+/** The account id and key of a saved watch position. @internal */
+export function assertWatchCursorKey(accountId: unknown, key: unknown): asserts key is string {
+  assertId(accountId, 'accountId');
+  assertId(key, 'key');
+}
+
+/** The arguments of `putWatchCursor`: the account id and key, and a non-empty position of at most 16 KiB. @internal */
+export function assertWatchCursor(
+  accountId: unknown,
+  key: unknown,
+  cursor: unknown,
+): asserts cursor is string {
+  assertWatchCursorKey(accountId, key);
+  text(cursor, 'cursor', MAX_WATCH_CURSOR);
+}
+
 /** A mailbox identity: provider, owner and email, each a non-empty string. @internal */
 export function assertIdentity(
   identity: unknown,

@@ -831,10 +831,9 @@ const accountCases: [string, (store: Store, target: ConformanceTarget) => Promis
 ];
 
 /** The store's optional method, or a skip naming it. */
-function optional<K extends 'readAndLease' | 'putAccountAndRelease' | 'watchAccounts'>(
-  store: AccountStore,
-  name: K,
-): NonNullable<AccountStore[K]> {
+function optional<
+  K extends 'readAndLease' | 'putAccountAndRelease' | 'watchAccounts' | 'getWatchCursor' | 'putWatchCursor',
+>(store: AccountStore, name: K): NonNullable<AccountStore[K]> {
   const method = store[name];
   if (typeof method !== 'function') throw new StoreConformanceSkip(`the store has no ${name} (optional)`);
   return (method as (...args: never[]) => unknown).bind(store) as NonNullable<AccountStore[K]>;
@@ -862,6 +861,75 @@ async function watchQueue(store: AccountStore) {
 }
 
 const optionalCases: [string, (store: Store, target: ConformanceTarget) => Promise<void>][] = [
+  [
+    'keeps watch positions per account and key, replaces them, and deletes them with the account',
+    async (store) => {
+      const getWatchCursor = optional(store, 'getWatchCursor');
+      const putWatchCursor = optional(store, 'putWatchCursor');
+      await store.putAccount(newRecord({ id: 'acc-cursor' }), { expectedVersion: null });
+      await store.putAccount(newRecord({ id: 'acc-cursor-2' }), { expectedVersion: null });
+      same(await getWatchCursor('acc-cursor', 'imap:INBOX'), null, 'nothing saved yet');
+      same(await putWatchCursor('acc-cursor', 'imap:INBOX', '1700000000:41'), true);
+      same(await putWatchCursor('acc-cursor', 'imap:Junk', '1700000000:7'), true);
+      same(await putWatchCursor('acc-cursor-2', 'imap:INBOX', '99:3'), true);
+      same(await getWatchCursor('acc-cursor', 'imap:INBOX'), '1700000000:41');
+      same(await getWatchCursor('acc-cursor', 'imap:Junk'), '1700000000:7', 'each key has its own position');
+      same(await getWatchCursor('acc-cursor-2', 'imap:INBOX'), '99:3', 'each account has its own');
+      same(await putWatchCursor('acc-cursor', 'imap:INBOX', '1700000000:42'), true);
+      same(await getWatchCursor('acc-cursor', 'imap:INBOX'), '1700000000:42', 'replaced');
+      const long = `https://graph.microsoft.com/v1.0/me/mailFolders/inbox/messages/delta?$deltatoken=${'x'.repeat(16_000)}`;
+      same(await putWatchCursor('acc-cursor', 'graph:inbox', long.slice(0, 16_384)), true);
+      same(await getWatchCursor('acc-cursor', 'graph:inbox'), long.slice(0, 16_384), 'a 16 KiB position');
+      // An account update keeps its positions; its deletion removes them.
+      const stored = (await store.getAccount('acc-cursor')) as AccountRecord;
+      await store.putAccount(
+        { ...stripVolatile(stored), status: 'error' },
+        { expectedVersion: stored.version },
+      );
+      same(await getWatchCursor('acc-cursor', 'imap:INBOX'), '1700000000:42', 'kept over an update');
+      same(await store.deleteAccount('acc-cursor'), true);
+      same(await getWatchCursor('acc-cursor', 'imap:INBOX'), null, 'deleted with the account');
+      same(await getWatchCursor('acc-cursor', 'imap:Junk'), null);
+      same(await getWatchCursor('acc-cursor-2', 'imap:INBOX'), '99:3', "another account's are kept");
+      await store.putAccount(newRecord({ id: 'acc-cursor' }), { expectedVersion: null });
+      same(
+        await getWatchCursor('acc-cursor', 'imap:INBOX'),
+        null,
+        'a new account of the same id starts clean',
+      );
+    },
+  ],
+  [
+    'saves no watch position for a missing account, and refuses bad positions without storing anything',
+    async (store) => {
+      const getWatchCursor = optional(store, 'getWatchCursor');
+      const putWatchCursor = optional(store, 'putWatchCursor');
+      same(await putWatchCursor('acc-no-such', 'imap:INBOX', '1:1'), false, 'no account: not saved');
+      same(await getWatchCursor('acc-no-such', 'imap:INBOX'), null);
+      await store.putAccount(newRecord({ id: 'acc-cursor-bad' }), { expectedVersion: null });
+      same(await putWatchCursor('acc-cursor-bad', 'imap:INBOX', '5:9'), true);
+      for (const [cursor, why] of [
+        ['', 'empty'],
+        ['x'.repeat(16_385), 'over 16 KiB'],
+        ['a\u0000b', 'a NUL'],
+        [42, 'not a string'],
+      ] as const) {
+        await rejectsWith(
+          putWatchCursor('acc-cursor-bad', 'imap:INBOX', cursor as never),
+          InvalidArgumentError,
+          why,
+        );
+      }
+      await rejectsWith(putWatchCursor('acc-cursor-bad', '', '1:1'), InvalidArgumentError, 'empty key');
+      await rejectsWith(putWatchCursor('', 'imap:INBOX', '1:1'), InvalidArgumentError, 'empty account id');
+      await rejectsWith(
+        getWatchCursor('acc-cursor-bad', 'k'.repeat(256)),
+        InvalidArgumentError,
+        'a long key',
+      );
+      same(await getWatchCursor('acc-cursor-bad', 'imap:INBOX'), '5:9', 'nothing changed');
+    },
+  ],
   [
     'readAndLease takes the lease only when the token is due, or whenever the record exists with dueBefore null',
     async (store) => {

@@ -25,7 +25,14 @@ import {
   type Lease,
   type ListOptions,
 } from '../store/account-store.js';
-import { assertId, assertIdentity, assertMetadata, assertScopes } from '../store/validate.js';
+import {
+  assertId,
+  assertIdentity,
+  assertMetadata,
+  assertScopes,
+  assertWatchCursor,
+  assertWatchCursorKey,
+} from '../store/validate.js';
 import { type MailboxAccount, toMailboxAccount } from './account.js';
 import { SealedTokens } from './sealed-tokens.js';
 import { TokenSet, type TokenSetInput } from './token-set.js';
@@ -484,6 +491,49 @@ export class TokenPersistence {
           // The host's listener failed: isolated, so that the store's watch goes on (documented above).
         }
       }),
+    );
+  }
+
+  /** Whether the store keeps watch positions (`getWatchCursor` and `putWatchCursor`). */
+  get keepsWatchCursors(): boolean {
+    return (
+      typeof this.#store.getWatchCursor === 'function' && typeof this.#store.putWatchCursor === 'function'
+    );
+  }
+
+  /**
+   * The watch position saved for the account under `key` (a transport and folder, `imap:INBOX`), or `null`
+   * when none was saved or the store keeps none (see {@link TokenPersistence.keepsWatchCursors}).
+   *
+   * @example
+   * ```ts
+   * const cursor = await persistence.getWatchCursor(accountId, 'imap:INBOX');
+   * ```
+   */
+  async getWatchCursor(accountId: string, key: string): Promise<string | null> {
+    const store = this.#store;
+    assertWatchCursorKey(accountId, key);
+    if (typeof store.getWatchCursor !== 'function') return null;
+    return this.#call('getWatchCursor', accountId, () =>
+      (store.getWatchCursor as NonNullable<AccountStore['getWatchCursor']>)(accountId, key),
+    );
+  }
+
+  /**
+   * Save the account's watch position under `key`; `false` when the account no longer exists or the store
+   * keeps no positions. Watchers call it after each delivery; a failure is a `StorageError`.
+   *
+   * @example
+   * ```ts
+   * await persistence.putWatchCursor(accountId, 'imap:INBOX', watcher.cursor);
+   * ```
+   */
+  async putWatchCursor(accountId: string, key: string, cursor: string): Promise<boolean> {
+    const store = this.#store;
+    assertWatchCursor(accountId, key, cursor);
+    if (typeof store.putWatchCursor !== 'function') return false;
+    return this.#call('putWatchCursor', accountId, () =>
+      (store.putWatchCursor as NonNullable<AccountStore['putWatchCursor']>)(accountId, key, cursor),
     );
   }
 

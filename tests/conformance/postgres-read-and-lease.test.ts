@@ -169,23 +169,39 @@ describe.skipIf(!DATABASE_URL)('readAndLease batches of a refresh storm (DATABAS
     const client = new pg.Pool({ connectionString: DATABASE_URL, max: 1 });
     const store = postgresStore({ client, schema, tablePrefix: '', now: () => now });
     await store.putAccount(record('f1', now - 1), { expectedVersion: null });
-    // Terminate the connection the batch will use, from the server, before the batch is sent.
-    const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-    const pid = rows[0]?.pid;
+    // Another session holds f1's lease row locked: the batch's statement blocks on it, and its connection is
+    // terminated, from the server, while the statement waits (so the failure is that statement's).
+    const blocker = await pool.connect();
     const errors: unknown[] = [];
     client.on('error', (err) => errors.push(err));
-    await pool.query('SELECT pg_terminate_backend($1)', [pid]);
     try {
-      const outcomes = await Promise.allSettled(
+      await blocker.query('BEGIN');
+      await blocker.query(
+        `INSERT INTO "${schema}".leases (account_id, holder, expires_at) VALUES ('f1', 'h0', 0)`,
+      );
+      const settled = Promise.allSettled(
         ['f1', 'f1x'].map((id) => store.readAndLease(id, 'h1', 60_000, { dueBefore: now + 300_000 })),
       );
+      let pid: number | undefined;
+      while (pid === undefined) {
+        const { rows } = await pool.query<{ pid: number }>(
+          `SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%read_and_lease%'`,
+        );
+        pid = rows[0]?.pid;
+        if (pid === undefined) await new Promise((r) => setImmediate(r));
+      }
+      await pool.query('SELECT pg_terminate_backend($1)', [pid]);
+      const outcomes = await settled;
       for (const outcome of outcomes) {
         expect(outcome.status).toBe('rejected');
         expect((outcome as PromiseRejectedResult).reason.code).toBe('ERR_STORAGE');
       }
+      await blocker.query('ROLLBACK');
       const read = await store.readAndLease('f1', 'h1', 60_000, { dueBefore: now + 300_000 });
       expect(read.lease?.holder).toBe('h1');
     } finally {
+      await blocker.query('ROLLBACK').catch(() => {});
+      blocker.release();
       await client.end();
     }
   });

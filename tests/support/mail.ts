@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { ImapFlow } from 'imapflow';
 import { afterEach } from 'vitest';
-import type { MailboxAuth, SaslMechanism } from '../../src/index.js';
+import type { AccountStore, MailboxAuth, SaslMechanism, StateStore } from '../../src/index.js';
 import { memoryAuth } from './auth.js';
 import { type Dovecot, startDovecot } from './dovecot-server.js';
 import { listenSmtp, readMessage } from './loopback.js';
@@ -41,6 +41,8 @@ export interface MailSetup {
   readonly tokens: TokenServer;
   readonly dovecot: Dovecot;
   readonly auth: MailboxAuth;
+  /** The facade's store (memory). */
+  readonly store: AccountStore & StateStore;
   readonly accountId: string;
   /** Account ids by email (Alice first, then `extraEmails`). */
   readonly accountIds: ReadonlyMap<string, string>;
@@ -89,7 +91,7 @@ export async function mailSetup(
     submissionRelay: { host: '127.0.0.1', port: sink.port },
   });
   const d = dovecot;
-  const { auth } = memoryAuth({
+  const { auth, store } = memoryAuth({
     providers: [
       tokenServerProvider(tokens.url, {
         id: 'local',
@@ -122,6 +124,7 @@ export async function mailSetup(
     tokens,
     dovecot: d,
     auth,
+    store,
     accountId: accountIds.get(ALICE) as string,
     accountIds,
     deliver: (subject, deliverOptions = {}) =>
