@@ -15,12 +15,18 @@ export class ClientHealth {
   #lastError: { code: string; message: string; at: number } | null = null;
   readonly #errors: number[] = [];
   readonly #messages: number[] = [];
+  readonly #failedMessages: number[] = [];
 
   /** Something succeeded; `message`: a message was delivered or listed too. */
   success(kind: 'success' | 'message' = 'success'): void {
     const now = Date.now();
     this.#lastSuccess = now;
     if (kind === 'message') this.#messages.push(now);
+  }
+
+  /** A message was skipped after its callback failed on every attempt. */
+  messageFailed(): void {
+    this.#failedMessages.push(Date.now());
   }
 
   /** Something failed: its code and (bounded) message are kept, never more of it. */
@@ -37,7 +43,7 @@ export class ClientHealth {
   /** The figures now, given the connection and watch state the client knows. */
   read(connected: boolean, watching: boolean): MailboxHealth {
     const since = Date.now() - DAY;
-    for (const list of [this.#errors, this.#messages])
+    for (const list of [this.#errors, this.#messages, this.#failedMessages])
       while (list.length > 0 && (list[0] as number) < since) list.shift();
     return {
       connected,
@@ -46,6 +52,7 @@ export class ClientHealth {
       lastError: this.#lastError === null ? null : { ...this.#lastError, at: new Date(this.#lastError.at) },
       errorsLast24h: this.#errors.length,
       messagesLast24h: this.#messages.length,
+      failedMessagesLast24h: this.#failedMessages.length,
     };
   }
 }

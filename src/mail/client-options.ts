@@ -7,6 +7,7 @@ import type { MailboxAuthError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { MailTransport } from '../transport-names.js';
 import type { MailApiOptions } from './api-http.js';
+import type { MailMessage } from './message.js';
 import type { MailConnectOptions } from './settings.js';
 
 /**
@@ -85,6 +86,8 @@ export interface MailboxHealth {
   readonly errorsLast24h: number;
   /** Messages delivered by the watcher in the last 24 hours. */
   readonly messagesLast24h: number;
+  /** Messages skipped in the last 24 hours because the callback failed on every attempt. */
+  readonly failedMessagesLast24h: number;
 }
 
 /**
@@ -139,6 +142,62 @@ export interface WatchOptions {
    * @default true
    */
   readonly saveCursor?: boolean;
+  /**
+   * When `onNewMessage` throws (or rejects): call it again for the same message, with backoff, at most
+   * `retries` more times; then the message is reported (`messageFailed` event, `onFailedMessage`,
+   * `health().failedMessagesLast24h`) and skipped, and the watch goes on with the next one.
+   */
+  readonly retry?: WatchRetryOptions;
+  /**
+   * Receives a message skipped after its retries, with what failed (a dead-letter store, say). Its own failure
+   * is logged; the message is skipped either way.
+   */
+  readonly onFailedMessage?: (
+    message: MailMessage,
+    failure: FailedMessage & {
+      /** What the last call of `onNewMessage` threw. */
+      readonly error: unknown;
+    },
+  ) => void | Promise<void>;
+}
+
+/**
+ * How a watch retries a message whose callback failed ({@link WatchOptions.retry}).
+ *
+ * @example
+ * ```ts
+ * mailbox.watch(handle, { retry: { retries: 3, minDelayMs: 500 }, onFailedMessage: (m) => deadLetters.push(m.id) });
+ * ```
+ */
+export interface WatchRetryOptions {
+  /** Calls after the first one before the message is skipped (0: skip at the first failure). @default 5 */
+  readonly retries?: number;
+  /** The first delay between calls, in milliseconds (doubled each time, with jitter). @default 1000 */
+  readonly minDelayMs?: number;
+  /** The longest delay between calls, in milliseconds. @default 60000 */
+  readonly maxDelayMs?: number;
+}
+
+/**
+ * A message skipped because its callback failed on every attempt (`messageFailed` event and
+ * `onFailedMessage`): where it was and what failed, never its content.
+ *
+ * @example
+ * ```ts
+ * mailbox.on('messageFailed', ({ messageId, code }: FailedMessage) => log.warn({ messageId, code }, 'skipped'));
+ * ```
+ */
+export interface FailedMessage {
+  /** The account. */
+  readonly accountId: string;
+  /** The folder watched (`undefined`: the inbox). */
+  readonly mailbox: string | undefined;
+  /** The message's id (`MailMessage.id`). */
+  readonly messageId: string;
+  /** How many times the callback was called. */
+  readonly attempts: number;
+  /** The `code` of what it threw (a string `code` property), else the error's name. */
+  readonly code: string;
 }
 
 /**
@@ -197,6 +256,8 @@ export interface MailboxClientEvents {
     /** What failed. */
     readonly error: MailboxAuthError | Error;
   };
+  /** A message was skipped: its callback failed on every attempt (see {@link WatchOptions.retry}). */
+  messageFailed: FailedMessage;
   /** A permanent authentication failure stopped the watcher: ask the user to reconnect. */
   reauthorizationRequired: {
     /** The account. */

@@ -23,6 +23,7 @@ import type {
   WatchOptions,
 } from './client-options.js';
 import type { MailContext } from './context.js';
+import { type DeliveryHost, deliverMessage, deliverySettings } from './delivery.js';
 import type { MailMessage, SentMail } from './message.js';
 import type { MailTransportDriver, TransportDefinition, WatchRun } from './transport.js';
 import { transportTable } from './transports.js';
@@ -249,6 +250,16 @@ export class MailboxClient extends TypedEvents<MailboxClientEvents> {
       throw new InvalidArgumentError('cursor must be a non-empty string (a watcher.cursor)');
     if (options.saveCursor !== undefined && typeof options.saveCursor !== 'boolean')
       throw new InvalidArgumentError('saveCursor must be a boolean');
+    const delivery = deliverySettings(options);
+    const deliveryHost: DeliveryHost = {
+      accountId: this.accountId,
+      mailbox: options.mailbox,
+      logger: this.#logger,
+      failed: (failure) => {
+        this.#health.messageFailed();
+        this.#emit('messageFailed', failure);
+      },
+    };
     const controller = new AbortController();
     let cursor = options.cursor ?? (options.sinceUid === undefined ? undefined : String(options.sinceUid));
     const keeper =
@@ -276,7 +287,7 @@ export class MailboxClient extends TypedEvents<MailboxClientEvents> {
       },
       signal: controller.signal,
       deliver: async (message) => {
-        await onNewMessage(message);
+        if (!(await deliverMessage(onNewMessage, message, delivery, deliveryHost, controller.signal))) return;
         this.#health.success('message');
         telemetryOf(this.#context.refresher).delivered(this.#transportName(), message.date, Date.now());
       },

@@ -10,7 +10,14 @@ import { inspect } from 'node:util';
 import { ConfigurationError, InvalidArgumentError, isMailboxAuthError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { MailboxClient, type MailboxClientContext } from './client.js';
-import type { MailboxClientOptions, MailboxHealth, Watcher } from './client-options.js';
+import type {
+  FailedMessage,
+  MailboxClientOptions,
+  MailboxHealth,
+  Watcher,
+  WatchRetryOptions,
+} from './client-options.js';
+import { deliverySettings } from './delivery.js';
 import type { MailMessage } from './message.js';
 
 /**
@@ -45,6 +52,18 @@ export interface WatchOrchestratorOptions {
    * @default 8
    */
   readonly maxConcurrentConnects?: number;
+  /**
+   * When `onMessage` throws: how often the same message is tried again, with backoff, before it is skipped
+   * and reported (see `WatchOptions.retry`).
+   * @default { retries: 5, minDelayMs: 1000, maxDelayMs: 60000 }
+   */
+  readonly retry?: WatchRetryOptions;
+  /** Receives each message skipped after its retries (a dead-letter store); its failure is logged. */
+  readonly onFailedMessage?: (
+    accountId: string,
+    message: MailMessage,
+    failure: FailedMessage & { readonly error: unknown },
+  ) => void | Promise<void>;
   /** This instance's lease holder id. @default `<hostname>:<pid>:<random>` */
   readonly holderId?: string;
   /** Receives the orchestrator's log lines; never a secret. @default silent */
@@ -170,6 +189,13 @@ export class WatchOrchestrator {
     if (!Number.isSafeInteger(this.#maxConnects) || this.#maxConnects < 1) {
       throw new ConfigurationError('WatchOrchestrator: maxConcurrentConnects must be a positive integer');
     }
+    try {
+      deliverySettings(options.retry === undefined ? {} : { retry: options.retry }); // checked now
+    } catch (err) {
+      throw new ConfigurationError(`WatchOrchestrator: ${(err as Error).message}`);
+    }
+    if (options.onFailedMessage !== undefined && typeof options.onFailedMessage !== 'function')
+      throw new ConfigurationError('WatchOrchestrator: onFailedMessage must be a function');
     this.#context = context;
     this.#options = options;
     this.#holder = options.holderId ?? `${hostname()}:${process.pid}:${randomBytes(6).toString('hex')}`;
@@ -254,6 +280,7 @@ export class WatchOrchestrator {
         lastError: null,
         errorsLast24h: 0,
         messagesLast24h: 0,
+        failedMessagesLast24h: 0,
       }),
       accountId: entry.accountId,
       state: entry.state,
@@ -318,6 +345,15 @@ export class WatchOrchestrator {
         },
         {
           mailbox: entry.mailbox,
+          ...(this.#options.retry === undefined ? {} : { retry: this.#options.retry }),
+          ...(this.#options.onFailedMessage === undefined
+            ? {}
+            : {
+                onFailedMessage: (
+                  message: MailMessage,
+                  failure: FailedMessage & { readonly error: unknown },
+                ) => this.#options.onFailedMessage?.(entry.accountId, message, failure),
+              }),
           // The store's position is the newest (another instance may have watched since this one stopped);
           // this instance's own is the fallback of a store that keeps none.
           ...(entry.cursor === undefined || this.#context.persistence.keepsWatchCursors
