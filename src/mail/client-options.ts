@@ -241,7 +241,7 @@ export interface FetchUnreadOptions {
 export interface MailboxClientEvents {
   /**
    * The watcher is back: `token` (IMAP: reconnected with a fresh token before expiry), `drop` (after a failure
-   * and backoff), `resync` (the API forgot the resume point: Gmail restarts from now, Graph from the watermark).
+   * and backoff), `resync` (the API forgot the resume point: resynchronized from the watermark, see `resynced`).
    */
   reconnected: {
     /** The account. */
@@ -255,6 +255,19 @@ export interface MailboxClientEvents {
     readonly accountId: string;
     /** What failed. */
     readonly error: MailboxAuthError | Error;
+  };
+  /**
+   * The watch's resume point was gone and the transport resynchronized from its watermark, delivering what
+   * arrived since (then `reconnected` with reason `resync` follows, as before): `history-expired` (Gmail
+   * forgot the history id), `delta-expired` (Graph refused the delta link: 410), or a host transport's own.
+   */
+  resynced: {
+    /** The account. */
+    readonly accountId: string;
+    /** The folder watched (`undefined`: the inbox). */
+    readonly mailbox: string | undefined;
+    /** Why. */
+    readonly reason: string;
   };
   /** A message was skipped: its callback failed on every attempt (see {@link WatchOptions.retry}). */
   messageFailed: FailedMessage;

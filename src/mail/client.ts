@@ -292,7 +292,7 @@ export class MailboxClient extends TypedEvents<MailboxClientEvents> {
         telemetryOf(this.#context.refresher).delivered(this.#transportName(), message.date, Date.now());
       },
       ready: () => {},
-      resynced: () => {},
+      resynced: (_reason: string) => {},
     };
     let markReady = () => {};
     const ready = new Promise<void>((resolve) => {

@@ -77,6 +77,33 @@ function greater(a: string, b: string): boolean {
   return BigInt(a) > BigInt(b);
 }
 
+/** How far before this clock's "now" a new watch's watermark starts (Google's clock may be behind). */
+const CLOCK_SLACK_MS = 60_000;
+
+/** A Gmail watch position: the history id, and the watermark a resync starts from. */
+interface GmailCursor {
+  readonly historyId: string;
+  /** The `internalDate` (epoch ms) of the newest message delivered, or the watch's start. */
+  readonly watermark: number;
+  /** The id of the message at the watermark (`''`: none). */
+  readonly lastId: string;
+}
+
+/** `<historyId>:<watermark>:<lastId>`; a bare history id (before 0.2) is read with no watermark. */
+function encodeGmailCursor(cursor: GmailCursor): string {
+  return `${cursor.historyId}:${cursor.watermark}:${cursor.lastId}`;
+}
+
+function decodeGmailCursor(value: string): GmailCursor {
+  const match = /^(\d{1,20})(?::(\d{1,16}):([A-Za-z0-9_-]{0,64}))?$/.exec(value);
+  if (match === null) {
+    throw new InvalidArgumentError(
+      'cursor is not a Gmail watch position (use watcher.cursor of a Gmail watch)',
+    );
+  }
+  return { historyId: match[1] as string, watermark: Number(match[2] ?? 0), lastId: match[3] ?? '' };
+}
+
 /** Reads and sends through the Gmail REST API with the account's primary token. */
 export class GmailApiDriver implements MailTransportDriver {
   readonly name = 'gmail-api' as const;
@@ -217,36 +244,73 @@ export class GmailApiDriver implements MailTransportDriver {
 
   /**
    * Polls `users.history.list` from the last history id every `pollIntervalMs`; each history record's new
-   * messages are delivered, then the cursor moves past the record. A history id too old for Gmail (404)
-   * restarts from the mailbox's current one (`reconnected` with reason `resync`).
+   * messages are delivered, then the cursor moves past the record. The cursor also keeps the watermark: the
+   * `internalDate` of the newest message delivered (or the watch's start) and its id. A history id too old
+   * for Gmail (404: history is kept about a week) is resynced from that watermark: the label's messages
+   * received since are listed, delivered oldest first (the ones at the watermark already delivered
+   * skipped), and the watch goes on from the mailbox's current history id (`resynced`, reason
+   * `history-expired`).
    */
   async watchSession(run: WatchRun): Promise<'renew' | undefined> {
     const label = run.mailbox ?? 'INBOX';
     const { signal } = run;
-    if (run.cursor !== undefined && !/^\d{1,20}$/.test(run.cursor)) {
-      throw new InvalidArgumentError(
-        'cursor is not a Gmail history id (use watcher.cursor of a Gmail watch)',
-      );
+    let cursor: GmailCursor;
+    if (run.cursor === undefined) {
+      const historyId = await this.#profile(signal);
+      cursor = { historyId, ...(await this.#newest(label, signal)) };
+      run.cursor = encodeGmailCursor(cursor);
+    } else {
+      cursor = decodeGmailCursor(run.cursor);
     }
-    if (run.cursor === undefined) run.cursor = await this.#profile(signal);
     run.ready();
+    /** Ids delivered by a resync of this session: history shows them again afterwards. */
+    const resynced = new Set<string>();
     for (;;) {
       if (signal.aborted) return undefined;
       try {
-        await this.#poll(run, label);
+        cursor = await this.#poll(run, label, cursor, resynced);
       } catch (err) {
         if (signal.aborted) return undefined;
         if (!isMailboxAuthError(err, 'ERR_MAIL_REQUEST_REJECTED') || err.status !== 404) throw err;
-        run.cursor = await this.#profile(signal);
-        run.resynced();
+        cursor = await this.#resync(run, label, cursor, resynced);
+        run.resynced('history-expired');
         continue;
       }
       await pause(this.#options.pollIntervalMs, signal);
     }
   }
 
-  async #poll(run: WatchRun, label: string): Promise<void> {
-    const start = run.cursor as string;
+  /**
+   * The watermark of a new watch: the label's newest message (Google's clock, and that message is not
+   * delivered by a resync), or, in an empty label, now less a minute for the difference between the clocks.
+   */
+  async #newest(label: string, signal: AbortSignal): Promise<Omit<GmailCursor, 'historyId'>> {
+    const { data } = await this.#api.request<GmailList>({
+      operation: 'users.messages.list',
+      url: 'gmail/v1/users/me/messages',
+      query: { labelIds: label, maxResults: 1, fields: 'messages/id' },
+      signal,
+    });
+    const id = data.messages?.[0]?.id;
+    const read = id === undefined ? undefined : await this.#read(id, label, false, signal);
+    if (read === undefined || read.internalDate === 0)
+      return { watermark: Date.now() - CLOCK_SLACK_MS, lastId: '' };
+    return { watermark: read.internalDate, lastId: read.message.id };
+  }
+
+  /** Deliver one message and move the cursor's watermark to it. */
+  async #deliver(
+    run: WatchRun,
+    cursor: GmailCursor,
+    read: { readonly message: MailMessage; readonly internalDate: number },
+  ): Promise<GmailCursor> {
+    await run.deliver(read.message);
+    if (read.internalDate < cursor.watermark) return cursor;
+    return { ...cursor, watermark: read.internalDate, lastId: read.message.id };
+  }
+
+  async #poll(run: WatchRun, label: string, from: GmailCursor, resynced: Set<string>): Promise<GmailCursor> {
+    let cursor = from;
     let pageToken: string | undefined;
     let latest: string | undefined;
     do {
@@ -254,7 +318,7 @@ export class GmailApiDriver implements MailTransportDriver {
         operation: 'users.history.list',
         url: 'gmail/v1/users/me/history',
         query: {
-          startHistoryId: start,
+          startHistoryId: from.historyId,
           historyTypes: 'messageAdded',
           labelId: label,
           maxResults: this.#options.pageSize,
@@ -266,17 +330,78 @@ export class GmailApiDriver implements MailTransportDriver {
         for (const added of record.messagesAdded ?? []) {
           const labels = added.message.labelIds;
           if (labels !== undefined && !labels.includes(label)) continue;
-          const message = await this.#get(added.message.id, label, true, run.signal);
-          if (message !== undefined) await run.deliver(message);
+          if (resynced.delete(added.message.id)) continue;
+          const read = await this.#read(added.message.id, label, true, run.signal);
+          if (read !== undefined) cursor = await this.#deliver(run, cursor, read);
         }
-        if (/^\d{1,20}$/.test(record.id) && greater(record.id, run.cursor as string)) run.cursor = record.id;
+        if (/^\d{1,20}$/.test(record.id) && greater(record.id, cursor.historyId)) {
+          cursor = { ...cursor, historyId: record.id };
+        }
+        run.cursor = encodeGmailCursor(cursor);
       }
       pageToken = page.data.nextPageToken;
       latest = page.data.historyId ?? latest;
     } while (pageToken !== undefined && pageToken !== '');
-    if (latest !== undefined && /^\d{1,20}$/.test(latest) && greater(latest, run.cursor as string)) {
-      run.cursor = latest;
+    if (latest !== undefined && /^\d{1,20}$/.test(latest) && greater(latest, cursor.historyId)) {
+      cursor = { ...cursor, historyId: latest };
     }
+    run.cursor = encodeGmailCursor(cursor);
+    return cursor;
+  }
+
+  /**
+   * The history before the cursor is gone: deliver the label's messages received since the watermark
+   * (`messages.list` with `after:`, every page, then oldest first), and go on from the current history id
+   * (taken first: what arrives meanwhile is in the history after it, and skipped there if delivered here).
+   */
+  async #resync(
+    run: WatchRun,
+    label: string,
+    from: GmailCursor,
+    resynced: Set<string>,
+  ): Promise<GmailCursor> {
+    const historyId = await this.#profile(run.signal);
+    // A position saved before watermarks were kept: nothing to resync from but now.
+    if (from.watermark === 0) {
+      run.cursor = encodeGmailCursor({ ...from, historyId, watermark: Date.now() - CLOCK_SLACK_MS });
+      return decodeGmailCursor(run.cursor);
+    }
+    const ids: string[] = [];
+    let pageToken: string | undefined;
+    do {
+      const { data } = await this.#api.request<GmailList>({
+        operation: 'users.messages.list',
+        url: 'gmail/v1/users/me/messages',
+        query: {
+          q: `after:${Math.floor(from.watermark / 1000)}`,
+          labelIds: label,
+          maxResults: 500,
+          pageToken,
+          fields: 'messages/id,nextPageToken',
+        },
+        signal: run.signal,
+      });
+      for (const ref of data.messages ?? []) ids.push(ref.id);
+      pageToken = data.nextPageToken;
+    } while (pageToken !== undefined && pageToken !== '');
+    const found: { readonly message: MailMessage; readonly internalDate: number; readonly rank: number }[] =
+      [];
+    for (const [rank, id] of ids.entries()) {
+      if (id === from.lastId) continue;
+      const read = await this.#read(id, label, true, run.signal);
+      if (read !== undefined && read.internalDate >= from.watermark) found.push({ ...read, rank });
+    }
+    // Oldest first; Gmail lists newest first, which orders messages of the same millisecond.
+    found.sort((a, b) => a.internalDate - b.internalDate || b.rank - a.rank);
+    let cursor = from;
+    for (const read of found) {
+      cursor = await this.#deliver(run, cursor, read);
+      resynced.add(read.message.id);
+      run.cursor = encodeGmailCursor(cursor);
+    }
+    cursor = { ...cursor, historyId };
+    run.cursor = encodeGmailCursor(cursor);
+    return cursor;
   }
 
   async #profile(signal: AbortSignal | undefined): Promise<string> {
@@ -295,6 +420,16 @@ export class GmailApiDriver implements MailTransportDriver {
     source: boolean,
     signal: AbortSignal | undefined,
   ): Promise<MailMessage | undefined> {
+    return (await this.#read(id, label, source, signal))?.message;
+  }
+
+  /** {@link GmailApiDriver.#get}, with the message's `internalDate` (epoch ms; `0` when Gmail gives none). */
+  async #read(
+    id: string,
+    label: string,
+    source: boolean,
+    signal: AbortSignal | undefined,
+  ): Promise<{ readonly message: MailMessage; readonly internalDate: number } | undefined> {
     let data: GmailMessage;
     try {
       ({ data } = await this.#api.request<GmailMessage>({
@@ -316,7 +451,8 @@ export class GmailApiDriver implements MailTransportDriver {
       headers = new Map((data.payload?.headers ?? []).map((h) => [h.name.toLowerCase(), h.value] as const));
     }
     const subject = headers.get('subject');
-    return {
+    const internalDate = Number(data.internalDate ?? 0);
+    const message: MailMessage = {
       id: data.id,
       uid: undefined,
       mailbox: label,
@@ -328,6 +464,7 @@ export class GmailApiDriver implements MailTransportDriver {
       flags: flagsOf(data.labelIds),
       source: raw,
     };
+    return { message, internalDate: Number.isSafeInteger(internalDate) ? internalDate : 0 };
   }
 }
 

@@ -293,7 +293,7 @@ export class GraphDriver implements MailTransportDriver {
         if (!isMailboxAuthError(err, 'ERR_MAIL_REQUEST_REJECTED') || err.status !== 410) throw err;
         cursor = { ...cursor, link: undefined };
         run.cursor = encodeCursor(cursor);
-        run.resynced();
+        run.resynced('delta-expired');
         continue;
       }
       await pause(this.#options.pollIntervalMs, signal);

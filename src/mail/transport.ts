@@ -67,8 +67,11 @@ export interface WatchRun {
   deliver(message: MailMessage): Promise<void>;
   /** The session is connected and has its baseline: the client emits `reconnected` if this is a reconnect. */
   ready(): void;
-  /** The resume point was too old for the API: the watch restarted from a new baseline. */
-  resynced(): void;
+  /**
+   * The resume point was gone (a Gmail history id expired, a Graph delta link refused, an IMAP UIDVALIDITY
+   * changed) and the transport resynchronized from its watermark: the client emits `resynced` with `reason`.
+   */
+  resynced(reason: string): void;
 }
 
 /**

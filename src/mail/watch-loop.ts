@@ -69,8 +69,9 @@ async function loop(
     backoff.reset();
     host.success();
   };
-  run.resynced = () => {
-    logger.warn({ accountId }, 'watch resume point expired; resynchronized');
+  run.resynced = (why: string) => {
+    logger.warn({ accountId, reason: why }, 'watch resume point expired; resynchronized');
+    host.emit('resynced', { accountId, mailbox: run.mailbox, reason: why });
     host.emit('reconnected', { accountId, reason: 'resync' });
   };
   while (!signal.aborted) {

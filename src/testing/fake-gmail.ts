@@ -281,10 +281,17 @@ export class FakeGmailApi extends FakeMailApiBase {
         });
       case 'users.messages.list': {
         const labels = q.getAll('labelIds');
-        const unread = (q.get('q') ?? '').includes('is:unread');
+        const search = q.get('q') ?? '';
+        const unread = search.includes('is:unread');
+        // `after:<epoch seconds>`: received at or after that second.
+        const after = /(?:^|\s)after:(\d+)(?:\s|$)/.exec(search);
+        const since = after === null ? 0 : Number(after[1]) * 1000;
         const size = Math.min(Number(q.get('maxResults') ?? 100) || 100, 500);
         const matching = this.messages().filter(
-          (m) => labels.every((l) => m.labelIds.includes(l)) && (!unread || m.labelIds.includes('UNREAD')),
+          (m) =>
+            labels.every((l) => m.labelIds.includes(l)) &&
+            (!unread || m.labelIds.includes('UNREAD')) &&
+            m.internalDate >= since,
         );
         const { slice, next } = page(matching, q.get('pageToken'), size);
         return this.json({

@@ -70,6 +70,7 @@ describe('durable watch positions: options and stores', () => {
       seen.push(m.subject as string);
     });
     await first.ready;
+    const beforeA = first.cursor as string;
     gmail.deliver({ subject: 'a' });
     await waitFor(() => (seen.includes('a') ? true : undefined));
     const afterA = first.cursor as string;
@@ -89,13 +90,13 @@ describe('durable watch positions: options and stores', () => {
     await unsaved.stop();
     expect(fresh).toEqual(['c']);
     expect(await store.getWatchCursor(accountId, 'gmail-api:INBOX')).toBe(afterA);
-    // Given a position (here the one before 'a'): starts there, whatever the store holds, and saves on.
+    // Given a position (here the start of the first watch, before 'a'): starts there, whatever the store holds, and saves on.
     const replay: string[] = [];
     const given = auth.mailbox(accountId, mailbox).watch(
       (m) => {
         replay.push(m.subject as string);
       },
-      { cursor: String(Number(afterA) - 1) },
+      { cursor: beforeA },
     );
     await waitFor(() => (replay.includes('c') ? true : undefined));
     await given.stop();

@@ -532,7 +532,7 @@ describe('Gmail API transport', () => {
     await watcher.stop();
     expect(watcher.lastUid).toBe(0);
     const cursor = watcher.cursor as string;
-    expect(cursor).toMatch(/^\d+$/);
+    expect(cursor).toMatch(/^\d+:\d+:[A-Za-z0-9_-]+$/); // history id, watermark, the message at it
 
     gmail.deliver({ subject: 'while stopped' });
     const resumed = mailbox.watch(
@@ -542,12 +542,25 @@ describe('Gmail API transport', () => {
       { cursor },
     );
     await waitFor(() => (received.includes('while stopped') ? true : undefined));
+    const resyncs: string[] = [];
+    mailbox.on('resynced', (e) => resyncs.push(`${e.accountId === accountId} ${e.reason}`));
     gmail.expireHistory();
-    gmail.deliver({ subject: 'lost in the gap' }); // Gmail forgot the history: a resync starts from now
+    // Gmail forgot the history: resynced from the watermark (the last delivered message), nothing lost.
+    gmail.deliver({ subject: 'in the gap' });
+    gmail.deliver({ subject: 'in the gap too' });
     await waitFor(() => (reasons.includes('resync') ? true : undefined));
     gmail.deliver({ subject: 'after resync' });
     await waitFor(() => (received.includes('after resync') ? true : undefined));
-    expect(received).toEqual(['a', 'b', 'c', 'while stopped', 'after resync']);
+    expect(received).toEqual([
+      'a',
+      'b',
+      'c',
+      'while stopped',
+      'in the gap',
+      'in the gap too',
+      'after resync',
+    ]);
+    expect(resyncs).toEqual(['true history-expired']);
     await resumed.stop();
   });
 

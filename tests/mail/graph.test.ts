@@ -253,9 +253,12 @@ describe('Microsoft Graph transport', () => {
       { cursor },
     );
     await waitFor(() => (received.some((m) => m.subject === 'while stopped') ? true : undefined));
+    const resyncs: string[] = [];
+    mailbox.on('resynced', (e) => resyncs.push(`${e.mailbox} ${e.reason}`));
     graph.expireDeltaTokens();
     graph.deliver({ subject: 'during the expiry' });
     await waitFor(() => (reasons.includes('resync') ? true : undefined));
+    expect(resyncs).toEqual(['undefined delta-expired']);
     await waitFor(() => (received.some((m) => m.subject === 'during the expiry') ? true : undefined));
     graph.deliver({ subject: 'after' });
     await waitFor(() => (received.some((m) => m.subject === 'after') ? true : undefined));
