@@ -6,7 +6,7 @@
  */
 import type { FetchMessageObject, ImapFlow } from 'imapflow';
 import type { SendMailOptions } from 'nodemailer';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, MailConnectionError } from '../errors.js';
 import { listenForAbort } from '../internal/abort.js';
 import { integerOption } from '../internal/options.js';
 import { timerMs } from '../internal/timers.js';
@@ -111,47 +111,77 @@ export class ImapTransportDriver implements MailTransportDriver {
   async *fetchUnread(request: FetchUnreadRequest): AsyncGenerator<MailMessage, void, undefined> {
     const mailbox = request.mailbox ?? 'INBOX';
     const newest = request.order === 'newest';
-    let uids: number[];
-    let validity: bigint | undefined;
-    {
-      request.signal?.throwIfAborted();
-      const imap = await this.#client();
-      const lock = await imap.getMailboxLock(mailbox);
-      try {
-        // The reused connection may have this mailbox selected since an earlier call: its view is only brought
-        // up to date by a command, and SEARCH would not see what arrived since. A NOOP syncs it first.
-        await imap.noop();
-        uids = [...((await imap.search({ seen: false }, { uid: true })) || [])];
-        validity = imap.mailbox === false ? undefined : imap.mailbox.uidValidity;
-      } finally {
-        lock.release();
+    // One retry per listing on a new connection when the reused one turns out to be gone.
+    const retry = { left: true };
+    request.signal?.throwIfAborted();
+    const { uids, validity } = await this.#locked(mailbox, retry, async (imap) => {
+      // The reused connection may have this mailbox selected since an earlier call: its view is only brought
+      // up to date by a command, and SEARCH would not see what arrived since. A NOOP syncs it first.
+      await imap.noop();
+      // imapflow answers a failed SEARCH with `false`, not an error: a dropped connection is not "no unread".
+      const found = await imap.search({ seen: false }, { uid: true });
+      if (found === false || found === undefined) {
+        throw new MailConnectionError('The IMAP search of unread messages failed', {
+          accountId: this.#accountId,
+          protocol: 'imap',
+        });
       }
-    }
+      return {
+        uids: [...found],
+        validity: imap.mailbox === false ? undefined : imap.mailbox.uidValidity,
+      };
+    });
     uids.sort((a, b) => a - b);
     const wanted = newest ? uids.slice(-request.max).reverse() : uids.slice(0, request.max);
     for (let start = 0; start < wanted.length; start += FETCH_WINDOW) {
       request.signal?.throwIfAborted();
       const window = wanted.slice(start, start + FETCH_WINDOW);
-      const batch: MailMessage[] = [];
-      const imap = await this.#client();
-      const lock = await imap.getMailboxLock(mailbox);
-      try {
-        if (imap.mailbox !== false && imap.mailbox.uidValidity !== validity) return;
+      const batch = await this.#locked(mailbox, retry, async (imap) => {
+        if (imap.mailbox !== false && imap.mailbox.uidValidity !== validity) return undefined;
+        const fetched: MailMessage[] = [];
         for await (const message of imap.fetch(
           window.join(','),
           { uid: true, envelope: true, flags: true, source: request.source },
           { uid: true },
         )) {
-          batch.push(toMessage(message, mailbox));
+          fetched.push(toMessage(message, mailbox));
         }
-      } finally {
-        lock.release();
-      }
+        return fetched;
+      });
+      if (batch === undefined) return;
       // A message expunged since the search is simply absent from its window.
       batch.sort((a, b) =>
         newest ? (b.uid as number) - (a.uid as number) : (a.uid as number) - (b.uid as number),
       );
       yield* batch;
+    }
+  }
+
+  /**
+   * `step` on the reused connection with `mailbox` locked. When it fails because the connection is gone (a
+   * server restart, an idle timeout, a network drop: imapflow then marks it unusable) and `retry.left`,
+   * once more on a new connection; any other failure, or a second drop, is thrown.
+   */
+  async #locked<T>(
+    mailbox: string,
+    retry: { left: boolean },
+    step: (imap: ImapFlow) => Promise<T>,
+  ): Promise<T> {
+    for (;;) {
+      const imap = await this.#client();
+      try {
+        const lock = await imap.getMailboxLock(mailbox);
+        try {
+          return await step(imap);
+        } finally {
+          lock.release();
+        }
+      } catch (err) {
+        if (!retry.left || imap.usable) throw err;
+        retry.left = false;
+        if (this.#imap === imap) this.#imap = undefined;
+        imap.close();
+      }
     }
   }
 

@@ -12,17 +12,27 @@ export interface TcpProxy {
   cut(): void;
   /** Accept connections again. */
   restore(): void;
+  /**
+   * The next data a client sends drops its connection, unforwarded (once): a connection that died while
+   * idle, found out by the next command.
+   */
+  dropOnNextWrite(): void;
+  /** Connections accepted so far. */
+  readonly accepted: number;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   let down = false;
+  let dropNext = false;
+  let accepted = 0;
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
     if (down) {
       client.destroy();
       return;
     }
+    accepted++;
     const upstream = connect(target.port, target.host);
     sockets.add(client);
     sockets.add(upstream);
@@ -34,6 +44,12 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     };
     client.on('error', drop).on('close', drop);
     upstream.on('error', drop).on('close', drop);
+    // Before the pipe's own listener: a dropped connection forwards nothing of this chunk.
+    client.prependListener('data', () => {
+      if (!dropNext) return;
+      dropNext = false;
+      drop();
+    });
     client.pipe(upstream).pipe(client);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -46,6 +62,12 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     },
     restore() {
       down = false;
+    },
+    dropOnNextWrite() {
+      dropNext = true;
+    },
+    get accepted() {
+      return accepted;
     },
     close: () =>
       new Promise<void>((resolve) => {
