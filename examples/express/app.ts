@@ -33,6 +33,7 @@ import {
 import { type AppConfig, AppConfigurationError } from './config.js';
 import { type DevServices, startDevServices } from './dev.js';
 import { httpStatus } from './http-status.js';
+import { type Inboxes, watchInboxes } from './inbox.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { sessionOf, sessions } from './session.js';
 import { openStore } from './store.js';
@@ -54,11 +55,20 @@ export interface MailboxApp {
   readonly auth: MailboxAuth;
   /** The local services in dev mode. */
   readonly dev: DevServices | undefined;
+  /** The mailbox watchers (`config.watch`), or `undefined` when off. */
+  readonly inboxes: Inboxes | undefined;
   /**
    * Stop the dev services and close the database pool. Runs once (a second call does nothing); a step that
    * fails is logged and the others still run.
    */
   close(): Promise<void>;
+}
+
+/** The dev mode's local mail servers need plain text on loopback; real providers get TLS. */
+function mailboxOptions(provider: string): MailboxClientOptions {
+  return provider === 'local'
+    ? { smtp: { allowInsecureHosts: ['127.0.0.1'] }, imap: { allowInsecureHosts: ['127.0.0.1'] } }
+    : {};
 }
 
 /** The first value of a query parameter, when it is a plain string. */
@@ -132,8 +142,14 @@ export async function createApp(config: AppConfig): Promise<MailboxApp> {
       log(`account ${accountId} needs to be connected again (the provider refused its refresh token)`),
     );
 
+    // Watchers stop before the store closes (closers run newest first).
+    closers.push(() => auth.close());
+    const watching = config.watch ?? (services === undefined || services.dovecot !== undefined);
+    const inboxes = watching ? await watchInboxes(auth, { log, clientOptions: mailboxOptions }) : undefined;
+    if (inboxes !== undefined) closers.push(inboxes.close);
+
     const app = buildRoutes({ auth, origin, log, services, config, metrics });
-    return { app, auth, dev: services, close };
+    return { app, auth, dev: services, inboxes, close };
   } catch (error) {
     await close();
     throw error;
@@ -166,12 +182,6 @@ function buildRoutes({ auth, origin, log, services, config, metrics }: RouteCont
     if (isMailboxAuthError(error)) log(`${where}: ${error.code}: ${error.message}`);
     else log(`${where}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   };
-
-  /** The dev mode's local mail servers need plain text on loopback; real providers get TLS. */
-  const mailboxOptions = (provider: string): MailboxClientOptions =>
-    provider === 'local'
-      ? { smtp: { allowInsecureHosts: ['127.0.0.1'] }, imap: { allowInsecureHosts: ['127.0.0.1'] } }
-      : {};
 
   /** The account, if it exists and belongs to this visitor; another owner's id looks like a missing one. */
   const ownedAccount = async (res: Response, id: string): Promise<MailboxAccount | undefined> => {

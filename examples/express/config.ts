@@ -54,6 +54,12 @@ export interface AppConfig {
    * network's access rules (it is not authenticated). @default true
    */
   readonly metrics?: boolean;
+  /**
+   * Watch every connected mailbox for new mail (logged) and run an initial sync when one is connected
+   * (`inbox.ts`). In dev mode without Dovecot there is no IMAP server: off unless set.
+   * @default true with real providers or Dovecot
+   */
+  readonly watch?: boolean;
 }
 
 /** {@link AppConfig} plus where to listen; `origin` is unset when it follows the port. */

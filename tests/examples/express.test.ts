@@ -10,6 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { completeDevLogin } from '../../examples/dev/dev-login.js';
 import { AppConfigurationError, configFromEnv } from '../../examples/express/config.js';
 import { startDevServices } from '../../examples/express/dev.js';
+import { waitFor } from '../support/async.js';
+import { dovecotAvailable } from '../support/dovecot-server.js';
 import { type RunningExample, startExample, Visitor } from '../support/express-app.js';
 import { listening } from '../support/loopback.js';
 
@@ -244,6 +246,50 @@ describe('examples/express in dev mode', () => {
       expect(running.logs.some((line) => line.includes(secret))).toBe(false);
     }
   });
+});
+
+describe.skipIf(!dovecotAvailable())('examples/express watching mailboxes (dev mode with Dovecot)', () => {
+  it('a connected mailbox gets an initial sync and is watched: the test message is heard of; disconnect stops it', async () => {
+    const withDovecot = await startExample({ dev: { dovecot: true } });
+    try {
+      expect(withDovecot.example.inboxes).toBeDefined();
+      const visitor = new Visitor(withDovecot.origin);
+      const start = await visitor.request('/oauth/local/start');
+      const callback = await completeDevLogin(new URL(start.location ?? ''), {
+        login: 'grace',
+        redirectUri: `${withDovecot.origin}/oauth/local/callback`,
+      });
+      const back = new URL((await visitor.request(callback)).location ?? '');
+      const id = back.searchParams.get('account') ?? '';
+      expect(id).not.toBe('');
+      // From the `connected` event: the orchestrator has it, and the initial sync ran.
+      await waitFor(() =>
+        withDovecot.logs.includes(`initial sync of account ${id}: 0 unread`) ? true : undefined,
+      );
+      const inboxes = withDovecot.example.inboxes;
+      await waitFor(() =>
+        inboxes?.orchestrator
+          .health()
+          .some((h) => h.accountId === id && h.state === 'watching' && h.lastSuccessAt !== null)
+          ? true
+          : undefined,
+      );
+      // The test message goes through SMTP into Dovecot; the watcher hears of it.
+      const csrf = Visitor.csrf((await visitor.request('/')).body);
+      expect((await visitor.request(`/accounts/${id}/send-test`, { form: { _csrf: csrf } })).status).toBe(
+        303,
+      );
+      await waitFor(() =>
+        withDovecot.logs.some((l) => l.startsWith(`new message for account ${id}: `)) ? true : undefined,
+      );
+      // `disconnected`: the orchestrator lets the account go.
+      const csrf2 = Visitor.csrf((await visitor.request('/')).body);
+      await visitor.request(`/accounts/${id}/disconnect`, { form: { _csrf: csrf2 } });
+      await waitFor(() => (inboxes?.orchestrator.health().length === 0 ? true : undefined));
+    } finally {
+      await withDovecot.close();
+    }
+  }, 60_000);
 });
 
 describe('examples/express configuration', () => {
