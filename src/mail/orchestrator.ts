@@ -109,6 +109,11 @@ export interface WatchAddOptions {
   /** The folder (IMAP), label id (Gmail API) or folder id (Graph) to watch. @default 'INBOX' */
   readonly mailbox?: string;
   /**
+   * Several folders of the account, each watched on its own with its own saved position (`['INBOX', 'Junk']`,
+   * Gmail label ids, Graph folders); messages carry their `mailbox`. Instead of `mailbox`. At most 20.
+   */
+  readonly mailboxes?: readonly string[];
+  /**
    * This account's `MailboxClient` options, over the orchestrator's `mailbox` options: a transport chosen
    * per account, say Graph for one tenant and IMAP for the others. Each option given here wins; `api`,
    * `imap`, `smtp` and `reconnect` are merged one level deep (`client: { api: { pollIntervalMs } }` keeps the
@@ -117,16 +122,52 @@ export interface WatchAddOptions {
   readonly client?: MailboxClientOptions;
 }
 
+/** One watched folder of an account. */
+interface Folder {
+  readonly mailbox: string;
+  client: MailboxClient | undefined;
+  watcher: Watcher | undefined;
+  /** Where the last watcher stopped (resume point for the next one, when the store keeps none). */
+  cursor: string | undefined;
+}
+
 interface Entry {
   readonly accountId: string;
-  readonly mailbox: string;
+  readonly folders: readonly Folder[];
   readonly clientOptions: MailboxClientOptions;
   state: WatchState;
   leased: boolean;
-  client: MailboxClient | undefined;
-  watcher: Watcher | undefined;
-  /** Where the last watcher stopped (resume point for the next one). */
-  cursor: string | undefined;
+}
+
+const IDLE_HEALTH: MailboxHealth = {
+  connected: false,
+  watching: false,
+  lastSuccessAt: null,
+  lastError: null,
+  errorsLast24h: 0,
+  messagesLast24h: 0,
+  failedMessagesLast24h: 0,
+};
+
+/** The health of an account's folders as one: connected and watching when all are, the latest times, the sums. */
+function combineHealth(list: readonly MailboxHealth[]): MailboxHealth {
+  if (list.length === 0) return IDLE_HEALTH;
+  if (list.length === 1) return list[0] as MailboxHealth;
+  const latest = <T extends { getTime(): number } | null>(values: T[]): T | null =>
+    values.reduce<T | null>(
+      (a, b) => (b !== null && (a === null || b.getTime() > a.getTime()) ? b : a),
+      null,
+    );
+  const errors = list.map((h) => h.lastError).filter((e) => e !== null);
+  return {
+    connected: list.every((h) => h.connected),
+    watching: list.every((h) => h.watching),
+    lastSuccessAt: latest(list.map((h) => h.lastSuccessAt)),
+    lastError: errors.reduce<MailboxHealth['lastError']>((a, b) => (a === null || b.at > a.at ? b : a), null),
+    errorsLast24h: list.reduce((n, h) => n + h.errorsLast24h, 0),
+    messagesLast24h: list.reduce((n, h) => n + h.messagesLast24h, 0),
+    failedMessagesLast24h: list.reduce((n, h) => n + h.failedMessagesLast24h, 0),
+  };
 }
 
 const LEASE_PREFIX = 'watch:';
@@ -221,6 +262,19 @@ export class WatchOrchestrator {
       (typeof options.mailbox !== 'string' || options.mailbox.length === 0)
     )
       throw new InvalidArgumentError('mailbox must be a non-empty string');
+    const mailboxes = options.mailboxes;
+    if (mailboxes !== undefined) {
+      if (options.mailbox !== undefined)
+        throw new InvalidArgumentError('give mailbox or mailboxes, not both');
+      if (
+        !Array.isArray(mailboxes) ||
+        mailboxes.length === 0 ||
+        mailboxes.length > 20 ||
+        mailboxes.some((m) => typeof m !== 'string' || m.length === 0) ||
+        new Set(mailboxes).size !== mailboxes.length
+      )
+        throw new InvalidArgumentError('mailboxes must be 1 to 20 distinct non-empty strings');
+    }
     if (options.client !== undefined && (typeof options.client !== 'object' || options.client === null))
       throw new InvalidArgumentError('client must be an object of MailboxClient options');
     const clientOptions = mergeClientOptions(this.#options.mailbox, options.client);
@@ -228,13 +282,15 @@ export class WatchOrchestrator {
     if (this.#entries.has(accountId)) return;
     this.#entries.set(accountId, {
       accountId,
-      mailbox: options.mailbox ?? 'INBOX',
+      folders: (mailboxes ?? [options.mailbox ?? 'INBOX']).map((mailbox) => ({
+        mailbox,
+        client: undefined,
+        watcher: undefined,
+        cursor: undefined,
+      })),
       clientOptions,
       state: 'waiting',
       leased: false,
-      client: undefined,
-      watcher: undefined,
-      cursor: undefined,
     });
     this.#schedule(0);
   }
@@ -273,15 +329,9 @@ export class WatchOrchestrator {
   /** Health of every account this instance was asked to watch. */
   health(): WatchHealth[] {
     return [...this.#entries.values()].map((entry) => ({
-      ...(entry.client?.health() ?? {
-        connected: false,
-        watching: false,
-        lastSuccessAt: null,
-        lastError: null,
-        errorsLast24h: 0,
-        messagesLast24h: 0,
-        failedMessagesLast24h: 0,
-      }),
+      ...combineHealth(
+        entry.folders.flatMap((folder) => (folder.client === undefined ? [] : [folder.client.health()])),
+      ),
       accountId: entry.accountId,
       state: entry.state,
       leased: entry.leased,
@@ -337,50 +387,13 @@ export class WatchOrchestrator {
     entry.state = 'starting';
     this.#connecting++;
     try {
-      const client = new MailboxClient(this.#context, entry.accountId, entry.clientOptions);
-      entry.client = client;
-      const watcher = client.watch(
-        async (message) => {
-          await this.#options.onMessage(entry.accountId, message);
-        },
-        {
-          mailbox: entry.mailbox,
-          ...(this.#options.retry === undefined ? {} : { retry: this.#options.retry }),
-          ...(this.#options.onFailedMessage === undefined
-            ? {}
-            : {
-                onFailedMessage: (
-                  message: MailMessage,
-                  failure: FailedMessage & { readonly error: unknown },
-                ) => this.#options.onFailedMessage?.(entry.accountId, message, failure),
-              }),
-          // The store's position is the newest (another instance may have watched since this one stopped);
-          // this instance's own is the fallback of a store that keeps none.
-          ...(entry.cursor === undefined || this.#context.persistence.keepsWatchCursors
-            ? {}
-            : { cursor: entry.cursor }),
-        },
-      );
-      entry.watcher = watcher;
+      const watchers = entry.folders.map((folder) => this.#watchFolder(entry, folder));
       entry.state = 'watching';
-      watcher.done.catch((err: Error) => {
-        if (entry.watcher !== watcher) return;
-        entry.state = 'stopped';
-        this.#logger.warn(
-          { accountId: entry.accountId, code: isMailboxAuthError(err) ? err.code : err.name },
-          'watcher stopped',
-        );
-        this.#options.onStopped?.(entry.accountId, err);
-        void this.#context.persistence
-          .releaseLease(LEASE_PREFIX + entry.accountId, this.#holder)
-          .catch(() => {});
-        entry.leased = false;
-      });
-      // Count the connect as done once the watcher is connected or has ended, or after 5 s (a server that
-      // keeps failing must not hold a connect slot: the watcher goes on retrying with backoff).
+      // Count the connect as done once the watchers are connected or have ended, or after 5 s (a server that
+      // keeps failing must not hold a connect slot: the watchers go on retrying with backoff).
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
-        watcher.ready,
+        Promise.all(watchers.map((w) => w.ready)),
         new Promise<void>((resolve) => {
           timer = setTimeout(resolve, 5_000);
         }),
@@ -391,13 +404,64 @@ export class WatchOrchestrator {
     }
   }
 
+  /** Start one folder's watcher; a permanent failure of it stops the account (every folder). */
+  #watchFolder(entry: Entry, folder: Folder): Watcher {
+    const client = new MailboxClient(this.#context, entry.accountId, entry.clientOptions);
+    folder.client = client;
+    const watcher = client.watch(
+      async (message) => {
+        await this.#options.onMessage(entry.accountId, message);
+      },
+      {
+        mailbox: folder.mailbox,
+        ...(this.#options.retry === undefined ? {} : { retry: this.#options.retry }),
+        ...(this.#options.onFailedMessage === undefined
+          ? {}
+          : {
+              onFailedMessage: (message: MailMessage, failure: FailedMessage & { readonly error: unknown }) =>
+                this.#options.onFailedMessage?.(entry.accountId, message, failure),
+            }),
+        // The store's position is the newest (another instance may have watched since this one stopped);
+        // this instance's own is the fallback of a store that keeps none.
+        ...(folder.cursor === undefined || this.#context.persistence.keepsWatchCursors
+          ? {}
+          : { cursor: folder.cursor }),
+      },
+    );
+    folder.watcher = watcher;
+    watcher.done.catch((err: Error) => {
+      if (folder.watcher !== watcher || entry.state === 'stopped') return;
+      entry.state = 'stopped';
+      this.#logger.warn(
+        {
+          accountId: entry.accountId,
+          mailbox: folder.mailbox,
+          code: isMailboxAuthError(err) ? err.code : err.name,
+        },
+        'watcher stopped',
+      );
+      this.#options.onStopped?.(entry.accountId, err);
+      // The other folders stop too; the clients stay for health() (their last error).
+      for (const other of entry.folders) if (other !== folder) void other.watcher?.stop();
+      void this.#context.persistence
+        .releaseLease(LEASE_PREFIX + entry.accountId, this.#holder)
+        .catch(() => {});
+      entry.leased = false;
+    });
+    return watcher;
+  }
+
   async #stop(entry: Entry, release: boolean): Promise<void> {
-    const { watcher, client } = entry;
-    entry.watcher = undefined;
-    entry.client = undefined;
-    await watcher?.stop();
-    if (watcher?.cursor !== undefined) entry.cursor = watcher.cursor;
-    await client?.disconnect();
+    await Promise.all(
+      entry.folders.map(async (folder) => {
+        const { watcher, client } = folder;
+        folder.watcher = undefined;
+        folder.client = undefined;
+        await watcher?.stop();
+        if (watcher?.cursor !== undefined) folder.cursor = watcher.cursor;
+        await client?.disconnect();
+      }),
+    );
     if (release && entry.leased) {
       await this.#context.persistence
         .releaseLease(LEASE_PREFIX + entry.accountId, this.#holder)

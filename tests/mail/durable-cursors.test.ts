@@ -135,3 +135,58 @@ describe('durable watch positions: options and stores', () => {
     expect(await store.getWatchCursor(accountId, 'gmail-api:INBOX')).toBe(watcher.cursor);
   });
 });
+
+describe('several folders per account (Gmail API labels)', () => {
+  it('watches each folder with its own saved position; a takeover resumes both', async () => {
+    const setup = await gmailSetup(server);
+    const { auth, gmail, accountId } = setup;
+    const store = setup.store as MemoryStore;
+    closers.push(() => auth.close());
+    const received: string[] = [];
+    const start = (name: string) => {
+      const o = auth.watchOrchestrator({
+        holderId: name,
+        leaseTtlMs: 900,
+        mailbox: { transport: 'gmail-api', api: FAST_API },
+        onMessage: (_id, message) => {
+          received.push(`${name} ${message.mailbox} ${message.subject}`);
+        },
+      });
+      closers.push(() => o.stopAll());
+      o.add(accountId, { mailboxes: ['INBOX', 'SPAM'] });
+      return o;
+    };
+    expect(() => auth.watchOrchestrator({ onMessage: () => {} }).add(accountId, { mailboxes: [] })).toThrow(
+      'mailboxes must be 1 to 20 distinct non-empty strings',
+    );
+    expect(() =>
+      auth
+        .watchOrchestrator({ onMessage: () => {} })
+        .add(accountId, { mailbox: 'INBOX', mailboxes: ['SPAM'] }),
+    ).toThrow('give mailbox or mailboxes, not both');
+    const a = start('a');
+    await waitFor(() =>
+      a.health()[0]?.state === 'watching' && a.health()[0]?.watching && a.health()[0]?.lastSuccessAt !== null
+        ? true
+        : undefined,
+    );
+    gmail.deliver({ subject: 'ham' });
+    gmail.deliver({ subject: 'spam', labelIds: ['SPAM', 'UNREAD'] });
+    await waitFor(() => (received.length === 2 ? true : undefined));
+    expect(received.sort()).toEqual(['a INBOX ham', 'a SPAM spam']);
+    expect(a.health()[0]?.messagesLast24h).toBe(2); // the folders' figures summed
+    const inbox = await store.getWatchCursor(accountId, 'gmail-api:INBOX');
+    const spam = await store.getWatchCursor(accountId, 'gmail-api:SPAM');
+    expect(inbox).not.toBeNull();
+    expect(spam).not.toBeNull();
+    // A crash; mail in both folders; the takeover delivers both from their own positions.
+    await a.stopAll({ releaseLeases: false });
+    gmail.deliver({ subject: 'ham 2' });
+    gmail.deliver({ subject: 'spam 2', labelIds: ['SPAM', 'UNREAD'] });
+    const b = start('b');
+    await store.releaseLease(`watch:${accountId}`, 'a');
+    await waitFor(() => (received.length === 4 ? true : undefined));
+    expect(received.slice(2).sort()).toEqual(['b INBOX ham 2', 'b SPAM spam 2']);
+    expect(b.health()).toHaveLength(1);
+  });
+});
