@@ -93,6 +93,7 @@ export {
   health,
 } from './operations/health.js';
 export { type HealthHandlerOptions, healthHandler } from './operations/health-handler.js';
+export type { FleetMailboxHealth, MailboxHealthOptions } from './operations/mailbox-health.js';
 export {
   type FleetProgress,
   MAX_FLEET_CONCURRENCY,
@@ -139,6 +140,9 @@ export {
   type Lease,
   type LeasedRead,
   type ListOptions,
+  type MailboxActivity,
+  type MailboxActivityError,
+  type MailboxActivityTotals,
   type MetadataValue,
   type PutAccountOptions,
   type ReadAndLeaseOptions,

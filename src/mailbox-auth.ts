@@ -11,6 +11,9 @@ import type * as authorization from './flow/authorization-options.js';
 import type { CallbackInput } from './flow/callback.js';
 import { validateRedirectUris } from './flow/redirects.js';
 import { Lifecycle } from './internal/lifecycle.js';
+import { integerOption } from './internal/options.js';
+import { silentLogger } from './logger.js';
+import { ActivityRecorder } from './mail/activity.js';
 import { MailboxClient, type MailboxClientContext } from './mail/client.js';
 import type { MailboxClientOptions } from './mail/client-options.js';
 import { connectImap } from './mail/imap.js';
@@ -26,6 +29,11 @@ import {
   type HealthReport,
   health,
 } from './operations/health.js';
+import {
+  type FleetMailboxHealth,
+  type MailboxHealthOptions,
+  mailboxHealth,
+} from './operations/mailbox-health.js';
 import {
   type RefreshExpiringOptions,
   type RefreshReport,
@@ -89,6 +97,12 @@ export interface MailboxAuthOptions {
    * @default the global providers of `@opentelemetry/api` (no-ops until the host registers an SDK)
    */
   readonly telemetry?: TelemetryOptions;
+  /**
+   * How long the mailbox clients' activity (the figures of {@link MailboxAuth.mailboxHealth}) waits before
+   * it is written to the store, in milliseconds: at most one write per account per interval, and at once
+   * when a watcher stops, a client disconnects or the auth closes. @default 10_000
+   */
+  readonly mailboxActivityFlushMs?: number;
 }
 
 /**
@@ -146,6 +160,13 @@ export interface MailboxAuth {
   health(options?: HealthOptions): Promise<HealthReport>;
   /** One account's health. */
   accountHealth(accountId: string): Promise<AccountHealth>;
+  /**
+   * The mailbox health of each listed account (1 to 1000 ids) over the whole fleet: messages processed and
+   * failed, errors, average callback time in the last 24 hours, last success and last error, as every
+   * instance's mailbox clients and watchers recorded them in the store (see {@link FleetMailboxHealth}).
+   * Rejects with a `ConfigurationError` when the store keeps no mailbox activity.
+   */
+  mailboxHealth(accountIds: readonly string[], options?: MailboxHealthOptions): Promise<FleetMailboxHealth[]>;
   /** Re-encrypt every account with the cipher's current key, resumably (see {@link rotateKeys}). */
   rotateKeys(options?: RotateKeysOptions): Promise<RotateKeysReport>;
   /** Providers for a "connect your mailbox" page. */
@@ -268,10 +289,23 @@ export function createMailboxAuth(options: MailboxAuthOptions): MailboxAuth {
     ...(options.now === undefined ? {} : { now: options.now }),
     ...(options.telemetry === undefined ? {} : { telemetry: options.telemetry }),
   });
+  const activity = new ActivityRecorder({
+    persistence,
+    logger: options.refresh?.logger ?? silentLogger,
+    flushIntervalMs: integerOption(
+      options.mailboxActivityFlushMs,
+      10_000,
+      1,
+      86_400_000,
+      () =>
+        new ConfigurationError('mailboxActivityFlushMs must be an integer from 1 to 86400000 (milliseconds)'),
+    ),
+  });
   const mail: MailboxClientContext = {
     persistence,
     registry,
     refresher,
+    activity,
     // Checked now (a bad or duplicate definition is a ConfigurationError at creation, not at first use).
     ...(options.transports === undefined ? {} : { transports: checkTransports(options.transports) }),
   };
@@ -289,6 +323,7 @@ export function createMailboxAuth(options: MailboxAuthOptions): MailboxAuth {
     refreshExpiring: (refresh) => refreshExpiring(refresher, persistence, refresh),
     health: (check) => health(persistence, refresher, check),
     accountHealth: (accountId) => accountHealth(persistence, accountId),
+    mailboxHealth: (accountIds, check) => mailboxHealth(persistence, activity, accountIds, check),
     rotateKeys: (rotate) => rotateKeys(persistence, rotate),
     on: (event, listener) => {
       if (FLOW_EVENTS.has(event)) flow.on(event as 'connected', listener as never);
@@ -322,6 +357,7 @@ export function createMailboxAuth(options: MailboxAuthOptions): MailboxAuth {
         // Leases kept for rotated tokens whose store write never succeeded: the tokens are lost with this
         // process, so another may refresh at once rather than after the lease lapses.
         release: async () => {
+          await activity.close(); // what the stopped clients recorded, written
           await refresher.settled(); // refreshes a mailbox client started, whose caller already gave up
           await Promise.all(
             refresher
@@ -344,6 +380,7 @@ export function createMailboxAuth(options: MailboxAuthOptions): MailboxAuth {
     refreshExpiring: 0,
     health: 0,
     accountHealth: 'async',
+    mailboxHealth: 'async',
     rotateKeys: 0,
     listProviders: 'sync',
     startAuthorization: 'async',

@@ -22,6 +22,11 @@ export function isWellFormed(value: string): boolean {
   return (value as string & { isWellFormed(): boolean }).isWellFormed();
 }
 
+/** `value` with each lone surrogate replaced by U+FFFD (String.prototype.toWellFormed, Node 20+). @internal */
+export function toWellFormed(value: string): string {
+  return (value as string & { toWellFormed(): string }).toWellFormed();
+}
+
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
 const C0_AND_DEL = /[\u0000-\u001f\u007f]/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point

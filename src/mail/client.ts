@@ -88,7 +88,7 @@ export class MailboxClient extends TypedEvents<MailboxClientEvents> {
   readonly #options: MailboxClientOptions;
   readonly #logger: Logger;
   readonly #transport: MailTransport | undefined;
-  readonly #health = new ClientHealth();
+  readonly #health: ClientHealth;
   #driver: Promise<MailTransportDriver> | undefined;
   #resolved: MailTransportDriver | undefined;
   #watcher: { stop(): Promise<void> } | undefined;
@@ -105,6 +105,9 @@ export class MailboxClient extends TypedEvents<MailboxClientEvents> {
     nonNegative(options.reconnect?.maxDelayMs, 'reconnect.maxDelayMs', 60_000);
     this.#context = context;
     this.accountId = accountId;
+    this.#health = new ClientHealth(
+      context.activity === undefined ? undefined : { recorder: context.activity, accountId },
+    );
     this.#options = options;
     this.#logger = options.logger ?? silentLogger;
   }
@@ -138,6 +141,7 @@ export class MailboxClient extends TypedEvents<MailboxClientEvents> {
     this.#driver = undefined;
     this.#resolved = undefined;
     if (driver !== undefined) await (await driver.catch(() => undefined))?.disconnect();
+    await this.#context.activity?.flush([this.accountId]);
   }
 
   /** Whether the mailbox is reachable: IMAP, the connection is open; APIs, the last request succeeded. */
@@ -287,8 +291,15 @@ export class MailboxClient extends TypedEvents<MailboxClientEvents> {
       },
       signal: controller.signal,
       deliver: async (message) => {
-        if (!(await deliverMessage(onNewMessage, message, delivery, deliveryHost, controller.signal))) return;
-        this.#health.success('message');
+        const handlerMs = await deliverMessage(
+          onNewMessage,
+          message,
+          delivery,
+          deliveryHost,
+          controller.signal,
+        );
+        if (handlerMs === null) return;
+        this.#health.delivered(handlerMs);
         telemetryOf(this.#context.refresher).delivered(this.#transportName(), message.date, Date.now());
       },
       ready: () => {},
@@ -303,9 +314,11 @@ export class MailboxClient extends TypedEvents<MailboxClientEvents> {
       markReady,
       keeper,
       options.cursor !== undefined || options.sinceUid !== undefined,
-    ).finally(() => {
+    ).finally(async () => {
       markReady();
       this.#watcher = undefined;
+      // What this watch did reaches the store before stop() resolves (the fleet's figures).
+      await this.#context.activity?.flush([this.accountId]);
     });
     const imap = () => (this.#resolved?.name ?? this.#transport) === 'imap';
     const watcher: Watcher = {

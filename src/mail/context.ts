@@ -5,6 +5,7 @@
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { TokenRefresher } from '../refresh/refresher.js';
 import type { TokenPersistence } from '../tokens/persistence.js';
+import type { ActivityRecorder } from './activity.js';
 
 /**
  * What the mail connectors need: the building blocks of `createMailboxAuth`.
@@ -21,4 +22,6 @@ export interface MailContext {
   readonly registry: ProviderRegistry;
   /** Hands out access tokens, and refreshes them when a server refuses one. */
   readonly refresher: TokenRefresher;
+  /** Where the clients' activity goes, to be written to the store for the fleet (none: kept per client). */
+  readonly activity?: ActivityRecorder;
 }

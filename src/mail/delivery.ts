@@ -67,8 +67,8 @@ function codeOf(err: unknown): string {
 
 /**
  * Call `handler` with `message` until it resolves, at most `retries + 1` times; then report and skip it.
- * Resolves when the message is done with: `true` delivered, `false` skipped; rejects only when `signal` aborts while the
- * callback fails (the watch is stopping: the message is not skipped, the next watch delivers it again).
+ * Resolves when the message is done with: the time the callback that resolved took (milliseconds) when
+ * delivered, `null` when skipped; rejects only when `signal` aborts while the callback fails (the watch is stopping: the message is not skipped, the next watch delivers it again).
  * @internal
  */
 export async function deliverMessage(
@@ -77,12 +77,13 @@ export async function deliverMessage(
   settings: DeliverySettings,
   host: DeliveryHost,
   signal: AbortSignal,
-): Promise<boolean> {
+): Promise<number | null> {
   for (let attempt = 1; ; attempt++) {
     let error: unknown;
     try {
+      const started = performance.now();
       await handler(message);
-      return true;
+      return performance.now() - started;
     } catch (err) {
       error = err;
     }
@@ -105,7 +106,7 @@ export async function deliverMessage(
           'onFailedMessage failed; message skipped',
         );
       }
-      return false;
+      return null;
     }
     await pause(backoffDelay(attempt - 1, settings), signal);
     if (signal.aborted) throw error;

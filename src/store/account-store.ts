@@ -435,4 +435,93 @@ export interface AccountStore {
    * account. Check the arguments with `storeInput.assertWatchCursor`.
    */
   putWatchCursor?(accountId: string, key: string, cursor: string): Promise<boolean>;
+  /**
+   * Optional: add a mailbox's activity of one hour (delivered and failed messages, errors, handler time,
+   * last success, last error) to what the store keeps for the account: the counts are added to the hour's,
+   * the last success kept when later than the one kept, the last error replaced when later. `false` (and
+   * nothing stored) when no account has this id. A store may drop hours older than 25 hours before the
+   * newest one it was given; activity is deleted with its account. Every instance's watchers write here,
+   * so that `auth.mailboxHealth()` on any instance answers for the fleet; without this method and
+   * {@link AccountStore.getMailboxActivity} mailbox health is per process. Check the arguments with
+   * `storeInput.assertMailboxActivity`.
+   */
+  addMailboxActivity?(accountId: string, activity: MailboxActivity): Promise<boolean>;
+  /**
+   * Optional: the activity of each listed account (at most 1000 distinct ids) summed over the hours from
+   * `sinceHour` on, with the last success and last error kept; one entry per account that has any, in no
+   * particular order. Check the arguments with `storeInput.assertMailboxActivityQuery`.
+   */
+  getMailboxActivity?(accountIds: readonly string[], sinceHour: number): Promise<MailboxActivityTotals[]>;
+}
+
+/**
+ * The last error a mailbox recorded: its stable code, a bounded message (no secret: the library's errors
+ * carry none, and a host callback's message is cut to 300 characters) and when, in epoch milliseconds.
+ *
+ * @example
+ * ```ts
+ * const error: MailboxActivityError = { code: 'ERR_MAIL_CONNECTION_FAILED', message: 'connection closed', at: Date.now() };
+ * ```
+ */
+export interface MailboxActivityError {
+  /** The error's stable code (at most 100 characters). */
+  readonly code: string;
+  /** Its message (at most 300 characters). */
+  readonly message: string;
+  /** When it happened, in epoch milliseconds. */
+  readonly at: number;
+}
+
+/**
+ * A mailbox's activity of one hour, as a watcher adds it to the store ({@link AccountStore.addMailboxActivity}).
+ *
+ * @example
+ * ```ts
+ * await store.addMailboxActivity?.(accountId, {
+ *   hour: Math.floor(Date.now() / 3_600_000) * 3_600_000,
+ *   processed: 3, failed: 0, errors: 0, handlerMs: 42,
+ *   lastSuccessAt: Date.now(), lastError: null,
+ * });
+ * ```
+ */
+export interface MailboxActivity {
+  /** The start of the hour, in epoch milliseconds (a multiple of 3,600,000). */
+  readonly hour: number;
+  /** Messages whose callback resolved. */
+  readonly processed: number;
+  /** Messages skipped after their callback failed on every attempt. */
+  readonly failed: number;
+  /** Errors of the mailbox's connections, requests and watch (each failure once). */
+  readonly errors: number;
+  /** The time the callbacks of the processed messages took, summed, in whole milliseconds. */
+  readonly handlerMs: number;
+  /** The last success in that hour, in epoch milliseconds (`null`: none). */
+  readonly lastSuccessAt: number | null;
+  /** The last error in that hour (`null`: none). */
+  readonly lastError: MailboxActivityError | null;
+}
+
+/**
+ * An account's activity summed over hours ({@link AccountStore.getMailboxActivity}).
+ *
+ * @example
+ * ```ts
+ * const [totals]: MailboxActivityTotals[] = (await store.getMailboxActivity?.([accountId], since)) ?? [];
+ * ```
+ */
+export interface MailboxActivityTotals {
+  /** The account. */
+  readonly accountId: string;
+  /** Messages whose callback resolved, in the hours read. */
+  readonly processed: number;
+  /** Messages skipped after their retries, in the hours read. */
+  readonly failed: number;
+  /** Errors, in the hours read. */
+  readonly errors: number;
+  /** Callback time of the processed messages, summed, in milliseconds. */
+  readonly handlerMs: number;
+  /** The last success ever recorded (not only in the hours read), in epoch milliseconds. */
+  readonly lastSuccessAt: number | null;
+  /** The last error ever recorded (not only in the hours read). */
+  readonly lastError: MailboxActivityError | null;
 }

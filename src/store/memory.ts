@@ -1,6 +1,7 @@
 import { InvalidArgumentError, VersionConflictError } from '../errors.js';
 import { tallyAccounts } from './account-counts.js';
 import type * as contract from './account-store.js';
+import { addActivity, type KeptActivity, sumActivity } from './mailbox-activity.js';
 import { SortedIds } from './sorted-ids.js';
 import type { PutStateOptions, StateStore, StoredState } from './state-store.js';
 import { storeInput as input } from './store-input.js';
@@ -55,6 +56,7 @@ export class MemoryStore implements contract.AccountStore, StateStore {
   readonly #leases = new Map<string, contract.Lease>();
   /** Watch positions per account, by key. */
   readonly #cursors = new Map<string, Map<string, string>>();
+  readonly #activity = new Map<string, KeptActivity>();
   readonly #states = new Map<string, StoredState>();
   readonly #statesByOwner = new Map<string, Set<string>>();
   readonly #now: () => number;
@@ -155,6 +157,7 @@ export class MemoryStore implements contract.AccountStore, StateStore {
     this.#identities.delete(input.identityKey(existing));
     this.#leases.delete(id);
     this.#cursors.delete(id);
+    this.#activity.delete(id);
     this.#emit({ kind: 'deleted', id });
     return true;
   }
@@ -212,6 +215,24 @@ export class MemoryStore implements contract.AccountStore, StateStore {
     }
     cursors.set(key, cursor);
     return true;
+  }
+
+  async addMailboxActivity(accountId: string, activity: contract.MailboxActivity): Promise<boolean> {
+    input.assertMailboxActivity(accountId, activity);
+    if (!this.#accounts.has(accountId)) return false;
+    this.#activity.set(accountId, addActivity(this.#activity.get(accountId), activity));
+    return true;
+  }
+
+  async getMailboxActivity(
+    accountIds: readonly string[],
+    sinceHour: number,
+  ): Promise<contract.MailboxActivityTotals[]> {
+    input.assertMailboxActivityQuery(accountIds, sinceHour);
+    return accountIds.flatMap((id) => {
+      const kept = this.#activity.get(id);
+      return kept === undefined ? [] : [sumActivity(id, kept, sinceHour)];
+    });
   }
 
   async acquireLease(id: string, holder: string, ttlMs: number): Promise<contract.Lease | null> {

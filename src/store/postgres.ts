@@ -9,8 +9,10 @@ import { ConfigurationError, MailboxAuthError, StorageError, VersionConflictErro
 import { Backoff } from '../internal/backoff.js';
 import type * as contract from './account-store.js';
 import { ACCOUNT_STATUSES } from './account-store.js';
+import { KEPT_HOURS } from './mailbox-activity.js';
 import type { PutStateOptions, StateStore, StoredState } from './state-store.js';
 import { storeInput as input } from './store-input.js';
+import { ACTIVITY_HOUR_MS } from './validate.js';
 
 /**
  * What the store needs of a client: `pg`'s Pool and Client and PGlite all fit.
@@ -109,7 +111,7 @@ const IDENT = /^[a-z_][a-z0-9_]{0,40}$/;
  * if ((await store.migrate()) !== POSTGRES_SCHEMA_VERSION) throw new Error('unexpected schema');
  * ```
  */
-export const POSTGRES_SCHEMA_VERSION = 4;
+export const POSTGRES_SCHEMA_VERSION = 5;
 
 /**
  * The SQL of each schema version, for hosts that run their own migrations. `{schema}` and `{prefix}` are
@@ -207,6 +209,27 @@ export function postgresMigrations(
         )`,
       ],
     },
+    {
+      // Mailbox activity per account: counts per hour (the last 25 kept) and the last success and error,
+      // written by every instance's watchers and deleted with their account.
+      version: 5,
+      statements: [
+        `CREATE TABLE IF NOT EXISTS ${t('mailbox_activity')} (
+          account_id text NOT NULL REFERENCES ${t('accounts')} (id) ON DELETE CASCADE,
+          hour bigint NOT NULL,
+          processed bigint NOT NULL,
+          failed bigint NOT NULL,
+          errors bigint NOT NULL,
+          handler_ms bigint NOT NULL,
+          PRIMARY KEY (account_id, hour)
+        )`,
+        `CREATE TABLE IF NOT EXISTS ${t('mailbox_last')} (
+          account_id text PRIMARY KEY REFERENCES ${t('accounts')} (id) ON DELETE CASCADE,
+          last_success_at bigint,
+          last_error jsonb
+        )`,
+      ],
+    },
   ];
 }
 
@@ -296,6 +319,17 @@ interface Row {
 const json = <T>(v: T | string): T => (typeof v === 'string' ? (JSON.parse(v) as T) : v);
 const num = (v: string | number | null): number | null => (v === null ? null : Number(v));
 
+/** A row of `getMailboxActivity` (bigint sums come as strings). */
+interface ActivityRow {
+  account_id: string;
+  last_success_at: string | number | null;
+  last_error: { code: string; message: string; at: number | string } | null;
+  processed: string | number;
+  failed: string | number;
+  errors: string | number;
+  handler_ms: string | number;
+}
+
 function toRecord(row: Row): contract.AccountRecord {
   const lastError = json(row.last_error);
   return {
@@ -348,6 +382,8 @@ export class PostgresStore implements contract.AccountStore, StateStore {
   readonly #leases: string;
   readonly #states: string;
   readonly #cursors: string;
+  readonly #activity: string;
+  readonly #last: string;
   readonly #migrations: string;
   /** The notification channel of this schema and prefix (a LISTEN identifier and a pg_notify literal). */
   readonly #channel: string;
@@ -380,6 +416,8 @@ export class PostgresStore implements contract.AccountStore, StateStore {
     );
     this.#states = t('states');
     this.#cursors = t('watch_cursors');
+    this.#activity = t('mailbox_activity');
+    this.#last = t('mailbox_last');
     this.#migrations = t('migrations');
     this.#channel = changeChannel(schema, prefix);
   }
@@ -798,6 +836,82 @@ export class PostgresStore implements contract.AccountStore, StateStore {
       if ((cause as { code?: unknown } | null)?.code === '23503') return false;
       return this.#run('putWatchCursor', () => Promise.reject(cause));
     }
+  }
+
+  async addMailboxActivity(accountId: string, activity: contract.MailboxActivity): Promise<boolean> {
+    input.assertMailboxActivity(accountId, activity);
+    const a = activity;
+    try {
+      // One statement: the hour's counts added, the last success and error kept when later, the hours
+      // older than 25 before this one dropped; nothing when the account does not exist.
+      const { rows } = await this.#client.query(
+        `WITH acc AS (SELECT id FROM ${this.#accounts} WHERE id = $1),
+         hour AS (
+           INSERT INTO ${this.#activity} AS h (account_id, hour, processed, failed, errors, handler_ms)
+           SELECT id, $2, $3, $4, $5, $6 FROM acc
+           ON CONFLICT (account_id, hour) DO UPDATE SET processed = h.processed + EXCLUDED.processed,
+             failed = h.failed + EXCLUDED.failed, errors = h.errors + EXCLUDED.errors,
+             handler_ms = h.handler_ms + EXCLUDED.handler_ms
+           RETURNING 1),
+         last AS (
+           INSERT INTO ${this.#last} AS l (account_id, last_success_at, last_error)
+           SELECT id, $7, $8::jsonb FROM acc
+           ON CONFLICT (account_id) DO UPDATE SET
+             last_success_at = GREATEST(l.last_success_at, EXCLUDED.last_success_at),
+             last_error = CASE WHEN EXCLUDED.last_error IS NOT NULL AND (l.last_error IS NULL
+               OR (EXCLUDED.last_error->>'at')::bigint > (l.last_error->>'at')::bigint)
+               THEN EXCLUDED.last_error ELSE l.last_error END
+           RETURNING 1),
+         old AS (DELETE FROM ${this.#activity} WHERE account_id = $1 AND hour < $9 RETURNING 1)
+         SELECT count(*)::int AS found FROM acc`,
+        [
+          accountId,
+          a.hour,
+          a.processed,
+          a.failed,
+          a.errors,
+          a.handlerMs,
+          a.lastSuccessAt,
+          a.lastError === null ? null : JSON.stringify(a.lastError),
+          a.hour - KEPT_HOURS * ACTIVITY_HOUR_MS,
+        ],
+      );
+      return (rows[0] as { found: number }).found > 0;
+    } catch (cause) {
+      // 23503 foreign_key_violation: the account was deleted while its activity was being written.
+      if ((cause as { code?: unknown } | null)?.code === '23503') return false;
+      return this.#run('addMailboxActivity', () => Promise.reject(cause));
+    }
+  }
+
+  async getMailboxActivity(
+    accountIds: readonly string[],
+    sinceHour: number,
+  ): Promise<contract.MailboxActivityTotals[]> {
+    input.assertMailboxActivityQuery(accountIds, sinceHour);
+    const { rows } = await this.#query(
+      'getMailboxActivity',
+      `SELECT l.account_id, l.last_success_at, l.last_error,
+         coalesce(sum(h.processed), 0)::bigint AS processed, coalesce(sum(h.failed), 0)::bigint AS failed,
+         coalesce(sum(h.errors), 0)::bigint AS errors, coalesce(sum(h.handler_ms), 0)::bigint AS handler_ms
+       FROM ${this.#last} l
+       LEFT JOIN ${this.#activity} h ON h.account_id = l.account_id AND h.hour >= $2
+       WHERE l.account_id = ANY($1::text[])
+       GROUP BY l.account_id`,
+      [accountIds, sinceHour],
+    );
+    return (rows as ActivityRow[]).map((row) => ({
+      accountId: row.account_id,
+      processed: Number(row.processed),
+      failed: Number(row.failed),
+      errors: Number(row.errors),
+      handlerMs: Number(row.handler_ms),
+      lastSuccessAt: num(row.last_success_at),
+      lastError:
+        row.last_error === null
+          ? null
+          : { code: row.last_error.code, message: row.last_error.message, at: Number(row.last_error.at) },
+    }));
   }
 
   async acquireLease(id: string, holder: string, ttlMs: number): Promise<contract.Lease | null> {

@@ -7,8 +7,10 @@ import { createHash } from 'node:crypto';
 import { inspect } from 'node:util';
 import { ConfigurationError, MailboxAuthError, StorageError, VersionConflictError } from '../errors.js';
 import type * as contract from './account-store.js';
+import { KEPT_HOURS } from './mailbox-activity.js';
 import type { PutStateOptions, StateStore, StoredState } from './state-store.js';
 import { storeInput as input } from './store-input.js';
+import { ACTIVITY_HOUR_MS } from './validate.js';
 
 /**
  * What the store uses of a Redis client: the commands of an ioredis client (`Redis` 5 or 6; a `Cluster` works
@@ -175,14 +177,14 @@ redis.call('PUBLISH', ARGV[10], '{"kind":"written","id":' .. cjson.encode(ARGV[1
 return {'ok', ARGV[4]}
 `;
 
-// KEYS[1] account hash, KEYS[2] ids zset, KEYS[3] lease, KEYS[4..10] indexes, KEYS[11] watch positions;
-// ARGV[1] id, ARGV[2] expected version ('' = any), ARGV[3] change channel
+// KEYS[1] account hash, KEYS[2] ids zset, KEYS[3] lease, KEYS[4..10] indexes, KEYS[11] watch positions,
+// KEYS[12] mailbox activity; ARGV[1] id, ARGV[2] expected version ('' = any), ARGV[3] change channel
 const DELETE = `${INDEXING}
 local current = redis.call('HGET', KEYS[1], 'version')
 if ARGV[2] ~= '' and current ~= ARGV[2] then return {'conflict', current or ''} end
 if not current then return {'missing', ''} end
 local json = redis.call('HGET', KEYS[1], 'json')
-redis.call('DEL', KEYS[1], KEYS[3], KEYS[11])
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[11], KEYS[12])
 redis.call('ZREM', KEYS[2], ARGV[1])
 unindex(4, ARGV[1])
 redis.call('PUBLISH', ARGV[3], '{"kind":"deleted","id":' .. cjson.encode(ARGV[1]) .. '}')
@@ -292,6 +294,61 @@ const PUT_CURSOR = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return 1
+`;
+
+// Mailbox activity: one hash per account, fields '<hour>:p|f|e|h' (processed, failed, errors, handler ms),
+// 'last_success', 'last_error' (JSON) and 'last_error_at'.
+// KEYS[1] account hash, KEYS[2] activity hash; ARGV[1] hour, ARGV[2..5] processed, failed, errors, handler ms,
+// ARGV[6] last success ('' none), ARGV[7] last error JSON ('' none), ARGV[8] its time, ARGV[9] oldest hour kept
+const ADD_ACTIVITY = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local kinds = {'p', 'f', 'e', 'h'}
+for i, kind in ipairs(kinds) do
+  if ARGV[i + 1] ~= '0' then redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':' .. kind, ARGV[i + 1]) end
+end
+if ARGV[6] ~= '' then
+  local kept = redis.call('HGET', KEYS[2], 'last_success')
+  if not kept or kept == '' or tonumber(ARGV[6]) > tonumber(kept) then
+    redis.call('HSET', KEYS[2], 'last_success', ARGV[6])
+  end
+end
+if ARGV[7] ~= '' then
+  local kept = redis.call('HGET', KEYS[2], 'last_error_at')
+  if not kept or tonumber(ARGV[8]) > tonumber(kept) then
+    redis.call('HSET', KEYS[2], 'last_error', ARGV[7], 'last_error_at', ARGV[8])
+  end
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('HSET', KEYS[2], 'last_success', '') end
+local oldest = tonumber(ARGV[9])
+for _, field in ipairs(redis.call('HKEYS', KEYS[2])) do
+  local hour = string.match(field, '^(%d+):')
+  if hour and tonumber(hour) < oldest then redis.call('HDEL', KEYS[2], field) end
+end
+return 1
+`;
+
+// KEYS the activity hashes; ARGV[1] the first hour summed. One entry per hash that exists:
+// { index (1-based), processed, failed, errors, handler ms, last success or '', last error JSON or '' }
+const GET_ACTIVITY = `
+local since = tonumber(ARGV[1])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local flat = redis.call('HGETALL', key)
+  if #flat > 0 then
+    local sums = {p = 0, f = 0, e = 0, h = 0}
+    local success, failure = '', ''
+    for j = 1, #flat, 2 do
+      local hour, kind = string.match(flat[j], '^(%d+):(%a)$')
+      if hour then
+        if tonumber(hour) >= since then sums[kind] = sums[kind] + tonumber(flat[j + 1]) end
+      elseif flat[j] == 'last_success' then success = flat[j + 1]
+      elseif flat[j] == 'last_error' then failure = flat[j + 1] end
+    end
+    out[#out + 1] = {i, string.format('%d', sums.p), string.format('%d', sums.f), string.format('%d', sums.e),
+      string.format('%d', sums.h), success, failure}
+  end
+end
+return out
 `;
 
 // KEYS[1] lease; ARGV[1] holder, ARGV[2] ttl ms
@@ -417,6 +474,9 @@ export class RedisStore implements contract.AccountStore, StateStore {
   }
   #cursors(id: string) {
     return `${this.#p}cursors:${id}`;
+  }
+  #activity(id: string) {
+    return `${this.#p}activity:${id}`;
   }
   get #ids() {
     return `${this.#p}ids`;
@@ -558,7 +618,14 @@ export class RedisStore implements contract.AccountStore, StateStore {
     const [outcome, detail] = (await this.#script(
       'deleteAccount',
       DELETE,
-      [this.#account(id), this.#ids, this.#lease(id), ...this.#indexes, this.#cursors(id)],
+      [
+        this.#account(id),
+        this.#ids,
+        this.#lease(id),
+        ...this.#indexes,
+        this.#cursors(id),
+        this.#activity(id),
+      ],
       [id, options.expectedVersion === undefined ? '' : String(options.expectedVersion), this.#channel],
     )) as [string, string];
     if (outcome === 'conflict') {
@@ -592,6 +659,54 @@ export class RedisStore implements contract.AccountStore, StateStore {
       [key, cursor],
     );
     return Number(saved) === 1;
+  }
+
+  async addMailboxActivity(accountId: string, activity: contract.MailboxActivity): Promise<boolean> {
+    input.assertMailboxActivity(accountId, activity);
+    const a = activity;
+    const added = await this.#script(
+      'addMailboxActivity',
+      ADD_ACTIVITY,
+      [this.#account(accountId), this.#activity(accountId)],
+      [
+        a.hour,
+        a.processed,
+        a.failed,
+        a.errors,
+        a.handlerMs,
+        a.lastSuccessAt === null ? '' : a.lastSuccessAt,
+        a.lastError === null ? '' : JSON.stringify(a.lastError),
+        a.lastError === null ? '' : a.lastError.at,
+        a.hour - KEPT_HOURS * ACTIVITY_HOUR_MS,
+      ],
+    );
+    return Number(added) === 1;
+  }
+
+  async getMailboxActivity(
+    accountIds: readonly string[],
+    sinceHour: number,
+  ): Promise<contract.MailboxActivityTotals[]> {
+    input.assertMailboxActivityQuery(accountIds, sinceHour);
+    const rows = (await this.#script(
+      'getMailboxActivity',
+      GET_ACTIVITY,
+      accountIds.map((id) => this.#activity(id)),
+      [sinceHour],
+    )) as [number, string, string, string, string, string, string][];
+    return rows.map(([index, processed, failed, errors, handlerMs, success, failure]) => {
+      const lastError = failure === '' ? null : (JSON.parse(failure) as contract.MailboxActivityError);
+      return {
+        accountId: accountIds[Number(index) - 1] as string,
+        processed: Number(processed),
+        failed: Number(failed),
+        errors: Number(errors),
+        handlerMs: Number(handlerMs),
+        lastSuccessAt: success === '' ? null : Number(success),
+        lastError:
+          lastError === null ? null : { code: lastError.code, message: lastError.message, at: lastError.at },
+      };
+    });
   }
 
   async listAccounts(

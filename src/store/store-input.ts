@@ -5,6 +5,7 @@ import type {
   AccountFilter,
   AccountRecord,
   ListOptions,
+  MailboxActivity,
 } from './account-store.js';
 import type { StoredState } from './state-store.js';
 import {
@@ -12,6 +13,8 @@ import {
   assertExpectedVersion,
   assertId,
   assertIdentity,
+  assertMailboxActivity,
+  assertMailboxActivityQuery,
   assertStateInput,
   assertTtl,
   assertWatchCursor,
@@ -134,6 +137,20 @@ export interface StoreInput {
    * characters without control characters.
    */
   assertWatchCursor(accountId: unknown, key: unknown, cursor: unknown): asserts cursor is string;
+  /**
+   * Check the arguments of the optional `addMailboxActivity`: the account id and a {@link MailboxActivity}
+   * (`hour` the start of an hour, non-negative integer counts, `lastError` `null` or a code of at most 100
+   * characters, a message of at most 300 and an epoch time).
+   */
+  assertMailboxActivity(accountId: unknown, activity: unknown): asserts activity is MailboxActivity;
+  /**
+   * Check the arguments of the optional `getMailboxActivity`: 1 to 1000 distinct account ids and `sinceHour`
+   * the start of an hour.
+   */
+  assertMailboxActivityQuery(
+    accountIds: unknown,
+    sinceHour: unknown,
+  ): asserts accountIds is readonly string[];
   /** The largest `limit` of `listAccounts` (1000). */
   readonly maxPageSize: number;
   /** The `limit` of `listAccounts` when none is given (100). */
@@ -182,6 +199,8 @@ export const storeInput: StoreInput = Object.freeze({
   tallyAccounts,
   assertWatchCursorKey,
   assertWatchCursor,
+  assertMailboxActivity,
+  assertMailboxActivityQuery,
   maxPageSize: MAX_PAGE_SIZE,
   defaultPageSize: DEFAULT_PAGE_SIZE,
 });

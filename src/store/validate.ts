@@ -6,6 +6,7 @@ import {
   type AccountRecord,
   type AccountStatus,
   type ListOptions,
+  type MailboxActivity,
   type MetadataValue,
 } from './account-store.js';
 import type { StoredState } from './state-store.js';
@@ -164,6 +165,72 @@ export function assertWatchCursor(
 ): asserts cursor is string {
   assertWatchCursorKey(accountId, key);
   text(cursor, 'cursor', MAX_WATCH_CURSOR);
+}
+
+/** One hour, in milliseconds: the unit of mailbox activity. @internal */
+export const ACTIVITY_HOUR_MS = 3_600_000;
+/** The most accounts one `getMailboxActivity` reads. @internal */
+export const MAX_ACTIVITY_ACCOUNTS = 1000;
+
+function hourStart(value: unknown, name: string): void {
+  if (
+    typeof value !== 'number' ||
+    !Number.isSafeInteger(value) ||
+    value < 0 ||
+    value % ACTIVITY_HOUR_MS !== 0
+  )
+    throw new InvalidArgumentError(`${name} must be the start of an hour (epoch ms, a multiple of 3600000)`);
+}
+
+function count(value: unknown, name: string): void {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0)
+    throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+}
+
+/** The arguments of `addMailboxActivity` (see `MailboxActivity`). @internal */
+export function assertMailboxActivity(
+  accountId: unknown,
+  activity: unknown,
+): asserts activity is MailboxActivity {
+  assertId(accountId, 'accountId');
+  if (typeof activity !== 'object' || activity === null)
+    throw new InvalidArgumentError('activity must be an object');
+  const a = activity as Record<string, unknown>;
+  hourStart(a.hour, 'activity.hour');
+  for (const name of ['processed', 'failed', 'errors', 'handlerMs'] as const)
+    count(a[name], `activity.${name}`);
+  epoch(a.lastSuccessAt, 'activity.lastSuccessAt', true);
+  if (a.lastError !== null) {
+    const e = a.lastError as Record<string, unknown> | undefined;
+    if (typeof e !== 'object' || e === null)
+      throw new InvalidArgumentError('activity.lastError must be null or { code, message, at }');
+    text(e.code, 'activity.lastError.code', 100);
+    if (
+      typeof e.message !== 'string' ||
+      e.message.length > 300 ||
+      !isWellFormed(e.message) ||
+      e.message.includes('\u0000')
+    )
+      throw new InvalidArgumentError(
+        'activity.lastError.message must be a string of at most 300 characters without NUL',
+      );
+    epoch(e.at, 'activity.lastError.at', false);
+  }
+}
+
+/** The arguments of `getMailboxActivity`: 1 to 1000 distinct account ids and the start of an hour. @internal */
+export function assertMailboxActivityQuery(
+  accountIds: unknown,
+  sinceHour: unknown,
+): asserts accountIds is readonly string[] {
+  if (!Array.isArray(accountIds) || accountIds.length === 0 || accountIds.length > MAX_ACTIVITY_ACCOUNTS)
+    throw new InvalidArgumentError(
+      `accountIds must be an array of 1 to ${MAX_ACTIVITY_ACCOUNTS} account ids`,
+    );
+  for (const id of accountIds) assertId(id, 'accountIds[]');
+  if (new Set(accountIds).size !== accountIds.length)
+    throw new InvalidArgumentError('accountIds must be distinct');
+  hourStart(sinceHour, 'sinceHour');
 }
 
 /** A mailbox identity: provider, owner and email, each a non-empty string. @internal */

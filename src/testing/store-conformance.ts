@@ -832,7 +832,14 @@ const accountCases: [string, (store: Store, target: ConformanceTarget) => Promis
 
 /** The store's optional method, or a skip naming it. */
 function optional<
-  K extends 'readAndLease' | 'putAccountAndRelease' | 'watchAccounts' | 'getWatchCursor' | 'putWatchCursor',
+  K extends
+    | 'readAndLease'
+    | 'putAccountAndRelease'
+    | 'watchAccounts'
+    | 'getWatchCursor'
+    | 'putWatchCursor'
+    | 'addMailboxActivity'
+    | 'getMailboxActivity',
 >(store: AccountStore, name: K): NonNullable<AccountStore[K]> {
   const method = store[name];
   if (typeof method !== 'function') throw new StoreConformanceSkip(`the store has no ${name} (optional)`);
@@ -928,6 +935,162 @@ const optionalCases: [string, (store: Store, target: ConformanceTarget) => Promi
         'a long key',
       );
       same(await getWatchCursor('acc-cursor-bad', 'imap:INBOX'), '5:9', 'nothing changed');
+    },
+  ],
+  [
+    'adds mailbox activity per account and hour, keeps the latest success and error, and deletes it with the account',
+    async (store) => {
+      const add = optional(store, 'addMailboxActivity');
+      const get = optional(store, 'getMailboxActivity');
+      const H = 3_600_000;
+      const h0 = 1_900_000_000_000 - (1_900_000_000_000 % H);
+      const quiet = {
+        processed: 0,
+        failed: 0,
+        errors: 0,
+        handlerMs: 0,
+        lastSuccessAt: null,
+        lastError: null,
+      };
+      await store.putAccount(newRecord({ id: 'acc-act' }), { expectedVersion: null });
+      await store.putAccount(newRecord({ id: 'acc-act-2' }), { expectedVersion: null });
+      same((await get(['acc-act', 'acc-act-2'], h0)).length, 0, 'no activity yet');
+      same(
+        await add('acc-act', { ...quiet, hour: h0, processed: 3, handlerMs: 30, lastSuccessAt: h0 + 10 }),
+        true,
+      );
+      // Two instances add to the same hour: the counts add up.
+      same(
+        await add('acc-act', {
+          ...quiet,
+          hour: h0,
+          processed: 2,
+          failed: 1,
+          handlerMs: 12,
+          lastSuccessAt: h0 + 5,
+        }),
+        true,
+      );
+      const boom = { code: 'ERR_MAIL_CONNECTION_FAILED', message: 'connection closed', at: h0 + H + 7 };
+      same(
+        await add('acc-act', {
+          ...quiet,
+          hour: h0 + H,
+          processed: 1,
+          errors: 2,
+          handlerMs: 8,
+          lastError: boom,
+        }),
+        true,
+      );
+      // An older error, written late (another instance's flush), does not replace the later one.
+      const older = { code: 'ERR_STORAGE', message: 'older', at: h0 + 1 };
+      same(await add('acc-act', { ...quiet, hour: h0, errors: 1, lastError: older }), true);
+      same(await add('acc-act-2', { ...quiet, hour: h0, failed: 4 }), true);
+      const both = await get(['acc-act', 'acc-act-2', 'acc-act-none'], h0);
+      const byId = new Map(both.map((t) => [t.accountId, t]));
+      same(both.length, 2, 'one entry per account with activity');
+      equal(byId.get('acc-act'), {
+        accountId: 'acc-act',
+        processed: 6,
+        failed: 1,
+        errors: 3,
+        handlerMs: 50,
+        lastSuccessAt: h0 + 10,
+        lastError: boom,
+      });
+      equal(byId.get('acc-act-2'), {
+        accountId: 'acc-act-2',
+        processed: 0,
+        failed: 4,
+        errors: 0,
+        handlerMs: 0,
+        lastSuccessAt: null,
+        lastError: null,
+      });
+      const later = await get(['acc-act'], h0 + H);
+      equal(
+        later[0],
+        {
+          accountId: 'acc-act',
+          processed: 1,
+          failed: 0,
+          errors: 2,
+          handlerMs: 8,
+          lastSuccessAt: h0 + 10,
+          lastError: boom,
+        },
+        'the hours before sinceHour are not summed; the last success and error are',
+      );
+      // A day and more later: the old hours are dropped, the last success and error kept.
+      same(
+        await add('acc-act', { ...quiet, hour: h0 + 30 * H, processed: 1, lastSuccessAt: h0 + 30 * H }),
+        true,
+      );
+      const dayLater = await get(['acc-act'], 0);
+      same(dayLater[0]?.processed, 1, 'hours over 25 before the newest are dropped');
+      same(dayLater[0]?.lastError?.code, boom.code);
+      // An update keeps it; a deletion removes it; a new account of the same id starts clean.
+      const stored = (await store.getAccount('acc-act')) as AccountRecord;
+      await store.putAccount(
+        { ...stripVolatile(stored), status: 'error' },
+        { expectedVersion: stored.version },
+      );
+      same((await get(['acc-act'], 0)).length, 1, 'kept over an update');
+      same(await store.deleteAccount('acc-act'), true);
+      same((await get(['acc-act'], 0)).length, 0, 'deleted with the account');
+      await store.putAccount(newRecord({ id: 'acc-act' }), { expectedVersion: null });
+      same((await get(['acc-act'], 0)).length, 0, 'a new account of the same id starts clean');
+      same((await get(['acc-act-2'], 0))[0]?.failed, 4, "another account's is kept");
+    },
+  ],
+  [
+    'writes no mailbox activity for a missing account, and refuses bad activity without storing anything',
+    async (store) => {
+      const add = optional(store, 'addMailboxActivity');
+      const get = optional(store, 'getMailboxActivity');
+      const hour = 1_899_997_200_000;
+      const quiet = {
+        hour,
+        processed: 1,
+        failed: 0,
+        errors: 0,
+        handlerMs: 0,
+        lastSuccessAt: null,
+        lastError: null,
+      };
+      same(await add('acc-act-missing', quiet), false, 'no account: not written');
+      same((await get(['acc-act-missing'], 0)).length, 0);
+      await store.putAccount(newRecord({ id: 'acc-act-bad' }), { expectedVersion: null });
+      same(await add('acc-act-bad', quiet), true);
+      for (const [activity, why] of [
+        [{ ...quiet, hour: hour + 1 }, 'not the start of an hour'],
+        [{ ...quiet, hour: -3_600_000 }, 'a negative hour'],
+        [{ ...quiet, processed: -1 }, 'a negative count'],
+        [{ ...quiet, failed: 1.5 }, 'a fraction'],
+        [{ ...quiet, errors: '1' }, 'a string count'],
+        [{ ...quiet, handlerMs: Number.NaN }, 'NaN'],
+        [{ ...quiet, lastSuccessAt: 'now' }, 'a string time'],
+        [{ ...quiet, lastError: { code: '', message: 'm', at: 1 } }, 'an empty error code'],
+        [{ ...quiet, lastError: { code: 'E', message: 'm'.repeat(301), at: 1 } }, 'a long error message'],
+        [{ ...quiet, lastError: { code: 'E', message: 'm' } }, 'an error without a time'],
+        [null, 'not an object'],
+      ] as const) {
+        await rejectsWith(add('acc-act-bad', activity as never), InvalidArgumentError, why);
+      }
+      await rejectsWith(add('', quiet), InvalidArgumentError, 'an empty account id');
+      await rejectsWith(get([], 0), InvalidArgumentError, 'no ids');
+      await rejectsWith(get(['a', 'a'], 0), InvalidArgumentError, 'repeated ids');
+      await rejectsWith(get(['acc-act-bad'], 5), InvalidArgumentError, 'not the start of an hour');
+      await rejectsWith(
+        get(
+          Array.from({ length: 1001 }, (_, i) => `id-${i}`),
+          0,
+        ),
+        InvalidArgumentError,
+        'over 1000 ids',
+      );
+      same((await get(['acc-act-bad'], 0))[0]?.processed, 1, 'nothing changed');
     },
   ],
   [

@@ -24,10 +24,14 @@ import {
   type JsonValue,
   type Lease,
   type ListOptions,
+  type MailboxActivity,
+  type MailboxActivityTotals,
 } from '../store/account-store.js';
 import {
   assertId,
   assertIdentity,
+  assertMailboxActivity,
+  assertMailboxActivityQuery,
   assertMetadata,
   assertScopes,
   assertWatchCursor,
@@ -534,6 +538,53 @@ export class TokenPersistence {
     if (typeof store.putWatchCursor !== 'function') return false;
     return this.#call('putWatchCursor', accountId, () =>
       (store.putWatchCursor as NonNullable<AccountStore['putWatchCursor']>)(accountId, key, cursor),
+    );
+  }
+
+  /** Whether the store keeps mailbox activity (`addMailboxActivity` and `getMailboxActivity`). */
+  get keepsMailboxActivity(): boolean {
+    return (
+      typeof this.#store.addMailboxActivity === 'function' &&
+      typeof this.#store.getMailboxActivity === 'function'
+    );
+  }
+
+  /**
+   * Add a mailbox's activity of one hour to the store; `false` when the account no longer exists or the
+   * store keeps no activity. Watchers' figures are written through it; a failure is a `StorageError`.
+   *
+   * @example
+   * ```ts
+   * await persistence.addMailboxActivity(accountId, { hour, processed: 1, failed: 0, errors: 0, handlerMs: 12, lastSuccessAt: Date.now(), lastError: null });
+   * ```
+   */
+  async addMailboxActivity(accountId: string, activity: MailboxActivity): Promise<boolean> {
+    const store = this.#store;
+    assertMailboxActivity(accountId, activity);
+    if (typeof store.addMailboxActivity !== 'function') return false;
+    return this.#call('addMailboxActivity', accountId, () =>
+      (store.addMailboxActivity as NonNullable<AccountStore['addMailboxActivity']>)(accountId, activity),
+    );
+  }
+
+  /**
+   * The stored activity of the listed accounts (at most 1000) from `sinceHour` on: one entry per account
+   * with any; `[]` when the store keeps none. A failure is a `StorageError`.
+   *
+   * @example
+   * ```ts
+   * const totals = await persistence.getMailboxActivity([accountId], hour - 23 * 3_600_000);
+   * ```
+   */
+  async getMailboxActivity(
+    accountIds: readonly string[],
+    sinceHour: number,
+  ): Promise<MailboxActivityTotals[]> {
+    const store = this.#store;
+    assertMailboxActivityQuery(accountIds, sinceHour);
+    if (typeof store.getMailboxActivity !== 'function') return [];
+    return this.#call('getMailboxActivity', undefined, () =>
+      (store.getMailboxActivity as NonNullable<AccountStore['getMailboxActivity']>)(accountIds, sinceHour),
     );
   }
 

@@ -165,8 +165,11 @@ describe('several folders per account (Gmail API labels)', () => {
         .add(accountId, { mailbox: 'INBOX', mailboxes: ['SPAM'] }),
     ).toThrow('give mailbox or mailboxes, not both');
     const a = start('a');
-    await waitFor(() =>
-      a.health()[0]?.state === 'watching' && a.health()[0]?.watching && a.health()[0]?.lastSuccessAt !== null
+    // Each folder's watch has taken its starting point once its position is in the store.
+    await waitFor(async () =>
+      a.health()[0]?.state === 'watching' &&
+      (await store.getWatchCursor(accountId, 'gmail-api:INBOX')) !== null &&
+      (await store.getWatchCursor(accountId, 'gmail-api:SPAM')) !== null
         ? true
         : undefined,
     );

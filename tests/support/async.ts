@@ -1,11 +1,12 @@
 /** Waiting on a condition instead of the clock, and collecting what an async iterator yields. */
 
 /**
- * Resolves with the first value `check` returns that is not undefined, checking every `intervalMs`; rejects
- * with what `check` throws, or after `timeoutMs` (a bound for a slow machine, not a delay the test relies on).
+ * Resolves with the first value `check` returns (or resolves to) that is not undefined, checking every
+ * `intervalMs`; rejects with what `check` throws, or after `timeoutMs` (a bound for a slow machine, not a delay
+ * the test relies on).
  */
 export function waitFor<T>(
-  check: () => T | undefined,
+  check: () => T | undefined | Promise<T | undefined>,
   timeoutMs = 10_000,
   {
     intervalMs = 10,
@@ -14,17 +15,21 @@ export function waitFor<T>(
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   return new Promise((resolve, reject) => {
+    const settle = (value: T | undefined) => {
+      if (value !== undefined) return resolve(value);
+      if (Date.now() > deadline)
+        return reject(new Error(typeof message === 'function' ? message() : message));
+      setTimeout(tick, intervalMs);
+    };
     const tick = () => {
-      let value: T | undefined;
+      let value: T | undefined | Promise<T | undefined>;
       try {
         value = check();
       } catch (err) {
         return reject(err);
       }
-      if (value !== undefined) return resolve(value);
-      if (Date.now() > deadline)
-        return reject(new Error(typeof message === 'function' ? message() : message));
-      setTimeout(tick, intervalMs);
+      if (value instanceof Promise) value.then(settle, reject);
+      else settle(value);
     };
     tick();
   });

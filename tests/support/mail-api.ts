@@ -94,8 +94,9 @@ export async function graphSetup(
   server.use(...microsoftFake.handlers(), ...graph.handlers());
   const store = options.store ?? memoryStore();
   const cipher = options.cipher ?? testCipher();
-  const make = () =>
+  const make = (extra: { readonly mailboxActivityFlushMs?: number } = {}) =>
     memoryAuth({
+      ...extra,
       providers: [
         microsoft({
           ...CLIENT,
