@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { ImapFlow } from 'imapflow';
 import { afterEach } from 'vitest';
-import type { AccountStore, MailboxAuth, SaslMechanism, StateStore } from '../../src/index.js';
+import type { AccountStore, Cipher, MailboxAuth, SaslMechanism, StateStore } from '../../src/index.js';
 import { memoryAuth } from './auth.js';
 import { type Dovecot, startDovecot } from './dovecot-server.js';
 import { listenSmtp, readMessage } from './loopback.js';
@@ -41,7 +41,7 @@ export interface MailSetup {
   readonly tokens: TokenServer;
   readonly dovecot: Dovecot;
   readonly auth: MailboxAuth;
-  /** The facade's store (memory). */
+  /** The facade's store (memory unless given). */
   readonly store: AccountStore & StateStore;
   readonly accountId: string;
   /** Account ids by email (Alice first, then `extraEmails`). */
@@ -57,6 +57,9 @@ export async function mailSetup(
     accessTokenTtlS?: number;
     sasl?: SaslMechanism;
     extraEmails?: readonly string[];
+    /** The facade's store and cipher. @default a memory store and a new key */
+    store?: AccountStore & StateStore;
+    cipher?: Cipher;
   } = {},
 ): Promise<MailSetup> {
   const tokens = await startTokenServer({
@@ -104,6 +107,8 @@ export async function mailSetup(
       }),
     ],
     refresh: { retry: { retries: 0 } },
+    ...(options.store === undefined ? {} : { store: options.store }),
+    ...(options.cipher === undefined ? {} : { cipher: options.cipher }),
   });
   const accountIds = new Map<string, string>();
   for (const email of [ALICE, ...(options.extraEmails ?? [])]) {
