@@ -22,6 +22,6 @@ export interface MailContext {
   readonly registry: ProviderRegistry;
   /** Hands out access tokens, and refreshes them when a server refuses one. */
   readonly refresher: TokenRefresher;
-  /** Where the clients' activity goes, to be written to the store for the fleet (none: kept per client). */
+  /** Where the clients' activity goes, to be written to the store for the fleet (none: kept per client). @internal */
   readonly activity?: ActivityRecorder;
 }

@@ -35,11 +35,18 @@ export interface FleetMailboxHealth {
   /** The last success of any instance (a delivery, a listing, a connection, a watch session). */
   readonly lastSuccessAt: Date | null;
   /** The last error of any instance: its code and bounded message. */
-  readonly lastError: { readonly code: string; readonly message: string; readonly at: Date } | null;
+  readonly lastError: {
+    /** The error's stable code. */
+    readonly code: string;
+    /** Its message, at most 300 characters. */
+    readonly message: string;
+    /** When it happened. */
+    readonly at: Date;
+  } | null;
 }
 
 /**
- * Options of {@link mailboxHealth}.
+ * Options of `auth.mailboxHealth(accountIds, options)`.
  *
  * @example
  * ```ts
