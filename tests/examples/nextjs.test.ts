@@ -2,7 +2,9 @@
  * examples/nextjs, end to end over HTTP: `next start` on the example's production build, then the routes a
  * browser hits. No network: Google's endpoints are static metadata and its callbacks here fail before any
  * token request; the whole flow (consent, token exchange, accounts page, SMTP, revocation) runs against the
- * repository's local OpenID Provider, the one `examples/nextjs/dev-provider.ts` starts for development.
+ * repository's local OpenID Provider, the one `examples/nextjs/dev-provider.ts` starts for development, with
+ * Dovecot as the mailbox's IMAP server when it is installed (required in CI): the watch orchestrator fed by
+ * the `connected` / `disconnected` events, and the initial sync after a connect, seen through `/api/inbox`.
  *
  * Needs the build: `npm run example:nextjs:build`. Without it the suite skips with a visible reason; CI builds
  * first and sets NEXTJS_EXAMPLE_REQUIRED=1, so there a missing build fails instead.
@@ -19,6 +21,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { completeDevLogin } from '../../examples/dev/dev-login.js';
 import { type LocalProvider, startLocalProvider } from '../../examples/dev/local-provider.js';
 import { type SmtpSink, startSmtpSink } from '../../examples/dev/smtp-sink.js';
+import { waitFor } from '../support/async.js';
+import { type Dovecot, dovecotAvailable, startDovecot } from '../support/dovecot-server.js';
 import { requireService } from '../support/services.js';
 
 const APP_DIR = fileURLToPath(new URL('../../examples/nextjs', import.meta.url));
@@ -55,7 +59,11 @@ async function startApp(env: Record<string, string>): Promise<RunningApp> {
   const port = await freePort();
   const inherited = { ...process.env };
   for (const name of Object.keys(inherited)) {
-    if (/^(GOOGLE_|MS_|TOKEN_KEY|APP_ORIGIN|DATABASE_|DEMO_SESSION|NODE_ENV$)/.test(name))
+    if (
+      /^(GOOGLE_|MS_|TOKEN_KEY|APP_ORIGIN|DATABASE_|DEMO_SESSION|LOCAL_|WATCH_MAILBOXES$|NODE_ENV$)/.test(
+        name,
+      )
+    )
       delete inherited[name];
   }
   const child: ChildProcess = spawn(
@@ -72,19 +80,22 @@ async function startApp(env: Record<string, string>): Promise<RunningApp> {
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`next start exited (${child.exitCode}):\n${output}`);
-    try {
-      await fetch(`${base}/favicon.ico`, { signal: AbortSignal.timeout(2_000) });
-      break;
-    } catch {
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`next start did not answer within 30 s:\n${output}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+  // Ready when it answers; a bound for a slow machine, checked as soon as the port is open.
+  try {
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`next start exited (${child.exitCode}):\n${output}`);
+        return fetch(`${base}/favicon.ico`, { signal: AbortSignal.timeout(2_000) }).then(
+          () => true,
+          () => undefined,
+        );
+      },
+      30_000,
+      { message: () => `next start did not answer within 30 s:\n${output}` },
+    );
+  } catch (error) {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    throw error;
   }
   return {
     base,
@@ -98,6 +109,22 @@ async function startApp(env: Record<string, string>): Promise<RunningApp> {
 
 const request = (app: RunningApp, path: string, init: RequestInit = {}) =>
   fetch(`${app.base}${path}`, { redirect: 'manual', ...init, signal: AbortSignal.timeout(15_000) });
+
+/** `GET /api/inbox`: what the example's watch orchestrator and initial syncs received (examples/nextjs/lib/inbox.ts). */
+interface InboxJson {
+  readonly watched: readonly {
+    readonly accountId: string;
+    readonly state: string;
+    readonly lastSuccessAt: string | null;
+    readonly initialSync: { readonly state: string; readonly unread?: number } | null;
+  }[];
+  readonly messages: readonly {
+    readonly accountId: string;
+    readonly via: 'watch' | 'initial sync';
+    readonly subject: string | null;
+    readonly from: string | null;
+  }[];
+}
 
 /** A page's HTML without the `<!-- -->` React puts between adjacent text parts. */
 const html = async (response: Response) => (await response.text()).replaceAll('<!-- -->', '');
@@ -225,19 +252,40 @@ describe.skipIf(!buildAvailable())('examples/nextjs (next start)', () => {
       ...init,
       headers: { cookie: `demo-user=${owner}`, ...(init.method === 'POST' ? { origin: ORIGIN } : {}) },
     });
+    // Dovecot is ada's IMAP server (bearer tokens checked against the provider), and the SMTP server
+    // delivers into it; without Dovecot (outside CI) the flow runs without IMAP and nothing is watched.
+    const withDovecot = dovecotAvailable();
+    const waiting = 'Waiting before the connect';
     let op: LocalProvider;
+    let dovecot: Dovecot | undefined;
     let sink: SmtpSink;
     let app: RunningApp;
     let accountId: string;
     let callbackSearch: string;
+    const inbox = async (owner: string): Promise<InboxJson> => {
+      const response = await request(app, '/api/inbox', as(owner));
+      expect(response.status, app.output()).toBe(200);
+      return (await response.json()) as InboxJson;
+    };
     beforeAll(async () => {
       op = await startLocalProvider({
         redirectUris: [callbackUri],
         clientId: 'nextjs-example',
         clientSecret: 'local-dev-secret',
       });
+      if (withDovecot) {
+        dovecot = await startDovecot({ introspectionUrl: op.introspectionUrl, mechanisms: ['xoauth2'] });
+        // Unread mail from before the connect: only the initial sync can find it.
+        dovecot.deliver(
+          'ada@example.com',
+          `From: grace@example.org\r\nTo: ada@example.com\r\nSubject: ${waiting}\r\nMessage-ID: <waiting@example.org>\r\n\r\nHello.\r\n`,
+        );
+      }
       sink = await startSmtpSink({
         validate: async (user, token) => (await op.introspect(token)).username === user,
+        deliver: (message) => {
+          for (const to of message.to) dovecot?.deliver(to, message.raw);
+        },
       });
       app = await startApp({
         APP_ORIGIN: ORIGIN,
@@ -245,11 +293,13 @@ describe.skipIf(!buildAvailable())('examples/nextjs (next start)', () => {
         TOKEN_KEY: CONFIGURED.TOKEN_KEY,
         LOCAL_OIDC_ISSUER: op.issuer,
         LOCAL_SMTP_PORT: String(sink.port),
+        ...(dovecot === undefined ? {} : { LOCAL_IMAP_PORT: String(dovecot.imapPort) }),
       });
     }, 40_000);
     afterAll(async () => {
       await app?.stop();
       await sink?.close();
+      await dovecot?.stop();
       await op?.close();
     });
 
@@ -276,6 +326,38 @@ describe.skipIf(!buildAvailable())('examples/nextjs (next start)', () => {
       expect(page).toContain('connected');
     });
 
+    it.skipIf(!withDovecot)(
+      'the connected event: the orchestrator watches the mailbox, and its initial sync found the waiting mail',
+      async () => {
+        const seen = await waitFor(
+          async () => {
+            const now = await inbox('ada');
+            const watch = now.watched.find((w) => w.accountId === accountId);
+            return watch?.state === 'watching' &&
+              watch.lastSuccessAt !== null &&
+              watch.initialSync?.state === 'done'
+              ? { now, watch }
+              : undefined;
+          },
+          15_000,
+          { message: () => `ada's mailbox is not watched and synced:\n${app.output()}` },
+        );
+        expect(seen.watch.initialSync).toEqual({ state: 'done', unread: 1 });
+        expect(seen.now.messages).toEqual([
+          expect.objectContaining({
+            accountId,
+            via: 'initial sync',
+            subject: waiting,
+            from: 'grace@example.org',
+          }),
+        ]);
+        const page = await html(await request(app, '/accounts', as('ada')));
+        expect(page).toContain('watching, initial sync: 1 unread');
+        expect(page).toContain('Latest mail');
+        expect(page).toContain(waiting);
+      },
+    );
+
     it('the callback is single use: a replay is refused before any token request', async () => {
       const replay = await request(app, `/api/oauth/local/callback${callbackSearch}`, as('ada'));
       expect(new URL(replay.headers.get('location') ?? '').searchParams.get('error')).toBe(
@@ -293,6 +375,7 @@ describe.skipIf(!buildAvailable())('examples/nextjs (next start)', () => {
         as('mallory', { method: 'POST' }),
       );
       expect(attempt.status).toBe(404);
+      expect(await inbox('mallory')).toEqual({ watched: [], messages: [] });
     });
 
     it('sends a test message over SMTP with the OAuth access token', async () => {
@@ -305,6 +388,27 @@ describe.skipIf(!buildAvailable())('examples/nextjs (next start)', () => {
       expect(sink.messages[0]?.to).toEqual(['ada@example.com']);
     });
 
+    it.skipIf(!withDovecot)(
+      'the watcher delivers the test message, which arrived in the INBOX after the connect',
+      async () => {
+        const messages = await waitFor(
+          async () => {
+            const now = await inbox('ada');
+            return now.messages.some((m) => m.via === 'watch') ? now.messages : undefined;
+          },
+          15_000,
+          { message: () => `the watcher delivered nothing:\n${app.output()}` },
+        );
+        expect(messages.map(({ via, subject }) => ({ via, subject }))).toEqual([
+          { via: 'watch', subject: 'oauth-mailbox: test message' },
+          { via: 'initial sync', subject: waiting },
+        ]);
+        // The mail from before the connect came from the initial sync only, never from the watcher.
+        expect(app.output().match(new RegExp(`new message for account ${accountId}: `, 'g'))).toHaveLength(1);
+        expect(await html(await request(app, '/accounts', as('ada')))).toContain('new, from the watcher');
+      },
+    );
+
     it('disconnects: revoked at the provider, gone from the page', async () => {
       const gone = await request(app, `/api/accounts/${accountId}/disconnect`, as('ada', { method: 'POST' }));
       expect(gone.status).toBe(303);
@@ -314,6 +418,21 @@ describe.skipIf(!buildAvailable())('examples/nextjs (next start)', () => {
       expect(page).toContain('the provider revoked the access');
       expect(page).toContain('No mailbox connected yet');
     });
+
+    it.skipIf(!withDovecot)(
+      'the disconnected event: the orchestrator no longer watches the mailbox',
+      async () => {
+        // Its owner is listed until `orchestrator.remove` resolved, so an empty list is the orchestrator's.
+        await waitFor(
+          async () => {
+            const now = await inbox('ada');
+            return now.watched.length === 0 && now.messages.length === 0 ? true : undefined;
+          },
+          10_000,
+          { message: () => `ada's mailbox is still watched:\n${app.output()}` },
+        );
+      },
+    );
   });
 
   describe('without any provider configured', () => {

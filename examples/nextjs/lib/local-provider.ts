@@ -1,7 +1,8 @@
 /**
  * DEVELOPMENT ONLY: the repository's local OpenID Provider (`npx tsx examples/nextjs/dev-provider.ts`), so
  * the whole flow runs without a Google or Microsoft app: any email signs in, a loopback SMTP server takes
- * the test message. Registered as `local` when `LOCAL_OIDC_ISSUER` is set; delete this file in your app.
+ * the test message, and Dovecot (when installed, `LOCAL_IMAP_PORT`) is the IMAP server the watcher reads.
+ * Registered as `local` when `LOCAL_OIDC_ISSUER` is set; delete this file in your app.
  */
 import { isLoopback, type MailboxClientOptions, type OAuthProvider, oidc } from 'oauth-mailbox';
 
@@ -45,4 +46,9 @@ export function localProvider(redirectUri: string, problems: string[]): OAuthPro
 export function mailboxOptions(provider: string): MailboxClientOptions {
   const loopback = { allowInsecureHosts: ['127.0.0.1'] };
   return provider === 'local' ? { imap: loopback, smtp: loopback } : {};
+}
+
+/** Whether a provider's mailboxes can be watched: the dev provider only has IMAP with `LOCAL_IMAP_PORT`. */
+export function watchable(provider: string): boolean {
+  return provider !== 'local' || Boolean(process.env.LOCAL_IMAP_PORT);
 }

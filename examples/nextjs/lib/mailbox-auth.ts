@@ -13,7 +13,8 @@
  * | `TOKEN_KEY`, `TOKEN_KEY_ID` | 32-byte AES key (base64, base64url or hex) and its id (default `k1`); random per process if unset, memory store only |
  * | `DATABASE_URL` | PostgreSQL: accounts and pending authorizations survive restarts and are shared between instances |
  * | `DATABASE_SCHEMA` | The PostgreSQL schema of the tables (default `public`) |
- * | `LOCAL_OIDC_ISSUER`, `LOCAL_SMTP_PORT` | Development: the local provider of `dev-provider.ts` (see lib/local-provider.ts) |
+ * | `WATCH_MAILBOXES` | `0`: no watch orchestrator in this process (serverless, or a separate worker watches); default on |
+ * | `LOCAL_OIDC_ISSUER`, `LOCAL_SMTP_PORT`, `LOCAL_IMAP_PORT` | Development: the local provider of `dev-provider.ts` (see lib/local-provider.ts) |
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -30,7 +31,8 @@ import {
 } from 'oauth-mailbox';
 import { postgresStore } from 'oauth-mailbox/postgres';
 import pg from 'pg';
-import { localProvider } from './local-provider';
+import { type Inboxes, watchInboxes } from './inbox';
+import { localProvider, mailboxOptions, watchable } from './local-provider';
 
 /** The configured library, or why it could not be configured (shown on the page, no secret in it). */
 export type MailboxSetup =
@@ -41,6 +43,8 @@ export type MailboxSetup =
       readonly origin: string;
       /** Where accounts are stored, for the page footer. */
       readonly storage: 'postgres' | 'memory';
+      /** The mailbox watchers and what they received; `undefined` with `WATCH_MAILBOXES=0`. */
+      readonly inboxes: Inboxes | undefined;
     }
   | { readonly ok: false; readonly problems: readonly string[] };
 
@@ -133,6 +137,7 @@ async function setUp(): Promise<MailboxSetup> {
   if (problems.length > 0 || cipher === undefined) return { ok: false, problems };
 
   let pool: pg.Pool | undefined;
+  let auth: MailboxAuth | undefined;
   try {
     let store: MailboxAuthOptions['store'];
     if (databaseUrl) {
@@ -148,13 +153,24 @@ async function setUp(): Promise<MailboxSetup> {
       store = memoryStore();
     }
     // allowedOrigins: every redirect URI is checked now (https outside localhost, no localhost in production).
-    const auth = createMailboxAuth({ providers, store, cipher, allowedOrigins: [origin] });
+    auth = createMailboxAuth({ providers, store, cipher, allowedOrigins: [origin] });
     auth.on('reauthorizationRequired', ({ accountId }) => {
       // Your app: email the owner, or flag the account in your UI. The accounts page shows the status.
       console.warn(`[oauth-mailbox example] account ${accountId} must be reconnected`);
     });
-    return { ok: true, auth, origin, storage: databaseUrl ? 'postgres' : 'memory' };
+    // Every connected mailbox watched, from the `connected` / `disconnected` events (lib/inbox.ts). Created
+    // here, so once per process like the `MailboxAuth`: the events are hooked once.
+    const inboxes =
+      process.env.WATCH_MAILBOXES === '0'
+        ? undefined
+        : await watchInboxes(auth, {
+            log: (line) => console.log(`[oauth-mailbox example] ${line}`),
+            clientOptions: mailboxOptions,
+            watchable,
+          });
+    return { ok: true, auth, origin, storage: databaseUrl ? 'postgres' : 'memory', inboxes };
   } catch (error) {
+    await auth?.close().catch(() => {});
     await pool?.end().catch(() => {});
     // A configuration mistake (a redirect URI the library refuses) is shown on the page; anything else
     // (the database is down) is thrown, and the next request tries again.

@@ -1,8 +1,10 @@
 /**
  * The owner's mailboxes: a server component reading the store directly (no API round trip), with the
- * outcome of the last action from the query string (`?status=success|error|disconnected|sent`).
+ * outcome of the last action from the query string (`?status=success|error|disconnected|sent`), each
+ * mailbox's watch, and the latest mail the watchers and initial syncs received (lib/inbox.ts).
  */
 import { type AccountHealth, isMailboxAuthError } from 'oauth-mailbox';
+import type { Inboxes } from '@/lib/inbox';
 import { getMailboxSetup } from '@/lib/mailbox-auth';
 import { currentOwner } from '@/lib/session';
 import { SetupProblem } from '../_components/setup-problem';
@@ -32,12 +34,28 @@ const one = (value: string | string[] | undefined): string | undefined =>
 const when = (date: Date | null): string =>
   date === null ? '—' : date.toISOString().replace('T', ' ').slice(0, 16);
 
+/** A mailbox's watch as one line: the orchestrator's state and its initial sync. */
+function watchSummary(inboxes: Inboxes | undefined, owner: string, accountId: string): string {
+  if (inboxes === undefined) return 'off';
+  const watch = inboxes.watched(owner).find((h) => h.accountId === accountId);
+  const sync = inboxes.initialSync(accountId);
+  const synced =
+    sync === undefined
+      ? ''
+      : sync.state === 'done'
+        ? `, initial sync: ${sync.unread} unread`
+        : sync.state === 'failed'
+          ? `, initial sync failed (${sync.code})`
+          : ', initial sync running';
+  return `${watch?.state ?? 'not watched'}${synced}`;
+}
+
 export default async function AccountsPage({ searchParams }: { searchParams: SearchParams }) {
   const setup = await getMailboxSetup();
   if (!setup.ok) return <SetupProblem problems={setup.problems} />;
   const owner = await currentOwner();
   if (owner === null) return <p className="notice error">Sign in first (see lib/session.ts).</p>;
-  const { auth } = setup;
+  const { auth, inboxes } = setup;
   const query = await searchParams;
 
   const providers = auth.listProviders();
@@ -102,6 +120,7 @@ export default async function AccountsPage({ searchParams }: { searchParams: Sea
             <tr>
               <th>Mailbox</th>
               <th>Status</th>
+              <th>Watch</th>
               <th>Last success</th>
               <th>Token expires</th>
               <th />
@@ -127,6 +146,7 @@ export default async function AccountsPage({ searchParams }: { searchParams: Sea
                     </>
                   )}
                 </td>
+                <td>{watchSummary(inboxes, owner, row.accountId)}</td>
                 <td>{when(row.lastSuccessAt)}</td>
                 <td>{when(row.tokenExpiresAt)}</td>
                 <td>
@@ -149,11 +169,59 @@ export default async function AccountsPage({ searchParams }: { searchParams: Sea
           </tbody>
         </table>
       )}
+      {inboxes !== undefined && health.length > 0 && (
+        <>
+          <h2>Latest mail</h2>
+          <LatestMail inboxes={inboxes} owner={owner} emails={health} />
+        </>
+      )}
       <p>
         <small>
           Signed in as <code>{owner}</code> (stub) · storage: {setup.storage}
         </small>
       </p>
     </section>
+  );
+}
+
+/** What the watchers delivered and the initial syncs found, newest first (as `GET /api/inbox`). */
+function LatestMail({
+  inboxes,
+  owner,
+  emails,
+}: {
+  inboxes: Inboxes;
+  owner: string;
+  emails: readonly AccountHealth[];
+}) {
+  const messages = inboxes.latest(owner);
+  if (messages.length === 0) return <p>Nothing received yet (reload after new mail arrives).</p>;
+  return (
+    <table>
+      <thead>
+        <tr>
+          <th>Mailbox</th>
+          <th>From</th>
+          <th>Subject</th>
+          <th>Received</th>
+        </tr>
+      </thead>
+      <tbody>
+        {messages.map((message) => (
+          <tr key={`${message.accountId}:${message.id}`}>
+            <td>{emails.find((row) => row.accountId === message.accountId)?.email ?? message.accountId}</td>
+            <td>{message.from ?? '—'}</td>
+            <td>{message.subject ?? '(no subject)'}</td>
+            <td>
+              {when(new Date(message.receivedAt))}
+              <br />
+              <small>
+                {message.via === 'watch' ? 'new, from the watcher' : 'unread at connect (initial sync)'}
+              </small>
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }
