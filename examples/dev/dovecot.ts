@@ -23,6 +23,8 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 
 export const DOVECOT = '/usr/sbin/dovecot';
+/** Dovecot's admin tool (dovecot-core, with the server): changes a mailbox's UIDVALIDITY in the tests. */
+export const DOVEADM = '/usr/bin/doveadm';
 /** Where Debian installs Dovecot's services (`imap` from dovecot-imapd, `submission` from dovecot-submissiond). */
 export const DOVECOT_LIBEXEC = '/usr/lib/dovecot';
 
@@ -121,6 +123,14 @@ export interface Dovecot {
   readonly dir: string;
   /** Put a raw RFC 822 message into `user`'s INBOX as new (unseen) mail, as a local delivery agent would. */
   deliver(user: string, raw: string | Buffer): void;
+  /**
+   * Give `user`'s `mailbox` another UIDVALIDITY (`doveadm mailbox update --uid-validity`), as a server that
+   * rebuilt its index or recreated the mailbox would: every UID a client kept is void. The messages and
+   * their UIDs stay; an IMAP session that has the mailbox selected is disconnected by Dovecot.
+   */
+  setUidValidity(user: string, mailbox: string, uidValidity: number): void;
+  /** The mailbox's UIDVALIDITY and next UID, as Dovecot keeps them (`doveadm mailbox status`). */
+  mailboxStatus(user: string, mailbox: string): { readonly uidValidity: number; readonly uidNext: number };
   /** Restart the server (same ports, same mail). */
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -265,7 +275,8 @@ passdb {
 }
 userdb {
   driver = static
-  args = uid=${user} gid=${group} home=${dir}/home/%u
+  # allow_all_users: doveadm can look a user up (the oauth2 passdb cannot answer a lookup without a token).
+  args = uid=${user} gid=${group} home=${dir}/home/%u allow_all_users=yes
 }
 service imap-login {${chroot}
   inet_listener imap {
@@ -339,6 +350,14 @@ service submission-login {${chroot}
   };
   await start();
   let delivered = 0;
+  /** `doveadm` on this server's config (its mail, its users), for `user`. */
+  const doveadm = (user: string, command: readonly string[], args: readonly string[]): string => {
+    if (!/^[^/\\\s]+@[^/\\\s]+$/.test(user)) throw new Error('doveadm: user must be an email address');
+    return execFileSync(DOVEADM, ['-c', join(dir, 'dovecot.conf'), ...command, '-u', user, ...args], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  };
   return {
     imapPort,
     imapsPort,
@@ -353,6 +372,16 @@ service submission-login {${chroot}
       writeFileSync(join(maildir, 'tmp', name), raw);
       renameSync(join(maildir, 'tmp', name), join(maildir, 'new', name));
       if (root) execFileSync('chown', ['-R', 'nobody:nogroup', join(dir, 'home', mailbox)]);
+    },
+    setUidValidity: (mailbox, folder, uidValidity) => {
+      if (!Number.isInteger(uidValidity) || uidValidity < 1 || uidValidity > 0xffffffff)
+        throw new Error('setUidValidity: uidValidity must be a 32-bit positive integer');
+      doveadm(mailbox, ['mailbox', 'update'], ['--uid-validity', String(uidValidity), folder]);
+    },
+    mailboxStatus: (mailbox, folder) => {
+      const out = doveadm(mailbox, ['-f', 'flow', 'mailbox', 'status'], ['uidvalidity uidnext', folder]);
+      const field = (name: string) => Number(new RegExp(`\\b${name}=(\\d+)`).exec(out)?.[1] ?? Number.NaN);
+      return { uidValidity: field('uidvalidity'), uidNext: field('uidnext') };
     },
     restart: async () => {
       await stop();

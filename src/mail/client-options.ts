@@ -103,8 +103,10 @@ export interface Watcher {
   /** The highest UID delivered so far (IMAP; `0` for the API transports). */
   readonly lastUid: number;
   /**
-   * Where the watch stands, to resume a later watch from it (`watch(fn, { cursor })`): the last delivered
-   * IMAP UID, a Gmail history id, or a Graph delta position. Opaque; `undefined` before the first session.
+   * Where the watch stands, to resume a later watch from it (`watch(fn, { cursor })`): for IMAP
+   * `<uidValidity>:<lastUid>:<watermark>` (the mailbox's UIDVALIDITY, the last delivered UID, the newest
+   * delivered message's INTERNALDATE in epoch ms, `0` before the first), a Gmail
+   * `<historyId>:<watermark>:<id>`, or a Graph delta position. Opaque; `undefined` before the first session.
    */
   readonly cursor: string | undefined;
   /**
@@ -129,9 +131,12 @@ export interface Watcher {
 export interface WatchOptions {
   /** The mailbox: an IMAP path, a Gmail label id, or a Graph folder (well-known name or id). @default the inbox */
   readonly mailbox?: string;
-  /** IMAP: deliver messages after this UID (a resume point). */
+  /** IMAP: deliver messages after this UID (a resume point), in the mailbox's current UIDVALIDITY. */
   readonly sinceUid?: number;
-  /** Resume from a {@link Watcher.cursor} of an earlier watch with the same transport. */
+  /**
+   * Resume from a {@link Watcher.cursor} of an earlier watch with the same transport. IMAP also takes a bare
+   * UID (an earlier version's cursor), counted in the mailbox's current UIDVALIDITY like `sinceUid`.
+   */
   readonly cursor?: string;
   /**
    * Keep the watch position in the store (per account, transport and folder): saved each time it moves,
@@ -259,15 +264,17 @@ export interface MailboxClientEvents {
   /**
    * The watch's resume point was gone and the transport resynchronized from its watermark, delivering what
    * arrived since (then `reconnected` with reason `resync` follows, as before): `history-expired` (Gmail
-   * forgot the history id), `delta-expired` (Graph refused the delta link: 410), or a host transport's own.
+   * forgot the history id), `delta-expired` (Graph refused the delta link: 410), `uidvalidity` (the IMAP
+   * mailbox's UIDVALIDITY changed: its index was rebuilt or it was recreated, so the UIDs kept were void),
+   * or a host transport's own.
    */
   resynced: {
     /** The account. */
     readonly accountId: string;
     /** The folder watched (`undefined`: the inbox). */
     readonly mailbox: string | undefined;
-    /** Why. */
-    readonly reason: string;
+    /** Why (see above). */
+    readonly reason: 'history-expired' | 'delta-expired' | 'uidvalidity' | (string & {});
   };
   /** A message was skipped: its callback failed on every attempt (see {@link WatchOptions.retry}). */
   messageFailed: FailedMessage;

@@ -24,6 +24,7 @@ import type {
 } from './client-options.js';
 import type { MailContext } from './context.js';
 import { type DeliveryHost, deliverMessage, deliverySettings } from './delivery.js';
+import { lastUidOf } from './imap-transport.js';
 import type { MailMessage, SentMail } from './message.js';
 import type { MailTransportDriver, TransportDefinition, WatchRun } from './transport.js';
 import { transportTable } from './transports.js';
@@ -323,8 +324,7 @@ export class MailboxClient extends TypedEvents<MailboxClientEvents> {
     const imap = () => (this.#resolved?.name ?? this.#transport) === 'imap';
     const watcher: Watcher = {
       get lastUid() {
-        const uid = Number(run.cursor);
-        return imap() && /^\d+$/.test(run.cursor ?? '') && Number.isSafeInteger(uid) ? uid : 0;
+        return imap() ? lastUidOf(run.cursor) : 0;
       },
       get cursor() {
         return run.cursor;

@@ -4,7 +4,7 @@
  * @internal
  * @module
  */
-import type { FetchMessageObject, ImapFlow } from 'imapflow';
+import type { FetchMessageObject, ImapFlow, MailboxObject } from 'imapflow';
 import type { SendMailOptions } from 'nodemailer';
 import { InvalidArgumentError, MailConnectionError } from '../errors.js';
 import { listenForAbort } from '../internal/abort.js';
@@ -27,6 +27,75 @@ import {
  * @internal
  */
 export const FETCH_WINDOW = 10;
+
+/** A day in milliseconds: IMAP's `SEARCH SINCE` takes a day, not a time. */
+const DAY_MS = 86_400_000;
+
+/**
+ * An IMAP watch position: the UIDVALIDITY its UID counts in, the last UID delivered, and the watermark a
+ * resync starts from when the mailbox's UIDs change.
+ * @internal
+ */
+export interface ImapCursor {
+  /** The mailbox's UIDVALIDITY (decimal) when `lastUid` was delivered; `''`: not known (a bare UID). */
+  readonly uidValidity: string;
+  /** The highest UID delivered, or the watch's baseline (the mailbox's highest UID when it started). */
+  readonly lastUid: number;
+  /** The INTERNALDATE (epoch ms, to the second) of the newest message delivered; `0`: none yet. */
+  readonly watermark: number;
+}
+
+/** `<uidValidity>:<lastUid>:<watermark>`. @internal */
+export function encodeImapCursor(cursor: ImapCursor): string {
+  return `${cursor.uidValidity}:${cursor.lastUid}:${cursor.watermark}`;
+}
+
+/**
+ * Read an IMAP watch position: `<uidValidity>:<lastUid>:<watermark>`, or a bare UID (a position saved before
+ * 0.2, `sinceUid`, or a host's own), read as that UID with the UIDVALIDITY unknown and no watermark. Anything
+ * else is an `InvalidArgumentError`.
+ * @internal
+ */
+export function decodeImapCursor(value: string): ImapCursor {
+  const match = /^(?:(\d{1,10}):(\d{1,10}):(\d{1,16})|(\d{1,16}))$/.exec(value);
+  const lastUid = Number(match?.[2] ?? match?.[4]);
+  const watermark = Number(match?.[3] ?? 0);
+  if (match === null || !Number.isSafeInteger(lastUid) || !Number.isSafeInteger(watermark)) {
+    throw new InvalidArgumentError('cursor is not an IMAP watch position (use watcher.cursor of an IMAP watch)');
+  }
+  return { uidValidity: match[1] ?? '', lastUid, watermark };
+}
+
+/** The last delivered UID of an IMAP watch position (`0`: none, or not an IMAP position). @internal */
+export function lastUidOf(cursor: string | undefined): number {
+  if (cursor === undefined) return 0;
+  try {
+    return decodeImapCursor(cursor).lastUid;
+  } catch {
+    return 0;
+  }
+}
+
+/** A message's INTERNALDATE in epoch ms (`undefined`: the server gave none that parses). */
+function receivedAt(message: FetchMessageObject): number | undefined {
+  const date = message.internalDate;
+  const ms = date instanceof Date ? date.getTime() : typeof date === 'string' ? Date.parse(date) : Number.NaN;
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+/** UIDs as an IMAP sequence set, runs of consecutive UIDs as ranges (`1:3,5,7:8`). */
+function uidSet(uids: readonly number[]): string {
+  const sorted = [...new Set(uids)].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    const start = sorted[i] as number;
+    let end = start;
+    while (sorted[i + 1] === end + 1) end = sorted[++i] as number;
+    parts.push(start === end ? String(start) : `${start}:${end}`);
+    i++;
+  }
+  return parts.join(',');
+}
 
 /** What the IMAP transport needs from the client's options. */
 export interface ImapTransportOptions {
@@ -234,13 +303,24 @@ export class ImapTransportDriver implements MailTransportDriver {
   }
 
   /**
-   * One connected period: its own IMAP connection; the baseline is the mailbox's next UID; messages after the
-   * cursor are delivered, IDLE in between (re-issued every `idleRestartMs`), until the token nears expiry
-   * (`'renew'`: the client reconnects with a fresh token) or the connection drops (throws).
+   * One connected period: its own IMAP connection; the baseline is the mailbox's highest UID; messages after
+   * the cursor's UID are delivered, IDLE in between (re-issued every `idleRestartMs`), until the token nears
+   * expiry (`'renew'`: the client reconnects with a fresh token) or the connection drops (throws).
+   *
+   * The cursor (`<uidValidity>:<lastUid>:<watermark>`) also keeps the mailbox's UIDVALIDITY and the
+   * watermark: the INTERNALDATE of the newest message delivered. When the opened mailbox has another
+   * UIDVALIDITY (its index rebuilt, or the mailbox recreated: the UIDs kept name other messages, if any), the
+   * gap is resynced from the watermark: the messages received at or after it are delivered oldest first
+   * (those of the watermark's second again: IMAP dates are to the second), and the watch goes on past the
+   * mailbox's highest UID in the new UIDVALIDITY (`resynced`, reason `uidvalidity`). With no watermark yet
+   * (nothing delivered), it goes on from the mailbox's highest UID. A bare UID (an earlier version's cursor,
+   * `sinceUid`) is counted in the mailbox's current UIDVALIDITY.
    */
   async watchSession(run: WatchRun): Promise<'renew' | undefined> {
     const mailbox = run.mailbox ?? 'INBOX';
     const { signal } = run;
+    // Another transport's position (or garbage) is refused before connecting.
+    const given = run.cursor === undefined ? undefined : decodeImapCursor(run.cursor);
     let imap: ImapFlow | undefined;
     try {
       imap = await connectImap(
@@ -251,9 +331,18 @@ export class ImapTransportDriver implements MailTransportDriver {
       );
       const token = await this.#context.refresher.getAccessToken(this.#accountId);
       const box = await imap.mailboxOpen(mailbox);
-      if (run.cursor === undefined) run.cursor = String(box.uidNext - 1); // only messages from now on
+      const uidValidity = String(box.uidValidity);
+      // No position: only messages from now on. A bare UID counts in the mailbox's UIDs as they are now.
+      // Another UIDVALIDITY than the position's is resynced by the session.
+      const cursor: ImapCursor =
+        given === undefined
+          ? { uidValidity, lastUid: box.uidNext - 1, watermark: 0 }
+          : given.uidValidity === ''
+            ? { ...given, uidValidity }
+            : given;
+      run.cursor = encodeImapCursor(cursor);
       run.ready();
-      return await this.#session(imap, mailbox, run, token.expiresAt);
+      return await this.#session(imap, mailbox, run, cursor, token.expiresAt);
     } finally {
       if (imap !== undefined) {
         if (imap.usable) await imap.logout().catch(() => imap?.close());
@@ -266,9 +355,11 @@ export class ImapTransportDriver implements MailTransportDriver {
     imap: ImapFlow,
     mailbox: string,
     run: WatchRun,
+    from: ImapCursor,
     expiresAt: Date | null,
   ): Promise<'renew' | undefined> {
     const { signal } = run;
+    let cursor = from;
     let wake: (() => void) | undefined;
     let pending = true; // catch up first: messages that arrived while disconnected
     let closed = false;
@@ -281,6 +372,10 @@ export class ImapTransportDriver implements MailTransportDriver {
       wake?.();
     };
     imap.on('exists', onExists);
+    // imapflow selects the mailbox again when it finds its UIDVALIDITY changed (its STATUS polling, for a
+    // server without IDLE): caught up (resynced) like an arrival. Dovecot closes the connection instead, and
+    // the next session resyncs.
+    imap.on('mailboxOpen', onExists);
     imap.on('close', onClose);
     const { idleRestartMs, renewBeforeExpiryMs } = this.#options;
     try {
@@ -289,15 +384,26 @@ export class ImapTransportDriver implements MailTransportDriver {
         if (closed) throw new Error('the IMAP connection was closed');
         if (pending) {
           pending = false;
-          const lastUid = Number(run.cursor);
+          if (String(this.#selected(imap).uidValidity) !== cursor.uidValidity) {
+            const resynced = await this.#resync(imap, mailbox, run, cursor);
+            if (resynced === undefined) return undefined; // stopped: the cursor keeps the old UIDVALIDITY
+            cursor = resynced;
+            run.cursor = encodeImapCursor(cursor);
+            run.resynced('uidvalidity');
+            pending = true; // what arrived after the resync's search
+            continue;
+          }
+          const lastUid = cursor.lastUid;
           for await (const message of imap.fetch(
             `${lastUid + 1}:*`,
-            { uid: true, envelope: true, flags: true, source: true },
+            { uid: true, envelope: true, flags: true, source: true, internalDate: true },
             { uid: true },
           )) {
             if (message.uid <= lastUid) continue; // `n:*` returns the last message when n is past the end
             await run.deliver(toMessage(message, mailbox));
-            run.cursor = String(message.uid);
+            const at = receivedAt(message) ?? 0;
+            cursor = { ...cursor, lastUid: message.uid, watermark: Math.max(cursor.watermark, at) };
+            run.cursor = encodeImapCursor(cursor);
           }
           continue;
         }
@@ -326,8 +432,87 @@ export class ImapTransportDriver implements MailTransportDriver {
       }
     } finally {
       imap.off('exists', onExists);
+      imap.off('mailboxOpen', onExists);
       imap.off('close', onClose);
     }
+  }
+
+  /** The mailbox the watch's connection has selected (none: the server closed it, a `MailConnectionError`). */
+  #selected(imap: ImapFlow): MailboxObject {
+    if (imap.mailbox === false) {
+      throw new MailConnectionError('The watched IMAP mailbox is no longer selected', {
+        accountId: this.#accountId,
+        protocol: 'imap',
+      });
+    }
+    return imap.mailbox;
+  }
+
+  /**
+   * The mailbox's UIDs are not the ones the cursor counts in (another UIDVALIDITY): deliver, oldest first,
+   * the messages received at or after the watermark (`UID SEARCH SINCE` the day before its day, IMAP search
+   * dates being days, then each message's INTERNALDATE compared), fetched `FETCH_WINDOW` at a time, and go on
+   * from the new UIDVALIDITY past the mailbox's highest UID. While it runs the cursor keeps the old
+   * UIDVALIDITY and only its watermark moves: a resync cut short (a stop, a crash, a drop) starts again
+   * from the newest message it delivered. Resolves with the new cursor, or `undefined` when the watch
+   * stopped first.
+   */
+  async #resync(
+    imap: ImapFlow,
+    mailbox: string,
+    run: WatchRun,
+    from: ImapCursor,
+  ): Promise<ImapCursor | undefined> {
+    const box = this.#selected(imap);
+    const uidValidity = String(box.uidValidity);
+    // Messages with a higher UID arrived after the search below: the session's catch-up delivers them.
+    let highest = box.uidNext - 1;
+    // Nothing delivered yet, so no watermark: nothing to resync from but now.
+    if (from.watermark === 0) return { uidValidity, lastUid: highest, watermark: 0 };
+    const since = new Date(Math.floor(from.watermark / DAY_MS) * DAY_MS - DAY_MS);
+    // imapflow answers a failed SEARCH with `false`, not an error: a dropped connection is not "nothing new".
+    const found = await imap.search({ since }, { uid: true });
+    if (found === false || found === undefined) {
+      throw new MailConnectionError('The IMAP search of the messages since the watermark failed', {
+        accountId: this.#accountId,
+        protocol: 'imap',
+      });
+    }
+    const due: { readonly uid: number; readonly at: number }[] = [];
+    if (found.length > 0) {
+      for await (const message of imap.fetch(uidSet(found), { uid: true, internalDate: true }, { uid: true })) {
+        highest = Math.max(highest, message.uid);
+        // A message without a date the server gives is delivered (last): never lost for want of one.
+        const at = receivedAt(message) ?? Number.POSITIVE_INFINITY;
+        if (at >= from.watermark) due.push({ uid: message.uid, at });
+      }
+    }
+    due.sort((a, b) => a.at - b.at || a.uid - b.uid);
+    let cursor = from;
+    for (let start = 0; start < due.length; start += FETCH_WINDOW) {
+      if (run.signal.aborted) return undefined;
+      const window = due.slice(start, start + FETCH_WINDOW);
+      const fetched = new Map<number, FetchMessageObject>();
+      for await (const message of imap.fetch(
+        uidSet(window.map((m) => m.uid)),
+        { uid: true, envelope: true, flags: true, source: true },
+        { uid: true },
+      )) {
+        fetched.set(message.uid, message);
+      }
+      for (const { uid, at } of window) {
+        const message = fetched.get(uid);
+        if (message === undefined) continue; // expunged since the search
+        if (run.signal.aborted) return undefined;
+        await run.deliver(toMessage(message, mailbox));
+        if (Number.isFinite(at) && at > cursor.watermark) {
+          cursor = { ...cursor, watermark: at };
+          run.cursor = encodeImapCursor(cursor);
+        }
+      }
+    }
+    if (run.signal.aborted) return undefined;
+    return { uidValidity, lastUid: highest, watermark: cursor.watermark };
   }
 }
 

@@ -56,9 +56,9 @@ export interface WatchRun {
   /** The mailbox; `undefined`: the transport's inbox. */
   readonly mailbox: string | undefined;
   /**
-   * Where the watch resumes and how far it got: the last delivered IMAP UID (decimal), a Gmail history id,
-   * a Graph delta position, or a host transport's own position. `undefined` until the first session set its
-   * baseline ("from now on"). The transport advances it after each delivery.
+   * Where the watch resumes and how far it got: an IMAP `<uidValidity>:<lastUid>:<watermark>`, a Gmail
+   * `<historyId>:<watermark>:<id>`, a Graph delta position, or a host transport's own position. `undefined`
+   * until the first session set its baseline ("from now on"). The transport advances it after each delivery.
    */
   cursor: string | undefined;
   /** Aborts when the watch stops: end the session (resolve). */

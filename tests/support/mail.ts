@@ -46,8 +46,11 @@ export interface MailSetup {
   readonly accountId: string;
   /** Account ids by email (Alice first, then `extraEmails`). */
   readonly accountIds: ReadonlyMap<string, string>;
-  /** Put a message into a mailbox directly (as an MTA would); Alice's by default. */
-  deliver(subject: string, options?: { seen?: boolean; to?: string }): Promise<void>;
+  /**
+   * Put a message into a mailbox directly (as an MTA would); Alice's by default. `internalDate`: the date the
+   * server records as received (IMAP APPEND's date; to the second), else now.
+   */
+  deliver(subject: string, options?: { seen?: boolean; to?: string; internalDate?: Date }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -67,7 +70,7 @@ export async function mailSetup(
   });
   // A delivery path that does not depend on the library: its own token, allowed by the token server.
   let dovecot: Dovecot | undefined;
-  const append = async (raw: string, flags: string[] = [], mtaEmail = ALICE) => {
+  const append = async (raw: string, flags: string[] = [], mtaEmail = ALICE, internalDate?: Date) => {
     const rt = tokens.issueRefreshToken(mtaEmail);
     const res = await fetch(`${tokens.url}/token`, {
       method: 'POST',
@@ -84,7 +87,7 @@ export async function mailSetup(
       logger: false,
     });
     await client.connect();
-    await client.append('INBOX', raw, flags);
+    await client.append('INBOX', raw, flags, internalDate);
     await client.logout();
   };
   const sink = await startDeliveringSink((raw) => append(raw));
@@ -137,6 +140,7 @@ export async function mailSetup(
         `From: sender@example.com\r\nTo: ${deliverOptions.to ?? ALICE}\r\nSubject: ${subject}\r\nMessage-ID: <${randomBytes(6).toString('hex')}@example.com>\r\n\r\nBody of ${subject}\r\n`,
         deliverOptions.seen ? ['\\Seen'] : [],
         deliverOptions.to ?? ALICE,
+        deliverOptions.internalDate,
       ),
     close: async () => {
       auth.refresher.close();
