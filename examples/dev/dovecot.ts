@@ -129,6 +129,14 @@ export interface Dovecot {
    * their UIDs stay; an IMAP session that has the mailbox selected is disconnected by Dovecot.
    */
   setUidValidity(user: string, mailbox: string, uidValidity: number): void;
+  /**
+   * Delete `user`'s `mailbox` with its messages and create it again empty (`doveadm mailbox delete`, then
+   * `create`), as a user or an admin recreating a folder would: it gets a new UIDVALIDITY and its UIDs start
+   * at 1 again, so a UID kept from before may name a new message.
+   */
+  recreateMailbox(user: string, mailbox: string): void;
+  /** Create `user`'s `mailbox` (`doveadm mailbox create`). */
+  createMailbox(user: string, mailbox: string): void;
   /** The mailbox's UIDVALIDITY and next UID, as Dovecot keeps them (`doveadm mailbox status`). */
   mailboxStatus(user: string, mailbox: string): { readonly uidValidity: number; readonly uidNext: number };
   /** Restart the server (same ports, same mail). */
@@ -377,6 +385,13 @@ service submission-login {${chroot}
       if (!Number.isInteger(uidValidity) || uidValidity < 1 || uidValidity > 0xffffffff)
         throw new Error('setUidValidity: uidValidity must be a 32-bit positive integer');
       doveadm(mailbox, ['mailbox', 'update'], ['--uid-validity', String(uidValidity), folder]);
+    },
+    recreateMailbox: (mailbox, folder) => {
+      doveadm(mailbox, ['mailbox', 'delete'], [folder]);
+      doveadm(mailbox, ['mailbox', 'create'], [folder]);
+    },
+    createMailbox: (mailbox, folder) => {
+      doveadm(mailbox, ['mailbox', 'create'], [folder]);
     },
     mailboxStatus: (mailbox, folder) => {
       const out = doveadm(mailbox, ['-f', 'flow', 'mailbox', 'status'], ['uidvalidity uidnext', folder]);

@@ -61,7 +61,9 @@ export function decodeImapCursor(value: string): ImapCursor {
   const lastUid = Number(match?.[2] ?? match?.[4]);
   const watermark = Number(match?.[3] ?? 0);
   if (match === null || !Number.isSafeInteger(lastUid) || !Number.isSafeInteger(watermark)) {
-    throw new InvalidArgumentError('cursor is not an IMAP watch position (use watcher.cursor of an IMAP watch)');
+    throw new InvalidArgumentError(
+      'cursor is not an IMAP watch position (use watcher.cursor of an IMAP watch)',
+    );
   }
   return { uidValidity: match[1] ?? '', lastUid, watermark };
 }
@@ -480,7 +482,11 @@ export class ImapTransportDriver implements MailTransportDriver {
     }
     const due: { readonly uid: number; readonly at: number }[] = [];
     if (found.length > 0) {
-      for await (const message of imap.fetch(uidSet(found), { uid: true, internalDate: true }, { uid: true })) {
+      for await (const message of imap.fetch(
+        uidSet(found),
+        { uid: true, internalDate: true },
+        { uid: true },
+      )) {
         highest = Math.max(highest, message.uid);
         // A message without a date the server gives is delivered (last): never lost for want of one.
         const at = receivedAt(message) ?? Number.POSITIVE_INFINITY;

@@ -48,9 +48,12 @@ export interface MailSetup {
   readonly accountIds: ReadonlyMap<string, string>;
   /**
    * Put a message into a mailbox directly (as an MTA would); Alice's by default. `internalDate`: the date the
-   * server records as received (IMAP APPEND's date; to the second), else now.
+   * server records as received (IMAP APPEND's date; to the second), else now. `mailbox`: the folder (INBOX).
    */
-  deliver(subject: string, options?: { seen?: boolean; to?: string; internalDate?: Date }): Promise<void>;
+  deliver(
+    subject: string,
+    options?: { seen?: boolean; to?: string; internalDate?: Date; mailbox?: string },
+  ): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -70,7 +73,13 @@ export async function mailSetup(
   });
   // A delivery path that does not depend on the library: its own token, allowed by the token server.
   let dovecot: Dovecot | undefined;
-  const append = async (raw: string, flags: string[] = [], mtaEmail = ALICE, internalDate?: Date) => {
+  const append = async (
+    raw: string,
+    flags: string[] = [],
+    mtaEmail = ALICE,
+    internalDate?: Date,
+    mailbox = 'INBOX',
+  ) => {
     const rt = tokens.issueRefreshToken(mtaEmail);
     const res = await fetch(`${tokens.url}/token`, {
       method: 'POST',
@@ -87,7 +96,7 @@ export async function mailSetup(
       logger: false,
     });
     await client.connect();
-    await client.append('INBOX', raw, flags, internalDate);
+    await client.append(mailbox, raw, flags, internalDate);
     await client.logout();
   };
   const sink = await startDeliveringSink((raw) => append(raw));
@@ -141,6 +150,7 @@ export async function mailSetup(
         deliverOptions.seen ? ['\\Seen'] : [],
         deliverOptions.to ?? ALICE,
         deliverOptions.internalDate,
+        deliverOptions.mailbox,
       ),
     close: async () => {
       auth.refresher.close();
