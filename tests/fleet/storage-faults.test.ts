@@ -131,8 +131,9 @@ describe.each(harnesses)('storage faults: $name', (harness) => {
     closers.push(async () => refresher.close());
 
     const pending = refresher.getAccessToken(a.id);
-    // The refresh request is at the provider (400 ms); the database goes away now.
-    await new Promise((r) => setTimeout(r, 150));
+    // The refresh request is at the provider (the token rotated; its answer comes 400 ms later, a timer due
+    // after the one that sees it arrive): the database goes away now.
+    await waitFor(() => (server.stats.refreshes === 1 ? true : undefined));
     proxy.cut();
     const token = await pending;
     expect(token.accessToken).toBe(server.latest('a@example.com').accessToken);
@@ -144,7 +145,10 @@ describe.each(harnesses)('storage faults: $name', (harness) => {
     expect((await refresher.getAccessToken(a.id)).accessToken).toBe(token.accessToken);
     await expect(refresher.getAccessToken(b.id)).rejects.toBeInstanceOf(StorageError);
 
-    await new Promise((r) => setTimeout(r, 500));
+    // The background write is retried while the database is away (and fails), then it comes back.
+    const retrying = () =>
+      logger.lines.some((l) => l.includes('retrying the store write of refreshed tokens'));
+    await waitFor(() => (retrying() ? true : undefined));
     proxy.restore();
     await waitFor(() => (refresher.pendingWrites().length === 0 ? true : undefined), 10_000).catch(() => {});
     expect(refresher.pendingWrites()).toEqual([]);

@@ -1,7 +1,7 @@
 /** The Gmail API transport against the msw emulation of the Gmail API (real response and error shapes). */
 import { inspect } from 'node:util';
 import { HttpResponse, http } from 'msw';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   ConfigurationError,
   google,
@@ -15,9 +15,33 @@ import {
 } from '../../src/index.js';
 import { all, waitFor } from '../support/async.js';
 import { CLIENT, GOOGLE_REDIRECT, mswServer } from '../support/flow.js';
-import { ADA, expectMissingMessage, FAST_API, gmailSetup, recordingApi } from '../support/mail-api.js';
+import {
+  ADA,
+  expectMissingMessage,
+  FAST_API,
+  gmailSetup,
+  recordingApi,
+  waitForPollRounds,
+} from '../support/mail-api.js';
 
 const server = mswServer();
+
+/**
+ * Every wait of the library goes through `node:timers/promises` (src/internal/timers.ts): each one's length is
+ * recorded here (and waited as usual), so a test reads how long the watcher chose to stay away instead of
+ * waiting that long itself.
+ */
+const waits = vi.hoisted((): number[] => []);
+vi.mock('node:timers/promises', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:timers/promises')>();
+  const setTimeout = ((...args: Parameters<typeof real.setTimeout>) => {
+    waits.push(Number(args[0]));
+    return real.setTimeout(...args);
+  }) as typeof real.setTimeout;
+  return { ...real, setTimeout, default: { ...real, setTimeout } };
+});
+/** The longest delay a Node timer honours: a longer one would fire after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
 
 describe('Gmail API transport', () => {
   it('is chosen by the preset, which asks for gmail.modify and gmail.send instead of https://mail.google.com/', async () => {
@@ -63,9 +87,10 @@ describe('Gmail API transport', () => {
 
   it('streams unread messages page by page (constant memory), newest first, with source, and marks them read', async () => {
     const { auth, accountId, gmail } = await gmailSetup(server);
-    for (const subject of ['one', 'two', 'three', 'four', 'five']) {
-      gmail.deliver({ subject, from: '"Sender" <sender@example.com>', date: new Date(Date.now() - 1000) });
-      await new Promise((r) => setTimeout(r, 2));
+    // Each a few milliseconds after the one before, a second ago.
+    const since = Date.now() - 1000;
+    for (const [i, subject] of ['one', 'two', 'three', 'four', 'five'].entries()) {
+      gmail.deliver({ subject, from: '"Sender" <sender@example.com>', date: new Date(since + 2 * i) });
     }
     gmail.deliver({ subject: 'read already', labelIds: ['INBOX'] });
     const mailbox = auth.mailbox(accountId, { api: { ...FAST_API, pageSize: 2 } });
@@ -500,22 +525,30 @@ describe('Gmail API transport', () => {
         reconnect: { minDelayMs: 10, maxDelayMs: 20 },
       });
       const errors: (number | undefined)[] = [];
-      mailbox.on('error', (e) => errors.push((e.error as { retryAfterMs?: number }).retryAfterMs));
+      let waitAfterError = -1;
+      mailbox.on('error', (e) => {
+        errors.push((e.error as { retryAfterMs?: number }).retryAfterMs);
+        // The watch loop begins its wait as soon as the error is reported (in the same turn): the next one.
+        waitAfterError = waits.length;
+      });
       const watcher = mailbox.watch(() => {});
       await waitFor(() => (watcher.cursor !== undefined ? true : undefined));
       gmail.throttleNext(10, { retryAfterS });
       await waitFor(() => (errors.length > 0 ? true : undefined));
-      await new Promise((r) => setTimeout(r, 500));
+      // The wait before the next poll is the Retry-After (what a timer takes of it), not the 10-20 ms backoff.
+      expect(waits[waitAfterError]).toBe(Math.min(retryAfterS * 1000, MAX_TIMER_MS));
       expect(gmail.stats.faults).toBe(1); // no poll during the Retry-After (dozens without the fix)
       expect(errors).toEqual([retryAfterS * 1000]);
       await watcher.stop();
+      expect(gmail.stats.faults).toBe(1);
     }
   });
 
   it('watches with history.list: only new messages, in order, once; resumes from the cursor; resyncs after a 404', async () => {
     const { auth, accountId, gmail } = await gmailSetup(server);
     gmail.deliver({ subject: 'before the watch' });
-    const mailbox = auth.mailbox(accountId, { api: { ...FAST_API, pageSize: 2 } });
+    const { api, urls } = recordingApi({ pageSize: 2 });
+    const mailbox = auth.mailbox(accountId, { api });
     const received: string[] = [];
     const reasons: string[] = [];
     mailbox.on('reconnected', (e) => reasons.push(e.reason));
@@ -526,7 +559,7 @@ describe('Gmail API transport', () => {
     for (const s of ['a', 'b', 'c']) gmail.deliver({ subject: s });
     gmail.deliver({ subject: 'sent by me', labelIds: ['SENT'] });
     await waitFor(() => (received.length >= 3 ? true : undefined));
-    await new Promise((r) => setTimeout(r, 150)); // a few more polls: nothing delivered twice
+    await waitForPollRounds(urls); // the watch went over the history again: nothing delivered twice
     expect(received).toEqual(['a', 'b', 'c']);
     expect(mailbox.health()).toMatchObject({ watching: true, connected: true, messagesLast24h: 3 });
     await watcher.stop();

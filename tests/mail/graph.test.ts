@@ -12,7 +12,14 @@ import {
 import { primaryTokenIsGraph } from '../../src/mail/graph.js';
 import { all, waitFor } from '../support/async.js';
 import { CLIENT, MS_REDIRECT, mswServer } from '../support/flow.js';
-import { expectMissingMessage, FAST_API, GRACE, graphSetup, recordingApi } from '../support/mail-api.js';
+import {
+  expectMissingMessage,
+  FAST_API,
+  GRACE,
+  graphSetup,
+  recordingApi,
+  waitForPollRounds,
+} from '../support/mail-api.js';
 
 const server = mswServer();
 
@@ -227,7 +234,8 @@ describe('Microsoft Graph transport', () => {
   it('watches with delta: new messages once (not read-state changes), resumes from the cursor, and resyncs after 410 without loss', async () => {
     const { auth, accountId, graph } = await graphSetup(server);
     graph.deliver({ subject: 'old', receivedAt: new Date(Date.now() - 60_000) });
-    const mailbox = auth.mailbox(accountId, { transport: 'graph', api: { ...FAST_API, pageSize: 2 } });
+    const { api, urls } = recordingApi({ pageSize: 2 });
+    const mailbox = auth.mailbox(accountId, { transport: 'graph', api });
     const received: MailMessage[] = [];
     const reasons: string[] = [];
     mailbox.on('reconnected', (e) => reasons.push(e.reason));
@@ -239,7 +247,7 @@ describe('Microsoft Graph transport', () => {
     await waitFor(() => (received.length >= 3 ? true : undefined));
     graph.setRead(received[0]?.id as string, true); // a change delta may report: not a new message
     graph.remove(received[1]?.id as string);
-    await new Promise((r) => setTimeout(r, 200));
+    await waitForPollRounds(urls); // the watch went over both changes: neither is a new message
     expect(received.map((m) => m.subject)).toEqual(['a', 'b', 'c']);
     expect(received[0]?.source?.toString()).toContain('Body of a');
     await watcher.stop();
@@ -262,7 +270,7 @@ describe('Microsoft Graph transport', () => {
     await waitFor(() => (received.some((m) => m.subject === 'during the expiry') ? true : undefined));
     graph.deliver({ subject: 'after' });
     await waitFor(() => (received.some((m) => m.subject === 'after') ? true : undefined));
-    await new Promise((r) => setTimeout(r, 150));
+    await waitForPollRounds(urls); // and over the mailbox again: nothing delivered twice
     expect(received.map((m) => m.subject)).toEqual([
       'a',
       'b',
@@ -357,11 +365,12 @@ describe('Microsoft Graph transport', () => {
     const { auth, make, accountId, graph } = await graphSetup(server);
     const other = make(); // a second instance on the same store
     const received: string[] = [];
-    const orchestrators = ['a', 'b'].map((name, i) =>
+    const instances = ['a', 'b'].map((name) => ({ name, ...recordingApi() })); // each its own requests
+    const orchestrators = instances.map(({ name, api }, i) =>
       (i === 0 ? auth : other).watchOrchestrator({
         holderId: name,
         leaseTtlMs: 600,
-        mailbox: { transport: 'graph', api: FAST_API },
+        mailbox: { transport: 'graph', api },
         onMessage: (id, message) => {
           received.push(`${name} ${id === accountId} ${message.subject}`);
         },
@@ -375,7 +384,9 @@ describe('Microsoft Graph transport', () => {
     );
     graph.deliver({ subject: 'to the orchestrator' });
     await waitFor(() => (received.length > 0 ? true : undefined));
-    await new Promise((r) => setTimeout(r, 200));
+    // The instance watching polled the mailbox again: a second delivery would be in by now.
+    const holder = orchestrators.findIndex((o) => o.health().some((h) => h.state === 'watching'));
+    await waitForPollRounds(instances[holder]?.urls ?? []);
     expect(received).toHaveLength(1);
     expect(received[0]).toMatch(/^[ab] true to the orchestrator$/);
     const watching = orchestrators.flatMap((o) => o.health()).filter((h) => h.state === 'watching');

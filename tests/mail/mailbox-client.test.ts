@@ -169,7 +169,7 @@ describe.skipIf(!dovecotAvailable())('MailboxClient (Dovecot)', () => {
     await deliver('old');
     const mailbox = auth.mailbox(accountId, { imap: LOCAL, renewBeforeExpiryMs: 1500 });
     const { received, reconnects, watcher } = watchSubjects(mailbox);
-    await new Promise((r) => setTimeout(r, 500));
+    await watcher.ready; // the baseline is taken: 'old' is not new, what comes next is
     await deliver('one');
     await deliver('two');
     await waitFor(() => (received.length >= 2 ? true : undefined));
@@ -185,9 +185,17 @@ describe.skipIf(!dovecotAvailable())('MailboxClient (Dovecot)', () => {
 
   it('re-issues IDLE on its interval and keeps delivering', async () => {
     const { auth, accountId, deliver } = await setup();
+    // Each IDLE restart ends the IDLE with a NOOP: counted, with the connection it went over.
+    const noops: ImapFlow[] = [];
+    const noop = ImapFlow.prototype.noop;
+    vi.spyOn(ImapFlow.prototype, 'noop').mockImplementation(function (this: ImapFlow) {
+      noops.push(this);
+      return noop.call(this);
+    });
     const mailbox = auth.mailbox(accountId, { imap: LOCAL, idleRestartMs: 200 });
     const { received, reconnects, watcher } = watchSubjects(mailbox);
-    await new Promise((r) => setTimeout(r, 1000)); // several IDLE restarts (a NOOP each), same connection
+    await waitFor(() => (noops.length >= 3 ? true : undefined)); // several IDLE restarts
+    expect(new Set(noops).size).toBe(1); // all on the same connection
     await deliver('after idle restarts');
     await waitFor(() => (received.includes('after idle restarts') ? true : undefined));
     expect(reconnects).toEqual([]);
@@ -222,7 +230,7 @@ describe.skipIf(!dovecotAvailable())('MailboxClient (Dovecot)', () => {
       reconnect: { minDelayMs: 100, maxDelayMs: 500 },
     });
     const { received, reconnects, watcher } = watchSubjects(mailbox);
-    await new Promise((r) => setTimeout(r, 300));
+    await watcher.ready; // connected, baseline taken: what arrives while away is caught up on return
     proxy.cut();
     await dovecot.restart();
     await deliver('while away'); // delivered directly, while the watcher is disconnected

@@ -1,6 +1,7 @@
 /** WatchOrchestrator against a real Dovecot: two instances split the accounts; a crash is taken over. */
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigurationError, InvalidArgumentError, type WatchOrchestrator } from '../../src/index.js';
+import { waitFor } from '../support/async.js';
 import { dovecotAvailable } from '../support/dovecot-server.js';
 import { type MailSetup, mailSetup } from '../support/mail.js';
 
@@ -13,14 +14,6 @@ afterEach(async () => {
 
 const EMAILS = ['bob@example.com', 'carol@example.com', 'dave@example.com'];
 const LOCAL = { allowInsecureHosts: ['127.0.0.1'] };
-
-async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe.skipIf(!dovecotAvailable())('WatchOrchestrator (Dovecot)', () => {
   it('splits accounts between two instances by leases, delivers once, and takes over a crashed instance', async () => {
@@ -45,25 +38,37 @@ describe.skipIf(!dovecotAvailable())('WatchOrchestrator (Dovecot)', () => {
     const a = make('instance-a');
     const b = make('instance-b');
     const watching = () => [...a.health(), ...b.health()].filter((h) => h.state === 'watching');
-    await until(() => watching().length === ids.length);
+    await waitFor(() => (watching().length === ids.length ? true : undefined));
     // Each account is watched by exactly one instance.
     expect(new Set(watching().map((h) => h.accountId)).size).toBe(ids.length);
-    await new Promise((r) => setTimeout(r, 300));
-    for (const email of setup.accountIds.keys()) await setup.deliver(`for ${email}`, { to: email });
-    await until(() => received.length === ids.length);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(received.length).toBe(ids.length); // exactly once
+    // Each watcher's first session is up (its baseline taken: a message delivered now is new to it).
+    await waitFor(() => (watching().every((h) => h.lastSuccessAt !== null) ? true : undefined));
+    const emails = [...setup.accountIds.keys()];
+    const subjects = (prefix: string) =>
+      received.filter((r) => r.subject.startsWith(prefix)).map((r) => r.subject);
+    for (const email of emails) await setup.deliver(`for ${email}`, { to: email });
+    await waitFor(() => (received.length >= ids.length ? true : undefined));
+    // Each watcher delivers in order: once it has delivered a later message, a second delivery of the
+    // first would be in already.
+    for (const email of emails) await setup.deliver(`later for ${email}`, { to: email });
+    await waitFor(() => (subjects('later for ').length >= ids.length ? true : undefined));
+    expect(subjects('for ').sort()).toEqual(emails.map((e) => `for ${e}`).sort()); // exactly once
+    expect(subjects('later for ').sort()).toEqual(emails.map((e) => `later for ${e}`).sort());
+    expect(received).toHaveLength(2 * ids.length);
     // Instance A "crashes": its leases are not released; B picks its accounts up within the lease TTL.
     const fromA = a
       .health()
       .filter((h) => h.state === 'watching')
       .map((h) => h.accountId);
     await a.stopAll({ releaseLeases: false });
-    await until(() => b.health().filter((h) => h.state === 'watching').length === ids.length, 8000);
+    await waitFor(
+      () => (b.health().filter((h) => h.state === 'watching').length === ids.length ? true : undefined),
+      8000,
+    );
     const email =
       [...setup.accountIds].find(([, id]) => id === fromA[0])?.[0] ?? [...setup.accountIds.keys()][0];
     await setup.deliver('after the crash', { to: email as string });
-    await until(() => received.some((r) => r.subject === 'after the crash'));
+    await waitFor(() => (received.some((r) => r.subject === 'after the crash') ? true : undefined));
     expect(received.find((r) => r.subject === 'after the crash')?.instance).toBe('instance-b');
     expect(b.health().every((h) => h.leased)).toBe(true);
   }, 40_000);
@@ -87,18 +92,21 @@ describe.skipIf(!dovecotAvailable())('WatchOrchestrator (Dovecot)', () => {
     o.add(alice);
     o.add(erin);
     o.add(alice); // idempotent
-    await until(() => o.health().filter((h) => h.state === 'watching').length === 2);
+    await waitFor(() => (o.health().filter((h) => h.state === 'watching').length === 2 ? true : undefined));
     await o.refresh(alice);
-    await until(() => o.health().find((h) => h.accountId === alice)?.state === 'watching');
-    await new Promise((r) => setTimeout(r, 300));
+    // The new watcher's first session is up (a new client: no success before it).
+    await waitFor(() => {
+      const health = o.health().find((h) => h.accountId === alice);
+      return health?.state === 'watching' && health.lastSuccessAt !== null ? true : undefined;
+    });
     await setup.deliver('after refresh');
-    await until(() => received.includes('after refresh'));
+    await waitFor(() => (received.includes('after refresh') ? true : undefined));
     await o.remove(erin);
     expect(o.health().map((h) => h.accountId)).toEqual([alice]);
     setup.tokens.revoke('alice@example.com');
     setup.tokens.expireAccessTokens('alice@example.com');
     await o.refresh(alice);
-    await until(() => stopped.includes(alice), 10_000);
+    await waitFor(() => (stopped.includes(alice) ? true : undefined), 10_000);
     expect(o.health()[0]?.state).toBe('stopped');
   }, 40_000);
 

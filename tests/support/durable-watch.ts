@@ -108,13 +108,12 @@ export function describeDurableWatch(
 }
 
 /** The saved position of the account, once `check` accepts it (by default: once there is one). */
-async function waitForStored(
+function waitForStored(
   t: Transport,
   check: (cursor: string | undefined) => boolean = (c) => c !== undefined,
 ): Promise<string> {
-  for (;;) {
+  return waitFor(async () => {
     const cursor = (await t.store.getWatchCursor(t.accountId, t.key)) ?? undefined;
-    if (check(cursor) && cursor !== undefined) return cursor;
-    await new Promise((r) => setTimeout(r, 10));
-  }
+    return check(cursor) && cursor !== undefined ? cursor : undefined;
+  });
 }

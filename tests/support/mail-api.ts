@@ -17,6 +17,7 @@ import {
   type TelemetryOptions,
 } from '../../src/index.js';
 import { fakeGmailApi, fakeGoogle, fakeGraph, fakeMicrosoft } from '../../src/testing/index.js';
+import { waitFor } from './async.js';
 import { defined, memoryAuth, testCipher } from './auth.js';
 import { CLIENT, GOOGLE_REDIRECT, MS_REDIRECT } from './flow.js';
 
@@ -40,6 +41,33 @@ export function recordingApi(extra: MailApiOptions = {}) {
     },
   };
   return { api, urls, bearers };
+}
+
+/**
+ * Watch poll rounds begun so far, read from the URLs {@link recordingApi} recorded: each round's first request,
+ * a Gmail `history.list` without a `pageToken` or a Graph delta request without a `$skiptoken` (the pages
+ * after it carry those).
+ */
+export function pollRounds(urls: readonly URL[]): number {
+  return urls.filter(
+    (u) =>
+      (u.pathname.endsWith('/history') && !u.searchParams.has('pageToken')) ||
+      (u.pathname.endsWith('/messages/delta') && !u.searchParams.has('$skiptoken')),
+  ).length;
+}
+
+/**
+ * Resolves once `rounds` more poll rounds (default 2) have begun than now. A watch polls one round at a time:
+ * the first round begun after this call sees what the mailbox holds now, and the next one begins only once
+ * that round was handled (its messages delivered). So "nothing more is delivered" is checked after the watch
+ * went over the mailbox again, not after a delay.
+ */
+export async function waitForPollRounds(urls: readonly URL[], rounds = 2): Promise<void> {
+  const target = pollRounds(urls) + rounds;
+  await waitFor(() => (pollRounds(urls) >= target ? true : undefined), 10_000, {
+    message: () =>
+      `timed out waiting for ${rounds} more poll rounds (${pollRounds(urls)} of ${target} begun)`,
+  });
 }
 
 export async function gmailSetup(
