@@ -7,8 +7,9 @@ export function recording<T extends { query: (...args: never[]) => unknown }>(
     get(target, name) {
       const value = Reflect.get(target, name, target);
       if (name !== 'query') return typeof value === 'function' ? value.bind(target) : value;
-      return (text: string, ...rest: unknown[]) => {
-        texts.push(text);
+      // A node-postgres named statement comes as `{ name, text, values }`: its text is recorded.
+      return (text: string | { text: string }, ...rest: unknown[]) => {
+        texts.push(typeof text === 'string' ? text : text.text);
         return (value as (...a: unknown[]) => unknown).call(target, text, ...rest);
       };
     },
