@@ -539,6 +539,13 @@ const SCALE_SIZES: Record<ScaleEngine, readonly number[]> = SMOKE
         Redis: [1000, 10_000, 50_000, 100_000],
       };
 
+// BENCH_SCALE_ENGINES=memory,PostgreSQL measures only those engines (a partial run, for a quicker look).
+const ONLY_ENGINES = process.env.BENCH_SCALE_ENGINES?.split(',');
+if (ONLY_ENGINES !== undefined) {
+  for (const engine of Object.keys(SCALE_SIZES) as ScaleEngine[])
+    if (!ONLY_ENGINES.includes(engine)) delete (SCALE_SIZES as Partial<typeof SCALE_SIZES>)[engine];
+}
+
 async function scale() {
   const concurrency = 50;
   const latency = 20;

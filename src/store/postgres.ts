@@ -421,6 +421,8 @@ export class PostgresStore implements contract.AccountStore, StateStore {
   readonly #prepared: boolean;
   /** Statement names by text; emptied (with a new generation in the names) when PostgreSQL refuses a cached plan. */
   readonly #names = new Map<string, string>();
+  /** The texts of account writes, by kind and whether they release a lease (see `#writeText`). */
+  readonly #writeTexts = new Map<string, string>();
   #generation = 0;
 
   constructor(options: PostgresStoreOptions) {
@@ -444,18 +446,10 @@ export class PostgresStore implements contract.AccountStore, StateStore {
     const t = (name: string) => `"${schema}"."${prefix}${name}"`;
     this.#accounts = t('accounts');
     this.#leases = t('leases');
-    const readAndLeaseFn = t('read_and_lease');
+    const readAndLease = `SELECT * FROM ${t('read_and_lease')}($1::text[], $2::bigint[], $3, $4, $5)`;
     this.#reads = new ReadBatcher(
       (ids, due, holder, expiresAt, now) =>
-        this.#run('readAndLease', () =>
-          this.#exec(`SELECT * FROM ${readAndLeaseFn}($1::text[], $2::bigint[], $3, $4, $5)`, [
-            ids,
-            due,
-            holder,
-            expiresAt,
-            now,
-          ]),
-        ),
+        this.#run('readAndLease', () => this.#exec(readAndLease, [ids, due, holder, expiresAt, now])),
       this.#now,
     );
     this.#states = t('states');
@@ -577,6 +571,36 @@ export class PostgresStore implements contract.AccountStore, StateStore {
     return this.#write('putAccountAndRelease', record, expectedVersion, options.holder);
   }
 
+  /**
+   * The text of an account write (an insert, or an update at an expected version), releasing the writer's
+   * lease in the same statement when `releasing`; built once per store (each text is also a prepared
+   * statement's name and key).
+   */
+  #writeText(kind: 'insert' | 'update', releasing: boolean): string {
+    const key = `${kind}:${releasing}`;
+    let text = this.#writeTexts.get(key);
+    if (text !== undefined) return text;
+    // The lease delete runs only with the written row (a data-modifying CTE always runs; it sees `w`).
+    const release = (n: number) =>
+      releasing
+        ? `, d AS (DELETE FROM ${this.#leases} WHERE account_id IN (SELECT id FROM w) AND holder = $${n})`
+        : '';
+    const returning = `SELECT ${COLUMNS.split(', ')
+      .map((c) => `w.${c}`)
+      .join(', ')}, ${this.#notifyWritten()} AS notified FROM ${this.#writtenFrom}`;
+    text =
+      kind === 'insert'
+        ? `WITH w AS (INSERT INTO ${this.#accounts} (id, provider, owner, email, email_key, scopes, status, token_expires_at, created_at, updated_at, last_refreshed_at, last_error, consecutive_failures, metadata, secret, version)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12::jsonb, $13, $14::jsonb, $15, 1)
+           ON CONFLICT DO NOTHING RETURNING ${COLUMNS})${release(16)} ${returning}`
+        : `WITH w AS (UPDATE ${this.#accounts} SET provider = $2, owner = $3, email = $4, email_key = $5, scopes = $6::jsonb, status = $7,
+             token_expires_at = $8, updated_at = $9, last_refreshed_at = $10, last_error = $11::jsonb,
+             consecutive_failures = $12, metadata = $13::jsonb, secret = $14, version = version + 1
+           WHERE id = $1 AND version = $15 RETURNING ${COLUMNS})${release(16)} ${returning}`;
+    this.#writeTexts.set(key, text);
+    return text;
+  }
+
   async #write(
     operation: string,
     record: contract.AccountRecordInput,
@@ -601,35 +625,19 @@ export class PostgresStore implements contract.AccountStore, StateStore {
       record.secret,
     ];
     let rows: unknown[];
-    // The lease delete runs only with the written row (a data-modifying CTE always runs; it sees `w`).
-    const release = (n: number) =>
-      holder === undefined
-        ? ''
-        : `, d AS (DELETE FROM ${this.#leases} WHERE account_id IN (SELECT id FROM w) AND holder = $${n})`;
-    const returning = `SELECT ${COLUMNS.split(', ')
-      .map((c) => `w.${c}`)
-      .join(', ')}, ${this.#notifyWritten()} AS notified FROM ${this.#writtenFrom}`;
     try {
       if (expectedVersion === null) {
         ({ rows } = await this.#exec(
-          `WITH w AS (INSERT INTO ${this.#accounts} (id, provider, owner, email, email_key, scopes, status, token_expires_at, created_at, updated_at, last_refreshed_at, last_error, consecutive_failures, metadata, secret, version)
-           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12::jsonb, $13, $14::jsonb, $15, 1)
-           ON CONFLICT DO NOTHING RETURNING ${COLUMNS})${release(16)} ${returning}`,
+          this.#writeText('insert', holder !== undefined),
           holder === undefined ? values : [...values, holder],
         ));
       } else {
-        ({ rows } = await this.#exec(
-          `WITH w AS (UPDATE ${this.#accounts} SET provider = $2, owner = $3, email = $4, email_key = $5, scopes = $6::jsonb, status = $7,
-             token_expires_at = $8, updated_at = $9, last_refreshed_at = $10, last_error = $11::jsonb,
-             consecutive_failures = $12, metadata = $13::jsonb, secret = $14, version = version + 1
-           WHERE id = $1 AND version = $15 RETURNING ${COLUMNS})${release(16)} ${returning}`,
-          [
-            ...values.slice(0, 8),
-            ...values.slice(9),
-            expectedVersion,
-            ...(holder === undefined ? [] : [holder]),
-          ],
-        ));
+        ({ rows } = await this.#exec(this.#writeText('update', holder !== undefined), [
+          ...values.slice(0, 8),
+          ...values.slice(9),
+          expectedVersion,
+          ...(holder === undefined ? [] : [holder]),
+        ]));
       }
     } catch (cause) {
       if ((cause as { code?: unknown }).code === '23505') {
