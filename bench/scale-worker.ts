@@ -125,14 +125,10 @@ async function openEngine(input: ScaleWorkerInput): Promise<Engine> {
   };
 }
 
-/**
- * The median of `runs` timings of `fn`, in milliseconds; each after a full GC, so that a sample does not pay
- * for the garbage of what ran before it (the seeding of tens of thousands of accounts).
- */
+/** The median of `runs` timings of `fn`, in milliseconds. */
 async function time(fn: () => Promise<unknown>, runs: number): Promise<number> {
   const samples: number[] = [];
   for (let i = 0; i < runs; i++) {
-    global.gc?.();
     const t = performance.now();
     await fn();
     samples.push(performance.now() - t);
