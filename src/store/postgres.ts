@@ -104,7 +104,8 @@ export interface PostgresStoreOptions {
    * values }`): each connection parses and plans a statement once, not at every call (the bulk refresh of
    * 10k accounts spends about 40% less time in PostgreSQL). Turn it off behind a pooler that cannot keep
    * prepared statements across transactions (PgBouncer in transaction mode before 1.21, or without
-   * `max_prepared_statements`). `true` with a client that is not node-postgres is a `ConfigurationError`.
+   * `max_prepared_statements`); a statement found gone (26000) also turns it off for the store.
+   * `true` with a client that is not node-postgres is a `ConfigurationError`.
    * @default true for a node-postgres Pool or Client, false otherwise (PGlite)
    */
   readonly preparedStatements?: boolean;
@@ -417,8 +418,11 @@ export class PostgresStore implements contract.AccountStore, StateStore {
   readonly #migrations: string;
   /** The notification channel of this schema and prefix (a LISTEN identifier and a pg_notify literal). */
   readonly #channel: string;
-  /** Whether parameterized statements are sent as named prepared statements (see the option). */
-  readonly #prepared: boolean;
+  /**
+   * Whether parameterized statements are sent as named prepared statements (see the option); turned off for
+   * good when a prepared statement is found gone (26000), as a transaction pooler makes them.
+   */
+  #prepared: boolean;
   /** Statement names by text; emptied (with a new generation in the names) when PostgreSQL refuses a cached plan. */
   readonly #names = new Map<string, string>();
   /** The texts of account writes, by kind and whether they release a lease (see `#writeText`). */
@@ -1171,8 +1175,10 @@ export class PostgresStore implements contract.AccountStore, StateStore {
   /**
    * One parameterized statement, named (prepared once per connection) when the store prepares statements.
    * A plan PostgreSQL refuses to reuse (0A000: a table changed under it, as a migration by another process
-   * does) or a statement a pooler dropped (26000) is sent once more unnamed, and the names change so the
-   * next calls prepare it again.
+   * does) is sent once more unnamed, and the names change so the next calls prepare it again. A statement
+   * found gone (26000: a transaction pooler, which lends another server connection each time, or a
+   * `DISCARD ALL`) is sent once more unnamed, and the store prepares nothing from then on: a pooler would
+   * make every call fail once before it succeeds.
    */
   async #exec(text: string, params: unknown[]): ReturnType<Queryable['query']> {
     if (!this.#prepared) return this.#client.query(text, params);
@@ -1192,8 +1198,9 @@ export class PostgresStore implements contract.AccountStore, StateStore {
       });
     } catch (cause) {
       const sqlState = (cause as { code?: unknown } | null)?.code;
-      if (sqlState !== '0A000' && sqlState !== '26000') throw cause;
-      this.#generation++;
+      if (sqlState === '26000') this.#prepared = false;
+      else if (sqlState === '0A000') this.#generation++;
+      else throw cause;
       this.#names.clear();
       return this.#client.query(text, params);
     }

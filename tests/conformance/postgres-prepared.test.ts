@@ -83,16 +83,49 @@ describe.skipIf(!DATABASE_URL)('PostgreSQL prepared statements (DATABASE_URL)', 
     expect(after.some((name) => !before.includes(name))).toBe(true); // a new generation of names
   });
 
-  it('a statement a pooler dropped (26000: DEALLOCATE ALL, DISCARD ALL) is sent again', async () => {
-    const { client, store, persistence, id } = await setup();
+  it('a statement a pooler dropped (26000: DEALLOCATE ALL, DISCARD ALL) is sent again, and nothing is prepared after', async () => {
+    const { client, store, persistence, id, prepared } = await setup();
     await store.getAccount(id);
     await client.query('DEALLOCATE ALL');
     expect((await store.getAccount(id))?.id).toBe(id);
-    // Writes too: nothing is written twice or lost.
-    await client.query('DEALLOCATE ALL');
+    // From then on every statement goes unnamed (a pooler would drop them again): writes too, none lost.
     await persistence.saveTokens(id, { accessToken: 'at2', expiresAt: Date.now() + 3_600_000 });
     expect((await persistence.load(id)).tokens?.accessToken).toBe('at2');
     expect((await store.getAccount(id))?.version).toBe(2);
+    expect(await prepared()).toEqual([]);
+  });
+
+  it('a write whose prepared statement was dropped is written once', async () => {
+    const { client, persistence, store, id } = await setup();
+    await persistence.saveTokens(id, { accessToken: 'at2', expiresAt: Date.now() + 3_600_000 });
+    await client.query('DEALLOCATE ALL');
+    await persistence.saveTokens(id, { accessToken: 'at3', expiresAt: Date.now() + 3_600_000 });
+    expect((await persistence.load(id)).tokens?.accessToken).toBe('at3');
+    expect((await store.getAccount(id))?.version).toBe(3);
+  });
+
+  it('prepares at most 256 statements on a connection; past that they go unnamed, and still work', async () => {
+    const { store, id, prepared } = await setup();
+    // Listings of many shapes (metadata key counts × status lists × owner, provider and expiry filters or
+    // not): far more than 256 distinct statements.
+    const statuses = ['active', 'reauth_required', 'error', 'revoked'] as const;
+    for (let keys = 1; keys <= 16; keys++) {
+      const metadata = Object.fromEntries(Array.from({ length: keys }, (_, k) => [`k${k}`, 'v']));
+      for (let mask = 1; mask < 16; mask++) {
+        const status = statuses.filter((_, b) => (mask >> b) & 1);
+        for (let extra = 0; extra < 4; extra++) {
+          const page = await store.listAccounts({
+            metadata,
+            status: [...status],
+            ...(extra & 1 ? { owner: 'o' } : {}),
+            ...(extra & 2 ? { provider: 'local', expiresBefore: Date.now() } : {}),
+          });
+          expect(page.records).toEqual([]); // the account has no metadata
+        }
+      }
+    }
+    expect((await prepared()).length).toBe(256);
+    expect((await store.listAccounts({ status: 'active' })).records.map((a) => a.id)).toEqual([id]);
   });
 
   it('an error of the statement itself is not retried', async () => {
